@@ -1,0 +1,164 @@
+// Package chtest gives integration tests a real ClickHouse: one managed server
+// per test binary, started on first use, and a fresh pair of databases per
+// test, dropped when the test ends.
+//
+// Every package that uses it runs its tests through Run:
+//
+//	func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+//
+// A missing clickhouse-server fails the test with the install command; it
+// never skips.
+package chtest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+// maxDatabases is how many test database pairs one test binary may create; the
+// reader user is allowed exactly these published databases.
+const maxDatabases = 400
+
+var (
+	mu       sync.Mutex
+	running  bool
+	server   *clickhouse.Local
+	tempDir  string
+	startErr error
+	counter  atomic.Int64
+)
+
+// Run runs the tests and stops the server afterwards. Use it from TestMain.
+func Run(m *testing.M) int {
+	mu.Lock()
+	running = true
+	mu.Unlock()
+	code := m.Run()
+	mu.Lock()
+	defer mu.Unlock()
+	if server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := server.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "chtest: stop clickhouse:", err)
+		}
+		cancel()
+	}
+	if tempDir != "" {
+		os.RemoveAll(tempDir)
+	}
+	return code
+}
+
+// Server returns the test binary's ClickHouse server, starting it if needed.
+func Server(t testing.TB) *clickhouse.Local {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if !running {
+		t.Fatal("chtest: call os.Exit(chtest.Run(m)) from TestMain")
+	}
+	if server == nil && startErr == nil {
+		server, startErr = start()
+	}
+	if startErr != nil {
+		t.Fatalf("chtest: %v", startErr)
+	}
+	return server
+}
+
+func start() (*clickhouse.Local, error) {
+	dir, err := os.MkdirTemp("", "herd-chtest-")
+	if err != nil {
+		return nil, err
+	}
+	tempDir = dir
+	dbs := []string{clickhouse.DefaultDatabases.Pub}
+	for i := 1; i <= maxDatabases; i++ {
+		dbs = append(dbs, names(int64(i)).Pub)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return clickhouse.StartLocal(ctx, clickhouse.LocalConfig{
+		Dir:             filepath.Join(dir, "clickhouse"),
+		ReaderDatabases: dbs,
+		Log:             slog.New(slog.DiscardHandler),
+	})
+}
+
+func names(n int64) clickhouse.Databases {
+	return clickhouse.Databases{Raw: fmt.Sprintf("t%d_herd_raw", n), Pub: fmt.Sprintf("t%d_herd", n)}
+}
+
+// DB is one test's view of the server: its own database pair and clients for
+// both users.
+type DB struct {
+	Server *clickhouse.Local
+	// Names of this test's databases; the reader may read Pub only.
+	Names clickhouse.Databases
+	// Writer has Pub as its default database; Reader likewise.
+	Writer *clickhouse.Client
+	Reader *clickhouse.Client
+}
+
+// New creates an empty database pair for t and drops it when t ends.
+func New(t testing.TB) *DB {
+	t.Helper()
+	srv := Server(t)
+	n := counter.Add(1)
+	if n > maxDatabases {
+		t.Fatalf("chtest: more than %d test databases in one binary", maxDatabases)
+	}
+	db := &DB{Server: srv, Names: names(n)}
+	var err error
+	if db.Writer, err = clickhouse.New(srv.Writer().WithDatabase(db.Names.Pub), nil); err != nil {
+		t.Fatal(err)
+	}
+	if db.Reader, err = clickhouse.New(srv.Reader().WithDatabase(db.Names.Pub), nil); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := clickhouse.New(srv.Writer(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{db.Names.Raw, db.Names.Pub} {
+		if err := admin.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+name); err != nil {
+			t.Fatalf("chtest: create database %s: %v", name, err)
+		}
+	}
+	t.Cleanup(func() {
+		db.Writer.Close()
+		db.Reader.Close()
+		for _, name := range []string{db.Names.Raw, db.Names.Pub} {
+			if err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name); err != nil {
+				t.Errorf("chtest: drop database %s: %v", name, err)
+			}
+		}
+		admin.Close()
+	})
+	return db
+}
+
+// Migrated is New followed by herd's migrations.
+func Migrated(t testing.TB) *DB {
+	t.Helper()
+	db := New(t)
+	ms, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clickhouse.Migrate(context.Background(), db.Writer, db.Names, ms, nil); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}

@@ -1,0 +1,97 @@
+package clickhouse
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Exception codes herd acts on. The full list is in ClickHouse's
+// src/Common/ErrorCodes.cpp; the numbers are stable across releases.
+const (
+	CodeSyntaxError        = 62
+	CodeTableAlreadyExists = 57
+	CodeUnknownTable       = 60
+	CodeUnknownDatabase    = 81
+	CodeDatabaseExists     = 82
+	CodeReadonly           = 164
+	CodeQueryCancelled     = 394
+	CodeAccessDenied       = 291
+	CodeAuthFailed         = 193
+	CodeUnknownUser        = 192
+	CodeTooManyQueries     = 202
+	CodeMemoryLimit        = 241
+	CodeTimeoutExceeded    = 159
+)
+
+// Exception is an error the ClickHouse server reported. Match it with
+// errors.As, or test a code with IsCode.
+type Exception struct {
+	// Code is the server's exception code (0 if the answer carried none).
+	Code int
+	// Name is the symbolic name newer servers add ("SYNTAX_ERROR"); empty on 18.16.
+	Name string
+	// Message is the server's text without the code prefix and version suffix.
+	Message string
+	// Status is the HTTP status of the answer; 200 for an exception that
+	// arrived in the middle of a streamed result.
+	Status int
+}
+
+func (e *Exception) Error() string {
+	var b strings.Builder
+	b.WriteString("clickhouse: code ")
+	b.WriteString(strconv.Itoa(e.Code))
+	if e.Name != "" {
+		b.WriteString(" (" + e.Name + ")")
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// IsCode reports whether err is, or wraps, a server exception with one of codes.
+func IsCode(err error, codes ...int) bool {
+	var ex *Exception
+	if !errors.As(err, &ex) {
+		return false
+	}
+	for _, c := range codes {
+		if ex.Code == c {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	// 18.16: "Code: 62, e.displayText() = DB::Exception: msg, e.what() = DB::Exception"
+	oldException = regexp.MustCompile(`(?s)Code: (\d+), e\.displayText\(\) = (?:DB::Exception: )?(.*?)(?:, e\.what\(\) = [\w:]+)?\s*$`)
+	// current: "Code: 62. DB::Exception: msg. (SYNTAX_ERROR) (version 24.3.1.1)"
+	newException = regexp.MustCompile(`(?s)Code: (\d+)\. (?:DB::Exception: )?(.*?)(?: \(([A-Z_0-9]+)\))?(?: \(version .*\))?\s*$`)
+)
+
+// parseException reads a server error from an HTTP answer body. header is the
+// X-ClickHouse-Exception-Code value, which current releases send and 18.16 does not.
+func parseException(status int, header string, body []byte) *Exception {
+	text := strings.TrimSpace(string(body))
+	ex := &Exception{Status: status, Message: text}
+	if code, err := strconv.Atoi(header); err == nil {
+		ex.Code = code
+	}
+	if i := strings.LastIndex(text, "Code: "); i >= 0 {
+		tail := text[i:]
+		if m := oldException.FindStringSubmatch(tail); m != nil {
+			ex.Code, _ = strconv.Atoi(m[1])
+			ex.Message = m[2]
+		} else if m := newException.FindStringSubmatch(tail); m != nil {
+			ex.Code, _ = strconv.Atoi(m[1])
+			ex.Message, ex.Name = m[2], m[3]
+		}
+	}
+	if ex.Message == "" {
+		ex.Message = "empty answer with HTTP status " + strconv.Itoa(status)
+	}
+	return ex
+}

@@ -1,0 +1,217 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+)
+
+// Databases names herd's two databases. Production uses the defaults; tests
+// use a fresh pair per test.
+type Databases struct {
+	// Raw holds pseudonymous events; only ingest and the rollup job touch it.
+	Raw string
+	// Pub holds published rollups, reports and the audit trail; the
+	// dashboard's user can read nothing else.
+	Pub string
+}
+
+// DefaultDatabases are the names herd uses unless told otherwise.
+var DefaultDatabases = Databases{Raw: "herd_raw", Pub: "herd"}
+
+// Validate checks both names are identifiers and differ.
+func (d Databases) Validate() error {
+	if _, err := Ident(d.Raw); err != nil {
+		return fmt.Errorf("raw database: %w", err)
+	}
+	if _, err := Ident(d.Pub); err != nil {
+		return fmt.Errorf("published database: %w", err)
+	}
+	if d.Raw == d.Pub {
+		return fmt.Errorf("raw and published databases are both %q", d.Raw)
+	}
+	return nil
+}
+
+// Expand replaces {raw} and {herd} in a schema statement with the database names.
+func (d Databases) Expand(sql string) string {
+	return strings.NewReplacer("{raw}", d.Raw, "{herd}", d.Pub).Replace(sql)
+}
+
+// Migration is one NNNN_name.sql file: statements separated by a semicolon at
+// the end of a line, each safe to run again (IF NOT EXISTS), so a migration cut
+// short by a crash can simply be applied again.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+	Checksum   string
+}
+
+var migrationFile = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
+
+// LoadMigrations reads every NNNN_name.sql in dir of fsys, in version order.
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []Migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		m := migrationFile.FindStringSubmatch(e.Name())
+		if e.IsDir() || m == nil {
+			continue
+		}
+		v, _ := strconv.Atoi(m[1])
+		if prev, ok := seen[v]; ok {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", prev, e.Name(), v)
+		}
+		seen[v] = e.Name()
+		data, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		sum := sha256.Sum256(data)
+		stmts := splitStatements(string(data))
+		if len(stmts) == 0 {
+			return nil, fmt.Errorf("migration %s has no statements", e.Name())
+		}
+		out = append(out, Migration{Version: v, Name: m[2], Statements: stmts, Checksum: hex.EncodeToString(sum[:])})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// splitStatements cuts a file at semicolons that end a line and drops
+// comment-only lines ("-- ...").
+func splitStatements(text string) []string {
+	var stmts []string
+	var cur strings.Builder
+	flush := func() {
+		if s := strings.TrimSpace(cur.String()); s != "" {
+			stmts = append(stmts, s)
+		}
+		cur.Reset()
+	}
+	for _, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		if strings.HasSuffix(trimmed, ";") {
+			cur.WriteString(strings.TrimSuffix(trimmed, ";"))
+			flush()
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+	}
+	flush()
+	return stmts
+}
+
+// Migrate applies every migration not yet recorded in {herd}.schema_migrations,
+// in order, holding the migrate lock so that processes starting together take
+// turns. It refuses to run if an applied migration's file has changed since.
+func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log *slog.Logger) error {
+	if err := dbs.Validate(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Bootstrap: the lock and the record live in the published database. Two
+	// processes may race on these idempotent statements; 18.16 can still say
+	// "already exists" to the loser, which is the state it wanted.
+	bootstrap := []string{
+		"CREATE DATABASE IF NOT EXISTS " + dbs.Pub,
+		"CREATE TABLE IF NOT EXISTS " + dbs.Pub + ".schema_migrations (version UInt32, name String, checksum String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version",
+	}
+	for _, stmt := range bootstrap {
+		if err := c.Exec(ctx, stmt); err != nil && !IsCode(err, CodeTableAlreadyExists, CodeDatabaseExists) {
+			return fmt.Errorf("migrate: bootstrap: %w", err)
+		}
+	}
+	lock, err := AcquireLock(ctx, c, dbs.Pub, "migrate", 2*time.Minute)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() {
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("migrate: release lock", "err", err)
+		}
+	}()
+
+	applied := map[int]string{}
+	err = c.Select(ctx, "SELECT version, checksum FROM "+dbs.Pub+".schema_migrations", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			applied[int(b.Columns[0].Row(i, false).(uint32))] = b.Columns[1].Row(i, false).(string)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: read applied: %w", err)
+	}
+	for _, m := range ms {
+		if sum, ok := applied[m.Version]; ok {
+			if sum != m.Checksum {
+				return fmt.Errorf("migrate: %04d_%s.sql was changed after it was applied; add a new migration instead", m.Version, m.Name)
+			}
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := c.Exec(ctx, dbs.Expand(stmt)); err != nil {
+				return fmt.Errorf("migrate: %04d_%s.sql statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := recordMigration(ctx, c, dbs.Pub, m); err != nil {
+			return err
+		}
+		log.Info("migration applied", "version", m.Version, "name", m.Name)
+		if err := lock.Renew(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+func recordMigration(ctx context.Context, c *Client, db string, m Migration) error {
+	b := proto.NewBlock()
+	cols := []struct {
+		name string
+		typ  column.Type
+		val  any
+	}{
+		{"version", "UInt32", uint32(m.Version)},
+		{"name", "String", m.Name},
+		{"checksum", "String", m.Checksum},
+		{"applied_at", "DateTime", time.Now()},
+	}
+	vals := make([]any, len(cols))
+	for i, col := range cols {
+		if err := b.AddColumn(col.name, col.typ); err != nil {
+			return fmt.Errorf("migrate: record: %w", err)
+		}
+		vals[i] = col.val
+	}
+	if err := b.Append(vals...); err != nil {
+		return fmt.Errorf("migrate: record: %w", err)
+	}
+	if err := c.Insert(ctx, db+".schema_migrations", b); err != nil {
+		return fmt.Errorf("migrate: record %04d: %w", m.Version, err)
+	}
+	return nil
+}

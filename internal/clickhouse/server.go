@@ -191,6 +191,11 @@ func startOnce(ctx context.Context, cfg LocalConfig, bin, writerPW, readerPW str
 		l.kill()
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(cfg.Dir, "endpoint"),
+		fmt.Appendf(nil, "%d %d\n", l.httpPort, l.tcpPort), 0o600); err != nil {
+		l.kill()
+		return nil, fmt.Errorf("local clickhouse: %w", err)
+	}
 	cfg.Log.Info("local clickhouse started", "dir", cfg.Dir, "http_port", l.httpPort, "pid", l.cmd.Process.Pid)
 	return l, nil
 }
@@ -230,9 +235,38 @@ func (l *Local) Stop(ctx context.Context) error {
 		err = fmt.Errorf("local clickhouse: stop: %w; killed", ctx.Err())
 	}
 	_ = os.Remove(filepath.Join(l.cfg.Dir, "server.pid"))
+	_ = os.Remove(filepath.Join(l.cfg.Dir, "endpoint"))
 	l.dirLock.Close()
 	l.log.Info("local clickhouse stopped", "dir", l.cfg.Dir)
 	return err
+}
+
+// RunningLocal finds a managed server that another herd process runs on dir
+// (herd serve, say) and returns its writer and reader configurations, so
+// that a second command can use it instead of starting its own.
+func RunningLocal(dir string) (writer, reader Config, ok bool) {
+	lock, err := lockDir(dir)
+	if err == nil {
+		lock.Close() // nobody holds it: nothing is running
+		return writer, reader, false
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "endpoint"))
+	if err != nil {
+		return writer, reader, false
+	}
+	var httpPort, tcpPort int
+	if _, err := fmt.Sscan(string(data), &httpPort, &tcpPort); err != nil {
+		return writer, reader, false
+	}
+	wpw, err1 := os.ReadFile(filepath.Join(dir, "writer.password"))
+	rpw, err2 := os.ReadFile(filepath.Join(dir, "reader.password"))
+	if err1 != nil || err2 != nil {
+		return writer, reader, false
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+	writer = Config{Addr: addr, User: WriterUser, Password: string(bytes.TrimSpace(wpw))}
+	reader = Config{Addr: addr, User: ReaderUser, Password: string(bytes.TrimSpace(rpw))}
+	return writer, reader, true
 }
 
 // lockDir takes an exclusive flock on dir/owner.lock for as long as the

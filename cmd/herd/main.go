@@ -1,0 +1,79 @@
+// Command herd is privacy-preserving clickstream analytics for an online shop:
+// one binary whose subcommands run the edge ingest, the rollup publisher, the
+// dashboard, or all three, against a ClickHouse it can also start itself.
+//
+// This package only wires: flags and their HERD_* environment equivalents, the
+// logger, a signal-aware context, and the order things start and stop in.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "herd:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// errUsage marks an error whose message the flag package has printed already.
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run ingest, scheduler and dashboard in one process", runServe},
+		{"migrate", "apply the ClickHouse migrations in schemas/", runMigrate},
+		{"sql", "run one SQL statement and print the answer as TSV", runSQL},
+		{"version", "print herd's version", runVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q: %w", args[0], errUsage)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: herd <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nEvery flag can also be set as HERD_<FLAG> in the environment (--data-dir is HERD_DATA_DIR); a flag on the command line wins.")
+}

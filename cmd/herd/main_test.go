@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startServe runs `herd serve` in the background on free ports and returns
+// the two base URLs once it has printed them.
+func startServe(t *testing.T, dataDir string) (ingestURL, dashURL string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data-dir", dataDir, "--ingest-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0", "--log-level", "warn"}, pw, &stderr)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		switch k {
+		case "ingest":
+			ingestURL = strings.TrimSpace(v)
+		case "dashboard":
+			dashURL = strings.TrimSpace(v)
+		}
+		if ingestURL != "" && dashURL != "" {
+			break
+		}
+	}
+	if ingestURL == "" || dashURL == "" {
+		cancel()
+		t.Fatalf("serve did not print its addresses: %v\n%s", <-done, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			return errors.New("serve did not stop within 60 s")
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return ingestURL, dashURL, stop
+}
+
+func TestServeBecomesReadyWithoutFlags(t *testing.T) {
+	start := time.Now()
+	ingestURL, dashURL, stop := startServe(t, t.TempDir())
+	for _, u := range []string{ingestURL, dashURL} {
+		for {
+			resp, err := http.Get(u + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("%s/readyz not 200 within 30 s (last: %v)", u, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v after a clean shutdown", err)
+	}
+	if _, err := http.Get(ingestURL + "/healthz"); err == nil {
+		t.Fatal("ingest still answers after shutdown")
+	}
+}
+
+func TestSQLUsesTheRunningManagedServer(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, dir)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "SELECT count() AS n FROM system.databases WHERE name IN ('herd', 'herd_raw')"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if out.String() != "n\n2\n" {
+		t.Fatalf("got %q", out.String())
+	}
+	// The reader is refused raw events by ClickHouse itself.
+	out.Reset()
+	err := run(context.Background(), []string{"sql", "--data-dir", dir, "--reader", "SELECT count() FROM herd_raw.events"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "291") {
+		t.Fatalf("reader on herd_raw: got %v", err)
+	}
+}
+
+func TestMigrateThenSQLOnStoppedServer(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	t.Setenv("HERD_DATA_DIR", dir) // the environment fills an unset flag
+	if err := run(context.Background(), []string{"migrate", "--log-level", "warn"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"sql", "SELECT count() FROM herd.schema_migrations"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if out.String() != "count()\n2\n" {
+		t.Fatalf("got %q", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "clickhouse", "data")); err != nil {
+		t.Fatalf("HERD_DATA_DIR was not used: %v", err)
+	}
+}
+
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	t.Setenv("HERD_LOG_FORMAT", "yaml")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"sql", "--data-dir", t.TempDir(), "SELECT 1"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `--log-format "yaml"`) {
+		t.Fatalf("environment value not applied: %v", err)
+	}
+	out.Reset()
+	// Given as a flag, the same setting ignores the bad environment value.
+	if err := run(context.Background(), []string{"sql", "--log-format", "json", "--data-dir", t.TempDir(), "SELECT 1 AS one"}, &out, &errOut); err != nil {
+		t.Fatalf("flag did not win: %v", err)
+	}
+	if out.String() != "one\n1\n" {
+		t.Fatalf("got %q", out.String())
+	}
+}
+
+func TestExternalClickHouseNeedsReader(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--clickhouse", "http://127.0.0.1:1/"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "--clickhouse-reader is required") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"sql"}} {
+		err := run(context.Background(), args, &out, &errOut)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+			t.Errorf("%v: got %v", args, err)
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/internal/probe"
+	"github.com/herd-analytics/herd/internal/webserver"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var (
+		lf            logFlags
+		sf            storeFlags
+		ingestAddr    = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
+		dashboardAddr = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
+	)
+	lf.register(fs, "info")
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+
+	// Start order: storage, schema, then the servers that depend on them.
+	st, err := sf.open(ctx, log, true)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if err := st.migrate(ctx, log); err != nil {
+		return err
+	}
+
+	ing, err := webserver.Start(ingest.NewApp(ingest.Config{}, probe.NewReadiness(st.writer), log), *ingestAddr)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{}, probe.NewReadiness(st.reader), log), *dashboardAddr)
+	if err != nil {
+		_ = ing.Shutdown(context.Background())
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	log.Info("herd serving", "ingest", "http://"+ing.Addr(), "dashboard", "http://"+dash.Addr())
+	fmt.Fprintf(stdout, "ingest:    http://%s\ndashboard: http://%s\n", ing.Addr(), dash.Addr())
+
+	var runErr error
+	var exited <-chan struct{}
+	if st.local != nil {
+		exited = st.local.Exited()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-ing.Done():
+		runErr = fmt.Errorf("ingest server stopped: %w", err)
+	case err := <-dash.Done():
+		runErr = fmt.Errorf("dashboard server stopped: %w", err)
+	case <-exited:
+		runErr = errors.New("managed clickhouse exited; see " + st.local.Dir() + "/log")
+	}
+
+	// Stop order is the reverse: stop taking requests (ingest flushes its
+	// batches), then the store goes last (deferred).
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := dash.Shutdown(sctx); err != nil {
+		log.Warn("dashboard shutdown", "err", err)
+	}
+	if err := ing.Shutdown(sctx); err != nil {
+		log.Warn("ingest shutdown", "err", err)
+	}
+	return runErr
+}

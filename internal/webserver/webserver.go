@@ -1,0 +1,46 @@
+// Package webserver runs a Fiber app on a listener with an orderly shutdown,
+// the same way for ingest and the dashboard.
+package webserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Server is a Fiber app bound to an address.
+type Server struct {
+	app  *fiber.App
+	ln   net.Listener
+	done chan error
+}
+
+// Start binds addr (":0" picks a free port) and serves app in the background.
+func Start(app *fiber.App, addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	s := &Server{app: app, ln: ln, done: make(chan error, 1)}
+	go func() { s.done <- app.Listener(ln) }()
+	return s, nil
+}
+
+// Addr is the bound address, host:port.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Done delivers the serve loop's error if it stops on its own.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// and returns once the server has stopped.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return err
+}

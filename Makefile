@@ -1,0 +1,43 @@
+# herd — the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+DATA_DIR ?= .herd/demo
+
+.PHONY: demo test lint deps build bench fuzz clean
+
+## demo: install what is missing, start a managed ClickHouse and serve herd
+demo: deps build
+	./bin/herd serve --data-dir $(DATA_DIR)
+
+## test: install what is missing, lint, and run every test (real ClickHouse)
+test: deps lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## lint: go vet and gofmt must be clean
+lint:
+	$(GO) vet ./...
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+deps:
+	@./scripts/install-deps.sh
+
+build:
+	$(GO) build -o bin/herd ./cmd/herd
+
+## bench: measure and write docs/benchmarks.md
+bench: deps
+	$(GO) run ./internal/benchreport -out docs/benchmarks.md
+
+## fuzz: run every fuzz target for FUZZTIME each (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,266 @@
+// Command benchreport runs herd's whole-system benchmarks against a managed
+// ClickHouse and writes the numbers into docs/benchmarks.md (`make bench`).
+//
+// The machine is shared and noisy, so every figure is a ratio of two things
+// measured side by side, alternating A B A B, in one run.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	chproto "github.com/ClickHouse/ch-go/proto"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+func main() {
+	out := flag.String("out", "docs/benchmarks.md", "markdown file whose marked sections are rewritten")
+	rows := flag.Int("rows", 1_000_000, "rows per insert")
+	runs := flag.Int("runs", 5, "measured pairs")
+	flag.Parse()
+	if err := run(context.Background(), *out, *rows, *runs); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, out string, rows, runs int) error {
+	dir, err := os.MkdirTemp("", "herd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: filepath.Join(dir, "clickhouse")})
+	if err != nil {
+		return err
+	}
+	defer local.Stop(context.Background())
+	c, err := clickhouse.New(local.Writer(), nil)
+	if err != nil {
+		return err
+	}
+	ms, err := schemas.Migrations()
+	if err != nil {
+		return err
+	}
+	if err := clickhouse.Migrate(ctx, c, clickhouse.DefaultDatabases, ms, nil); err != nil {
+		return err
+	}
+	section, err := benchInsert(ctx, c, local, dir, rows, runs)
+	if err != nil {
+		return err
+	}
+	return writeSection(out, "clickhouse-insert", section)
+}
+
+// benchInsert compares inserting rows of the raw-events shape through
+// internal/clickhouse (encode a Native block, POST it over HTTP) with
+// clickhouse-client sending the same rows, pre-encoded in a file, over the
+// native TCP protocol.
+func benchInsert(ctx context.Context, c *clickhouse.Client, local *clickhouse.Local, dir string, rows, runs int) (string, error) {
+	block, err := rawEventsBlock(rows)
+	if err != nil {
+		return "", err
+	}
+	var buf chproto.Buffer
+	if err := block.Encode(&buf, 0); err != nil {
+		return "", err
+	}
+	file := filepath.Join(dir, "events.native")
+	if err := os.WriteFile(file, buf.Buf, 0o600); err != nil {
+		return "", err
+	}
+	size := len(buf.Buf)
+	client, err := exec.LookPath("clickhouse-client")
+	if err != nil {
+		return "", fmt.Errorf("clickhouse-client: %w; install it with: %s", err, clickhouse.InstallHint)
+	}
+
+	fresh := func(table string) error {
+		if err := c.Exec(ctx, "DROP TABLE IF EXISTS herd_raw."+table); err != nil {
+			return err
+		}
+		return c.Exec(ctx, "CREATE TABLE herd_raw."+table+" AS herd_raw.events")
+	}
+	count := func(table string) (uint64, error) {
+		var n uint64
+		err := c.Select(ctx, "SELECT count() FROM herd_raw."+table, func(b *proto.Block) error {
+			n = b.Columns[0].Row(0, false).(uint64)
+			return nil
+		})
+		return n, err
+	}
+	herd := func() (time.Duration, error) {
+		if err := fresh("bench_a"); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		if err := c.Insert(ctx, "herd_raw.bench_a", block); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}
+	cli := func() (time.Duration, error) {
+		if err := fresh("bench_b"); err != nil {
+			return 0, err
+		}
+		in, err := os.Open(file)
+		if err != nil {
+			return 0, err
+		}
+		defer in.Close()
+		w := local.Writer()
+		cmd := exec.CommandContext(ctx, client, "--host", "127.0.0.1", "--port", strconv.Itoa(local.TCPPort()),
+			"--user", w.User, "--password", w.Password, "--query", "INSERT INTO herd_raw.bench_b FORMAT Native")
+		cmd.Stdin = in
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, fmt.Errorf("clickhouse-client: %w: %s", err, stderr.String())
+		}
+		return time.Since(start), nil
+	}
+
+	// One warm-up pair, then the measured pairs.
+	var ratios, aRates, bRates []float64
+	for i := 0; i <= runs; i++ {
+		a, err := herd()
+		if err != nil {
+			return "", err
+		}
+		b, err := cli()
+		if err != nil {
+			return "", err
+		}
+		for _, t := range []string{"bench_a", "bench_b"} {
+			n, err := count(t)
+			if err != nil {
+				return "", err
+			}
+			if n != uint64(rows) {
+				return "", fmt.Errorf("%s has %d rows after insert, want %d", t, n, rows)
+			}
+		}
+		if i == 0 {
+			continue
+		}
+		ra, rb := float64(rows)/a.Seconds(), float64(rows)/b.Seconds()
+		aRates, bRates, ratios = append(aRates, ra), append(bRates, rb), append(ratios, ra/rb)
+		fmt.Fprintf(os.Stderr, "pair %d: herd %.0f rows/s, clickhouse-client %.0f rows/s, ratio %.3f\n", i, ra, rb, ra/rb)
+	}
+	v, _ := c.Version(ctx)
+	var s strings.Builder
+	fmt.Fprintf(&s, "Measured %s on %s/%s, %d cores, ClickHouse %s (managed, loopback), %d pairs after one warm-up, alternating.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), v, runs)
+	fmt.Fprintf(&s, "%d rows of the `herd_raw.events` shape (%d columns, %.1f MiB as Native) into a fresh table per run.\n\n",
+		rows, len(block.Columns), float64(size)/(1<<20))
+	s.WriteString("| path | rows/s median | min | max |\n|---|---|---|---|\n")
+	fmt.Fprintf(&s, "| A: `internal/clickhouse` Insert (encode block + HTTP POST, Native) | %s | %s | %s |\n", f0(median(aRates)), f0(slices.Min(aRates)), f0(slices.Max(aRates)))
+	fmt.Fprintf(&s, "| B: `clickhouse-client --query \"INSERT ... FORMAT Native\"` < file (native TCP) | %s | %s | %s |\n", f0(median(bRates)), f0(slices.Min(bRates)), f0(slices.Max(bRates)))
+	fmt.Fprintf(&s, "\n**Ratio A/B (pair by pair): median %.2f** (min %.2f, max %.2f). Aim: ≥ 0.9.\n", median(ratios), slices.Min(ratios), slices.Max(ratios))
+	return s.String(), nil
+}
+
+func f0(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// rawEventsBlock builds n plausible pseudonymous events: a shop's paths,
+// products with a skewed popularity, a mix of event types and devices.
+func rawEventsBlock(n int) (*proto.Block, error) {
+	r := rand.New(rand.NewPCG(42, 7))
+	zipf := rand.NewZipf(r, 1.1, 1, 4999)
+	cols := []struct {
+		name string
+		typ  column.Type
+	}{
+		{"event_id", "UUID"}, {"site", "String"}, {"received", "DateTime"}, {"seq", "UInt16"},
+		{"type", "Enum8('pageview' = 1, 'product_list_view' = 2, 'product_view' = 3, 'product_click' = 4, 'add_to_cart' = 5, 'remove_from_cart' = 6, 'checkout_step' = 7, 'purchase' = 8, 'search' = 9, 'slot_impression' = 10)"},
+		{"visitor", "UInt64"}, {"session", "UInt64"}, {"user_hash", "UInt64"}, {"path", "String"}, {"page_type", "String"},
+		{"utm_source", "String"}, {"utm_medium", "String"}, {"utm_campaign", "String"}, {"referrer_host", "String"},
+		{"browser", "String"}, {"browser_major", "UInt16"}, {"os", "String"},
+		{"device", "Enum8('desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'other' = 4)"}, {"country", "FixedString(2)"},
+		{"product_id", "String"}, {"product_category", "String"}, {"product_price", "Decimal(18, 2)"}, {"position", "UInt16"},
+		{"list", "String"}, {"slot", "String"}, {"variant", "String"}, {"step", "UInt8"}, {"order_value", "Decimal(18, 2)"},
+		{"currency", "FixedString(3)"}, {"items", "UInt16"}, {"products", "Array(String)"}, {"search_term", "String"},
+		{"search_results", "Int32"}, {"imported", "UInt8"},
+	}
+	b := proto.NewBlock()
+	for _, c := range cols {
+		if err := b.AddColumn(c.name, c.typ); err != nil {
+			return nil, err
+		}
+	}
+	types := []string{"pageview", "product_list_view", "product_view", "product_click", "add_to_cart", "checkout_step", "purchase", "search", "slot_impression"}
+	devices := []string{"desktop", "mobile", "mobile", "tablet"}
+	browsers := []string{"Chrome", "Safari", "Firefox", "Edge"}
+	cats := []string{"shoes", "shirts", "bags", "jackets", "hats", "socks"}
+	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		p := zipf.Uint64()
+		typ := types[r.IntN(len(types))]
+		price := decimal.New(int64(500+p*37%20000), -2)
+		order := decimal.Zero
+		if typ == "purchase" {
+			order = price.Mul(decimal.NewFromInt(int64(1 + r.IntN(3))))
+		}
+		err := b.Append(
+			uuid.New(), "demo", base.Add(time.Duration(r.Int64N(int64(time.Hour)))), uint16(i%20), typ,
+			r.Uint64(), r.Uint64(), uint64(0), "/product/"+strconv.FormatUint(p, 10), "product",
+			"", "", "", []string{"", "google.com", "instagram.com"}[r.IntN(3)],
+			browsers[r.IntN(len(browsers))], uint16(100+r.IntN(30)), []string{"Windows", "iOS", "Android", "macOS"}[r.IntN(4)],
+			devices[r.IntN(len(devices))], []string{"DE", "FR", "US", "GB"}[r.IntN(4)],
+			"p"+strconv.FormatUint(p, 10), cats[p%uint64(len(cats))], price, uint16(r.IntN(48)),
+			"category", "", []string{"A", "B"}[r.IntN(2)], uint8(0), order,
+			"EUR", uint16(0), []string(nil), "", int32(-1), uint8(0),
+		)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// writeSection replaces the text between <!-- bench:NAME --> and
+// <!-- /bench:NAME --> in path, or appends the section.
+func writeSection(path, name, body string) error {
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	open, end := "<!-- bench:"+name+" -->", "<!-- /bench:"+name+" -->"
+	text := string(data)
+	block := open + "\n" + body + end
+	i, j := strings.Index(text, open), strings.Index(text, end)
+	if i >= 0 && j > i {
+		text = text[:i] + block + text[j+len(end):]
+	} else {
+		text += "\n" + block + "\n"
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}

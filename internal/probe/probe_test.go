@@ -1,0 +1,61 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// pingFunc is a hand-written fake for the one-method dependency; readiness
+// against a real ClickHouse is tested by cmd/herd's serve test.
+type pingFunc func(context.Context) error
+
+func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+func TestReadyzFollowsDependency(t *testing.T) {
+	var down atomic.Bool
+	var calls atomic.Int32
+	r := NewReadiness(pingFunc(func(context.Context) error {
+		calls.Add(1)
+		if down.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}))
+	app := fiber.New()
+	Register(app, r)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := app.Test(httptest.NewRequest("GET", path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Fatalf("up: %d %s", code, body)
+	}
+	down.Store(true)
+	// Within a second the cached answer stands; no query storm.
+	get("/readyz")
+	if calls.Load() != 1 {
+		t.Fatalf("%d pings within the cache second", calls.Load())
+	}
+	r.mu.Lock()
+	r.checked = time.Time{}
+	r.mu.Unlock()
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "connection refused") {
+		t.Fatalf("down: %d %s", code, body)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("healthz while dependency down: %d", code)
+	}
+}

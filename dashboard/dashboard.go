@@ -13,30 +13,23 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herd-analytics/herd/internal/probe"
+	"github.com/herd-analytics/herd/internal/webserver"
 )
 
 // Config configures the dashboard HTTP server. The zero value is usable.
 type Config struct {
-	// ReadTimeout and WriteTimeout bound one request; zero means 30 s.
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
+	// RequestTimeout bounds one request; zero means 30 s (report downloads).
+	RequestTimeout time.Duration
 }
 
 // NewApp builds the dashboard Fiber app. ready reports whether the published
 // database answers.
 func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = 30 * time.Second
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 30 * time.Second
 	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 30 * time.Second
-	}
-	app := fiber.New(fiber.Config{
-		AppName:               "herd-dashboard",
-		DisableStartupMessage: true,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-	})
-	probe.Register(app, ready)
-	return app
+	return webserver.NewApp(webserver.AppConfig{
+		Name:        "herd-dashboard",
+		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
+	}, ready)
 }

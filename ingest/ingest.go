@@ -13,31 +13,24 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herd-analytics/herd/internal/probe"
+	"github.com/herd-analytics/herd/internal/webserver"
 )
 
 // Config configures the ingest HTTP server. The zero value is usable.
 type Config struct {
-	// ReadTimeout and WriteTimeout bound one request; zero means 10 s.
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
+	// RequestTimeout bounds reading a request and writing its answer; zero means 10 s.
+	RequestTimeout time.Duration
 }
 
 // NewApp builds the ingest Fiber app. ready reports whether the raw store
 // can take writes.
 func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = 10 * time.Second
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
 	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	app := fiber.New(fiber.Config{
-		AppName:               "herd-ingest",
-		DisableStartupMessage: true,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		BodyLimit:             1 << 20,
-	})
-	probe.Register(app, ready)
-	return app
+	return webserver.NewApp(webserver.AppConfig{
+		Name:        "herd-ingest",
+		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
+		BodyLimit: 1 << 20,
+	}, ready)
 }

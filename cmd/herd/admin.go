@@ -31,20 +31,12 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	var (
-		lf logFlags
-		sf storeFlags
-	)
-	lf.register(fs, "info")
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := lf.logger(stderr)
+	var base baseFlags
+	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, log, false)
+	st, err := base.store.open(ctx, log, false)
 	if err != nil {
 		return err
 	}
@@ -60,17 +52,15 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func runSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sql", stderr)
 	var (
-		lf       logFlags
-		sf       storeFlags
+		base     baseFlags
 		asReader = fs.Bool("reader", false, "run as the dashboard's read-only user")
 	)
-	lf.register(fs, "warn")
-	sf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: herd sql [flags] \"QUERY\"   (or - to read the query from standard input)")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	log, err := base.parse(fs, args, stderr, "warn")
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -89,11 +79,7 @@ func runSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if query == "" {
 		return errors.New("empty query")
 	}
-	log, err := lf.logger(stderr)
-	if err != nil {
-		return err
-	}
-	st, err := sf.open(ctx, log, *asReader)
+	st, err := base.store.open(ctx, log, *asReader)
 	if err != nil {
 		return err
 	}

@@ -75,3 +75,19 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
 }
+
+// baseFlags are the flags of every subcommand that talks to ClickHouse.
+type baseFlags struct {
+	log   logFlags
+	store storeFlags
+}
+
+// parse registers the base flags on fs, parses args and builds the logger.
+func (b *baseFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer, level string) (*slog.Logger, error) {
+	b.log.register(fs, level)
+	b.store.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return b.log.logger(stderr)
+}

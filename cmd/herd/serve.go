@@ -16,23 +16,17 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var (
-		lf            logFlags
-		sf            storeFlags
+		base          baseFlags
 		ingestAddr    = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
 		dashboardAddr = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
 	)
-	lf.register(fs, "info")
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := lf.logger(stderr)
+	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
 		return err
 	}
 
 	// Start order: storage, schema, then the servers that depend on them.
-	st, err := sf.open(ctx, log, true)
+	st, err := base.store.open(ctx, log, true)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/herd-analytics/herd/internal/probe"
 )
 
 // Server is a Fiber app bound to an address.
@@ -43,4 +46,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return err
+}
+
+// AppConfig is what differs between herd's HTTP servers.
+type AppConfig struct {
+	Name         string
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// BodyLimit caps a request body; zero means Fiber's default (4 MiB).
+	BodyLimit int
+}
+
+// NewApp builds a Fiber app with herd's defaults: no banner, bounded
+// timeouts, and /healthz and /readyz answered from ready.
+func NewApp(cfg AppConfig, ready *probe.Readiness) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               cfg.Name,
+		DisableStartupMessage: true,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		BodyLimit:             cfg.BodyLimit,
+	})
+	probe.Register(app, ready)
+	return app
 }

@@ -1,0 +1,379 @@
+package ingest
+
+import (
+	"crypto/rand"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medama-io/go-useragent"
+)
+
+// Row is one event as stored in herd_raw.events: desensitized and
+// pseudonymized. Nothing in it identifies a shopper without the day key.
+type Row struct {
+	EventID         [16]byte
+	Site            string
+	Received        time.Time
+	Seq             uint16
+	Type            EventType
+	Visitor         uint64
+	Session         uint64
+	UserHash        uint64
+	Path            string
+	PageType        string
+	UTMSource       string
+	UTMMedium       string
+	UTMCampaign     string
+	ReferrerHost    string
+	Browser         string
+	BrowserMajor    uint16
+	OS              string
+	Device          string // desktop, mobile, tablet, other
+	Country         string // ISO 3166 alpha-2 or ""
+	ProductID       string
+	ProductCategory string
+	ProductPrice    int64 // cents
+	Position        uint16
+	List            string
+	Slot            string
+	Variant         string
+	Step            uint8
+	OrderValue      int64 // cents
+	Currency        string
+	Items           uint16
+	Products        []string
+	SearchTerm      string
+	SearchResults   int32 // -1 unknown
+	Imported        bool
+}
+
+// Drop reasons: events refused without error, counted in the 202 answer and
+// in /metrics.
+const (
+	DropGPC         = "gpc"
+	DropDNT         = "dnt"
+	DropNoConsent   = "consent"
+	DropBot         = "bot"
+	DropUnknownSite = "unknown_site"
+)
+
+// Request is what the HTTP layer knows about the request an event came in.
+// IP and UserAgent are raw identifiers: they live in memory for the call.
+type Request struct {
+	IP        string
+	UserAgent string
+	GPC       bool
+	DNT       bool
+	Received  time.Time
+	// Imported marks history replayed by `herd gen --import`: Received is
+	// then the event's own time, which only an import-enabled site accepts.
+	Imported bool
+}
+
+// Pipeline turns decoded events into rows (DESIGN §2): consent → bot filter
+// → desensitize → pseudonymize.
+type Pipeline struct {
+	Keys     *KeyRing
+	Sessions *Sessions
+	// HonorDNT drops events from browsers sending DNT: 1; GPC is always honoured.
+	HonorDNT bool
+	// Country maps an IP to a country code; nil stores no country.
+	Country func(ip string) string
+
+	ua *useragent.Parser
+}
+
+// NewPipeline builds a pipeline; keys and sessions are required.
+func NewPipeline(keys *KeyRing, sessions *Sessions) *Pipeline {
+	return &Pipeline{Keys: keys, Sessions: sessions, HonorDNT: true, ua: useragent.NewParser()}
+}
+
+// Process turns one event into a row. It returns a drop reason for an event
+// that is refused by policy, or a problem for one that is malformed.
+func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, string, *Problem) {
+	// Consent and objection come first: nothing is derived from an event the
+	// shopper did not agree to.
+	if req.GPC {
+		return Row{}, DropGPC, nil
+	}
+	if req.DNT && p.HonorDNT {
+		return Row{}, DropDNT, nil
+	}
+	if ev.Consent != nil && !slices.Contains(ev.Consent, PurposeAnalytics) {
+		return Row{}, DropNoConsent, nil
+	}
+	if ev.Site != "" && ev.Site != site.Name {
+		return Row{}, DropUnknownSite, nil
+	}
+	t, ok := ParseEventType(ev.Type)
+	if !ok {
+		if ev.Type == "" {
+			return Row{}, "", &Problem{Index: ev.Index, Field: "type", Reason: "missing"}
+		}
+		return Row{}, "", &Problem{Index: ev.Index, Field: "type", Reason: "unknown event type"}
+	}
+	if prob := validate(t, ev); prob != nil {
+		return Row{}, "", prob
+	}
+
+	ip, uaString := req.IP, req.UserAgent
+	if ev.IP != "" {
+		ip = ev.IP
+	}
+	if ev.UserAgent != "" {
+		uaString = ev.UserAgent
+	}
+	client := p.parseUA(uaString)
+	if client.bot {
+		return Row{}, DropBot, nil
+	}
+
+	row := Row{
+		Site:          site.Name,
+		Received:      req.Received.UTC().Truncate(time.Second),
+		Seq:           uint16(min(seq, math.MaxUint16)),
+		Type:          t,
+		Browser:       client.browser,
+		BrowserMajor:  client.major,
+		OS:            client.os,
+		Device:        client.device,
+		SearchResults: -1,
+		Imported:      req.Imported,
+	}
+	if p.Country != nil && ip != "" {
+		row.Country = p.Country(ip)
+	}
+	u := SanitizeURL(ev.URL)
+	row.Path, row.UTMSource, row.UTMMedium, row.UTMCampaign = u.Path, u.UTMSource, u.UTMMedium, u.UTMCampaign
+	row.PageType = pageType(row.Path)
+	row.ReferrerHost = ReferrerHost(ev.Referrer, site.Domains)
+	if ev.Product != nil {
+		row.ProductID = scrubField(ev.Product.ID, maxField)
+		row.ProductCategory = scrubField(ev.Product.Category, maxField)
+		row.ProductPrice = cents(ev.Product.Price)
+		row.Position = uint16(ev.Product.Position)
+		row.List = scrubField(ev.Product.List, maxField)
+	}
+	for _, pr := range ev.Products {
+		if len(row.Products) == 200 {
+			break
+		}
+		if id := scrubField(pr.ID, maxField); id != "" {
+			row.Products = append(row.Products, id)
+		}
+	}
+	row.Slot = scrubField(ev.Slot, maxField)
+	row.Variant = scrubField(ev.Variant, maxField)
+	row.Step = uint8(ev.Step)
+	if ev.Order != nil {
+		row.OrderValue = cents(ev.Order.Value)
+		row.Currency = currency(ev.Order.Currency)
+		row.Items = uint16(min(max(ev.Order.Items, len(ev.Products)), math.MaxUint16))
+	}
+	switch {
+	case ev.Search != nil:
+		row.SearchTerm = ScrubTerm(ev.Search.Term)
+		if ev.Search.Results != nil {
+			row.SearchResults = int32(*ev.Search.Results)
+		}
+	case u.HasSearch && t == Search:
+		row.SearchTerm = u.SearchTerm
+	}
+
+	// Pseudonyms. The raw inputs (IP, user agent, client and user ids) are
+	// used here and nowhere else.
+	day := row.Received
+	var parts []string
+	switch {
+	case ev.IP != "" || ev.UserAgent != "" || ev.ClientID == "":
+		parts = []string{ip, uaString}
+	default:
+		parts = []string{"client", ev.ClientID}
+	}
+	visitor, err := p.Keys.Pseudonym(day, site.Name, PurposeAnalytics, parts...)
+	if err != nil {
+		return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
+	}
+	// A session that began before midnight keeps yesterday's pseudonym
+	// until it ends: that is all yesterday's key is kept for.
+	if _, active := p.Sessions.Active(visitor, row.Received); !active && !req.Imported && row.Received.Sub(row.Received.Truncate(24*time.Hour)) < p.Sessions.Gap {
+		if prev, err := p.Keys.Pseudonym(day.Add(-24*time.Hour), site.Name, PurposeAnalytics, parts...); err == nil {
+			if _, ok := p.Sessions.Active(prev, row.Received); ok {
+				visitor = prev
+			}
+		}
+	}
+	row.Visitor = visitor
+	row.Session = p.Sessions.Touch(visitor, row.Received)
+	if ev.UserID != "" {
+		if row.UserHash, err = p.Keys.Pseudonym(day, site.Name, PurposeAnalytics, "user", ev.UserID); err != nil {
+			return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
+		}
+	}
+	if ev.ID != "" {
+		if row.EventID, err = p.Keys.EventID(day, site.Name, ev.ID); err != nil {
+			return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
+		}
+	} else {
+		_, _ = rand.Read(row.EventID[:])
+		row.EventID[6] = row.EventID[6]&0x0f | 0x40 // UUID v4
+		row.EventID[8] = row.EventID[8]&0x3f | 0x80
+	}
+	return row, "", nil
+}
+
+// validate checks what each type needs and that numbers are in range.
+func validate(t EventType, ev *Event) *Problem {
+	bad := func(field, reason string) *Problem { return &Problem{Index: ev.Index, Field: field, Reason: reason} }
+	if len(ev.URL) > 8192 {
+		return bad("url", "longer than 8192 bytes")
+	}
+	if len(ev.Referrer) > 8192 {
+		return bad("referrer", "longer than 8192 bytes")
+	}
+	if len(ev.ID) > 128 {
+		return bad("id", "longer than 128 bytes")
+	}
+	if ev.Product != nil {
+		switch {
+		case ev.Product.Price < 0 || ev.Product.Price > 1e9:
+			return bad("product.price", "out of range 0..1e9")
+		case ev.Product.Position < 0 || ev.Product.Position > math.MaxUint16:
+			return bad("product.position", "out of range 0..65535")
+		}
+	}
+	if len(ev.Products) > 500 {
+		return bad("products", "more than 500 products")
+	}
+	switch t {
+	case Pageview:
+		if ev.URL == "" {
+			return bad("url", "required for pageview")
+		}
+	case ProductView, ProductClick, AddToCart, RemoveFromCart:
+		if ev.Product == nil || ev.Product.ID == "" {
+			if t == ProductClick && ev.Slot != "" {
+				return nil
+			}
+			return bad("product.id", "required for "+t.String())
+		}
+	case CheckoutStep:
+		if ev.Step < 1 || ev.Step > 255 {
+			return bad("step", "required for checkout_step, 1..255")
+		}
+	case Purchase:
+		if ev.Order == nil {
+			return bad("order", "required for purchase")
+		}
+		if ev.Order.Value < 0 || ev.Order.Value > 1e10 || math.IsNaN(ev.Order.Value) {
+			return bad("order.value", "out of range 0..1e10")
+		}
+		if ev.Order.Items < 0 {
+			return bad("order.items", "negative")
+		}
+	case Search:
+		if (ev.Search == nil || strings.TrimSpace(ev.Search.Term) == "") && !SanitizeURL(ev.URL).HasSearch {
+			return bad("search.term", "required for search")
+		}
+		if ev.Search != nil && ev.Search.Results != nil && (*ev.Search.Results < 0 || *ev.Search.Results > math.MaxInt32) {
+			return bad("search.results", "negative or too large")
+		}
+	case SlotImpression:
+		if ev.Slot == "" {
+			return bad("slot", "required for slot_impression")
+		}
+	}
+	return nil
+}
+
+func cents(v float64) int64 {
+	if math.IsNaN(v) || v <= 0 {
+		return 0
+	}
+	return int64(math.Round(v * 100))
+}
+
+func currency(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if len(s) != 3 {
+		return ""
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return ""
+		}
+	}
+	return s
+}
+
+// pageType classifies a path by its first segment, for slot and layout
+// rollups: home, product, category, search, cart, checkout, account, other.
+func pageType(path string) string {
+	if path == "/" || path == "" {
+		return "home"
+	}
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	switch strings.ToLower(first) {
+	case "product", "products", "p", "item":
+		return "product"
+	case "category", "categories", "c", "collections", "shop":
+		return "category"
+	case "search":
+		return "search"
+	case "cart", "basket", "bag":
+		return "cart"
+	case "checkout", "order", "payment":
+		return "checkout"
+	case "account", "login", "register", "my":
+		return "account"
+	}
+	return "other"
+}
+
+type uaClient struct {
+	browser, os, device string
+	major               uint16
+	bot                 bool
+}
+
+var botMarkers = []string{"bot", "spider", "crawl", "slurp", "headless", "phantomjs", "curl/", "wget/", "python-", "go-http-client", "java/", "okhttp", "lighthouse", "pingdom", "monitor", "scrapy", "httpclient", "node-fetch", "axios/"}
+
+// parseUA reduces a user agent to browser family and major version, OS
+// family and device class; the string itself is dropped.
+func (p *Pipeline) parseUA(s string) uaClient {
+	if strings.TrimSpace(s) == "" || len(s) > 1024 {
+		return uaClient{bot: true}
+	}
+	lower := strings.ToLower(s)
+	for _, m := range botMarkers {
+		if strings.Contains(lower, m) {
+			return uaClient{bot: true}
+		}
+	}
+	ua := p.ua.Parse(s)
+	if ua.IsBot() {
+		return uaClient{bot: true}
+	}
+	c := uaClient{browser: string(ua.Browser()), os: string(ua.OS()), device: "other"}
+	if c.browser == "" {
+		c.browser = "Other"
+	}
+	if c.os == "" {
+		c.os = "Other"
+	}
+	if v, err := strconv.ParseUint(ua.BrowserVersionMajor(), 10, 16); err == nil {
+		c.major = uint16(v)
+	}
+	switch {
+	case ua.IsTablet():
+		c.device = "tablet"
+	case ua.IsMobile():
+		c.device = "mobile"
+	case ua.IsDesktop():
+		c.device = "desktop"
+	}
+	return c
+}

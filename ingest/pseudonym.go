@@ -1,0 +1,337 @@
+package ingest
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Purposes a pseudonym can be derived for. Pseudonyms of different purposes
+// come from different subkeys and cannot be joined.
+const (
+	PurposeAnalytics = "analytics"
+	PurposeSecurity  = "security"
+)
+
+// KeyLifetime is how long after its UTC day ends a day key is destroyed
+// (DESIGN §4): yesterday's key stays to finish sessions that cross midnight,
+// and nothing older exists.
+const KeyLifetime = 48 * time.Hour
+
+// KeyRing holds one random 32-byte key per UTC day and derives per-site,
+// per-purpose subkeys from it. Without the key nobody, herd's operators
+// included, can test which IP and user agent produced a pseudonym.
+//
+// Keys live in memory and in a 0600 file so that a restart keeps the day's
+// pseudonyms continuous. Keys for days long past (history imports) are made
+// on demand, kept in memory only, and forgotten soon after.
+type KeyRing struct {
+	path string
+	now  func() time.Time
+
+	mu        sync.Mutex
+	keys      map[string][32]byte // day "2006-01-02" → key, persisted
+	ephemeral map[string]ephemeralKey
+	subkeys   map[subkeyID]*sync.Pool // of hash.Hash (HMAC with the subkey)
+}
+
+type ephemeralKey struct {
+	key      [32]byte
+	lastUsed time.Time
+}
+
+type subkeyID struct{ day, site, purpose string }
+
+// OpenKeyRing loads the key file at path (created if missing; "" keeps keys
+// in memory only) and destroys keys past their lifetime.
+func OpenKeyRing(path string, now func() time.Time) (*KeyRing, error) {
+	if now == nil {
+		now = time.Now
+	}
+	k := &KeyRing{path: path, now: now, keys: map[string][32]byte{}, ephemeral: map[string]ephemeralKey{}, subkeys: map[subkeyID]*sync.Pool{}}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			var stored map[string]string
+			if err := json.Unmarshal(data, &stored); err != nil {
+				return nil, fmt.Errorf("key file %s: %w", path, err)
+			}
+			for day, hexKey := range stored {
+				b, err := hex.DecodeString(hexKey)
+				if err != nil || len(b) != 32 {
+					return nil, fmt.Errorf("key file %s: bad key for %s", path, day)
+				}
+				k.keys[day] = [32]byte(b)
+			}
+		case os.IsNotExist(err):
+		default:
+			return nil, fmt.Errorf("key file: %w", err)
+		}
+	}
+	if err := k.Expire(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func dayOf(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// expired reports whether the key of day must not exist at now.
+func expired(day string, now time.Time) bool {
+	d, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return true
+	}
+	return !now.Before(d.Add(24*time.Hour + KeyLifetime))
+}
+
+// Expire destroys persisted keys past their lifetime and ephemeral keys unused
+// for ten minutes. Call it periodically (the ingest server does, every minute).
+func (k *KeyRing) Expire() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	changed := false
+	for day, key := range k.keys {
+		if expired(day, now) {
+			clear(key[:])
+			delete(k.keys, day)
+			changed = true
+		}
+	}
+	for day, e := range k.ephemeral {
+		if now.Sub(e.lastUsed) > 10*time.Minute {
+			delete(k.ephemeral, day)
+		}
+	}
+	for id := range k.subkeys {
+		if _, ok := k.keys[id.day]; !ok {
+			if _, ok := k.ephemeral[id.day]; !ok {
+				delete(k.subkeys, id)
+			}
+		}
+	}
+	if changed {
+		return k.saveLocked()
+	}
+	return nil
+}
+
+// Days lists the days whose keys exist (persisted ones), oldest first.
+func (k *KeyRing) Days() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var days []string
+	for d := range k.keys {
+		days = append(days, d)
+	}
+	sort.Strings(days)
+	return days
+}
+
+func (k *KeyRing) saveLocked() error {
+	if k.path == "" {
+		return nil
+	}
+	stored := make(map[string]string, len(k.keys))
+	for day, key := range k.keys {
+		stored[day] = hex.EncodeToString(key[:])
+	}
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+		return fmt.Errorf("key file: %w", err)
+	}
+	tmp := k.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("key file: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("key file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("key file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("key file: %w", err)
+	}
+	return os.Rename(tmp, k.path)
+}
+
+// mac returns an HMAC-SHA256 keyed with the subkey of (day, site, purpose),
+// from a pool; put it back with the returned func.
+func (k *KeyRing) mac(day time.Time, site, purpose string) (hash.Hash, func(), error) {
+	id := subkeyID{dayOf(day), site, purpose}
+	k.mu.Lock()
+	pool, ok := k.subkeys[id]
+	if !ok {
+		dk, err := k.dayKeyLocked(id.day)
+		if err != nil {
+			k.mu.Unlock()
+			return nil, nil, err
+		}
+		m := hmac.New(sha256.New, dk[:])
+		m.Write([]byte("herd/v1\x00"))
+		m.Write([]byte(site))
+		m.Write([]byte{0})
+		m.Write([]byte(purpose))
+		sub := m.Sum(nil)
+		pool = &sync.Pool{New: func() any { return hmac.New(sha256.New, sub) }}
+		k.subkeys[id] = pool
+	}
+	if e, ok := k.ephemeral[id.day]; ok {
+		e.lastUsed = k.now()
+		k.ephemeral[id.day] = e
+	}
+	k.mu.Unlock()
+	h := pool.Get().(hash.Hash)
+	h.Reset()
+	return h, func() { pool.Put(h) }, nil
+}
+
+func (k *KeyRing) dayKeyLocked(day string) ([32]byte, error) {
+	if key, ok := k.keys[day]; ok {
+		return key, nil
+	}
+	if e, ok := k.ephemeral[day]; ok {
+		return e.key, nil
+	}
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return key, fmt.Errorf("day key: %w", err)
+	}
+	if expired(day, k.now()) {
+		// History import: a key that must not outlive the import.
+		k.ephemeral[day] = ephemeralKey{key: key, lastUsed: k.now()}
+		return key, nil
+	}
+	k.keys[day] = key
+	if err := k.saveLocked(); err != nil {
+		delete(k.keys, day)
+		return key, err
+	}
+	return key, nil
+}
+
+// Pseudonym returns the first 8 bytes of HMAC-SHA256(k(site, purpose, day),
+// part₀ ‖ 0 ‖ part₁ ‖ 0 …) as a number.
+func (k *KeyRing) Pseudonym(day time.Time, site, purpose string, parts ...string) (uint64, error) {
+	h, put, err := k.mac(day, site, purpose)
+	if err != nil {
+		return 0, err
+	}
+	defer put()
+	var buf [sha256.Size]byte
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
+	return binary.BigEndian.Uint64(h.Sum(buf[:0])), nil
+}
+
+// EventID derives a stable 16-byte id from a sender's own message id, so
+// that a retried message gets the same id and counts once.
+func (k *KeyRing) EventID(day time.Time, site, messageID string) ([16]byte, error) {
+	h, put, err := k.mac(day, site, "event-id")
+	if err != nil {
+		return [16]byte{}, err
+	}
+	defer put()
+	var buf [sha256.Size]byte
+	h.Write([]byte(messageID))
+	sum := h.Sum(buf[:0])
+	var id [16]byte
+	copy(id[:], sum)
+	id[6] = id[6]&0x0f | 0x80 // UUID version 8: custom
+	id[8] = id[8]&0x3f | 0x80
+	return id, nil
+}
+
+// Sessions splits a visitor's events into sessions after 30 minutes of
+// inactivity. State is in memory only; a restart starts new sessions.
+type Sessions struct {
+	Gap time.Duration
+
+	mu      sync.Mutex
+	last    map[uint64]sessionState
+	touches int
+}
+
+type sessionState struct {
+	id   uint64
+	seen time.Time
+}
+
+// NewSessions tracks sessions with the given inactivity gap.
+func NewSessions(gap time.Duration) *Sessions {
+	return &Sessions{Gap: gap, last: map[uint64]sessionState{}}
+}
+
+// Active reports the session visitor is in at t, if any.
+func (s *Sessions) Active(visitor uint64, t time.Time) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.last[visitor]
+	if !ok || t.Sub(st.seen) > s.Gap {
+		return 0, false
+	}
+	return st.id, true
+}
+
+// Touch records activity of visitor at t and returns its session id.
+func (s *Sessions) Touch(visitor uint64, t time.Time) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.last[visitor]
+	if !ok || t.Sub(st.seen) > s.Gap {
+		st.id = mix64(visitor ^ uint64(t.UnixNano()))
+	}
+	if t.After(st.seen) {
+		st.seen = t
+	}
+	s.last[visitor] = st
+	s.touches++
+	if s.touches%65536 == 0 {
+		for v, x := range s.last {
+			if t.Sub(x.seen) > s.Gap {
+				delete(s.last, v)
+			}
+		}
+	}
+	return st.id
+}
+
+// Len is the number of tracked visitors.
+func (s *Sessions) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.last)
+}
+
+// mix64 is SplitMix64's finalizer: a bijection that spreads bits.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

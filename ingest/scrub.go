@@ -1,0 +1,325 @@
+package ingest
+
+import (
+	"net"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// Redacted replaces a path segment or word that looks personal.
+const Redacted = ":redacted"
+
+// Length caps of stored strings, in bytes.
+const (
+	maxPath  = 512
+	maxField = 128
+	maxTerm  = 100
+)
+
+// SanitizeURL keeps what analytics needs of a page URL and nothing personal:
+// the path with personal-looking segments redacted, the allowlisted campaign
+// parameters, and the site-search term (scrubbed) if a search parameter is
+// present. Query string, fragment, user info and host are dropped.
+type SanitizedURL struct {
+	Path        string
+	UTMSource   string
+	UTMMedium   string
+	UTMCampaign string
+	SearchTerm  string
+	HasSearch   bool
+}
+
+// SearchParams are the query parameters that carry a site-search term.
+var SearchParams = []string{"q", "query", "search", "s", "term", "keyword"}
+
+// SanitizeURL desensitizes a page URL (absolute or a bare path).
+func SanitizeURL(raw string) SanitizedURL {
+	var out SanitizedURL
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return out
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Unparseable: keep nothing of it but a marker, never the text.
+		out.Path = "/" + Redacted
+		return out
+	}
+	out.Path = sanitizePath(u.EscapedPath())
+	q := u.Query()
+	out.UTMSource = scrubField(q.Get("utm_source"), maxField)
+	out.UTMMedium = scrubField(q.Get("utm_medium"), maxField)
+	out.UTMCampaign = scrubField(q.Get("utm_campaign"), maxField)
+	for _, p := range SearchParams {
+		if q.Has(p) {
+			out.HasSearch = true
+			out.SearchTerm = ScrubTerm(q.Get(p))
+			break
+		}
+	}
+	return out
+}
+
+// sanitizePath redacts every segment that looks personal. Segments are
+// percent-decoded (repeatedly, so %2540 is seen as @) before they are judged;
+// kept segments are stored decoded.
+func sanitizePath(escaped string) string {
+	if escaped == "" {
+		return "/"
+	}
+	segs := strings.Split(escaped, "/")
+	for i, seg := range segs {
+		if seg == "" {
+			continue
+		}
+		dec := unescapeAll(seg)
+		if looksPersonal(dec) || wordsPersonal(dec) || !utf8.ValidString(dec) || hasControl(dec) {
+			segs[i] = Redacted
+			continue
+		}
+		segs[i] = dec
+	}
+	p := strings.Join(segs, "/")
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return truncateUTF8(p, maxPath)
+}
+
+// wordsPersonal reports whether any word of a segment ("order 12 for
+// a@b.c", "id=...") looks personal.
+func wordsPersonal(s string) bool {
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(",;=&|", r) }) {
+		if looksPersonal(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// ScrubTerm prepares a site-search term: decoded, lowercased, whitespace
+// folded, every personal-looking word redacted, capped.
+func ScrubTerm(s string) string {
+	s = strings.ToLower(unescapeAll(strings.ReplaceAll(s, "+", " ")))
+	return scrubWords(s, maxTerm)
+}
+
+// scrubField prepares a short free-text value (campaign, category, list,
+// slot): personal-looking words redacted, capped.
+func scrubField(s string, max int) string {
+	return scrubWords(unescapeAll(s), max)
+}
+
+func scrubWords(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
+	words := strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+	for i, w := range words {
+		if looksPersonal(w) {
+			words[i] = Redacted
+		}
+	}
+	// A phone or card number written with spaces is personal only as a whole.
+	joined := strings.Join(words, " ")
+	if digitCount(joined) >= 9 && looksPersonal(joined) {
+		return Redacted
+	}
+	return truncateUTF8(joined, max)
+}
+
+// looksPersonal reports whether s looks like an email, phone or card number,
+// long number, UUID, JWT, IP address or opaque token.
+func looksPersonal(s string) bool {
+	if s == "" {
+		return false
+	}
+	if strings.Contains(s, "@") {
+		return true // emails, and anything else with an at sign
+	}
+	if net.ParseIP(strings.Trim(s, "[]")) != nil {
+		return true
+	}
+	if longDigitRun(s) {
+		return true
+	}
+	if isUUID(s) || isJWT(s) || isToken(s) {
+		return true
+	}
+	return false
+}
+
+// longDigitRun finds 9 or more digits with at most phone/card separators
+// between them, or a "+" followed by 7 or more: phone, card, account and
+// order numbers.
+func longDigitRun(s string) bool {
+	digits, plus := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+			if digits >= 9 || (plus && digits >= 7) {
+				return true
+			}
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/':
+			// separators inside a number
+		case c == '+':
+			plus, digits = true, 0
+		default:
+			digits, plus = 0, false
+		}
+	}
+	return false
+}
+
+func digitCount(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 && len(s) != 32 {
+		return false
+	}
+	hex := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+			hex++
+		case c == '-' && len(s) == 36 && (i == 8 || i == 13 || i == 18 || i == 23):
+		default:
+			return false
+		}
+	}
+	return hex == 32
+}
+
+// isJWT matches header.payload[.signature] in base64url starting with "eyJ"
+// (a JSON object).
+func isJWT(s string) bool {
+	if !strings.HasPrefix(s, "eyJ") {
+		return false
+	}
+	parts := strings.Split(s, ".")
+	return len(parts) >= 2 && len(parts) <= 3 && len(s) >= 20
+}
+
+// isToken matches opaque credentials (session ids, API keys, reset tokens):
+// a run of 16 or more base64/hex characters that mixes letters and digits, or
+// upper and lower case. Slugs ("blue-jacket-2024-xl") are short runs between
+// separators and are kept.
+func isToken(s string) bool {
+	if len(s) < 16 {
+		return false
+	}
+	run, letters, digits, upper, lower := 0, 0, 0, 0, 0
+	check := func() bool {
+		mixed := (letters >= 3 && digits >= 3) || (upper >= 4 && lower >= 4 && run >= 20)
+		return run >= 16 && mixed
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= 'a' && c <= 'z':
+			letters++
+			lower++
+		case c >= 'A' && c <= 'Z':
+			letters++
+			upper++
+		default:
+			if check() {
+				return true
+			}
+			run, letters, digits, upper, lower = 0, 0, 0, 0, 0
+			continue
+		}
+		run++
+	}
+	return check()
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeAll percent-decodes up to three times, so double-encoded text is
+// judged as what it finally means. Undecodable input is returned as it is.
+func unescapeAll(s string) string {
+	for range 3 {
+		if !strings.Contains(s, "%") {
+			return s
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil || d == s {
+			return s
+		}
+		s = d
+	}
+	return s
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// Referrer kinds stored instead of a host.
+const (
+	ReferrerInternal = "internal"
+	ReferrerIP       = ":ip"
+)
+
+// ReferrerHost reduces a referrer URL to its registrable domain
+// ("news.google.com" → "google.com"). A referrer on one of the site's own
+// hosts becomes "internal"; an IP address is never stored.
+func ReferrerHost(raw string, siteDomains []string) string {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if net.ParseIP(host) != nil {
+		return ReferrerIP
+	}
+	reg, err := publicsuffix.EffectiveTLDPlusOne(host)
+	if err != nil {
+		reg = host // localhost, single-label intranet names
+	}
+	for _, d := range siteDomains {
+		if reg == d || host == d || strings.HasSuffix(host, "."+d) {
+			return ReferrerInternal
+		}
+	}
+	if looksPersonal(reg) || len(reg) > maxField {
+		return Redacted
+	}
+	return reg
+}

@@ -1,0 +1,111 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestSanitizeURL(t *testing.T) {
+	f := func(raw string, want SanitizedURL) {
+		t.Helper()
+		if got := SanitizeURL(raw); got != want {
+			t.Fatalf("SanitizeURL(%q) =\n%+v\nwant\n%+v", raw, got, want)
+		}
+	}
+	f("", SanitizedURL{})
+	f("https://shop.example/", SanitizedURL{Path: "/"})
+	f("https://shop.example/product/blue-jacket-2024-xl?ref=abc#top", SanitizedURL{Path: "/product/blue-jacket-2024-xl"})
+	f("/category/shoes?utm_source=news&utm_medium=email&utm_campaign=bf&session=x", SanitizedURL{Path: "/category/shoes", UTMSource: "news", UTMMedium: "email", UTMCampaign: "bf"})
+	f("https://u:p@shop.example/search?q=Red+Shoes", SanitizedURL{Path: "/search", SearchTerm: "red shoes", HasSearch: true})
+	f("/account/jane.doe@mail.example/orders", SanitizedURL{Path: "/account/:redacted/orders"})
+	f("/account/jane.doe%40mail.example", SanitizedURL{Path: "/account/:redacted"})
+	f("/account/jane.doe%2540mail.example", SanitizedURL{Path: "/account/:redacted"})
+	f("/call/+49 170 1234567", SanitizedURL{Path: "/call/:redacted"})
+	f("/order/4111-1111-1111-1111", SanitizedURL{Path: "/order/:redacted"})
+	f("/order/123456789012", SanitizedURL{Path: "/order/:redacted"})
+	f("/reset/550e8400-e29b-41d4-a716-446655440000", SanitizedURL{Path: "/reset/:redacted"})
+	f("/auth/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc123", SanitizedURL{Path: "/auth/:redacted"})
+	f("/s/9f86d081884c7d659a2feaa0c55ad015", SanitizedURL{Path: "/s/:redacted"})
+	f("/confirm/Ab3dEf7hIj9kLm2nOp4qRs", SanitizedURL{Path: "/confirm/:redacted"})
+	f("/ip/192.168.1.20", SanitizedURL{Path: "/ip/:redacted"})
+	f("/p/B07XJ8C8F5", SanitizedURL{Path: "/p/B07XJ8C8F5"})
+	f("/search?q=john@example.com", SanitizedURL{Path: "/search", SearchTerm: ":redacted", HasSearch: true})
+	f("/search?q=call+me+0170+123+4567", SanitizedURL{Path: "/search", SearchTerm: ":redacted", HasSearch: true})
+	f("/search?q=size+42+boots", SanitizedURL{Path: "/search", SearchTerm: "size 42 boots", HasSearch: true})
+	f("/x/%ff%fe", SanitizedURL{Path: "/x/:redacted"})
+	f("/x/a%00b", SanitizedURL{Path: "/x/:redacted"})
+	f("http://[::1", SanitizedURL{Path: "/:redacted"})
+}
+
+func TestReferrerHost(t *testing.T) {
+	own := []string{"shop.example"}
+	cases := map[string]string{
+		"":                                   "",
+		"https://www.google.com/search?q=x":  "google.com",
+		"https://news.bbc.co.uk/a/b":         "bbc.co.uk",
+		"https://shop.example/cart":          ReferrerInternal,
+		"https://m.shop.example/":            ReferrerInternal,
+		"http://192.168.0.1:8080/admin":      ReferrerIP,
+		"http://[2001:db8::1]/":              ReferrerIP,
+		"android-app://com.google.android.gm": "android.gm",
+		"not a url":                          "",
+		"https://localhost:3000/":            "localhost",
+	}
+	for in, want := range cases {
+		if got := ReferrerHost(in, own); got != want {
+			t.Errorf("ReferrerHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The scrubbers must never let a personal-looking value through, whatever
+// the input, and must always return valid UTF-8 within their caps.
+func FuzzSanitizeURL(f *testing.F) {
+	for _, s := range []string{"/a/b?q=x", "/u/a%40b.c", "https://h/p?utm_source=a@b.c", "/%2540", "/x?q=+49+170+1234567", "http://[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u := SanitizeURL(raw)
+		for _, v := range []string{u.Path, u.UTMSource, u.UTMMedium, u.UTMCampaign, u.SearchTerm} {
+			checkClean(t, raw, v)
+		}
+		if len(u.Path) > maxPath || len(u.SearchTerm) > maxTerm {
+			t.Fatalf("over cap: %q", raw)
+		}
+	})
+}
+
+func FuzzScrubTerm(f *testing.F) {
+	for _, s := range []string{"red shoes", "a@b.c", "0170 123 4567", "%40", "eyJhbGciOiJI.eyJzdWIi.x", "ü\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		checkClean(t, raw, ScrubTerm(raw))
+		checkClean(t, raw, scrubField(raw, maxField))
+	})
+}
+
+func FuzzReferrerHost(f *testing.F) {
+	for _, s := range []string{"https://a.b.com/x", "http://1.2.3.4/", "https://shop.example/", "https://a@b.com@c.d/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		checkClean(t, raw, ReferrerHost(raw, []string{"shop.example"}))
+	})
+}
+
+func checkClean(t *testing.T, in, out string) {
+	t.Helper()
+	if !utf8.ValidString(out) {
+		t.Fatalf("%q → invalid UTF-8 %q", in, out)
+	}
+	if strings.Contains(out, "@") || longDigitRun(out) {
+		t.Fatalf("%q → personal-looking %q", in, out)
+	}
+	for _, w := range strings.FieldsFunc(out, func(r rune) bool { return r == '/' || r == ' ' }) {
+		if w != Redacted && looksPersonal(w) {
+			t.Fatalf("%q → personal-looking word %q in %q", in, w, out)
+		}
+	}
+}

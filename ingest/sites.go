@@ -1,0 +1,147 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DemoSite is the site herd serves when no site configuration is given: it
+// accepts events from any origin and any Segment write key, and history
+// imports. The demo, `herd gen` and tests rely on it.
+const DemoSite = "demo"
+
+// Site is one shop herd collects for.
+type Site struct {
+	Name string `yaml:"name"`
+	// Domains are the shop's own registrable domains: referrers from them
+	// count as internal.
+	Domains []string `yaml:"domains"`
+	// Origins may send events from browsers (CORS); "*" allows any.
+	Origins []string `yaml:"origins"`
+	// WriteKeys authenticate server-side Segment senders.
+	WriteKeys []string `yaml:"write_keys"`
+	// AllowImport lets `herd gen --import` replay history with past
+	// timestamps. Production sites leave it off.
+	AllowImport bool `yaml:"allow_import"`
+}
+
+// Sites is the set of configured sites.
+type Sites struct {
+	list  []*Site
+	byKey map[string]*Site
+	open  bool // no configuration: the demo site takes everything
+}
+
+// DefaultSites is the configuration-free setup: only the demo site.
+func DefaultSites() *Sites {
+	return &Sites{list: []*Site{{Name: DemoSite, Origins: []string{"*"}, AllowImport: true}}, byKey: map[string]*Site{}, open: true}
+}
+
+// LoadSites reads a YAML file:
+//
+//	sites:
+//	  - name: shop
+//	    domains: [shop.example]
+//	    origins: [https://shop.example, https://www.shop.example]
+//	    write_keys: [k3y...]
+func LoadSites(path string) (*Sites, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sites: %w", err)
+	}
+	var doc struct {
+		Sites []*Site `yaml:"sites"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("sites %s: %w", path, err)
+	}
+	if len(doc.Sites) == 0 {
+		return nil, fmt.Errorf("sites %s: no sites listed", path)
+	}
+	s := &Sites{byKey: map[string]*Site{}}
+	names := map[string]bool{}
+	for i, site := range doc.Sites {
+		if site.Name == "" || !validSiteName(site.Name) {
+			return nil, fmt.Errorf("sites %s: site %d: name %q must be 1-64 of a-z 0-9 _ -", path, i, site.Name)
+		}
+		if names[site.Name] {
+			return nil, fmt.Errorf("sites %s: site %q listed twice", path, site.Name)
+		}
+		names[site.Name] = true
+		for _, o := range site.Origins {
+			if o == "*" {
+				continue
+			}
+			if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+				return nil, fmt.Errorf("sites %s: site %q: origin %q must look like https://host[:port]", path, site.Name, o)
+			}
+		}
+		for _, k := range site.WriteKeys {
+			if len(k) < 16 {
+				return nil, fmt.Errorf("sites %s: site %q: write keys must have at least 16 characters", path, site.Name)
+			}
+			if other, ok := s.byKey[k]; ok {
+				return nil, fmt.Errorf("sites %s: write key shared by %q and %q", path, other.Name, site.Name)
+			}
+			s.byKey[k] = site
+		}
+		s.list = append(s.list, site)
+	}
+	return s, nil
+}
+
+func validSiteName(n string) bool {
+	if len(n) > 64 {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrUnknownSite is returned for a site name or write key herd does not serve.
+var ErrUnknownSite = errors.New("unknown site")
+
+// Named returns the site called name; "" means the demo site when it exists.
+func (s *Sites) Named(name string) (*Site, error) {
+	if name == "" {
+		name = DemoSite
+	}
+	for _, site := range s.list {
+		if site.Name == name {
+			return site, nil
+		}
+	}
+	return nil, ErrUnknownSite
+}
+
+// ByWriteKey returns the site a Segment write key belongs to. Without
+// configuration every key belongs to the demo site.
+func (s *Sites) ByWriteKey(key string) (*Site, error) {
+	if site, ok := s.byKey[key]; ok {
+		return site, nil
+	}
+	if s.open {
+		return s.list[0], nil
+	}
+	return nil, ErrUnknownSite
+}
+
+// AllowsOrigin reports whether a browser page on origin may send events for site.
+func (site *Site) AllowsOrigin(origin string) bool {
+	return slices.Contains(site.Origins, "*") || slices.Contains(site.Origins, origin)
+}
+
+// All lists the sites.
+func (s *Sites) All() []*Site { return s.list }

@@ -33,12 +33,18 @@ var eventTypeNames = map[string]EventType{
 	"checkout_step": CheckoutStep, "purchase": Purchase, "search": Search, "slot_impression": SlotImpression,
 }
 
+var eventTypeStrings = func() [16]string {
+	var a [16]string
+	for name, v := range eventTypeNames {
+		a[v] = name
+	}
+	return a
+}()
+
 // String is the type's wire and column name.
 func (t EventType) String() string {
-	for name, v := range eventTypeNames {
-		if v == t {
-			return name
-		}
+	if int(t) < len(eventTypeStrings) && eventTypeStrings[t] != "" {
+		return eventTypeStrings[t]
 	}
 	return "unknown(" + strconv.Itoa(int(t)) + ")"
 }

@@ -2,12 +2,20 @@
 // browsing events, desensitizes and pseudonymizes them, and writes them to
 // ClickHouse. After this package no raw identifier exists anywhere.
 //
-// This file holds the server shell; the event endpoints, decoders and writer
-// live beside it.
+// One event's path: handler (this file) → decoder (decode.go, segment.go)
+// → Pipeline.Process (pipeline.go: consent, bots, scrub.go, pseudonym.go)
+// → Writer (writer.go: batch, insert, spool) → 202.
 package ingest
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"mime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -20,17 +28,247 @@ import (
 type Config struct {
 	// RequestTimeout bounds reading a request and writing its answer; zero means 10 s.
 	RequestTimeout time.Duration
+	// TrustedProxies may set X-Forwarded-For; empty means the peer address is
+	// the client's.
+	TrustedProxies []string
 }
 
-// NewApp builds the ingest Fiber app. ready reports whether the raw store
-// can take writes.
-func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
+// Server is the ingest API.
+type Server struct {
+	cfg      Config
+	sites    *Sites
+	pipeline *Pipeline
+	writer   *Writer
+	metrics  *Metrics
+	log      *slog.Logger
+}
+
+// NewServer wires the API over a pipeline and a writer.
+func NewServer(cfg Config, sites *Sites, p *Pipeline, w *Writer, m *Metrics, log *slog.Logger) *Server {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	return webserver.NewApp(webserver.AppConfig{
+	if sites == nil {
+		sites = DefaultSites()
+	}
+	return &Server{cfg: cfg, sites: sites, pipeline: p, writer: w, metrics: m, log: log}
+}
+
+// App builds the Fiber app: the event endpoints, herd.js, health and metrics.
+func (s *Server) App(ready *probe.Readiness) *fiber.App {
+	app := webserver.NewApp(webserver.AppConfig{
 		Name:        "herd-ingest",
-		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
-		BodyLimit: 1 << 20,
+		ReadTimeout: s.cfg.RequestTimeout, WriteTimeout: s.cfg.RequestTimeout,
+		BodyLimit:      MaxBodyBytes,
+		ProxyHeader:    proxyHeader(s.cfg.TrustedProxies),
+		TrustedProxies: s.cfg.TrustedProxies,
 	}, ready)
+	app.Use("/api", s.cors)
+	app.Post("/api/event", s.ownJSON(DecodeOne))
+	app.Post("/api/events", s.ownJSON(DecodeMany))
+	for _, kind := range []string{"batch", "track", "page"} {
+		app.Post("/v1/"+kind, s.segment(kind))
+	}
+	app.Get("/metrics", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4")
+		_, err := s.metrics.WriteTo(c)
+		return err
+	})
+	return app
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
+}
+
+// Answer is the JSON body of every event endpoint's reply.
+type Answer struct {
+	Accepted int            `json:"accepted"`
+	Dropped  map[string]int `json:"dropped"`
+	Problems []Problem      `json:"problems,omitempty"`
+	Error    string         `json:"error,omitempty"`
+}
+
+// cors answers preflights and sets CORS headers for browser senders. An
+// origin no site allows gets no CORS headers, so browsers refuse to send.
+func (s *Server) cors(c *fiber.Ctx) error {
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin != "" && s.originAllowed(origin) {
+		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+		c.Set(fiber.HeaderVary, fiber.HeaderOrigin)
+		c.Set(fiber.HeaderAccessControlAllowMethods, "POST, OPTIONS")
+		c.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type")
+		c.Set(fiber.HeaderAccessControlMaxAge, "86400")
+	}
+	if c.Method() == fiber.MethodOptions {
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+	return c.Next()
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	for _, site := range s.sites.All() {
+		if site.AllowsOrigin(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+type decodeFunc func([]byte) ([]Event, []Problem, error)
+
+// ownJSON serves /api/event and /api/events.
+func (s *Server) ownJSON(decode decodeFunc) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
+			return unsupportedType(c, "application/json, text/plain, application/x-ndjson")
+		}
+		events, problems, err := decode(c.Body())
+		if err != nil {
+			return s.badBody(c, err)
+		}
+		return s.accept(c, events, problems, nil, nil)
+	}
+}
+
+// segment serves Segment's /v1/batch, /v1/track and /v1/page. The write key
+// comes as the Basic auth user name (Segment's libraries) or as "writeKey"
+// in the body.
+func (s *Server) segment(kind string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !contentTypeOK(c, "application/json", "text/plain") {
+			return unsupportedType(c, "application/json, text/plain")
+		}
+		key := writeKey(c.Get(fiber.HeaderAuthorization))
+		if key == "" {
+			var body struct {
+				WriteKey string `json:"writeKey"`
+			}
+			_ = json.Unmarshal(c.Body(), &body) // a bad body is reported by the decoder
+			key = body.WriteKey
+		}
+		site, err := s.sites.ByWriteKey(key)
+		if err != nil {
+			return c.Status(fiber.StatusUnauthorized).JSON(Answer{Error: "unknown or missing write key"})
+		}
+		events, problems, dropped, err := DecodeSegment(kind, c.Body(), site.Name)
+		if err != nil {
+			return s.badBody(c, err)
+		}
+		return s.accept(c, events, problems, dropped, site)
+	}
+}
+
+func (s *Server) badBody(c *fiber.Ctx, err error) error {
+	if errors.Is(err, ErrTooManyEvents) {
+		return c.Status(fiber.StatusRequestEntityTooLarge).JSON(Answer{Error: "more than 500 events in one request"})
+	}
+	var p Problem
+	if errors.As(err, &p) {
+		return c.Status(fiber.StatusBadRequest).JSON(Answer{Error: p.Reason, Problems: []Problem{p}})
+	}
+	return c.Status(fiber.StatusBadRequest).JSON(Answer{Error: "unreadable body"})
+}
+
+// accept runs decoded events through the pipeline and the writer and
+// answers: 202 when at least one event was stored or every event was dropped
+// by policy, 400 when none was valid, 503/429 when storage failed.
+func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, dropped map[string]int, site *Site) error {
+	if dropped == nil {
+		dropped = map[string]int{}
+	}
+	req := Request{
+		IP:        c.IP(),
+		UserAgent: c.Get(fiber.HeaderUserAgent),
+		GPC:       c.Get("Sec-GPC") == "1",
+		DNT:       c.Get("DNT") == "1",
+		Received:  time.Now(),
+	}
+	importMode := c.Get("X-Herd-Import") == "1"
+	origin := c.Get(fiber.HeaderOrigin)
+	rows := make([]Row, 0, len(events))
+	for i := range events {
+		ev := &events[i]
+		evSite := site
+		if evSite == nil {
+			var err error
+			if evSite, err = s.sites.Named(ev.Site); err != nil {
+				dropped[DropUnknownSite]++
+				continue
+			}
+		}
+		if origin != "" && site == nil && !evSite.AllowsOrigin(origin) {
+			dropped["origin"]++
+			continue
+		}
+		r := req
+		if importMode {
+			if !evSite.AllowImport || ev.TS.IsZero() {
+				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "imports need a site with allow_import and a ts on every event"})
+				continue
+			}
+			r.Received, r.Imported = ev.TS.Time, true
+		}
+		row, reason, prob := s.pipeline.Process(evSite, &r, ev, ev.Index)
+		switch {
+		case prob != nil:
+			problems = append(problems, *prob)
+		case reason != "":
+			dropped[reason]++
+		default:
+			rows = append(rows, row)
+		}
+	}
+	for reason, n := range dropped {
+		s.metrics.drop(reason, n)
+	}
+	s.metrics.invalid.Add(int64(len(problems)))
+	ans := Answer{Accepted: len(rows), Dropped: dropped, Problems: problems}
+	if len(rows) == 0 && len(problems) > 0 {
+		ans.Error = problems[0].Error()
+		return c.Status(fiber.StatusBadRequest).JSON(ans)
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.writer.Write(ctx, rows); err != nil {
+		ans.Accepted = 0
+		if errors.Is(err, ErrSpoolFull) {
+			c.Set(fiber.HeaderRetryAfter, "30")
+			ans.Error = "storage is behind and the spool is full; retry later"
+			return c.Status(fiber.StatusTooManyRequests).JSON(ans)
+		}
+		s.log.Warn("events not stored", "events", len(rows), "err", err)
+		c.Set(fiber.HeaderRetryAfter, "10")
+		ans.Error = "storage unavailable; retry later"
+		return c.Status(fiber.StatusServiceUnavailable).JSON(ans)
+	}
+	s.metrics.accepted.Add(int64(len(rows)))
+	return c.Status(fiber.StatusAccepted).JSON(ans)
+}
+
+// contentTypeOK accepts text/plain too: navigator.sendBeacon with a string
+// body sends it, and it needs no CORS preflight.
+func contentTypeOK(c *fiber.Ctx, allowed ...string) bool {
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	return err == nil && slices.Contains(allowed, mt)
+}
+
+func unsupportedType(c *fiber.Ctx, allowed string) error {
+	return c.Status(fiber.StatusUnsupportedMediaType).JSON(Answer{Error: "content type must be one of " + allowed})
+}
+
+func writeKey(auth string) string {
+	const prefix = "Basic "
+	if !strings.HasPrefix(auth, prefix) {
+		return ""
+	}
+	dec, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, prefix))
+	if err != nil {
+		return ""
+	}
+	user, _, _ := strings.Cut(string(dec), ":")
+	return user
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/dashboard"
-	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -18,7 +17,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		base          baseFlags
 		ingestAddr    = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
-		dashboardAddr = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
+		dashboardAddr  = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
+		sitesFile      = fs.String("sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
+		honorDNT       = fs.Bool("honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
+		trustedProxies = fs.String("trusted-proxies", "", "comma-separated proxy addresses whose X-Forwarded-For is believed")
 	)
 	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
@@ -35,7 +37,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	ing, err := webserver.Start(ingest.NewApp(ingest.Config{}, probe.NewReadiness(st.writer), log), *ingestAddr)
+	edge, err := newEdge(ctx, edgeConfig{dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, trustedProxies: splitList(*trustedProxies)}, st, log)
+	if err != nil {
+		return err
+	}
+	defer edge.close()
+	ing, err := webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), *ingestAddr)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
@@ -72,6 +79,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := ing.Shutdown(sctx); err != nil {
 		log.Warn("ingest shutdown", "err", err)
+	}
+	// Requests are done; the writer flushes its last batch before the
+	// store closes.
+	if err := edge.writer.Close(sctx); err != nil {
+		log.Warn("ingest writer close", "err", err)
 	}
 	return runErr
 }

@@ -55,17 +55,37 @@ type AppConfig struct {
 	WriteTimeout time.Duration
 	// BodyLimit caps a request body; zero means Fiber's default (4 MiB).
 	BodyLimit int
+	// ProxyHeader names the header carrying the client address
+	// (X-Forwarded-For), believed only from TrustedProxies.
+	ProxyHeader    string
+	TrustedProxies []string
+}
+
+// jsonError answers every error not handled by a handler as JSON with the
+// right status: Fiber's own (413 body too large, 404, 405) keep theirs,
+// anything else is a 500 whose details stay out of the answer.
+func jsonError(c *fiber.Ctx, err error) error {
+	code, msg := fiber.StatusInternalServerError, "internal error"
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code, msg = fe.Code, fe.Message
+	}
+	return c.Status(code).JSON(fiber.Map{"error": msg})
 }
 
 // NewApp builds a Fiber app with herd's defaults: no banner, bounded
 // timeouts, and /healthz and /readyz answered from ready.
 func NewApp(cfg AppConfig, ready *probe.Readiness) *fiber.App {
 	app := fiber.New(fiber.Config{
-		AppName:               cfg.Name,
-		DisableStartupMessage: true,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		BodyLimit:             cfg.BodyLimit,
+		AppName:                 cfg.Name,
+		DisableStartupMessage:   true,
+		ReadTimeout:             cfg.ReadTimeout,
+		WriteTimeout:            cfg.WriteTimeout,
+		BodyLimit:               cfg.BodyLimit,
+		ErrorHandler:            jsonError,
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	probe.Register(app, ready)
 	return app

@@ -1,0 +1,263 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+)
+
+// RawWriter stores a block of rows; *clickhouse.Client is one.
+type RawWriter interface {
+	Insert(ctx context.Context, table string, block *proto.Block, opts ...clickhouse.Option) error
+}
+
+// Spool keeps rows durably while ClickHouse cannot take them.
+type Spool interface {
+	// Append writes rows to disk and returns once they are fsync'd.
+	Append(ctx context.Context, rows []Row) error
+}
+
+// ErrSpoolFull is returned when rows can be neither inserted nor spooled
+// because the spool has reached its size limit: the client should retry later.
+var ErrSpoolFull = errors.New("spool full")
+
+// ErrUnavailable is returned when rows could not be stored at all.
+var ErrUnavailable = errors.New("raw store unavailable")
+
+// WriterConfig tunes batching. The zero value is usable.
+type WriterConfig struct {
+	// Table is the raw events table, "herd_raw.events" by default.
+	Table string
+	// MaxRows flushes a batch at this many rows; default 20,000.
+	MaxRows int
+	// MaxDelay flushes a batch this long after its first row; default 200 ms.
+	MaxDelay time.Duration
+	// InsertTimeout bounds one insert before the batch goes to the spool; default 10 s.
+	InsertTimeout time.Duration
+}
+
+// Writer batches rows from many requests into one insert (never a row at a
+// time) and tells each request when its rows are safe: inserted, or spooled
+// to disk when ClickHouse is slow or down.
+type Writer struct {
+	cfg     WriterConfig
+	store   RawWriter
+	spool   Spool // may be nil: then a failed insert fails the requests
+	log     *slog.Logger
+	metrics *Metrics
+
+	in       chan *pending
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type pending struct {
+	rows []Row
+	done chan error
+}
+
+// NewWriter builds a writer; call Run to start it.
+func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *slog.Logger) *Writer {
+	if cfg.Table == "" {
+		cfg.Table = clickhouse.DefaultDatabases.Raw + ".events"
+	}
+	if cfg.MaxRows == 0 {
+		cfg.MaxRows = 20_000
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = 200 * time.Millisecond
+	}
+	if cfg.InsertTimeout == 0 {
+		cfg.InsertTimeout = 10 * time.Second
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Writer{cfg: cfg, store: store, spool: spool, log: log, metrics: m,
+		in: make(chan *pending, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Write hands rows to the batcher and waits until they are stored.
+func (w *Writer) Write(ctx context.Context, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	p := &pending{rows: rows, done: make(chan error, 1)}
+	select {
+	case w.in <- p:
+	case <-w.stop:
+		return fmt.Errorf("writer stopped: %w", ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the rows are the writer's: it stores them even if this
+	// request gives up waiting.
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run batches until Close; it flushes what it holds before returning.
+func (w *Writer) Run() {
+	defer close(w.done)
+	var batch []*pending
+	rows := 0
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() {
+		if len(batch) > 0 {
+			w.flush(batch, rows)
+		}
+		batch, rows = nil, 0
+	}
+	for {
+		select {
+		case p := <-w.in:
+			if len(batch) == 0 {
+				timer.Reset(w.cfg.MaxDelay)
+			}
+			batch = append(batch, p)
+			rows += len(p.rows)
+			if rows >= w.cfg.MaxRows {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		case <-w.stop:
+			timer.Stop()
+			for {
+				select {
+				case p := <-w.in:
+					batch = append(batch, p)
+					rows += len(p.rows)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// Close stops taking rows, flushes the last batch and waits for it.
+func (w *Writer) Close(ctx context.Context) error {
+	w.stopOnce.Do(func() { close(w.stop) })
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("writer close: %w", ctx.Err())
+	}
+}
+
+func (w *Writer) flush(batch []*pending, n int) {
+	all := make([]Row, 0, n)
+	for _, p := range batch {
+		all = append(all, p.rows...)
+	}
+	err := w.store1(all)
+	for _, p := range batch {
+		p.done <- err
+	}
+}
+
+func (w *Writer) store1(rows []Row) error {
+	block, err := EncodeRows(rows)
+	if err != nil {
+		return fmt.Errorf("encode rows: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.InsertTimeout)
+	defer cancel()
+	start := time.Now()
+	err = w.store.Insert(ctx, w.cfg.Table, block)
+	w.metrics.observeInsert(time.Since(start), len(rows), err)
+	if err == nil {
+		return nil
+	}
+	w.log.Warn("insert failed", "rows", len(rows), "err", err)
+	if w.spool == nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if serr := w.spool.Append(context.Background(), rows); serr != nil {
+		if errors.Is(serr, ErrSpoolFull) {
+			return serr
+		}
+		return fmt.Errorf("%w: insert: %v; spool: %v", ErrUnavailable, err, serr)
+	}
+	w.metrics.spooled.Add(int64(len(rows)))
+	return nil
+}
+
+// rawColumns are herd_raw.events' columns in the order EncodeRows fills them.
+var rawColumns = []struct {
+	name string
+	typ  column.Type
+}{
+	{"event_id", "UUID"}, {"site", "String"}, {"received", "DateTime"}, {"seq", "UInt16"},
+	{"type", "Enum8('pageview' = 1, 'product_list_view' = 2, 'product_view' = 3, 'product_click' = 4, 'add_to_cart' = 5, 'remove_from_cart' = 6, 'checkout_step' = 7, 'purchase' = 8, 'search' = 9, 'slot_impression' = 10)"},
+	{"visitor", "UInt64"}, {"session", "UInt64"}, {"user_hash", "UInt64"}, {"path", "String"}, {"page_type", "String"},
+	{"utm_source", "String"}, {"utm_medium", "String"}, {"utm_campaign", "String"}, {"referrer_host", "String"},
+	{"browser", "String"}, {"browser_major", "UInt16"}, {"os", "String"},
+	{"device", "Enum8('desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'other' = 4)"}, {"country", "FixedString(2)"},
+	{"product_id", "String"}, {"product_category", "String"}, {"product_price", "Decimal(18, 2)"}, {"position", "UInt16"},
+	{"list", "String"}, {"slot", "String"}, {"variant", "String"}, {"step", "UInt8"}, {"order_value", "Decimal(18, 2)"},
+	{"currency", "FixedString(3)"}, {"items", "UInt16"}, {"products", "Array(String)"}, {"search_term", "String"},
+	{"search_results", "Int32"}, {"imported", "UInt8"},
+}
+
+// EncodeRows builds the Native block of rows for herd_raw.events.
+func EncodeRows(rows []Row) (*proto.Block, error) {
+	b := proto.NewBlock()
+	for _, c := range rawColumns {
+		if err := b.AddColumn(c.name, c.typ); err != nil {
+			return nil, err
+		}
+	}
+	for i := range rows {
+		r := &rows[i]
+		imported := uint8(0)
+		if r.Imported {
+			imported = 1
+		}
+		products := r.Products
+		if products == nil {
+			products = []string{}
+		}
+		err := b.Append(
+			uuid.UUID(r.EventID), r.Site, r.Received, r.Seq, r.Type.String(),
+			r.Visitor, r.Session, r.UserHash, r.Path, r.PageType,
+			r.UTMSource, r.UTMMedium, r.UTMCampaign, r.ReferrerHost,
+			r.Browser, r.BrowserMajor, r.OS, deviceOrOther(r.Device), r.Country,
+			r.ProductID, r.ProductCategory, decimal.New(r.ProductPrice, -2), r.Position,
+			r.List, r.Slot, r.Variant, r.Step, decimal.New(r.OrderValue, -2),
+			r.Currency, r.Items, products, r.SearchTerm, r.SearchResults, imported,
+		)
+		if err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+	}
+	return b, nil
+}
+
+func deviceOrOther(d string) string {
+	switch d {
+	case "desktop", "mobile", "tablet":
+		return d
+	}
+	return "other"
+}

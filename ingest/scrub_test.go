@@ -41,16 +41,16 @@ func TestSanitizeURL(t *testing.T) {
 func TestReferrerHost(t *testing.T) {
 	own := []string{"shop.example"}
 	cases := map[string]string{
-		"":                                   "",
-		"https://www.google.com/search?q=x":  "google.com",
-		"https://news.bbc.co.uk/a/b":         "bbc.co.uk",
-		"https://shop.example/cart":          ReferrerInternal,
-		"https://m.shop.example/":            ReferrerInternal,
-		"http://192.168.0.1:8080/admin":      ReferrerIP,
-		"http://[2001:db8::1]/":              ReferrerIP,
+		"":                                    "",
+		"https://www.google.com/search?q=x":   "google.com",
+		"https://news.bbc.co.uk/a/b":          "bbc.co.uk",
+		"https://shop.example/cart":           ReferrerInternal,
+		"https://m.shop.example/":             ReferrerInternal,
+		"http://192.168.0.1:8080/admin":       ReferrerIP,
+		"http://[2001:db8::1]/":               ReferrerIP,
 		"android-app://com.google.android.gm": "android.gm",
-		"not a url":                          "",
-		"https://localhost:3000/":            "localhost",
+		"not a url":                           "",
+		"https://localhost:3000/":             "localhost",
 	}
 	for in, want := range cases {
 		if got := ReferrerHost(in, own); got != want {

@@ -15,8 +15,8 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var (
-		base          baseFlags
-		ingestAddr    = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
+		base           baseFlags
+		ingestAddr     = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
 		dashboardAddr  = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
 		sitesFile      = fs.String("sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
 		honorDNT       = fs.Bool("honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -226,6 +227,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		s.metrics.drop(reason, n)
 	}
 	s.metrics.invalid.Add(int64(len(problems)))
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Index < problems[j].Index })
 	ans := Answer{Accepted: len(rows), Dropped: dropped, Problems: problems}
 	if len(rows) == 0 && len(problems) > 0 {
 		ans.Error = problems[0].Error()

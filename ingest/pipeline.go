@@ -312,7 +312,10 @@ func currency(s string) string {
 // pageType classifies a path by its first segment, for slot and layout
 // rollups: home, product, category, search, cart, checkout, account, other.
 func pageType(path string) string {
-	if path == "/" || path == "" {
+	switch path {
+	case "":
+		return ""
+	case "/":
 		return "home"
 	}
 	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")

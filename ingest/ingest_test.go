@@ -1,0 +1,350 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
+	"github.com/herd-analytics/herd/internal/probe"
+	"github.com/herd-analytics/herd/internal/webserver"
+)
+
+func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+
+const chromeUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type edge struct {
+	db      *chtest.DB
+	url     string
+	logs    *syncBuffer
+	dataDir string
+}
+
+// startEdge runs the real ingest server over HTTP on a free port, writing
+// to this test's databases, with every log line captured.
+func startEdge(t *testing.T, store ingest.RawWriter) *edge {
+	t.Helper()
+	db := chtest.Migrated(t)
+	if store == nil {
+		store = db.Writer
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir := t.TempDir()
+	keys, err := ingest.OpenKeyRing(filepath.Join(dir, "keys.json"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ingest.NewMetrics()
+	w := ingest.NewWriter(ingest.WriterConfig{Table: db.Names.Raw + ".events", MaxDelay: 5 * time.Millisecond, InsertTimeout: 2 * time.Second}, store, nil, m, log)
+	go w.Run()
+	srv := ingest.NewServer(ingest.Config{TrustedProxies: []string{"127.0.0.1"}}, nil, ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute)), w, m, log)
+	ws, err := webserver.Start(srv.App(probe.NewReadiness(db.Writer)), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = ws.Shutdown(context.Background())
+		_ = w.Close(context.Background())
+	})
+	return &edge{db: db, url: "http://" + ws.Addr(), logs: logs, dataDir: dir}
+}
+
+type reply struct {
+	status int
+	body   ingest.Answer
+	header http.Header
+}
+
+func (e *edge) post(t *testing.T, path, contentType, body string, headers ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest("POST", e.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", chromeUA)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var ans ingest.Answer
+	if err := json.Unmarshal(data, &ans); err != nil {
+		t.Fatalf("%s answered %d with non-JSON %q", path, resp.StatusCode, data)
+	}
+	return reply{status: resp.StatusCode, body: ans, header: resp.Header}
+}
+
+func (e *edge) query(t *testing.T, q string) string {
+	t.Helper()
+	var out strings.Builder
+	if err := e.db.Writer.Raw(context.Background(), q+" FORMAT TSV", &out); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out.String()
+}
+
+func TestEndpointsStoreDerivedFields(t *testing.T) {
+	e := startEdge(t, nil)
+	raw := e.db.Names.Raw + ".events"
+	r := e.post(t, "/api/event", "text/plain;charset=UTF-8",
+		`{"type":"pageview","url":"https://shop.example/category/shoes?utm_source=nl&utm_medium=email&sid=abc","referrer":"https://news.google.com/x"}`)
+	if r.status != 202 || r.body.Accepted != 1 {
+		t.Fatalf("/api/event: %+v", r)
+	}
+	r = e.post(t, "/api/events", "application/json", `[
+		{"type":"product_view","product":{"id":"p1","category":"shoes","price":59.9}},
+		{"type":"purchase","order":{"value":119.8,"currency":"eur","items":2},"products":[{"id":"p1"},{"id":"p2"}]}]`)
+	if r.status != 202 || r.body.Accepted != 2 {
+		t.Fatalf("/api/events: %+v", r)
+	}
+	r = e.post(t, "/api/events", "application/x-ndjson", "{\"type\":\"search\",\"search\":{\"term\":\"Red Boots\",\"results\":0}}\n{\"type\":\"checkout_step\",\"step\":2}\n")
+	if r.status != 202 || r.body.Accepted != 2 {
+		t.Fatalf("NDJSON: %+v", r)
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("any-write-key:"))
+	r = e.post(t, "/v1/batch", "application/json", `{"batch":[
+		{"type":"track","event":"Product Added","messageId":"m-1","anonymousId":"a1","properties":{"product_id":"p7","price":"20"},"context":{"ip":"198.51.100.4","userAgent":"`+chromeUA+`"}},
+		{"type":"identify","userId":"u1","traits":{"email":"x@y.z"}}]}`, "Authorization", auth)
+	if r.status != 202 || r.body.Accepted != 1 || r.body.Dropped[ingest.DropUnsupportedType] != 1 {
+		t.Fatalf("/v1/batch: %+v", r)
+	}
+	r = e.post(t, "/v1/track", "application/json", `{"event":"Products Searched","anonymousId":"a2","properties":{"query":"socks"}}`, "Authorization", auth)
+	if r.status != 202 || r.body.Accepted != 1 {
+		t.Fatalf("/v1/track: %+v", r)
+	}
+	r = e.post(t, "/v1/page", "application/json", `{"anonymousId":"a2","properties":{"url":"https://shop.example/"}}`, "Authorization", auth)
+	if r.status != 202 || r.body.Accepted != 1 {
+		t.Fatalf("/v1/page: %+v", r)
+	}
+
+	got := e.query(t, "SELECT type, path, page_type, utm_source, utm_medium, referrer_host, browser, browser_major, os, device, product_id, product_category, product_price, order_value, currency, items, products, search_term, search_results, step FROM "+raw+" ORDER BY type, product_id, search_term")
+	want := strings.Join([]string{
+		"pageview\t/category/shoes\tcategory\tnl\temail\tgoogle.com\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
+		"pageview\t/\thome\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
+		"product_view\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\tp1\tshoes\t59.90\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
+		"add_to_cart\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\tp7\t\t20.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
+		"checkout_step\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t2",
+		"purchase\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t119.80\tEUR\t2\t['p1','p2']\t\t-1\t0",
+		"search\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\tred boots\t0\t0",
+		"search\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\tsocks\t-1\t0",
+	}, "\n") + "\n"
+	if got != want {
+		t.Fatalf("rows:\n%s\nwant:\n%s", got, want)
+	}
+	// One browser (same IP and UA) is one visitor and one session; the
+	// Segment shoppers are told apart by their own context or anonymousId.
+	if v := e.query(t, "SELECT uniqExact(visitor), uniqExact(session), countIf(visitor = 0), uniqExact(event_id) = count() FROM "+raw); v != "3\t3\t0\t1\n" {
+		t.Fatalf("visitors, sessions: %q", v)
+	}
+}
+
+func TestBadInputGetsPreciseErrors(t *testing.T) {
+	e := startEdge(t, nil)
+	cases := []struct {
+		name, path, ctype, body string
+		status                  int
+		errPart                 string
+	}{
+		{"wrong content type", "/api/events", "application/xml", "[]", 415, "content type"},
+		{"no content type", "/api/event", "", "{}", 415, "content type"},
+		{"malformed JSON", "/api/events", "application/json", `[{"type":"pageview",]`, 400, "malformed JSON"},
+		{"not an object", "/api/event", "application/json", `[1]`, 400, "one JSON object"},
+		{"all bad", "/api/events", "application/json", `[{"type":"nope"},{"type":"pageview"}]`, 400, "event 0: type"},
+		{"unknown field", "/api/event", "application/json", `{"type":"pageview","url":"/","email":"a@b.c"}`, 400, "unknown field"},
+		{"wrong type", "/api/event", "application/json", `{"type":"pageview","url":7}`, 400, "url"},
+		{"too many events", "/api/events", "application/json", "[" + strings.Repeat(`{"type":"pageview","url":"/"},`, 500) + `{"type":"pageview","url":"/"}]`, 413, "500 events"},
+		{"too big", "/api/events", "application/json", `[{"type":"pageview","url":"/` + strings.Repeat("a", ingest.MaxBodyBytes) + `"}]`, 413, "Too Large"},
+		{"segment without key", "/v1/batch", "application/json", `{"batch":[]}`, 202, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.post(t, c.path, c.ctype, c.body)
+			if r.status != c.status || !strings.Contains(r.body.Error, c.errPart) {
+				t.Fatalf("got %d %+v, want %d with %q", r.status, r.body, c.status, c.errPart)
+			}
+		})
+	}
+	// A mixed batch keeps its good events and names the bad ones.
+	r := e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/ok"},{"type":"purchase"},{"type":"pageview","url":"/ok2","x":1}]`)
+	if r.status != 202 || r.body.Accepted != 1 || len(r.body.Problems) != 2 ||
+		r.body.Problems[0] != (ingest.Problem{Index: 1, Field: "order", Reason: "required for purchase"}) ||
+		r.body.Problems[1] != (ingest.Problem{Index: 2, Field: "x", Reason: "unknown field"}) {
+		t.Fatalf("mixed batch: %+v", r)
+	}
+	if n := e.query(t, "SELECT count() FROM "+e.db.Names.Raw+".events"); n != "1\n" {
+		t.Fatalf("stored %q rows", n)
+	}
+}
+
+func TestConsentAndBotsAreDroppedAndCounted(t *testing.T) {
+	e := startEdge(t, nil)
+	ev := `[{"type":"pageview","url":"/a"}]`
+	for _, c := range []struct {
+		headers []string
+		body    string
+		reason  string
+	}{
+		{[]string{"Sec-GPC", "1"}, ev, ingest.DropGPC},
+		{[]string{"DNT", "1"}, ev, ingest.DropDNT},
+		{nil, `[{"type":"pageview","url":"/a","consent":["necessary"]}]`, ingest.DropNoConsent},
+		{[]string{"User-Agent", "Googlebot/2.1 (+http://www.google.com/bot.html)"}, ev, ingest.DropBot},
+		{[]string{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36"}, ev, ingest.DropBot},
+		{nil, `[{"type":"pageview","url":"/a","site":"elsewhere"}]`, ingest.DropUnknownSite},
+	} {
+		r := e.post(t, "/api/events", "application/json", c.body, c.headers...)
+		if r.status != 202 || r.body.Accepted != 0 || r.body.Dropped[c.reason] != 1 {
+			t.Fatalf("%s: %+v", c.reason, r)
+		}
+	}
+	if r := e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/a","consent":["analytics"]}]`); r.body.Accepted != 1 {
+		t.Fatalf("consented event: %+v", r)
+	}
+	if n := e.query(t, "SELECT count() FROM "+e.db.Names.Raw+".events"); n != "1\n" {
+		t.Fatalf("stored %q rows", n)
+	}
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{`herd_ingest_events_dropped_total{reason="gpc"} 1`, `herd_ingest_events_dropped_total{reason="bot"} 2`, "herd_ingest_events_accepted_total 1"} {
+		if !strings.Contains(string(metrics), line) {
+			t.Fatalf("metrics lack %q:\n%s", line, metrics)
+		}
+	}
+}
+
+// downStore is a ClickHouse that does not answer: a real client pointed at
+// a port nobody listens on.
+func downStore(t *testing.T) ingest.RawWriter {
+	c, err := clickhouse.New(clickhouse.Config{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestClickHouseDownGives503WithReason(t *testing.T) {
+	e := startEdge(t, downStore(t))
+	r := e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/a"}]`)
+	if r.status != 503 || r.body.Accepted != 0 || !strings.Contains(r.body.Error, "storage unavailable") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+// The privacy test of DESIGN §4: raw identifiers sent in every place a
+// client can put them never reach ClickHouse or a log line.
+func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
+	e := startEdge(t, nil)
+	secrets := []string{
+		"198.51.100.77",                      // IP
+		"CanaryBrowser/9.9 (Secret; Canary)", // UA fragment
+		"jane.canary@mail.example",           // email
+		"jane.canary%40mail.example",         // encoded email
+		"+49 170 5550199",                    // phone
+		"4111111111111111",                   // card
+		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJl", // JWT
+		"tok_8f3Kq9ZpLm2Vx7Rt4Yw1",                                 // token
+		"user-4242-canary",                                         // account id
+	}
+	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 CanaryBrowser/9.9 (Secret; Canary)"
+	body := `[
+	 {"type":"pageview","url":"https://shop.example/account/jane.canary@mail.example/orders?email=jane.canary%40mail.example&phone=%2B49+170+5550199&token=tok_8f3Kq9ZpLm2Vx7Rt4Yw1&utm_source=jane.canary%40mail.example","referrer":"https://mail.example/jane.canary@mail.example?jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJl","user_id":"user-4242-canary"},
+	 {"type":"pageview","url":"/pay/4111111111111111/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJl/tok_8f3Kq9ZpLm2Vx7Rt4Yw1/jane.canary%40mail.example"},
+	 {"type":"search","search":{"term":"jane.canary@mail.example +49 170 5550199"},"url":"/search?q=4111111111111111"},
+	 {"type":"search","search":{"term":"tok_8f3Kq9ZpLm2Vx7Rt4Yw1"}},
+	 {"type":"product_view","product":{"id":"jane.canary@mail.example","category":"+49 170 5550199","list":"tok_8f3Kq9ZpLm2Vx7Rt4Yw1"},"slot":"4111111111111111","variant":"B"},
+	 {"type":"pageview","url":"/"}
+	]`
+	r := e.post(t, "/api/events", "application/json", body, "User-Agent", ua, "X-Forwarded-For", "198.51.100.77")
+	if r.status != 202 || r.body.Accepted != 6 {
+		t.Fatalf("got %+v", r)
+	}
+	seg := `{"batch":[{"type":"track","event":"Products Searched","userId":"user-4242-canary","anonymousId":"jane.canary@mail.example","properties":{"query":"jane.canary@mail.example"},"context":{"ip":"198.51.100.77","userAgent":"` + ua + `","page":{"url":"https://shop.example/u/jane.canary%40mail.example","referrer":"http://198.51.100.77/"}}}]}`
+	if r := e.post(t, "/v1/batch", "application/json", seg, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("k:"))); r.body.Accepted != 1 {
+		t.Fatalf("segment: %+v", r)
+	}
+	// Also send a malformed event carrying them, to check error paths log nothing.
+	e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/jane.canary@mail.example","user_agent":"`+ua+`"}]`, "User-Agent", ua)
+
+	// Every String-like column of every table in both databases.
+	var cols [][3]string
+	err := e.db.Writer.Select(context.Background(),
+		"SELECT database, table, name FROM system.columns WHERE database IN ("+clickhouse.Quote(e.db.Names.Raw)+", "+clickhouse.Quote(e.db.Names.Pub)+
+			") AND (type LIKE '%String%' OR type LIKE 'Enum%')", func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				cols = append(cols, [3]string{b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(string), b.Columns[2].Row(i, false).(string)})
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) < 20 {
+		t.Fatalf("only %d string columns found", len(cols))
+	}
+	var dump strings.Builder
+	for _, c := range cols {
+		dump.WriteString(e.query(t, fmt.Sprintf("SELECT toString(%s) FROM %s.%s", c[2], c[0], c[1])))
+	}
+	stored := dump.String()
+	if !strings.Contains(stored, ":redacted") {
+		t.Fatal("nothing was redacted, so the scan saw no data")
+	}
+	logs := e.logs.String()
+	for _, s := range secrets {
+		for _, variant := range []string{s, strings.ReplaceAll(s, " ", ""), strings.ToLower(s)} {
+			if strings.Contains(stored, variant) {
+				t.Errorf("%q is stored in ClickHouse", variant)
+			}
+			if strings.Contains(logs, variant) {
+				t.Errorf("%q is in the logs", variant)
+			}
+		}
+	}
+	if strings.Contains(stored, "5550199") || strings.Contains(stored, "mail.example") && !strings.Contains(stored, "\nmail.example\n") {
+		// The referrer's registrable domain may appear alone; nothing else of it.
+		t.Errorf("fragments of identifiers stored:\n%s", stored)
+	}
+}

@@ -1,0 +1,117 @@
+package ingest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestPseudonymsPerDaySiteAndPurpose(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	k, err := OpenKeyRing("", func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, ua := "203.0.113.7", "Mozilla/5.0"
+	p := func(day time.Time, site, purpose string, parts ...string) uint64 {
+		v, err := k.Pseudonym(day, site, purpose, parts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a := p(now, "demo", PurposeAnalytics, ip, ua)
+	if b := p(now.Add(-11*time.Hour), "demo", PurposeAnalytics, ip, ua); a != b {
+		t.Fatal("same day, same inputs: different pseudonyms")
+	}
+	if p(now.Add(24*time.Hour), "demo", PurposeAnalytics, ip, ua) == a {
+		t.Fatal("next day gives the same pseudonym")
+	}
+	if p(now, "other", PurposeAnalytics, ip, ua) == a {
+		t.Fatal("another site gives the same pseudonym")
+	}
+	if p(now, "demo", PurposeSecurity, ip, ua) == a {
+		t.Fatal("another purpose gives the same pseudonym")
+	}
+	// ip‖0‖ua is not ip+ua run together.
+	if p(now, "demo", PurposeAnalytics, "203.0.113.7M", "ozilla/5.0") == a {
+		t.Fatal("field boundary ignored")
+	}
+	k2, _ := OpenKeyRing("", func() time.Time { return now })
+	if v, _ := k2.Pseudonym(now, "demo", PurposeAnalytics, ip, ua); v == a {
+		t.Fatal("a different key ring (key) gives the same pseudonym")
+	}
+}
+
+func TestKeyFileKeepsTheDayAndDestroysOldKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	k, err := OpenKeyRing(path, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := k.Pseudonym(now, "demo", PurposeAnalytics, "x")
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", err, st)
+	}
+	// A restart keeps the day's continuity.
+	k2, err := OpenKeyRing(path, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := k2.Pseudonym(now, "demo", PurposeAnalytics, "x"); a != b {
+		t.Fatal("restart changed today's pseudonym")
+	}
+	// 47 h after the day ended the key is still there (sessions across
+	// midnight); at 48 h it is gone, from memory and from the file.
+	now = time.Date(2026, 11, 27, 23, 59, 0, 0, time.UTC)
+	if err := k2.Expire(); err != nil {
+		t.Fatal(err)
+	}
+	if days := k2.Days(); len(days) != 1 || days[0] != "2026-11-25" {
+		t.Fatalf("days after 47 h: %v", days)
+	}
+	now = time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	if err := k2.Expire(); err != nil {
+		t.Fatal(err)
+	}
+	if days := k2.Days(); len(days) != 0 {
+		t.Fatalf("days after 48 h: %v", days)
+	}
+	k3, err := OpenKeyRing(path, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k3.Days()) != 0 {
+		t.Fatal("destroyed key still in the file")
+	}
+	// Asking for that day again (an import) makes a new, ephemeral key:
+	// the old pseudonyms cannot be recomputed.
+	if c, _ := k3.Pseudonym(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), "demo", PurposeAnalytics, "x"); c == a {
+		t.Fatal("destroyed key came back")
+	}
+	if len(k3.Days()) != 0 {
+		t.Fatal("an ephemeral import key was persisted")
+	}
+}
+
+func TestSessionsSplitAfterInactivity(t *testing.T) {
+	s := NewSessions(30 * time.Minute)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	a := s.Touch(1, t0)
+	if s.Touch(1, t0.Add(29*time.Minute)) != a {
+		t.Fatal("split within 30 min")
+	}
+	if s.Touch(1, t0.Add(58*time.Minute)) != a {
+		t.Fatal("split although active every 29 min")
+	}
+	if b := s.Touch(1, t0.Add(89*time.Minute)); b == a {
+		t.Fatal("no split after 31 min of inactivity")
+	}
+	if s.Touch(2, t0) == a {
+		t.Fatal("two visitors share a session")
+	}
+}

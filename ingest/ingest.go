@@ -9,6 +9,7 @@ package ingest
 
 import (
 	"context"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,9 @@ import (
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
+
+//go:embed assets/herd.js
+var trackerJS []byte
 
 // Config configures the ingest HTTP server. The zero value is usable.
 type Config struct {
@@ -70,6 +74,12 @@ func (s *Server) App(ready *probe.Readiness) *fiber.App {
 	for _, kind := range []string{"batch", "track", "page"} {
 		app.Post("/v1/"+kind, s.segment(kind))
 	}
+	app.Get("/herd.js", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+		c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+		c.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		return c.Send(trackerJS)
+	})
 	app.Get("/metrics", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4")
 		_, err := s.metrics.WriteTo(c)

@@ -348,3 +348,28 @@ func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 		t.Errorf("fragments of identifiers stored:\n%s", stored)
 	}
 }
+
+func TestTrackerIsServedAndCookieless(t *testing.T) {
+	e := startEdge(t, nil)
+	resp, err := http.Get(e.url + "/herd.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	js, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if !strings.Contains(string(js), "sendBeacon") || !strings.Contains(string(js), "data-herd-slot") {
+		t.Fatal("tracker lacks sendBeacon or slot clicks")
+	}
+	code := string(js)
+	// Comments may explain what it does not do; the code must not do it.
+	for _, forbidden := range []string{"document.cookie", "localStorage", "sessionStorage", "indexedDB", "http://", "https://"} {
+		for _, line := range strings.Split(code, "\n") {
+			if strings.Contains(line, forbidden) && !strings.HasPrefix(strings.TrimSpace(line), "*") && !strings.HasPrefix(strings.TrimSpace(line), "/*") {
+				t.Errorf("tracker code uses %s: %s", forbidden, line)
+			}
+		}
+	}
+}

@@ -84,6 +84,9 @@ func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *
 	if m == nil {
 		m = NewMetrics()
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Writer{cfg: cfg, store: store, spool: spool, log: log, metrics: m,
 		in: make(chan *pending, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 }

@@ -1,0 +1,95 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+)
+
+// insertFunc is a hand-written fake for the one-method RawWriter: these
+// tests are about batching, not storage (the ClickHouse path is tested in
+// ingest_test.go).
+type insertFunc func(ctx context.Context, table string, b *proto.Block) error
+
+func (f insertFunc) Insert(ctx context.Context, table string, b *proto.Block, _ ...clickhouse.Option) error {
+	return f(ctx, table, b)
+}
+
+func TestWriterBatchesRequestsIntoFewInserts(t *testing.T) {
+	var mu sync.Mutex
+	var inserts, rows int
+	w := NewWriter(WriterConfig{MaxRows: 1000, MaxDelay: 50 * time.Millisecond}, insertFunc(func(_ context.Context, table string, b *proto.Block) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if table != "herd_raw.events" {
+			t.Errorf("table %q", table)
+		}
+		inserts++
+		rows += b.Rows()
+		return nil
+	}), nil, nil, nil)
+	go w.Run()
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Write(context.Background(), rowsOf(5)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1000 || inserts > 10 {
+		t.Fatalf("%d rows in %d inserts", rows, inserts)
+	}
+}
+
+func TestWriterReportsFailureWithoutSpool(t *testing.T) {
+	w := NewWriter(WriterConfig{MaxDelay: time.Millisecond}, insertFunc(func(context.Context, string, *proto.Block) error {
+		return errors.New("connection refused")
+	}), nil, nil, nil)
+	go w.Run()
+	defer w.Close(context.Background())
+	if err := w.Write(context.Background(), rowsOf(3)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+}
+
+func TestWriterCloseFlushes(t *testing.T) {
+	done := make(chan int, 1)
+	w := NewWriter(WriterConfig{MaxDelay: time.Hour}, insertFunc(func(_ context.Context, _ string, b *proto.Block) error {
+		done <- b.Rows()
+		return nil
+	}), nil, nil, nil)
+	go w.Run()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Write(context.Background(), rowsOf(7)) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-done; n != 7 {
+		t.Fatalf("flushed %d rows", n)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rowsOf(n int) []Row {
+	rows := make([]Row, n)
+	for i := range rows {
+		rows[i] = Row{Type: Pageview, Site: "demo", Path: "/", Received: time.Now()}
+	}
+	return rows
+}

@@ -22,11 +22,10 @@ import (
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/google/uuid"
-	"github.com/shopspring/decimal"
 
+	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -190,60 +189,39 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// rawEventsBlock builds n plausible pseudonymous events: a shop's paths,
-// products with a skewed popularity, a mix of event types and devices.
+// rawEventsBlock builds n plausible pseudonymous events (a shop's paths,
+// products with a skewed popularity, a mix of event types and devices) and
+// encodes them exactly as ingest does.
 func rawEventsBlock(n int) (*proto.Block, error) {
 	r := rand.New(rand.NewPCG(42, 7))
 	zipf := rand.NewZipf(r, 1.1, 1, 4999)
-	cols := []struct {
-		name string
-		typ  column.Type
-	}{
-		{"event_id", "UUID"}, {"site", "String"}, {"received", "DateTime"}, {"seq", "UInt16"},
-		{"type", "Enum8('pageview' = 1, 'product_list_view' = 2, 'product_view' = 3, 'product_click' = 4, 'add_to_cart' = 5, 'remove_from_cart' = 6, 'checkout_step' = 7, 'purchase' = 8, 'search' = 9, 'slot_impression' = 10)"},
-		{"visitor", "UInt64"}, {"session", "UInt64"}, {"user_hash", "UInt64"}, {"path", "String"}, {"page_type", "String"},
-		{"utm_source", "String"}, {"utm_medium", "String"}, {"utm_campaign", "String"}, {"referrer_host", "String"},
-		{"browser", "String"}, {"browser_major", "UInt16"}, {"os", "String"},
-		{"device", "Enum8('desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'other' = 4)"}, {"country", "FixedString(2)"},
-		{"product_id", "String"}, {"product_category", "String"}, {"product_price", "Decimal(18, 2)"}, {"position", "UInt16"},
-		{"list", "String"}, {"slot", "String"}, {"variant", "String"}, {"step", "UInt8"}, {"order_value", "Decimal(18, 2)"},
-		{"currency", "FixedString(3)"}, {"items", "UInt16"}, {"products", "Array(String)"}, {"search_term", "String"},
-		{"search_results", "Int32"}, {"imported", "UInt8"},
-	}
-	b := proto.NewBlock()
-	for _, c := range cols {
-		if err := b.AddColumn(c.name, c.typ); err != nil {
-			return nil, err
-		}
-	}
-	types := []string{"pageview", "product_list_view", "product_view", "product_click", "add_to_cart", "checkout_step", "purchase", "search", "slot_impression"}
+	types := []ingest.EventType{ingest.Pageview, ingest.ProductListView, ingest.ProductView, ingest.ProductClick, ingest.AddToCart, ingest.CheckoutStep, ingest.Purchase, ingest.Search, ingest.SlotImpression}
 	devices := []string{"desktop", "mobile", "mobile", "tablet"}
 	browsers := []string{"Chrome", "Safari", "Firefox", "Edge"}
 	cats := []string{"shoes", "shirts", "bags", "jackets", "hats", "socks"}
 	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	for i := range n {
+	rows := make([]ingest.Row, n)
+	for i := range rows {
 		p := zipf.Uint64()
-		typ := types[r.IntN(len(types))]
-		price := decimal.New(int64(500+p*37%20000), -2)
-		order := decimal.Zero
-		if typ == "purchase" {
-			order = price.Mul(decimal.NewFromInt(int64(1 + r.IntN(3))))
+		id := uuid.New()
+		row := ingest.Row{
+			EventID: id, Site: "demo", Received: base.Add(time.Duration(r.Int64N(int64(time.Hour)))).Truncate(time.Second),
+			Seq: uint16(i % 20), Type: types[r.IntN(len(types))], Visitor: r.Uint64(), Session: r.Uint64(),
+			Path: "/product/" + strconv.FormatUint(p, 10), PageType: "product",
+			ReferrerHost: []string{"", "google.com", "instagram.com"}[r.IntN(3)],
+			Browser:      browsers[r.IntN(len(browsers))], BrowserMajor: uint16(100 + r.IntN(30)),
+			OS:     []string{"Windows", "iOS", "Android", "macOS"}[r.IntN(4)],
+			Device: devices[r.IntN(len(devices))], Country: []string{"DE", "FR", "US", "GB"}[r.IntN(4)],
+			ProductID: "p" + strconv.FormatUint(p, 10), ProductCategory: cats[p%uint64(len(cats))],
+			ProductPrice: int64(500 + p*37%20000), Position: uint16(r.IntN(48)), List: "category",
+			Variant: []string{"A", "B"}[r.IntN(2)], SearchResults: -1,
 		}
-		err := b.Append(
-			uuid.New(), "demo", base.Add(time.Duration(r.Int64N(int64(time.Hour)))), uint16(i%20), typ,
-			r.Uint64(), r.Uint64(), uint64(0), "/product/"+strconv.FormatUint(p, 10), "product",
-			"", "", "", []string{"", "google.com", "instagram.com"}[r.IntN(3)],
-			browsers[r.IntN(len(browsers))], uint16(100+r.IntN(30)), []string{"Windows", "iOS", "Android", "macOS"}[r.IntN(4)],
-			devices[r.IntN(len(devices))], []string{"DE", "FR", "US", "GB"}[r.IntN(4)],
-			"p"+strconv.FormatUint(p, 10), cats[p%uint64(len(cats))], price, uint16(r.IntN(48)),
-			"category", "", []string{"A", "B"}[r.IntN(2)], uint8(0), order,
-			"EUR", uint16(0), []string(nil), "", int32(-1), uint8(0),
-		)
-		if err != nil {
-			return nil, err
+		if row.Type == ingest.Purchase {
+			row.OrderValue, row.Currency = row.ProductPrice*int64(1+r.IntN(3)), "EUR"
 		}
+		rows[i] = row
 	}
-	return b, nil
+	return ingest.EncodeRows(rows)
 }
 
 // writeSection replaces the text between <!-- bench:NAME --> and

@@ -157,10 +157,10 @@ func TestEndpointsStoreDerivedFields(t *testing.T) {
 		t.Fatalf("/v1/page: %+v", r)
 	}
 
-	got := e.query(t, "SELECT type, path, page_type, utm_source, utm_medium, referrer_host, browser, browser_major, os, device, product_id, product_category, product_price, order_value, currency, items, products, search_term, search_results, step FROM "+raw+" ORDER BY type, product_id, search_term")
+	got := e.query(t, "SELECT type, path, page_type, utm_source, utm_medium, referrer_host, browser, browser_major, os, device, product_id, product_category, product_price, order_value, currency, items, products, search_term, search_results, step FROM "+raw+" ORDER BY type, product_id, search_term, path")
 	want := strings.Join([]string{
-		"pageview\t/category/shoes\tcategory\tnl\temail\tgoogle.com\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
 		"pageview\t/\thome\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
+		"pageview\t/category/shoes\tcategory\tnl\temail\tgoogle.com\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
 		"product_view\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\tp1\tshoes\t59.90\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
 		"add_to_cart\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\tp7\t\t20.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t0",
 		"checkout_step\t\t\t\t\t\tChrome\t120\tWindows\tdesktop\t\t\t0.00\t0.00\t\\0\\0\\0\t0\t[]\t\t-1\t2",

@@ -62,6 +62,11 @@ func startEdge(t *testing.T, store ingest.RawWriter) *edge {
 	if store == nil {
 		store = db.Writer
 	}
+	return startEdgeOn(t, db, db.Names.Raw+".events", store, nil)
+}
+
+func startEdgeOn(t *testing.T, db *chtest.DB, table string, store ingest.RawWriter, spool *ingest.DiskSpool) *edge {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
@@ -70,10 +75,20 @@ func startEdge(t *testing.T, store ingest.RawWriter) *edge {
 		t.Fatal(err)
 	}
 	m := ingest.NewMetrics()
-	w := ingest.NewWriter(ingest.WriterConfig{Table: db.Names.Raw + ".events", MaxDelay: 5 * time.Millisecond, InsertTimeout: 2 * time.Second}, store, nil, m, log)
+	var sp ingest.Spool
+	if spool != nil {
+		sp = spool
+	}
+	w := ingest.NewWriter(ingest.WriterConfig{Table: table, MaxDelay: 5 * time.Millisecond, InsertTimeout: 2 * time.Second}, store, sp, m, log)
 	go w.Run()
 	srv := ingest.NewServer(ingest.Config{TrustedProxies: []string{"127.0.0.1"}}, nil, ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute)), w, m, log)
-	ws, err := webserver.Start(srv.App(probe.NewReadiness(db.Writer)), "127.0.0.1:0")
+	var ready *probe.Readiness
+	if db != nil {
+		ready = probe.NewReadiness(db.Writer)
+	} else {
+		ready = probe.NewReadiness(pingNothing{})
+	}
+	ws, err := webserver.Start(srv.App(ready), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +98,10 @@ func startEdge(t *testing.T, store ingest.RawWriter) *edge {
 	})
 	return &edge{db: db, url: "http://" + ws.Addr(), logs: logs, dataDir: dir}
 }
+
+type pingNothing struct{}
+
+func (pingNothing) Ping(context.Context) error { return nil }
 
 type reply struct {
 	status int

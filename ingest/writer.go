@@ -25,6 +25,8 @@ type RawWriter interface {
 type Spool interface {
 	// Append writes rows to disk and returns once they are fsync'd.
 	Append(ctx context.Context, rows []Row) error
+	// Kick says the store took an insert again: time to replay.
+	Kick()
 }
 
 // ErrSpoolFull is returned when rows can be neither inserted nor spooled
@@ -190,6 +192,9 @@ func (w *Writer) store1(rows []Row) error {
 	err = w.store.Insert(ctx, w.cfg.Table, block)
 	w.metrics.observeInsert(time.Since(start), len(rows), err)
 	if err == nil {
+		if w.spool != nil {
+			w.spool.Kick()
+		}
 		return nil
 	}
 	w.log.Warn("insert failed", "rows", len(rows), "err", err)

@@ -12,6 +12,8 @@ import (
 
 type edgeConfig struct {
 	dataDir        string
+	spoolMaxBytes  int64
+	rawRetention   time.Duration
 	sitesFile      string
 	honorDNT       bool
 	trustedProxies []string
@@ -21,6 +23,7 @@ type edgeConfig struct {
 type edge struct {
 	server *ingest.Server
 	writer *ingest.Writer
+	spool  *ingest.DiskSpool
 	keys   *ingest.KeyRing
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -41,19 +44,33 @@ func newEdge(ctx context.Context, cfg edgeConfig, st *store, log *slog.Logger) (
 	pipeline := ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute))
 	pipeline.HonorDNT = cfg.honorDNT
 	metrics := ingest.NewMetrics()
-	writer := ingest.NewWriter(ingest.WriterConfig{Table: st.dbs.Raw + ".events"}, st.writer, nil, metrics, log)
+	table := st.dbs.Raw + ".events"
+	spool, err := ingest.OpenSpool(ingest.SpoolConfig{
+		Dir: filepath.Join(cfg.dataDir, "spool"), MaxBytes: cfg.spoolMaxBytes, Retention: cfg.rawRetention,
+	}, metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	writer := ingest.NewWriter(ingest.WriterConfig{Table: table}, st.writer, spool, metrics, log)
 	go writer.Run()
 	e := &edge{
 		server: ingest.NewServer(ingest.Config{TrustedProxies: cfg.trustedProxies}, sites, pipeline, writer, metrics, log),
 		writer: writer,
+		spool:  spool,
 		keys:   keys,
-		done:   make(chan struct{}),
+		done:   make(chan struct{}, 2),
 	}
-	// Day keys are destroyed on time even when no events arrive.
 	kctx, cancel := context.WithCancel(ctx)
 	e.stop = cancel
+	// Rows spooled by an earlier run, or during an outage, go in as soon
+	// as ClickHouse takes them.
 	go func() {
-		defer close(e.done)
+		defer func() { e.done <- struct{}{} }()
+		spool.Run(kctx, st.writer, table)
+	}()
+	// Day keys are destroyed on time even when no events arrive.
+	go func() {
+		defer func() { e.done <- struct{}{} }()
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
 		for {
@@ -70,9 +87,12 @@ func newEdge(ctx context.Context, cfg edgeConfig, st *store, log *slog.Logger) (
 	return e, nil
 }
 
+// close stops the background jobs; call it after the writer has flushed.
 func (e *edge) close() {
 	e.stop()
 	<-e.done
+	<-e.done
+	_ = e.spool.Close()
 }
 
 func splitList(s string) []string {

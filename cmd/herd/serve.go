@@ -21,6 +21,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		sitesFile      = fs.String("sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
 		honorDNT       = fs.Bool("honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
 		trustedProxies = fs.String("trusted-proxies", "", "comma-separated proxy addresses whose X-Forwarded-For is believed")
+		spoolMax       = fs.Int64("spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
+		rawRetention   = fs.Duration("raw-retention", 48*time.Hour, "how long raw events (and spooled rows) may exist, at most 168h")
 	)
 	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
@@ -37,7 +39,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	edge, err := newEdge(ctx, edgeConfig{dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, trustedProxies: splitList(*trustedProxies)}, st, log)
+	if *rawRetention <= 0 || *rawRetention > 7*24*time.Hour {
+		return fmt.Errorf("--raw-retention %v: must be more than 0 and at most 168h (DESIGN §4)", *rawRetention)
+	}
+	edge, err := newEdge(ctx, edgeConfig{
+		dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, trustedProxies: splitList(*trustedProxies),
+		spoolMaxBytes: *spoolMax, rawRetention: *rawRetention,
+	}, st, log)
 	if err != nil {
 		return err
 	}

@@ -326,6 +326,10 @@ func (c *Client) once(ctx context.Context, r *request, read func(*http.Response)
 		req.Header.Set("Content-Encoding", "gzip")
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// Lets net/http resend a request whose pooled connection turns out to
+	// be dead (the server restarted) before any answer came: the server
+	// never saw it. Safe for inserts too: raw events dedupe on event_id.
+	req.Header.Set("X-Idempotency-Key", r.queryID)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return true, &transportError{err: err}

@@ -44,6 +44,9 @@ type LocalConfig struct {
 	StartTimeout time.Duration
 	// MaxMemoryPerQuery caps one query's memory in bytes; zero means 4 GiB.
 	MaxMemoryPerQuery int64
+	// HTTPPort and TCPPort fix the ports (a restart that clients must find
+	// again); zero picks free ones.
+	HTTPPort, TCPPort int
 	// Log receives start and stop messages.
 	Log *slog.Logger
 }
@@ -151,6 +154,12 @@ func startOnce(ctx context.Context, cfg LocalConfig, bin, writerPW, readerPW str
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("local clickhouse: %w", err)
+	}
+	if cfg.HTTPPort != 0 {
+		ports[0] = cfg.HTTPPort
+	}
+	if cfg.TCPPort != 0 {
+		ports[1] = cfg.TCPPort
 	}
 	l := &Local{cfg: cfg, httpPort: ports[0], tcpPort: ports[1], exited: make(chan struct{}), log: cfg.Log}
 	if err := l.writeConfig(writerPW, readerPW); err != nil {

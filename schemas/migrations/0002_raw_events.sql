@@ -3,6 +3,9 @@
 -- Partitioned by hour so the retention job can drop whole hours
 -- (18.16 has no TTL). Ordered by visitor so per-visitor-day rollups
 -- (windowFunnel, LIMIT n BY visitor) read neighbouring rows.
+-- ReplacingMergeTree on a key that ends in event_id: a spool replay cut
+-- short, or a retried Segment message, may insert an event twice; merges
+-- fold such copies and rollups count distinct event ids meanwhile.
 CREATE TABLE IF NOT EXISTS {raw}.events (
     event_id         UUID,
     site             String,
@@ -38,6 +41,6 @@ CREATE TABLE IF NOT EXISTS {raw}.events (
     search_term      String,
     search_results   Int32,
     imported         UInt8
-) ENGINE = MergeTree()
+) ENGINE = ReplacingMergeTree()
 PARTITION BY toStartOfHour(received)
-ORDER BY (site, visitor, received);
+ORDER BY (site, visitor, received, event_id);

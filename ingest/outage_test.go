@@ -1,0 +1,159 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+// ClickHouse stops in the middle of a load and comes back: every event
+// acknowledged with 202 ends up in ClickHouse exactly once, the ones taken
+// during the outage through the disk spool.
+func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	chDir := filepath.Join(t.TempDir(), "clickhouse")
+	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: chDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = local.Stop(context.Background()) })
+	c, err := clickhouse.New(local.Writer(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clickhouse.Migrate(ctx, c, clickhouse.DefaultDatabases, ms, nil); err != nil {
+		t.Fatal(err)
+	}
+	spool, err := ingest.OpenSpool(ingest.SpoolConfig{Dir: t.TempDir()}, nil, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const table = "herd_raw.events"
+	rctx, stopReplay := context.WithCancel(ctx)
+	replayDone := make(chan struct{})
+	go func() { defer close(replayDone); spool.Run(rctx, c, table) }()
+	t.Cleanup(func() { stopReplay(); <-replayDone })
+	e := startEdgeOn(t, nil, table, c, spool)
+
+	var acked sync.Map
+	var ok, refused atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var ids []string
+				var b strings.Builder
+				b.WriteString("[")
+				for i := range 20 {
+					id := fmt.Sprintf("L%d-%d-%d", g, n, i)
+					ids = append(ids, id)
+					if i > 0 {
+						b.WriteString(",")
+					}
+					fmt.Fprintf(&b, `{"type":"product_view","product":{"id":%q}}`, id)
+				}
+				b.WriteString("]")
+				r := e.post(t, "/api/events", "application/json", b.String())
+				if r.status == 202 && r.body.Accepted == 20 {
+					ok.Add(1)
+					for _, id := range ids {
+						acked.Store(id, true)
+					}
+				} else {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	// The harshest stop: SIGKILL, mid-insert.
+	if err := syscall.Kill(local.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-local.Exited()
+	if err := local.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	duringOutage := ok.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if ok.Load() == duringOutage {
+		t.Fatal("no request was acknowledged while ClickHouse was down: the spool was not used")
+	}
+	local, err = clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: chDir, HTTPPort: local.HTTPPort(), TCPPort: local.TCPPort()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	t.Logf("load over at %v", time.Since(t0))
+	deadline := time.Now().Add(60 * time.Second)
+	for spool.Pending() {
+		if time.Now().After(deadline) {
+			t.Fatal("spool not drained within 60 s of ClickHouse's return")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("drained at %v", time.Since(t0))
+	want := 0
+	acked.Range(func(_, _ any) bool { want++; return true })
+	var out strings.Builder
+	if err := c.Raw(ctx, "SELECT product_id, uniqExact(event_id) FROM "+table+" GROUP BY product_id HAVING uniqExact(event_id) != 1 LIMIT 5 FORMAT TSV", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("events stored more or less than once:\n%s", out.String())
+	}
+	out.Reset()
+	if err := c.Raw(ctx, "SELECT groupArray(product_id) FROM "+table+" FORMAT TSV", &out); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, id := range strings.Split(strings.Trim(out.String(), "[]\n"), ",") {
+		stored[strings.Trim(id, "'")] = true
+	}
+	missing := 0
+	acked.Range(func(k, _ any) bool {
+		if !stored[k.(string)] {
+			missing++
+		}
+		return true
+	})
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged events are missing", missing, want)
+	}
+	t.Logf("%d events acknowledged (%d requests, %d refused), all stored once", want, ok.Load(), refused.Load())
+}
+
+// testWriter sends log lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -33,12 +33,15 @@ type SpoolConfig struct {
 	// SegmentBytes and SegmentAge rotate the open segment; defaults 64 MiB, 1 min.
 	SegmentBytes int64
 	SegmentAge   time.Duration
+	// Interval between inserts into ClickHouse; default 1 s.
+	Interval time.Duration
 }
 
-// DiskSpool keeps already-pseudonymized rows on disk while ClickHouse cannot
-// take them, as Arrow IPC stream segments, and replays them in order when it
-// can. Every Append is fsync'd before it returns; the writer calls it once per
-// batch, so one fsync commits many requests. After a crash the last segment
+// DiskSpool is ingest's write-ahead log: already-pseudonymized rows on disk,
+// as Arrow IPC stream segments, inserted into ClickHouse in large batches by
+// Run — within a second normally, and whenever ClickHouse is back after an
+// outage. Every Append is fsync'd before it returns; the writer calls it once
+// per batch, so one fsync commits many requests. After a crash the last segment
 // may end in a torn record batch: the batches before it are replayed, the
 // torn one was never acknowledged.
 //
@@ -49,8 +52,6 @@ type DiskSpool struct {
 	cfg     SpoolConfig
 	log     *slog.Logger
 	metrics *Metrics
-
-	kick chan struct{}
 
 	mu    sync.Mutex
 	cur   *segment
@@ -86,6 +87,9 @@ func OpenSpool(cfg SpoolConfig, m *Metrics, log *slog.Logger) (*DiskSpool, error
 	if cfg.SegmentAge == 0 {
 		cfg.SegmentAge = time.Minute
 	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
 	if m == nil {
 		m = NewMetrics()
 	}
@@ -95,7 +99,7 @@ func OpenSpool(cfg SpoolConfig, m *Metrics, log *slog.Logger) (*DiskSpool, error
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &DiskSpool{cfg: cfg, log: log, metrics: m, kick: make(chan struct{}, 1)}
+	s := &DiskSpool{cfg: cfg, log: log, metrics: m}
 	segs, err := s.segments()
 	if err != nil {
 		return nil, err
@@ -240,6 +244,7 @@ func (s *DiskSpool) Pending() bool {
 func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (int, error) {
 	s.mu.Lock()
 	err := s.closeCurrentLocked()
+	upTo := s.seq // segments opened from now on are Append's, not ours
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -250,6 +255,9 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 	}
 	total := 0
 	for _, p := range segs {
+		if n, ok := segmentSeq(p); !ok || n >= upTo {
+			continue
+		}
 		if expiredSegment(p, s.cfg.Retention) {
 			s.drop(p, "older than the raw retention")
 			continue
@@ -306,15 +314,10 @@ func (s *DiskSpool) replaySegment(ctx context.Context, path string, store RawWri
 		if len(pending) == 0 {
 			return nil
 		}
-		block, err := EncodeRows(pending)
-		if err != nil {
-			return fmt.Errorf("spool: encode %s: %w", filepath.Base(path), err)
-		}
-		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = store.Insert(ictx, table, block)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("spool: replay %s: %w", filepath.Base(path), err)
+		for _, chunk := range splitByHours(pending, maxHoursPerInsert) {
+			if err := insertRows(store, table, chunk, 30*time.Second, s.metrics); err != nil {
+				return fmt.Errorf("spool: replay %s: %w", filepath.Base(path), err)
+			}
 		}
 		n += len(pending)
 		s.metrics.replayed.Add(int64(len(pending)))
@@ -337,44 +340,30 @@ func (s *DiskSpool) replaySegment(ctx context.Context, path string, store RawWri
 
 const replayBatchRows = 50_000
 
-// Kick wakes the replayer at once (the writer calls it after a successful
-// insert); it never blocks.
-func (s *DiskSpool) Kick() {
-	if !s.Pending() {
-		return
-	}
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
 // Run replays whenever rows are spooled, backing off while ClickHouse
 // refuses, until ctx ends.
 func (s *DiskSpool) Run(ctx context.Context, store RawWriter, table string) {
-	wait := time.Second
+	wait := s.cfg.Interval
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
-		case <-s.kick:
 		}
 		if !s.Pending() {
-			wait = time.Second
+			wait = s.cfg.Interval
 			continue
 		}
-		s.log.Debug("spool: replay attempt", "bytes", s.Bytes())
 		n, err := s.Replay(ctx, store, table)
-		if n > 0 {
-			s.log.Info("spool: replayed", "rows", n)
-		}
 		if err != nil {
-			s.log.Warn("spool: replay paused", "err", err)
-			wait = min(wait*2, 10*time.Second)
+			s.log.Warn("spool: insert paused; rows stay on disk", "inserted", n, "err", err)
+			wait = min(max(wait*2, time.Second), 10*time.Second)
 			continue
 		}
-		wait = time.Second
+		if wait > s.cfg.Interval {
+			s.log.Info("spool: inserting again", "rows", n)
+		}
+		wait = s.cfg.Interval
 	}
 }
 

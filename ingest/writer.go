@@ -25,8 +25,6 @@ type RawWriter interface {
 type Spool interface {
 	// Append writes rows to disk and returns once they are fsync'd.
 	Append(ctx context.Context, rows []Row) error
-	// Kick says the store took an insert again: time to replay.
-	Kick()
 }
 
 // ErrSpoolFull is returned when rows can be neither inserted nor spooled
@@ -42,19 +40,24 @@ type WriterConfig struct {
 	Table string
 	// MaxRows flushes a batch at this many rows; default 20,000.
 	MaxRows int
-	// MaxDelay flushes a batch this long after its first row; default 200 ms.
+	// MaxDelay flushes a batch this long after its first row; default 2 ms
+	// with a spool (an fsync), 200 ms without (a ClickHouse insert).
 	MaxDelay time.Duration
 	// InsertTimeout bounds one insert before the batch goes to the spool; default 10 s.
 	InsertTimeout time.Duration
 }
 
-// Writer batches rows from many requests into one insert (never a row at a
-// time) and tells each request when its rows are safe: inserted, or spooled
-// to disk when ClickHouse is slow or down.
+// Writer batches rows from many requests and tells each request when its
+// rows are safe. With a spool (herd serve) that is when the batch is in the
+// spool's write-ahead log, fsync'd: one fsync commits every request that
+// arrived meanwhile, so acknowledgement takes milliseconds however slow
+// ClickHouse is, and the spool inserts into ClickHouse in large batches
+// behind it (DiskSpool.Run). Without a spool the batch is inserted directly
+// and acknowledged once ClickHouse has it.
 type Writer struct {
 	cfg     WriterConfig
 	store   RawWriter
-	spool   Spool // may be nil: then a failed insert fails the requests
+	spool   Spool // nil: insert directly
 	log     *slog.Logger
 	metrics *Metrics
 
@@ -79,6 +82,9 @@ func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *
 	}
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = 200 * time.Millisecond
+		if spool != nil {
+			cfg.MaxDelay = 2 * time.Millisecond
+		}
 	}
 	if cfg.InsertTimeout == 0 {
 		cfg.InsertTimeout = 10 * time.Second
@@ -181,34 +187,64 @@ func (w *Writer) flush(batch []*pending, n int) {
 	}
 }
 
+// maxHoursPerInsert keeps an insert under current ClickHouse releases'
+// max_partitions_per_insert_block (100): the table is partitioned by hour,
+// and history imports can span weeks in one batch.
+const maxHoursPerInsert = 90
+
 func (w *Writer) store1(rows []Row) error {
+	if w.spool != nil {
+		if err := w.spool.Append(context.Background(), rows); err != nil {
+			if errors.Is(err, ErrSpoolFull) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		w.metrics.spooled.Add(int64(len(rows)))
+		return nil
+	}
+	for _, chunk := range splitByHours(rows, maxHoursPerInsert) {
+		if err := insertRows(w.store, w.cfg.Table, chunk, w.cfg.InsertTimeout, w.metrics); err != nil {
+			w.log.Warn("insert failed", "rows", len(chunk), "err", err)
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+// insertRows encodes rows and inserts them in one request.
+func insertRows(store RawWriter, table string, rows []Row, timeout time.Duration, m *Metrics) error {
 	block, err := EncodeRows(rows)
 	if err != nil {
 		return fmt.Errorf("encode rows: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.InsertTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	err = w.store.Insert(ctx, w.cfg.Table, block)
-	w.metrics.observeInsert(time.Since(start), len(rows), err)
-	if err == nil {
-		if w.spool != nil {
-			w.spool.Kick()
+	err = store.Insert(ctx, table, block)
+	m.observeInsert(time.Since(start), len(rows), err)
+	return err
+}
+
+// splitByHours cuts rows into groups that each touch at most max distinct
+// hours. Live traffic is one group; only imports are ever cut.
+func splitByHours(rows []Row, max int) [][]Row {
+	hours := map[int64]int{}
+	for i := range rows {
+		h := rows[i].Received.Unix() / 3600
+		if _, ok := hours[h]; !ok {
+			hours[h] = len(hours) / max
 		}
-		return nil
 	}
-	w.log.Warn("insert failed", "rows", len(rows), "err", err)
-	if w.spool == nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if len(hours) <= max {
+		return [][]Row{rows}
 	}
-	if serr := w.spool.Append(context.Background(), rows); serr != nil {
-		if errors.Is(serr, ErrSpoolFull) {
-			return serr
-		}
-		return fmt.Errorf("%w: insert: %v; spool: %v", ErrUnavailable, err, serr)
+	groups := make([][]Row, (len(hours)+max-1)/max)
+	for _, r := range rows {
+		g := hours[r.Received.Unix()/3600]
+		groups[g] = append(groups[g], r)
 	}
-	w.metrics.spooled.Add(int64(len(rows)))
-	return nil
+	return groups
 }
 
 // rawColumns are herd_raw.events' columns in the order EncodeRows fills them.

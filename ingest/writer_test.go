@@ -93,3 +93,34 @@ func rowsOf(n int) []Row {
 	}
 	return rows
 }
+
+func TestSplitByHours(t *testing.T) {
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var rows []Row
+	for h := range 250 {
+		for range 3 {
+			rows = append(rows, Row{Received: base.Add(time.Duration(h)*time.Hour + time.Minute)})
+		}
+	}
+	groups := splitByHours(rows, 90)
+	if len(groups) != 3 {
+		t.Fatalf("%d groups", len(groups))
+	}
+	total := 0
+	for _, g := range groups {
+		hours := map[int64]bool{}
+		for _, r := range g {
+			hours[r.Received.Unix()/3600] = true
+		}
+		if len(hours) > 90 {
+			t.Fatalf("group spans %d hours", len(hours))
+		}
+		total += len(g)
+	}
+	if total != len(rows) {
+		t.Fatalf("%d rows in groups, want %d", total, len(rows))
+	}
+	if g := splitByHours(rows[:30], 90); len(g) != 1 || len(g[0]) != 30 {
+		t.Fatal("live traffic was split")
+	}
+}

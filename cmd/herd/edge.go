@@ -87,11 +87,18 @@ func newEdge(ctx context.Context, cfg edgeConfig, st *store, log *slog.Logger) (
 	return e, nil
 }
 
-// close stops the background jobs; call it after the writer has flushed.
-func (e *edge) close() {
+// close stops the background jobs and, the writer having flushed, puts what
+// the spool holds into ClickHouse if it answers (else it waits on disk for
+// the next start).
+func (e *edge) close(st *store, log *slog.Logger) {
 	e.stop()
 	<-e.done
 	<-e.done
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.spool.Replay(ctx, st.writer, st.dbs.Raw+".events"); err != nil {
+		log.Warn("spool: rows left for the next start", "err", err)
+	}
 	_ = e.spool.Close()
 }
 

@@ -49,6 +49,7 @@ func commands() []command {
 		{"serve", "run ingest, scheduler and dashboard in one process", runServe},
 		{"migrate", "apply the ClickHouse migrations in schemas/", runMigrate},
 		{"sql", "run one SQL statement and print the answer as TSV", runSQL},
+		{"gen", "drive synthetic shoppers at an ingest over HTTP", runGen},
 		{"version", "print herd's version", runVersion},
 	}
 }

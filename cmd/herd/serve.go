@@ -49,7 +49,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer edge.close()
+	defer edge.close(st, log)
 	ing, err := webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), *ingestAddr)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)

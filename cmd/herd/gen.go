@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/herd-analytics/herd/internal/shopsim"
+)
+
+// runGen is `herd gen`: a synthetic shop's traffic over real HTTP.
+func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gen", stderr)
+	var (
+		lf       logFlags
+		target   = fs.String("target", "http://127.0.0.1:8080", "ingest base URL")
+		site     = fs.String("site", "demo", "site the events are for")
+		visitors = fs.Int("visitors", 1000, "distinct shoppers")
+		days     = fs.Int("days", 7, "days of history to replay with --import")
+		seed     = fs.Uint64("seed", 1, "random seed: the same seed gives the same shop and shoppers")
+		rate     = fs.Float64("rate", 0, "events per second at most (0: as fast as the ingest takes them)")
+		importH  = fs.Bool("import", false, "replay --days of history with past timestamps (the site must allow imports)")
+		duration = fs.Duration("duration", 0, "live traffic for this long (0: until interrupted); ignored with --import")
+		products = fs.Int("products", 2000, "products in the catalog")
+		workers  = fs.Int("workers", 8, "parallel senders")
+	)
+	lf.register(fs, "info")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	st, err := shopsim.Generate(ctx, shopsim.GenConfig{
+		Target:   *target,
+		Shop:     shopsim.Config{Site: *site, Seed: *seed, Products: *products},
+		Visitors: *visitors, Days: *days, Import: *importH, Duration: *duration, Rate: *rate, Workers: *workers,
+	}, log)
+	if st != nil {
+		fmt.Fprintln(stdout, st.String())
+	}
+	return err
+}

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +159,39 @@ func TestUsageErrors(t *testing.T) {
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
 			t.Errorf("%v: got %v", args, err)
 		}
+	}
+}
+
+func TestGenImportsHistoryThroughIngest(t *testing.T) {
+	dir := t.TempDir()
+	ingestURL, _, _ := startServe(t, dir)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"gen", "--target", ingestURL, "--visitors", "300", "--days", "3", "--import", "--seed", "5", "--log-level", "warn"}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var sessions, events, requests, accepted, dropped, invalid, failed int
+	if _, err := fmt.Sscanf(out.String(), "%d sessions, %d events in %d requests: %d accepted, %d dropped by policy, %d invalid, %d requests failed",
+		&sessions, &events, &requests, &accepted, &dropped, &invalid, &failed); err != nil {
+		t.Fatalf("gen said %q: %v", out.String(), err)
+	}
+	if accepted == 0 || dropped == 0 || invalid != 0 || failed != 0 || accepted+dropped != events {
+		t.Fatalf("gen: %s", out.String())
+	}
+	// Within a few seconds the spool has put everything into ClickHouse,
+	// at the events' own past times.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out.Reset()
+		if err := run(context.Background(), []string{"sql", "--data-dir", dir,
+			"SELECT count() = " + strconv.Itoa(accepted) + ", min(imported), dateDiff('hour', min(received), max(received)) >= 48, max(received) <= now() FROM herd_raw.events FORMAT TSV"}, &out, &errOut); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() == "1\t1\t1\t1\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("imported rows: %q (want all %d accepted, imported, spanning the days)", out.String(), accepted)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

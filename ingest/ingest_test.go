@@ -295,7 +295,14 @@ func TestClickHouseDownGives503WithReason(t *testing.T) {
 // The privacy test of DESIGN §4: raw identifiers sent in every place a
 // client can put them never reach ClickHouse or a log line.
 func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
-	e := startEdge(t, nil)
+	db := chtest.Migrated(t)
+	spoolDir := t.TempDir()
+	spool, err := ingest.OpenSpool(ingest.SpoolConfig{Dir: spoolDir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := db.Names.Raw + ".events"
+	e := startEdgeOn(t, db, table, db.Writer, spool)
 	secrets := []string{
 		"198.51.100.77",                      // IP
 		"CanaryBrowser/9.9 (Secret; Canary)", // UA fragment
@@ -327,9 +334,26 @@ func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 	// Also send a malformed event carrying them, to check error paths log nothing.
 	e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/jane.canary@mail.example","user_agent":"`+ua+`"}]`, "User-Agent", ua)
 
+	// The spool's files, before their rows go on to ClickHouse.
+	var spooled strings.Builder
+	files, _ := filepath.Glob(filepath.Join(spoolDir, "*"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spooled.Write(data)
+	}
+	if spooled.Len() == 0 || !strings.Contains(spooled.String(), ":redacted") {
+		t.Fatal("the spool holds nothing, so the scan saw no data")
+	}
+	if n, err := spool.Replay(context.Background(), db.Writer, table); err != nil || n != 7 {
+		t.Fatalf("replayed %d rows: %v", n, err)
+	}
+
 	// Every String-like column of every table in both databases.
 	var cols [][3]string
-	err := e.db.Writer.Select(context.Background(),
+	err = e.db.Writer.Select(context.Background(),
 		"SELECT database, table, name FROM system.columns WHERE database IN ("+clickhouse.Quote(e.db.Names.Raw)+", "+clickhouse.Quote(e.db.Names.Pub)+
 			") AND (type LIKE '%String%' OR type LIKE 'Enum%')", func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
@@ -359,6 +383,9 @@ func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 			}
 			if strings.Contains(logs, variant) {
 				t.Errorf("%q is in the logs", variant)
+			}
+			if strings.Contains(spooled.String(), variant) {
+				t.Errorf("%q is in the spool", variant)
 			}
 		}
 	}

@@ -197,6 +197,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		GPC:       c.Get("Sec-GPC") == "1",
 		DNT:       c.Get("DNT") == "1",
 		Received:  time.Now(),
+		memo:      &requestMemo{},
 	}
 	importMode := c.Get("X-Herd-Import") == "1"
 	origin := c.Get(fiber.HeaderOrigin)

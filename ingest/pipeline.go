@@ -71,6 +71,18 @@ type Request struct {
 	// Imported marks history replayed by `herd gen --import`: Received is
 	// then the event's own time, which only an import-enabled site accepts.
 	Imported bool
+
+	memo *requestMemo // per-request results, shared by its events
+}
+
+// requestMemo remembers what the events of one request share (the browser,
+// the pseudonym), so a 20-event request parses its user agent once. It lives
+// as long as the request.
+type requestMemo struct {
+	uaInput string
+	ua      uaClient
+	pInput  [4]string // day, site, part0, part1
+	visitor uint64
 }
 
 // Pipeline turns decoded events into rows (DESIGN §2): consent → bot filter
@@ -126,7 +138,7 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	if ev.UserAgent != "" {
 		uaString = ev.UserAgent
 	}
-	client := p.parseUA(uaString)
+	client := p.parseUACached(req, uaString)
 	if client.bot {
 		return Row{}, DropBot, nil
 	}
@@ -193,7 +205,7 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	default:
 		parts = []string{"client", ev.ClientID}
 	}
-	visitor, err := p.Keys.Pseudonym(day, site.Name, PurposeAnalytics, parts...)
+	visitor, err := p.visitorCached(req, day, site.Name, parts)
 	if err != nil {
 		return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
 	}
@@ -334,6 +346,29 @@ func pageType(path string) string {
 		return "account"
 	}
 	return "other"
+}
+
+func (p *Pipeline) parseUACached(req *Request, ua string) uaClient {
+	if req.memo == nil {
+		req.memo = &requestMemo{}
+	} else if req.memo.uaInput == ua && ua != "" {
+		return req.memo.ua
+	}
+	c := p.parseUA(ua)
+	req.memo.uaInput, req.memo.ua = ua, c
+	return c
+}
+
+func (p *Pipeline) visitorCached(req *Request, day time.Time, site string, parts []string) (uint64, error) {
+	key := [4]string{dayOf(day), site, parts[0], parts[1]}
+	if req.memo != nil && req.memo.pInput == key && req.memo.visitor != 0 {
+		return req.memo.visitor, nil
+	}
+	v, err := p.Keys.Pseudonym(day, site, PurposeAnalytics, parts...)
+	if err == nil && req.memo != nil {
+		req.memo.pInput, req.memo.visitor = key, v
+	}
+	return v, err
 }
 
 type uaClient struct {

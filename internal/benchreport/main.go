@@ -62,12 +62,28 @@ func run(ctx context.Context, out string, rows, runs int) error {
 	if err := clickhouse.Migrate(ctx, c, clickhouse.DefaultDatabases, ms, nil); err != nil {
 		return err
 	}
-	section, err := benchInsert(ctx, c, local, dir, rows, runs)
-	if err != nil {
-		return err
+	if *only == "" || *only == "insert" {
+		section, err := benchInsert(ctx, c, local, dir, rows, runs)
+		if err != nil {
+			return err
+		}
+		if err := writeSection(out, "clickhouse-insert", section); err != nil {
+			return err
+		}
 	}
-	return writeSection(out, "clickhouse-insert", section)
+	if *only == "" || *only == "ingest" {
+		section, err := benchIngest(ctx, c, dir, 5*time.Second, 3)
+		if err != nil {
+			return err
+		}
+		if err := writeSection(out, "ingest", section); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+var only = flag.String("only", "", "run one benchmark: insert or ingest")
 
 // benchInsert compares inserting rows of the raw-events shape through
 // internal/clickhouse (encode a Native block, POST it over HTTP) with

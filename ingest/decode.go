@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -62,9 +63,7 @@ func DecodeMany(body []byte) ([]Event, []Problem, error) {
 	var raws []json.RawMessage
 	switch body[0] {
 	case '[':
-		if err := json.Unmarshal(body, &raws); err != nil {
-			return nil, nil, Problem{Index: -1, Reason: "body is not a JSON array of events: " + jsonReason(err)}
-		}
+		return decodeArray(body)
 	case '{':
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		sc.Buffer(make([]byte, 0, 64<<10), MaxBodyBytes)
@@ -97,6 +96,47 @@ func DecodeMany(body []byte) ([]Event, []Problem, error) {
 		}
 		ev.Index = i
 		events = append(events, ev)
+	}
+	return events, problems, nil
+}
+
+// decodeArray reads a JSON array of events in one pass. A wrong type or an
+// unknown field spoils only its own event (the decoder still consumes the
+// whole element); broken JSON spoils the body.
+func decodeArray(body []byte) ([]Event, []Problem, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	bad := func(err error) error {
+		return Problem{Index: -1, Reason: "body is not a JSON array of events: " + jsonReason(err)}
+	}
+	if _, err := dec.Token(); err != nil { // '['
+		return nil, nil, bad(err)
+	}
+	var events []Event
+	var problems []Problem
+	for i := 0; dec.More(); i++ {
+		if i == MaxEventsPerBatch {
+			return nil, nil, ErrTooManyEvents
+		}
+		var ev Event
+		err := dec.Decode(&ev)
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+			return nil, nil, bad(err)
+		case err != nil:
+			field, reason := jsonProblem(err)
+			problems = append(problems, Problem{Index: i, Field: field, Reason: reason})
+		default:
+			ev.Index = i
+			events = append(events, ev)
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+		return nil, nil, Problem{Index: -1, Reason: "body is not a JSON array of events: unterminated array"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, Problem{Index: -1, Reason: "trailing data after the array"}
 	}
 	return events, problems, nil
 }

@@ -4,14 +4,14 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 DATA_DIR ?= .herd/demo
 
-.PHONY: demo test lint deps build bench fuzz clean
+.PHONY: demo test lint deps test-deps build bench fuzz clean
 
 ## demo: install what is missing, start a managed ClickHouse and serve herd
 demo: deps build
 	./bin/herd serve --data-dir $(DATA_DIR)
 
-## test: install what is missing, lint, and run every test (real ClickHouse)
-test: deps lint
+## test: install what is missing, lint, and run every test (real ClickHouse, headless Chromium)
+test: test-deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## lint: go vet and gofmt must be clean
@@ -22,6 +22,9 @@ lint:
 
 deps:
 	@./scripts/install-deps.sh
+
+test-deps:
+	@./scripts/install-deps.sh chromium
 
 build:
 	$(GO) build -o bin/herd ./cmd/herd

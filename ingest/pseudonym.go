@@ -319,13 +319,6 @@ func (s *Sessions) Touch(visitor uint64, t time.Time) uint64 {
 	return st.id
 }
 
-// Len is the number of tracked visitors.
-func (s *Sessions) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.last)
-}
-
 // mix64 is SplitMix64's finalizer: a bijection that spreads bits.
 func mix64(x uint64) uint64 {
 	x ^= x >> 30

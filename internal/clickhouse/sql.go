@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -60,16 +59,6 @@ func writeHexByte(b *strings.Builder, c byte) {
 	b.WriteString(`\x`)
 	b.WriteByte(hex[c>>4])
 	b.WriteByte(hex[c&0x0f])
-}
-
-// QuoteTime renders t as a DateTime literal in UTC, second precision.
-func QuoteTime(t time.Time) string {
-	return "toDateTime('" + t.UTC().Format(time.DateTime) + "', 'UTC')"
-}
-
-// QuoteDate renders the UTC day of t as a Date literal.
-func QuoteDate(t time.Time) string {
-	return "toDate('" + t.UTC().Format(time.DateOnly) + "')"
 }
 
 // QuoteInt renders an integer literal.

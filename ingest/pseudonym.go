@@ -328,3 +328,29 @@ func mix64(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// InspectKeyFile reads a key file as the audit sees it: the days it holds
+// keys for, those among them past their lifetime at now, and its permissions.
+func InspectKeyFile(path string, now time.Time) (days, expiredDays []string, mode os.FileMode, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var stored map[string]string
+	if err := json.Unmarshal(data, &stored); err != nil {
+		return nil, nil, 0, fmt.Errorf("key file %s: %w", path, err)
+	}
+	for day := range stored {
+		days = append(days, day)
+		if expired(day, now) {
+			expiredDays = append(expiredDays, day)
+		}
+	}
+	sort.Strings(days)
+	sort.Strings(expiredDays)
+	return days, expiredDays, st.Mode().Perm(), nil
+}

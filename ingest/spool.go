@@ -493,3 +493,27 @@ func recordToRows(rec arrow.Record) []Row {
 	}
 	return rows
 }
+
+// Prune deletes segments older than the raw retention that were never
+// replayed (ClickHouse was down for longer than the retention) and returns
+// their names, for the retention job's record.
+func (s *DiskSpool) Prune() ([]string, error) {
+	s.mu.Lock()
+	current := s.seq
+	s.mu.Unlock()
+	segs, err := s.segments()
+	if err != nil {
+		return nil, err
+	}
+	var dropped []string
+	for _, p := range segs {
+		if n, ok := segmentSeq(p); ok && n+1 >= current {
+			continue // the newest may still be written
+		}
+		if expiredSegment(p, s.cfg.Retention) {
+			s.drop(p, "older than the raw retention")
+			dropped = append(dropped, filepath.Base(p))
+		}
+	}
+	return dropped, nil
+}

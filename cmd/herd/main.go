@@ -47,6 +47,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run ingest, scheduler and dashboard in one process", runServe},
+		{"aggregate", "run only the publisher: rollups, late events, retention", runAggregate},
+		{"rollup", "publish every closed, unpublished bucket now (--once)", runRollup},
+		{"audit", "check the privacy model against the live databases", runAudit},
 		{"migrate", "apply the ClickHouse migrations in schemas/", runMigrate},
 		{"sql", "run one SQL statement and print the answer as TSV", runSQL},
 		{"gen", "drive synthetic shoppers at an ingest over HTTP", runGen},

@@ -16,19 +16,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	var (
 		base           baseFlags
+		pub            publishFlags
 		ingestAddr     = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
 		dashboardAddr  = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
 		sitesFile      = fs.String("sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
 		honorDNT       = fs.Bool("honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
 		trustedProxies = fs.String("trusted-proxies", "127.0.0.1,::1", "comma-separated proxy addresses whose X-Forwarded-For is believed (a reverse proxy on this host; herd gen sends its shoppers' addresses this way)")
 		spoolMax       = fs.Int64("spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
-		rawRetention   = fs.Duration("raw-retention", 48*time.Hour, "how long raw events (and spooled rows) may exist, at most 168h")
 	)
+	pub.register(fs)
 	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
 		return err
 	}
 
+	if err := pub.validate(); err != nil {
+		return err
+	}
 	// Start order: storage, schema, then the servers that depend on them.
 	st, err := base.store.open(ctx, log, true)
 	if err != nil {
@@ -39,17 +43,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	if *rawRetention <= 0 || *rawRetention > 7*24*time.Hour {
-		return fmt.Errorf("--raw-retention %v: must be more than 0 and at most 168h (DESIGN §4)", *rawRetention)
-	}
 	edge, err := newEdge(ctx, edgeConfig{
 		dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, trustedProxies: splitList(*trustedProxies),
-		spoolMaxBytes: *spoolMax, rawRetention: *rawRetention,
+		spoolMaxBytes: *spoolMax, rawRetention: pub.rawRetention,
 	}, st, log)
 	if err != nil {
 		return err
 	}
 	defer edge.close(st, log)
+	sctx, stopScheduler := context.WithCancel(ctx)
+	defer stopScheduler()
+	published, err := startScheduler(sctx, st, pub, edge.spool, log)
+	if err != nil {
+		return err
+	}
 	ing, err := webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), *ingestAddr)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -76,6 +83,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runErr = fmt.Errorf("dashboard server stopped: %w", err)
 	case <-exited:
 		runErr = errors.New("managed clickhouse exited; see " + st.local.Dir() + "/log")
+	case err := <-published:
+		runErr = fmt.Errorf("publisher stopped: %w", err)
+	}
+	// The publisher finishes its bucket and records it before the store
+	// closes.
+	stopScheduler()
+	if published != nil {
+		select {
+		case <-published:
+		case <-time.After(30 * time.Second):
+			log.Warn("publisher did not stop within 30s")
+		}
 	}
 
 	// Stop order is the reverse: stop taking requests (ingest flushes its

@@ -1,0 +1,484 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+// Auditor checks, against the live databases, that the privacy model holds.
+type Auditor struct {
+	Publisher *Publisher
+	// Reader is the dashboard's ClickHouse user; it must not read raw events.
+	Reader *clickhouse.Client
+	// KeyFile is ingest's day-key file; empty when ingest runs elsewhere,
+	// and then the key check says it was not run.
+	KeyFile string
+	Now     func() time.Time
+}
+
+// Check is one audit check's outcome. Findings name tables, columns and
+// counts, never the offending values.
+type Check struct {
+	Name     string   `json:"name"`
+	OK       bool     `json:"ok"`
+	NotRun   string   `json:"not_run,omitempty"`
+	Detail   string   `json:"detail"`
+	Findings []string `json:"findings,omitempty"`
+}
+
+// Report is the audit: every check, the privacy statement and the purpose
+// inventory.
+type Report struct {
+	OK        bool               `json:"ok"`
+	Checks    []Check            `json:"checks"`
+	Statement Statement          `json:"statement"`
+	Inventory *schemas.Inventory `json:"inventory"`
+}
+
+// Audit runs every check. A check that cannot run (ClickHouse error) fails.
+func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
+	now := time.Now().UTC()
+	if a.Now != nil {
+		now = a.Now().UTC()
+	}
+	inv, err := schemas.Purposes()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{OK: true, Inventory: inv}
+	checks := []func(context.Context, time.Time) Check{
+		a.checkKFloor, a.checkBudget, a.checkRetention, a.checkKeys, a.checkStrings, a.checkReader,
+		func(ctx context.Context, _ time.Time) Check { return a.checkInventory(ctx, inv) },
+	}
+	for _, f := range checks {
+		c := f(ctx, now)
+		if !c.OK && c.NotRun == "" {
+			rep.OK = false
+		}
+		rep.Checks = append(rep.Checks, c)
+	}
+	if rep.Statement, err = BuildStatement(ctx, a.Publisher.c, a.Publisher.dbs.Pub, a.Publisher.cfg, a.Publisher.tables); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func failed(name string, err error) Check {
+	return Check{Name: name, Detail: "could not run: " + err.Error()}
+}
+
+// checkKFloor recomputes every published cell's true visitor-days from raw
+// events, for every bucket whose raw hours still exist.
+func (a *Auditor) checkKFloor(ctx context.Context, _ time.Time) Check {
+	const name = "k floor"
+	p := a.Publisher
+	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return failed(name, err)
+	}
+	c := Check{Name: name, OK: true}
+	if len(parts) == 0 {
+		c.Detail = "no raw events left to recompute from"
+		return c
+	}
+	oldest := parts[0].hour
+	for _, pt := range parts {
+		if pt.hour.Before(oldest) {
+			oldest = pt.hour
+		}
+	}
+	cells, buckets := 0, 0
+	for _, t := range p.tables {
+		var bs []Bucket
+		err := p.c.Select(ctx, "SELECT DISTINCT site, toUInt8(grain), bucket FROM "+p.dbs.Pub+"."+t.Name+
+			" WHERE bucket >= toDateTime("+clickhouse.QuoteInt(oldest.Unix())+")", func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				bs = append(bs, Bucket{Site: b.Columns[0].Row(i, false).(string), Grain: Grain(b.Columns[1].Row(i, false).(uint8)),
+					Start: b.Columns[2].Row(i, false).(time.Time).UTC()})
+			}
+			return nil
+		})
+		if err != nil {
+			return failed(name, err)
+		}
+		for _, b := range bs {
+			truth, err := p.TrueCells(ctx, t, b)
+			if err != nil {
+				return failed(name, err)
+			}
+			visitors := make(map[string]uint64, len(truth))
+			for _, tc := range truth {
+				visitors[tc.Key()] = tc.Visitors
+			}
+			published, err := p.publishedCells(ctx, t, b)
+			if err != nil {
+				return failed(name, err)
+			}
+			buckets++
+			for _, pc := range published {
+				cells++
+				if v := visitors[pc.Key()]; v < uint64(p.cfg.K) {
+					c.OK = false
+					c.Findings = append(c.Findings, fmt.Sprintf("%s %s: a published cell covers %d visitor-days, under k = %d", t.Name, b, v, p.cfg.K))
+				}
+			}
+		}
+	}
+	c.Detail = fmt.Sprintf("%d published cells in %d buckets since %s recomputed from raw events", cells, buckets, oldest.Format(time.DateTime))
+	return c
+}
+
+// publishedCells reads the dimension values of a bucket's published cells.
+func (p *Publisher) publishedCells(ctx context.Context, t *Table, b Bucket) ([]Cell, error) {
+	dims := make([]string, len(t.Dims))
+	for i, d := range t.Dims {
+		dims[i] = d.Name
+	}
+	q := "SELECT count()"
+	if len(dims) > 0 {
+		q = "SELECT " + strings.Join(dims, ", ")
+	}
+	q += " FROM " + p.dbs.Pub + "." + t.Name + " WHERE site = " + clickhouse.Quote(b.Site) +
+		" AND grain = " + clickhouse.Quote(b.Grain.String()) + " AND bucket = toDateTime(" + clickhouse.QuoteInt(b.Start.Unix()) + ")"
+	var out []Cell
+	err := p.c.Select(ctx, q, func(blk *proto.Block) error {
+		for i := 0; i < blk.Rows(); i++ {
+			if len(dims) == 0 {
+				for range blk.Columns[0].Row(i, false).(uint64) {
+					out = append(out, Cell{})
+				}
+				continue
+			}
+			c := Cell{Dims: make([]any, len(dims))}
+			for j := range dims {
+				c.Dims[j] = blk.Columns[j].Row(i, false)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// checkBudget: ε spent per table per site per day (daily bucket plus
+// HoursPerVisitor × the largest hourly bucket) stays within the budget.
+func (a *Auditor) checkBudget(ctx context.Context, _ time.Time) Check {
+	const name = "ε budget"
+	p := a.Publisher
+	q := `SELECT table_name, site, toDate(bucket) AS day,
+	sumIf(epsilon, grain = 'day') + ` + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ` * maxIf(epsilon, grain = 'hour') AS spent
+FROM ` + p.dbs.Pub + `.rollup_runs WHERE error = '' GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", p.cfg.Epsilon*(1+1e-9))
+	c := Check{Name: name, OK: true}
+	err := p.c.Select(ctx, q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("%s %s %v: ε %.3f spent, budget %.3f", b.Columns[0].Row(i, false), b.Columns[1].Row(i, false),
+				b.Columns[2].Row(i, false).(time.Time).Format(time.DateOnly), b.Columns[3].Row(i, false), p.cfg.Epsilon))
+		}
+		return nil
+	})
+	if err != nil {
+		return failed(name, err)
+	}
+	c.Detail = fmt.Sprintf("every table's ε per site per day within %g", p.cfg.Epsilon)
+	return c
+}
+
+// checkRetention: no raw hour older than the 7-day maximum; none older than
+// the retention once published (the job runs every few minutes, so an hour of
+// slack).
+func (a *Auditor) checkRetention(ctx context.Context, now time.Time) Check {
+	const name = "raw retention"
+	p := a.Publisher
+	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return failed(name, err)
+	}
+	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return failed(name, err)
+	}
+	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	if err != nil {
+		return failed(name, err)
+	}
+	sites := map[time.Time][]string{}
+	for _, h := range hours {
+		sites[h.start] = append(sites[h.start], h.site)
+	}
+	c := Check{Name: name, OK: true}
+	for _, pt := range parts {
+		end := pt.hour.Add(time.Hour)
+		switch {
+		case !end.After(now.Add(-MaxRawRetention)):
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is older than the 7-day maximum", pt.hour.Format(time.DateTime), pt.rows))
+		case !end.After(now.Add(-p.cfg.RawRetention-time.Hour)) && p.hourPublished(done, pt.hour, sites[pt.hour], now):
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is published and older than the retention %v", pt.hour.Format(time.DateTime), pt.rows, p.cfg.RawRetention))
+		}
+	}
+	c.Detail = fmt.Sprintf("%d raw hours present, retention %v, maximum %v", len(parts), p.cfg.RawRetention, MaxRawRetention)
+	return c
+}
+
+func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
+	const name = "pseudonym keys"
+	if a.KeyFile == "" {
+		return Check{Name: name, NotRun: "no key file given (ingest runs elsewhere: audit it there with --data-dir)"}
+	}
+	days, expired, mode, err := ingest.InspectKeyFile(a.KeyFile, now)
+	if os.IsNotExist(err) {
+		return Check{Name: name, OK: true, Detail: "no key file: no keys exist"}
+	}
+	if err != nil {
+		return failed(name, err)
+	}
+	c := Check{Name: name, OK: true, Detail: fmt.Sprintf("keys for %d days (%s), each destroyed %.0f h after its day", len(days), strings.Join(days, ", "), ingest.KeyLifetime.Hours())}
+	for _, d := range expired {
+		c.OK = false
+		c.Findings = append(c.Findings, "the key of "+d+" is past its lifetime and still exists")
+	}
+	if mode&0o077 != 0 {
+		c.OK = false
+		c.Findings = append(c.Findings, fmt.Sprintf("key file mode %v: readable beyond its owner", mode))
+	}
+	return c
+}
+
+// personalPatterns are what must never appear in a stored string (RE2, as
+// ClickHouse's match() reads them).
+var personalPatterns = []struct{ name, re string }{
+	{"email", `[A-Za-z0-9._%+-]+(@|%40|%2540)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`},
+	{"phone", `\+[0-9]{1,3}[ .-]?\(?[0-9]{2,4}\)?[ .-]?[0-9]{3,4}[ .-]?[0-9]{3,5}`},
+	{"card", `\b(?:[0-9][ -]?){12,18}[0-9]\b`},
+	{"jwt", `eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.`},
+	{"ipv4", `\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`},
+	{"ipv6", `\b(?:[0-9A-Fa-f]{1,4}:){4,7}[0-9A-Fa-f]{1,4}\b|\b[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){1,5}[0-9A-Fa-f]{1,4}\b`},
+	{"user agent", `Mozilla/[0-9]|AppleWebKit/|Gecko/20|Chrome/[0-9]+\.|Safari/[0-9]+\.|(?i:[a-z]bot/[0-9])|python-requests/`},
+}
+
+// checkStrings scans every string column of both databases.
+func (a *Auditor) checkStrings(ctx context.Context, _ time.Time) Check {
+	const name = "personal data scan"
+	p := a.Publisher
+	type col struct{ db, table, name, typ string }
+	var cols []col
+	err := p.c.Select(ctx, "SELECT database, table, name, type FROM system.columns WHERE database IN ("+
+		clickhouse.Quote(p.dbs.Raw)+", "+clickhouse.Quote(p.dbs.Pub)+") AND (type = 'String' OR type LIKE 'FixedString%' OR type = 'Array(String)') ORDER BY database, table, name",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				cols = append(cols, col{b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(string),
+					b.Columns[2].Row(i, false).(string), b.Columns[3].Row(i, false).(string)})
+			}
+			return nil
+		})
+	if err != nil {
+		return failed(name, err)
+	}
+	c := Check{Name: name, OK: true}
+	for _, cl := range cols {
+		ident := "`" + cl.name + "`"
+		var sel []string
+		for _, pat := range personalPatterns {
+			m := "match(" + ident + ", " + clickhouse.Quote(pat.re) + ")"
+			switch {
+			case cl.typ == "Array(String)":
+				m = "arrayExists(x -> match(x, " + clickhouse.Quote(pat.re) + "), " + ident + ")"
+			case strings.HasPrefix(cl.typ, "FixedString"):
+				m = "match(toString(" + ident + "), " + clickhouse.Quote(pat.re) + ")"
+			}
+			sel = append(sel, "countIf("+m+")")
+		}
+		err := p.c.Select(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+cl.db+".`"+cl.table+"`", func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				for j, pat := range personalPatterns {
+					if n := b.Columns[j].Row(i, false).(uint64); n > 0 {
+						c.OK = false
+						c.Findings = append(c.Findings, fmt.Sprintf("%s.%s.%s: %d values look like %s", cl.db, cl.table, cl.name, n, pat.name))
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return failed(name, fmt.Errorf("%s.%s.%s: %w", cl.db, cl.table, cl.name, err))
+		}
+	}
+	c.Detail = fmt.Sprintf("%d string columns scanned for %d patterns", len(cols), len(personalPatterns))
+	return c
+}
+
+func (a *Auditor) checkReader(ctx context.Context, _ time.Time) Check {
+	const name = "reader cannot read raw events"
+	if a.Reader == nil {
+		return Check{Name: name, NotRun: "no reader connection given"}
+	}
+	raw := a.Publisher.dbs.Raw
+	err := a.Reader.Exec(ctx, "SELECT count() FROM "+raw+".events")
+	switch {
+	case err == nil:
+		return Check{Name: name, Detail: "the dashboard's user read " + raw + ".events", Findings: []string{"reader can read " + raw}}
+	case clickhouse.IsCode(err, 291, 497, 516):
+		return Check{Name: name, OK: true, Detail: "refused: " + firstLine(err.Error())}
+	default:
+		var ex *clickhouse.Exception
+		if errors.As(err, &ex) {
+			// Any refusal by the server counts; a network error does not.
+			return Check{Name: name, OK: true, Detail: "refused: " + firstLine(err.Error())}
+		}
+		return failed(name, err)
+	}
+}
+
+// checkInventory compares schemas/purposes.yaml with the live columns, both
+// ways. Lock tables (lock_*) are transient bookkeeping with two columns.
+func (a *Auditor) checkInventory(ctx context.Context, inv *schemas.Inventory) Check {
+	const name = "purpose inventory"
+	p := a.Publisher
+	live := map[string]map[string]bool{}
+	err := p.c.Select(ctx, "SELECT database, table, name FROM system.columns WHERE database IN ("+
+		clickhouse.Quote(p.dbs.Raw)+", "+clickhouse.Quote(p.dbs.Pub)+")", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			db, table := b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(string)
+			key := "{herd}." + table
+			if db == p.dbs.Raw {
+				key = "{raw}." + table
+			}
+			if strings.HasPrefix(table, "lock_") {
+				key = "{lock}"
+			}
+			if live[key] == nil {
+				live[key] = map[string]bool{}
+			}
+			live[key][b.Columns[2].Row(i, false).(string)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return failed(name, err)
+	}
+	c := Check{Name: name, OK: true}
+	var findings []string
+	for table, cols := range live {
+		if table == "{lock}" {
+			for col := range cols {
+				if col != "owner" && col != "expires" {
+					findings = append(findings, "lock table column "+col+" is not in the inventory")
+				}
+			}
+			continue
+		}
+		for col := range cols {
+			if _, ok := inv.Tables[table].Columns[col]; !ok {
+				findings = append(findings, table+"."+col+" is stored but not in the inventory")
+			}
+		}
+	}
+	ncols := 0
+	for table, t := range inv.Tables {
+		for col := range t.Columns {
+			ncols++
+			if !live[table][col] {
+				findings = append(findings, table+"."+col+" is in the inventory but not in the database")
+			}
+		}
+	}
+	sort.Strings(findings)
+	c.Findings, c.OK = findings, len(findings) == 0
+	c.Detail = fmt.Sprintf("%d inventoried columns in %d tables, each with a category and purposes (%d purposes in the policy)", ncols, len(inv.Tables), len(inv.Purposes))
+	return c
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+// Statement is the privacy statement every chart, report and audit shows.
+type Statement struct {
+	K               int              `json:"k"`
+	Delta           float64          `json:"delta"`
+	EpsilonPerDay   float64          `json:"epsilon_per_table_per_day"`
+	Tables          []TableStatement `json:"tables"`
+	KeyLifetime     string           `json:"key_lifetime"`
+	RawRetention    string           `json:"raw_retention"`
+	MaxRawRetention string           `json:"max_raw_retention"`
+	CellsPublished  uint64           `json:"cells_published"`
+	CellsSuppressed uint64           `json:"cells_suppressed"`
+	LateEvents      uint64           `json:"late_events"`
+}
+
+// TableStatement is one rollup's parameters.
+type TableStatement struct {
+	Name          string  `json:"name"`
+	L             int64   `json:"max_cells_per_visitor_day"`
+	EpsilonDay    float64 `json:"epsilon_daily_bucket"`
+	EpsilonHour   float64 `json:"epsilon_hourly_bucket"`
+	HoursPerVisit int     `json:"hourly_buckets_per_visitor_day"`
+}
+
+// BuildStatement reads the publication totals (from pubDB, which the reader
+// user may read) and states the rules in force.
+func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg Config, tables []*Table) (Statement, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return Statement{}, err
+	}
+	st := Statement{
+		K: cfg.K, Delta: cfg.Delta, EpsilonPerDay: cfg.Epsilon,
+		KeyLifetime:  fmt.Sprintf("day keys destroyed %.0f h after their UTC day ends", ingest.KeyLifetime.Hours()),
+		RawRetention: hours(cfg.RawRetention), MaxRawRetention: hours(MaxRawRetention),
+	}
+	for _, t := range tables {
+		st.Tables = append(st.Tables, TableStatement{Name: t.Name, L: t.L(), EpsilonDay: round6(cfg.BucketEpsilon(Day)),
+			EpsilonHour: round6(cfg.BucketEpsilon(Hour)), HoursPerVisit: cfg.HoursPerVisitor})
+	}
+	err = c.Select(ctx, "SELECT sum(cells_published), sum(cells_suppressed) FROM "+pubDB+".rollup_runs WHERE error = ''", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			st.CellsPublished = b.Columns[0].Row(0, false).(uint64)
+			st.CellsSuppressed = b.Columns[1].Row(0, false).(uint64)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("privacy statement: %w", err)
+	}
+	err = c.Select(ctx, "SELECT sum(late_events) FROM (SELECT argMax(late_events, checked) AS late_events FROM "+pubDB+".rollup_late GROUP BY site, grain, bucket)", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			st.LateEvents = b.Columns[0].Row(0, false).(uint64)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("privacy statement: %w", err)
+	}
+	return st, nil
+}
+
+// Line is the statement in one line, for charts and reports.
+func (s Statement) Line() string {
+	return fmt.Sprintf("Only cells of ≥ %d shoppers are published, with differential-privacy noise (ε = %g per table per day, δ = %g); "+
+		"pseudonym keys destroyed after %s; raw events kept %s (never over %s); %d cells suppressed.",
+		s.K, s.EpsilonPerDay, s.Delta, strings.TrimSuffix(strings.TrimPrefix(s.KeyLifetime, "day keys destroyed "), " after their UTC day ends"),
+		s.RawRetention, s.MaxRawRetention, s.CellsSuppressed)
+}
+
+func hours(d time.Duration) string { return fmt.Sprintf("%.0f h", d.Hours()) }
+
+func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }

@@ -1,0 +1,565 @@
+package aggregate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/google/differential-privacy/go/v3/dpagg"
+	"github.com/google/differential-privacy/go/v3/noise"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+// Publisher turns closed buckets of raw events into published cells.
+type Publisher struct {
+	c      *clickhouse.Client
+	dbs    clickhouse.Databases
+	cfg    Config
+	tables []*Table
+	log    *slog.Logger
+}
+
+// NewPublisher checks cfg and the tables' column use against the purpose
+// inventory: a rollup that reads a column the statistics purpose does not
+// allow is refused here, before anything runs.
+func NewPublisher(c *clickhouse.Client, dbs clickhouse.Databases, cfg Config, log *slog.Logger) (*Publisher, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := dbs.Validate(); err != nil {
+		return nil, err
+	}
+	tables, err := DefaultTables()
+	if err != nil {
+		return nil, err
+	}
+	inv, err := schemas.Purposes()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		for _, col := range t.Reads {
+			if !inv.Allows("{raw}.events", col, "statistics") {
+				return nil, fmt.Errorf("rollup %s reads {raw}.events.%s, which the statistics purpose does not allow", t.Name, col)
+			}
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Publisher{c: c, dbs: dbs, cfg: cfg, tables: tables, log: log}, nil
+}
+
+// DefaultTables are the rollups with the funnels and layout in schemas/.
+func DefaultTables() ([]*Table, error) {
+	funnels, err := schemas.Funnels()
+	if err != nil {
+		return nil, err
+	}
+	layout, err := schemas.Layout()
+	if err != nil {
+		return nil, err
+	}
+	return Tables(funnels, layout)
+}
+
+// Config returns the validated publication rules.
+func (p *Publisher) Config() Config { return p.cfg }
+
+// Tables returns the rollups this publisher publishes.
+func (p *Publisher) Tables() []*Table { return p.tables }
+
+// Run is one table's publication of one bucket, as rollup_runs records it.
+type Run struct {
+	Table      string
+	Bucket     Bucket
+	Published  int
+	Suppressed int
+	Epsilon    float64
+	RawEvents  uint64
+	Adopted    bool // cells were already stored by a run that died before recording itself
+	Err        error
+}
+
+// Summary is what one RunOnce did.
+type Summary struct {
+	Buckets    int // buckets considered (site × grain × start)
+	Runs       int // table publications done now
+	Published  int // cells published
+	Suppressed int // cells suppressed
+	Failed     int
+}
+
+// RunOnce publishes every closed bucket with raw data that some table has not
+// published yet, oldest first, as of now.
+func (p *Publisher) RunOnce(ctx context.Context, now time.Time) (Summary, error) {
+	var sum Summary
+	due, err := p.Due(ctx, now)
+	if err != nil {
+		return sum, err
+	}
+	sum.Buckets = len(due)
+	var errs []error
+	for _, d := range due {
+		raw, err := p.rawEvents(ctx, d.Bucket)
+		if err != nil {
+			return sum, err
+		}
+		for _, t := range d.Tables {
+			run := p.PublishBucket(ctx, t, d.Bucket, raw)
+			sum.Runs++
+			sum.Published += run.Published
+			sum.Suppressed += run.Suppressed
+			if run.Err != nil {
+				sum.Failed++
+				errs = append(errs, run.Err)
+				if ctx.Err() != nil {
+					return sum, errors.Join(errs...)
+				}
+			}
+		}
+	}
+	return sum, errors.Join(errs...)
+}
+
+// DueBucket is a closed bucket and the tables that have not published it.
+type DueBucket struct {
+	Bucket Bucket
+	Tables []*Table
+}
+
+// Due lists closed buckets with raw data not yet published by every table,
+// oldest first, hourly before daily.
+func (p *Publisher) Due(ctx context.Context, now time.Time) ([]DueBucket, error) {
+	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
+	}
+	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	if err != nil {
+		return nil, err
+	}
+	candidates := map[Bucket]bool{}
+	for _, h := range hours {
+		hb := Bucket{Site: h.site, Grain: Hour, Start: h.start}
+		if !hb.End().Add(p.cfg.Grace).After(now) && !hb.Start.Before(now.Add(-p.cfg.HourlyHorizon)) {
+			candidates[hb] = true
+		}
+		db := Bucket{Site: h.site, Grain: Day, Start: h.start.Truncate(24 * time.Hour)}
+		if !db.End().Add(p.cfg.Grace).After(now) {
+			candidates[db] = true
+		}
+	}
+	var due []DueBucket
+	for b := range candidates {
+		var ts []*Table
+		for _, t := range p.tables {
+			if !done[runKey{t.Name, b}] {
+				ts = append(ts, t)
+			}
+		}
+		if len(ts) > 0 {
+			due = append(due, DueBucket{Bucket: b, Tables: ts})
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		a, b := due[i].Bucket, due[j].Bucket
+		if !a.End().Equal(b.End()) {
+			return a.End().Before(b.End())
+		}
+		if a.Grain != b.Grain {
+			return a.Grain < b.Grain
+		}
+		return a.Site < b.Site
+	})
+	return due, nil
+}
+
+type siteHour struct {
+	site  string
+	start time.Time
+}
+
+// rawHours lists the (site, hour) pairs that have raw events.
+func rawHours(ctx context.Context, c *clickhouse.Client, rawDB string) ([]siteHour, error) {
+	var out []siteHour
+	err := c.Select(ctx, "SELECT site, toStartOfHour(received) AS h FROM "+rawDB+".events GROUP BY site, h ORDER BY h, site",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				out = append(out, siteHour{b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(time.Time).UTC()})
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list raw hours: %w", err)
+	}
+	return out, nil
+}
+
+type runKey struct {
+	table  string
+	bucket Bucket
+}
+
+func publishedSet(ctx context.Context, c *clickhouse.Client, pubDB string) (map[runKey]bool, error) {
+	done := map[runKey]bool{}
+	err := c.Select(ctx, "SELECT table_name, site, toUInt8(grain), bucket FROM "+pubDB+".rollup_runs WHERE error = '' GROUP BY table_name, site, grain, bucket",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				done[runKey{b.Columns[0].Row(i, false).(string), Bucket{
+					Site: b.Columns[1].Row(i, false).(string), Grain: Grain(b.Columns[2].Row(i, false).(uint8)),
+					Start: b.Columns[3].Row(i, false).(time.Time).UTC(),
+				}}] = true
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read rollup runs: %w", err)
+	}
+	return done, nil
+}
+
+// rawEvents counts the bucket's distinct events, to tell late arrivals later.
+func (p *Publisher) rawEvents(ctx context.Context, b Bucket) (uint64, error) {
+	var n uint64
+	err := p.c.Select(ctx, "SELECT uniqExact(event_id) FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
+		func(blk *proto.Block) error {
+			if blk.Rows() > 0 {
+				n = blk.Columns[0].Row(0, false).(uint64)
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, fmt.Errorf("count raw events of %s: %w", b, err)
+	}
+	return n, nil
+}
+
+func rangeWhere(b Bucket) string {
+	return "site = " + clickhouse.Quote(b.Site) +
+		" AND received >= toDateTime(" + clickhouse.QuoteInt(b.Start.Unix()) + ")" +
+		" AND received < toDateTime(" + clickhouse.QuoteInt(b.End().Unix()) + ")"
+}
+
+// PublishBucket publishes table t's cells of bucket b, once: a bucket whose
+// cells are already stored is adopted, never recomputed (fresh noise on a
+// re-run would let averaging undo it).
+func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, rawEvents uint64) Run {
+	run := Run{Table: t.Name, Bucket: b, Epsilon: p.cfg.BucketEpsilon(b.Grain), RawEvents: rawEvents}
+	started := time.Now()
+	log := p.log.With("table", t.Name, "bucket", b.String())
+	existing, err := p.storedCells(ctx, t, b)
+	if err != nil {
+		run.Err = err
+		return run
+	}
+	mech := p.mechanisms(t, b.Grain)
+	if existing > 0 {
+		run.Published, run.Adopted = existing, true
+		log.Warn("adopting cells stored by an interrupted run", "cells", existing)
+	} else {
+		cells, err := p.TrueCells(ctx, t, b)
+		if err != nil {
+			run.Err = err
+			return p.record(ctx, run, mech, started)
+		}
+		blk, published, err := p.noise(t, b, cells, mech)
+		if err != nil {
+			run.Err = err
+			return p.record(ctx, run, mech, started)
+		}
+		run.Published, run.Suppressed = published, len(cells)-published
+		if published > 0 {
+			// One block, one partition: the bucket lands whole or not at all.
+			if err := p.c.Insert(ctx, p.dbs.Pub+"."+t.Name, blk); err != nil {
+				run.Err = fmt.Errorf("insert %s cells of %s: %w", t.Name, b, err)
+				run.Published = 0
+				return p.record(ctx, run, mech, started)
+			}
+		}
+	}
+	log.Debug("published", "cells", run.Published, "suppressed", run.Suppressed, "epsilon", run.Epsilon)
+	return p.record(ctx, run, mech, started)
+}
+
+func (p *Publisher) storedCells(ctx context.Context, t *Table, b Bucket) (int, error) {
+	var n uint64
+	err := p.c.Select(ctx, "SELECT count() FROM "+p.dbs.Pub+"."+t.Name+" WHERE site = "+clickhouse.Quote(b.Site)+
+		" AND grain = "+clickhouse.Quote(b.Grain.String())+" AND bucket = toDateTime("+clickhouse.QuoteInt(b.Start.Unix())+")",
+		func(blk *proto.Block) error {
+			if blk.Rows() > 0 {
+				n = blk.Columns[0].Row(0, false).(uint64)
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, fmt.Errorf("check stored %s cells of %s: %w", t.Name, b, err)
+	}
+	return int(n), nil
+}
+
+// Cell is one cell's true, bounded aggregates: never stored, only noised.
+type Cell struct {
+	Dims     []any
+	Visitors uint64
+	Counts   []uint64  // per metric, 0 for sums
+	Sums     []float64 // per metric, 0 for counts
+}
+
+// Key joins the dimension values, for matching cells.
+func (c Cell) Key() string {
+	parts := make([]string, len(c.Dims))
+	for i, d := range c.Dims {
+		parts[i] = fmt.Sprint(d)
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// TrueCells computes bucket b's cells of t from raw events: contributions
+// bounded per visitor-day, true distinct visitor-days per cell. The audit
+// uses it to recompute what was published.
+func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, error) {
+	q := p.CellsSQL(t, b)
+	var cells []Cell
+	nd := len(t.Dims)
+	err := p.c.Select(ctx, q, func(blk *proto.Block) error {
+		for i := 0; i < blk.Rows(); i++ {
+			c := Cell{Dims: make([]any, nd), Counts: make([]uint64, len(t.Metrics)), Sums: make([]float64, len(t.Metrics))}
+			for j := range nd {
+				c.Dims[j] = blk.Columns[j].Row(i, false)
+			}
+			c.Visitors = blk.Columns[nd].Row(i, false).(uint64)
+			for j, m := range t.Metrics {
+				v := blk.Columns[nd+1+j].Row(i, false)
+				if m.Sum {
+					c.Sums[j] = v.(float64)
+				} else {
+					c.Counts[j] = v.(uint64)
+				}
+			}
+			cells = append(cells, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compute %s cells of %s: %w", t.Name, b, err)
+	}
+	return cells, nil
+}
+
+// CellsSQL is the query of bucket b's true, bounded cells of t.
+func (p *Publisher) CellsSQL(t *Table, b Bucket) string {
+	where := rangeWhere(b)
+	if b.Grain == Hour {
+		// A visitor-day counts only in its first HoursPerVisitor active
+		// hours, which bounds what all hourly buckets of a day reveal.
+		dayStart := b.Start.Truncate(24 * time.Hour)
+		where += " AND visitor IN (SELECT visitor FROM " + p.dbs.Raw + ".events WHERE site = " + clickhouse.Quote(b.Site) +
+			" AND received >= toDateTime(" + clickhouse.QuoteInt(dayStart.Unix()) + ") AND received < toDateTime(" + clickhouse.QuoteInt(b.End().Unix()) + ")" +
+			" GROUP BY visitor HAVING uniqExact(toStartOfHour(received)) <= " + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ")"
+	}
+	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
+	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events FINAL", phWhere, where, phTS, ts)
+
+	var dimFrom, dimSel, dimNames []string
+	for _, d := range t.Dims {
+		dimFrom = append(dimFrom, d.from())
+		dimSel = append(dimSel, d.from()+" AS "+d.Name)
+		dimNames = append(dimNames, d.Name)
+	}
+	order := "visitor"
+	if len(dimFrom) > 0 {
+		order += ", cityHash64(visitor, " + strings.Join(dimFrom, ", ") + ")"
+	}
+	members := make([]string, len(t.Parts))
+	for i, part := range t.Parts {
+		members[i] = "SELECT * FROM (SELECT * FROM (" + expand.Replace(part.SQL) + ") ORDER BY " + order +
+			" LIMIT " + clickhouse.QuoteInt(part.Limit) + " BY visitor)"
+	}
+	sel := append(dimSel, "uniqExact(visitor) AS visitors")
+	for _, m := range t.Metrics {
+		if m.Sum {
+			sel = append(sel, fmt.Sprintf("sum(least(greatest(%s, 0.), %g)) AS %s", m.Name, m.Cap, m.Name))
+		} else {
+			sel = append(sel, fmt.Sprintf("toUInt64(sum(least(%s, %d))) AS %s", m.Name, int64(m.Cap), m.Name))
+		}
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM (" + strings.Join(members, " UNION ALL ") + ")"
+	if len(dimNames) > 0 {
+		q += " GROUP BY " + strings.Join(dimNames, ", ")
+	}
+	return q
+}
+
+// mechanism is one noised quantity's share of the bucket's ε.
+type mechanism struct {
+	Name    string  `json:"name"`
+	Epsilon float64 `json:"epsilon"`
+	Cap     float64 `json:"cap,omitempty"`
+}
+
+// mechanisms splits the bucket's ε: partition selection, the visitors count,
+// then the metrics by weight.
+type mechanismSet struct {
+	K         int         `json:"k"`
+	L         int64       `json:"l"`
+	Delta     float64     `json:"delta"`
+	Selection float64     `json:"epsilon_selection"`
+	Visitors  float64     `json:"epsilon_visitors"`
+	Metrics   []mechanism `json:"metrics"`
+}
+
+func (p *Publisher) mechanisms(t *Table, g Grain) mechanismSet {
+	eps := p.cfg.BucketEpsilon(g)
+	m := mechanismSet{K: p.cfg.K, L: t.L(), Delta: p.cfg.Delta, Selection: round6(eps * p.cfg.SelectionShare)}
+	rest := eps - m.Selection
+	if len(t.Metrics) == 0 {
+		m.Visitors = round6(rest)
+		return m
+	}
+	m.Visitors = round6(eps * p.cfg.VisitorsShare)
+	rest -= m.Visitors
+	var w float64
+	for _, mt := range t.Metrics {
+		w += mt.Weight
+	}
+	for _, mt := range t.Metrics {
+		m.Metrics = append(m.Metrics, mechanism{Name: mt.Name, Epsilon: round6(rest * mt.Weight / w), Cap: mt.Cap})
+	}
+	return m
+}
+
+// noise applies the k floor and DP partition selection to every cell and
+// Laplace noise to the kept cells' counts and sums, building the insert block.
+// Contributions were bounded in SQL (LIMIT L BY visitor, per-cell caps), so
+// the visitors count is a dpagg.Count with L partitions, and each capped
+// metric gets the library's Laplace noise with l0 = L and l∞ = its cap.
+func (p *Publisher) noise(t *Table, b Bucket, cells []Cell, m mechanismSet) (*proto.Block, int, error) {
+	blk := proto.NewBlock()
+	cols := [][2]string{{"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"}}
+	for _, d := range t.Dims {
+		cols = append(cols, [2]string{d.Name, d.Type})
+	}
+	cols = append(cols, [2]string{"visitors", "UInt64"})
+	for _, mt := range t.Metrics {
+		typ := "UInt64"
+		if mt.Sum {
+			typ = "Float64"
+		}
+		cols = append(cols, [2]string{mt.Name, typ})
+	}
+	for _, c := range cols {
+		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
+			return nil, 0, err
+		}
+	}
+	lap := noise.Laplace()
+	published := 0
+	for _, c := range cells {
+		if c.Visitors < uint64(p.cfg.K) {
+			continue
+		}
+		sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
+			Epsilon: m.Selection, Delta: m.Delta, PreThreshold: int64(p.cfg.K), MaxPartitionsContributed: m.L,
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := sel.IncrementBy(int64(c.Visitors)); err != nil {
+			return nil, 0, err
+		}
+		keep, err := sel.ShouldKeepPartition()
+		if err != nil {
+			return nil, 0, err
+		}
+		if !keep {
+			continue
+		}
+		cnt, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: m.Visitors, MaxPartitionsContributed: m.L})
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := cnt.IncrementBy(int64(c.Visitors)); err != nil {
+			return nil, 0, err
+		}
+		visitors, err := cnt.Result()
+		if err != nil {
+			return nil, 0, err
+		}
+		// Post-processing only: a published cell never shows fewer than k.
+		row := []any{b.Site, b.Grain.String(), b.Start}
+		row = append(row, c.Dims...)
+		row = append(row, uint64(max(visitors, int64(p.cfg.K))))
+		for j, mt := range t.Metrics {
+			e := m.Metrics[j].Epsilon
+			if mt.Sum {
+				v, err := lap.AddNoiseFloat64(c.Sums[j], m.L, mt.Cap, e, 0)
+				if err != nil {
+					return nil, 0, err
+				}
+				row = append(row, math.Round(math.Max(v, 0)*100)/100)
+			} else {
+				v, err := lap.AddNoiseInt64(int64(c.Counts[j]), m.L, int64(mt.Cap), e, 0)
+				if err != nil {
+					return nil, 0, err
+				}
+				row = append(row, uint64(max(v, 0)))
+			}
+		}
+		if err := blk.Append(row...); err != nil {
+			return nil, 0, fmt.Errorf("cell %v: %w", c.Dims, err)
+		}
+		published++
+	}
+	return blk, published, nil
+}
+
+// record appends the run to rollup_runs. A failed run is recorded too, with
+// its error, and its bucket stays due.
+func (p *Publisher) record(ctx context.Context, run Run, m mechanismSet, started time.Time) Run {
+	params, _ := json.Marshal(m)
+	errText := ""
+	if run.Err != nil {
+		errText = run.Err.Error()
+	}
+	blk := proto.NewBlock()
+	for _, c := range [][2]string{
+		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
+		{"cells_published", "UInt32"}, {"cells_suppressed", "UInt32"}, {"epsilon", "Float64"}, {"delta", "Float64"},
+		{"params", "String"}, {"raw_events", "UInt64"}, {"started", "DateTime"}, {"finished", "DateTime"}, {"error", "String"},
+	} {
+		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
+			run.Err = errors.Join(run.Err, err)
+			return run
+		}
+	}
+	eps := run.Epsilon
+	if run.Err != nil {
+		eps = 0 // nothing was released
+	}
+	err := blk.Append(run.Table, run.Bucket.Site, run.Bucket.Grain.String(), run.Bucket.Start,
+		uint32(run.Published), uint32(run.Suppressed), eps, m.Delta, string(params), run.RawEvents,
+		started.UTC().Truncate(time.Second), time.Now().UTC().Truncate(time.Second), errText)
+	if err == nil {
+		// Use a context that outlives a cancelled run: a published bucket
+		// must not stay unrecorded because the process is stopping.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err = p.c.Insert(rctx, p.dbs.Pub+".rollup_runs", blk)
+		cancel()
+	}
+	if err != nil {
+		run.Err = errors.Join(run.Err, fmt.Errorf("record run of %s %s: %w", run.Table, run.Bucket, err))
+	}
+	return run
+}

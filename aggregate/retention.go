@@ -1,0 +1,202 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+)
+
+// SpoolPruner deletes spool files older than the raw retention.
+type SpoolPruner interface {
+	Prune() ([]string, error)
+}
+
+// Dropped is one thing the retention job removed.
+type Dropped struct {
+	Kind   string // raw_partition or spool_file
+	Item   string
+	Rows   uint64
+	Reason string
+}
+
+// Retain drops raw hour partitions past the retention. An hour whose buckets
+// are not all published yet is kept (an outage must not lose a day) until
+// MaxRawRetention, which nothing outlives. Spool files past the retention go
+// too. Everything dropped is recorded in retention_runs.
+func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner) ([]Dropped, error) {
+	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
+	}
+	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
+	}
+	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	if err != nil {
+		return nil, err
+	}
+	sites := map[time.Time][]string{}
+	for _, h := range hours {
+		sites[h.start] = append(sites[h.start], h.site)
+	}
+	var dropped []Dropped
+	var errs []error
+	for _, part := range parts {
+		end := part.hour.Add(time.Hour)
+		reason := ""
+		switch {
+		case !end.After(now.Add(-MaxRawRetention)):
+			reason = "older than the 7-day maximum"
+			if !p.hourPublished(done, part.hour, sites[part.hour], now) {
+				reason += ", unpublished"
+			}
+		case !end.After(now.Add(-p.cfg.RawRetention)) && p.hourPublished(done, part.hour, sites[part.hour], now):
+			reason = "older than the raw retention " + p.cfg.RawRetention.String()
+		default:
+			continue
+		}
+		if err := p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Raw+".events DROP PARTITION ID "+clickhouse.Quote(part.id)); err != nil {
+			errs = append(errs, fmt.Errorf("drop raw partition %s: %w", part.id, err))
+			continue
+		}
+		dropped = append(dropped, Dropped{Kind: "raw_partition", Item: part.hour.Format(time.DateTime), Rows: part.rows, Reason: reason})
+	}
+	if spool != nil {
+		files, err := spool.Prune()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prune spool: %w", err))
+		}
+		for _, f := range files {
+			dropped = append(dropped, Dropped{Kind: "spool_file", Item: f, Reason: "older than the raw retention " + p.cfg.RawRetention.String()})
+		}
+	}
+	if len(dropped) > 0 {
+		if err := p.recordDrops(ctx, now, dropped); err != nil {
+			errs = append(errs, err)
+		}
+		for _, d := range dropped {
+			p.log.Info("retention dropped", "kind", d.Kind, "item", d.Item, "rows", d.Rows, "reason", d.Reason)
+		}
+	}
+	return dropped, errors.Join(errs...)
+}
+
+// hourPublished: every site's daily bucket of the hour is published by every
+// table, and so is the hourly bucket while it is within the hourly horizon.
+func (p *Publisher) hourPublished(done map[runKey]bool, hour time.Time, sites []string, now time.Time) bool {
+	for _, site := range sites {
+		buckets := []Bucket{{Site: site, Grain: Day, Start: hour.Truncate(24 * time.Hour)}}
+		if !hour.Before(now.Add(-p.cfg.HourlyHorizon)) {
+			buckets = append(buckets, Bucket{Site: site, Grain: Hour, Start: hour})
+		}
+		for _, b := range buckets {
+			for _, t := range p.tables {
+				if !done[runKey{t.Name, b}] {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+type rawPartition struct {
+	id   string
+	hour time.Time
+	rows uint64
+}
+
+func rawPartitions(ctx context.Context, c *clickhouse.Client, rawDB string) ([]rawPartition, error) {
+	var out []rawPartition
+	err := c.Select(ctx, "SELECT partition_id, partition, sum(rows) FROM system.parts WHERE database = "+clickhouse.Quote(rawDB)+
+		" AND table = 'events' AND active GROUP BY partition_id, partition ORDER BY partition_id",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				h, err := time.Parse(time.DateTime, b.Columns[1].Row(i, false).(string))
+				if err != nil {
+					return fmt.Errorf("raw partition %q: %w", b.Columns[1].Row(i, false), err)
+				}
+				out = append(out, rawPartition{b.Columns[0].Row(i, false).(string), h, b.Columns[2].Row(i, false).(uint64)})
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list raw partitions: %w", err)
+	}
+	return out, nil
+}
+
+func (p *Publisher) recordDrops(ctx context.Context, now time.Time, dropped []Dropped) error {
+	blk := proto.NewBlock()
+	for _, c := range [][2]string{{"ran", "DateTime"}, {"kind", "Enum8('raw_partition' = 1, 'spool_file' = 2)"}, {"item", "String"}, {"rows", "UInt64"}, {"reason", "String"}} {
+		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
+			return err
+		}
+	}
+	for _, d := range dropped {
+		if err := blk.Append(now.UTC().Truncate(time.Second), d.Kind, d.Item, d.Rows, d.Reason); err != nil {
+			return err
+		}
+	}
+	if err := p.c.Insert(ctx, p.dbs.Pub+".retention_runs", blk); err != nil {
+		return fmt.Errorf("record retention: %w", err)
+	}
+	return nil
+}
+
+// CountLate compares each recently published bucket's raw events with the
+// number it covered when published, and records the difference in
+// rollup_late. Late events are counted, never re-published.
+func (p *Publisher) CountLate(ctx context.Context) error {
+	q := `SELECT r.site, toUInt8(r.grain), r.bucket, r.published, n.now_events FROM (
+	SELECT site, grain, bucket, max(raw_events) AS published FROM ` + p.dbs.Pub + `.rollup_runs
+	WHERE error = '' GROUP BY site, grain, bucket) AS r
+ALL INNER JOIN (
+	SELECT site, 1 AS g, toStartOfHour(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
+	UNION ALL
+	SELECT site, 2 AS g, toStartOfDay(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
+) AS n ON r.site = n.site AND toUInt8(r.grain) = n.g AND r.bucket = n.b
+WHERE n.now_events > r.published`
+	var late [][5]any
+	err := p.c.Select(ctx, q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			var r [5]any
+			for j := range r {
+				r[j] = b.Columns[j].Row(i, false)
+			}
+			late = append(late, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count late events: %w", err)
+	}
+	if len(late) == 0 {
+		return nil
+	}
+	blk := proto.NewBlock()
+	for _, c := range [][2]string{{"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
+		{"published_events", "UInt64"}, {"late_events", "UInt64"}, {"checked", "DateTime"}} {
+		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, r := range late {
+		pub, cur := r[3].(uint64), r[4].(uint64)
+		if err := blk.Append(r[0], Grain(r[1].(uint8)).String(), r[2], pub, cur-pub, now); err != nil {
+			return err
+		}
+	}
+	if err := p.c.Insert(ctx, p.dbs.Pub+".rollup_late", blk); err != nil {
+		return fmt.Errorf("record late events: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package aggregate
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+// A Table is one published rollup: its cell dimensions, the metrics noised in
+// every cell, and the parts whose UNION ALL yields one row per (visitor-day,
+// cell) of a bucket. Each part caps how many cells one visitor-day may count
+// in (LIMIT n BY visitor); the sum over parts is the table's L.
+type Table struct {
+	Name    string
+	Dims    []Dim
+	Metrics []Metric
+	Parts   []Part
+	// Columns of {raw}.events the parts read, checked against the purpose
+	// inventory at startup.
+	Reads []string
+}
+
+// Dim is a cell dimension: its published column name and ClickHouse type,
+// and the parts' column it comes from when that differs (an alias may not
+// shadow a raw column the expression reads).
+type Dim struct {
+	Name, Type, From string
+}
+
+func (d Dim) from() string {
+	if d.From != "" {
+		return d.From
+	}
+	return d.Name
+}
+
+// Metric is a per-cell count or sum. Each visitor-day's contribution to a cell
+// is clamped to [0, Cap] before summing, so one shopper moves a cell by at
+// most Cap. Weight is its share of the bucket's ε among the metrics.
+type Metric struct {
+	Name   string
+	Sum    bool // Float64 sum (revenue) instead of a UInt64 count
+	Cap    float64
+	Weight float64
+}
+
+// Part is SQL over the bucket's events producing (visitor, dims..., metrics...)
+// with one row per visitor and cell, and the most cells a visitor-day may
+// count in through it.
+type Part struct {
+	SQL   string
+	Limit int
+}
+
+// L is the table's contribution bound: cells per visitor-day per bucket.
+func (t *Table) L() int64 {
+	var l int64
+	for _, p := range t.Parts {
+		l += int64(p.Limit)
+	}
+	return l
+}
+
+// Placeholders in part SQL, expanded per bucket:
+//
+//	{events}   the raw events table, deduplicated (FINAL)
+//	{where}    site, bucket time range and the hourly visitor cap
+//	{ts}       a UInt32 timestamp within the bucket that orders events of one request
+const (
+	phEvents = "{events}"
+	phWhere  = "{where}"
+	phTS     = "{ts}"
+)
+
+// sessionsSQL is one row per session of pageviews, the base of traffic.
+const sessionsSQL = `SELECT visitor, session, count() AS pv,
+	argMin(path, {ts}) AS entry, argMin(referrer_host, {ts}) AS ref, groupArray(path) AS paths,
+	toString(any(device)) AS dev, any(browser) AS br, any(os) AS sys, toStringCutToZero(any(country)) AS cc
+FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, session`
+
+// Tables returns herd's rollups. Funnels and page layouts come from schemas/.
+func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
+	fparts, err := funnelParts(funnels)
+	if err != nil {
+		return nil, err
+	}
+	return []*Table{
+		{
+			Name: "kpis",
+			Metrics: []Metric{
+				{Name: "sessions", Cap: 5, Weight: 1}, {Name: "pageviews", Cap: 50, Weight: 1},
+				{Name: "orders", Cap: 3, Weight: 1}, {Name: "buyers", Cap: 1, Weight: 1},
+				{Name: "revenue", Sum: true, Cap: 1000, Weight: 1},
+			},
+			Parts: []Part{{Limit: 1, SQL: `SELECT visitor,
+	toUInt64(uniqExact(session)) AS sessions, toUInt64(countIf(type = 'pageview')) AS pageviews,
+	toUInt64(countIf(type = 'purchase')) AS orders, toUInt64(max(type = 'purchase')) AS buyers,
+	sumIf(toFloat64(order_value), type = 'purchase') AS revenue
+FROM {events} WHERE {where} GROUP BY visitor`}},
+			Reads: []string{"visitor", "session", "type", "order_value"},
+		},
+		{
+			Name: "products",
+			Dims: []Dim{{"product_id", "String", "pid"}, {"category", "String", ""}},
+			Metrics: []Metric{
+				{Name: "views", Cap: 3, Weight: 2}, {Name: "clicks", Cap: 2, Weight: 1}, {Name: "adds", Cap: 2, Weight: 1},
+				{Name: "purchases", Cap: 2, Weight: 1}, {Name: "revenue", Sum: true, Cap: 500, Weight: 1},
+			},
+			// A purchase lists product ids; its revenue per product is the
+			// list price the shopper saw on that product's events.
+			Parts: []Part{{Limit: 5, SQL: `SELECT visitor, pid, anyIf(product_category, product_category != '') AS category,
+	toUInt64(countIf(type = 'product_view')) AS views, toUInt64(countIf(type = 'product_click')) AS clicks,
+	toUInt64(countIf(type = 'add_to_cart')) AS adds, toUInt64(countIf(type = 'purchase')) AS purchases,
+	purchases * toFloat64(max(product_price)) AS revenue
+FROM {events} ARRAY JOIN if(type = 'purchase', products, [product_id]) AS pid
+WHERE {where} AND type IN ('product_view', 'product_click', 'add_to_cart', 'purchase') AND pid != ''
+GROUP BY visitor, pid`}},
+			Reads: []string{"visitor", "type", "product_id", "product_category", "product_price", "products"},
+		},
+		{
+			Name: "categories",
+			Dims: []Dim{{"category", "String", ""}, {"device", "String", "dev"}},
+			Metrics: []Metric{
+				{Name: "views", Cap: 10, Weight: 2}, {Name: "clicks", Cap: 5, Weight: 1}, {Name: "adds", Cap: 3, Weight: 1},
+			},
+			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, product_category AS category, toString(any(device)) AS dev,
+	toUInt64(countIf(type IN ('product_view', 'product_list_view'))) AS views,
+	toUInt64(countIf(type = 'product_click')) AS clicks, toUInt64(countIf(type = 'add_to_cart')) AS adds
+FROM {events} WHERE {where} AND product_category != ''
+	AND type IN ('product_view', 'product_list_view', 'product_click', 'add_to_cart')
+GROUP BY visitor, category`}},
+			Reads: []string{"visitor", "type", "product_category", "device"},
+		},
+		{
+			Name: "slots",
+			Dims: []Dim{{"page_type", "String", ""}, {"slot", "String", "slot_name"}, {"variant", "String", ""}},
+			Metrics: []Metric{
+				{Name: "impressions", Cap: 5, Weight: 1}, {Name: "clicks", Cap: 3, Weight: 1},
+			},
+			// Only slots declared in schemas/layout.yaml are published under
+			// their name; anything else a client sends is "other".
+			Parts: []Part{{Limit: 8, SQL: `SELECT visitor, page_type, ` + slotExpr(layout) + ` AS slot_name, variant,
+	toUInt64(countIf(type = 'slot_impression')) AS impressions, toUInt64(countIf(type = 'product_click')) AS clicks
+FROM {events} WHERE {where} AND type IN ('slot_impression', 'product_click') AND slot != ''
+GROUP BY visitor, page_type, slot_name, variant`}},
+			Reads: []string{"visitor", "type", "page_type", "slot", "variant"},
+		},
+		{
+			Name: "positions",
+			Dims: []Dim{{"list_kind", "String", "kind"}, {"position", "UInt16", "pos"}},
+			Metrics: []Metric{
+				{Name: "impressions", Cap: 5, Weight: 1}, {Name: "clicks", Cap: 2, Weight: 1},
+			},
+			// Impressions are the positions of product_list_view's product
+			// array; clicks carry their position. The list's kind (home,
+			// category, search) is the part before ':'.
+			Parts: []Part{{Limit: 8, SQL: `SELECT visitor, splitByChar(':', list)[1] AS kind, toUInt16(p) AS pos,
+	toUInt64(countIf(type = 'product_list_view')) AS impressions, toUInt64(countIf(type = 'product_click')) AS clicks
+FROM {events} ARRAY JOIN if(type = 'product_list_view', arrayEnumerate(products), [toUInt32(position)]) AS p
+WHERE {where} AND type IN ('product_list_view', 'product_click') AND list != '' AND p BETWEEN 1 AND 100
+GROUP BY visitor, kind, pos`}},
+			Reads: []string{"visitor", "type", "list", "products", "position"},
+		},
+		{
+			Name:  "funnels",
+			Dims:  []Dim{{"funnel", "String", ""}, {"step", "UInt8", ""}, {"device", "String", "dev"}},
+			Parts: fparts,
+			Reads: []string{"visitor", "type", "received", "seq", "step", "page_type", "slot", "device"},
+		},
+		{
+			Name: "traffic",
+			Dims: []Dim{{"dimension", "String", ""}, {"value", "String", ""}},
+			Metrics: []Metric{
+				{Name: "pageviews", Cap: 10, Weight: 2}, {Name: "sessions", Cap: 3, Weight: 1}, {Name: "bounces", Cap: 3, Weight: 1},
+			},
+			Parts: []Part{
+				{Limit: 3, SQL: `SELECT visitor, 'path' AS dimension, value, toUInt64(count()) AS pageviews,
+	toUInt64(uniqExact(session)) AS sessions, toUInt64(uniqExactIf(session, pv = 1)) AS bounces
+FROM (` + sessionsSQL + `) ARRAY JOIN paths AS value GROUP BY visitor, value`},
+				{Limit: 2, SQL: `SELECT visitor, 'entry' AS dimension, entry AS value, toUInt64(sum(pv)) AS pageviews,
+	toUInt64(count()) AS sessions, toUInt64(countIf(pv = 1)) AS bounces
+FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
+				{Limit: 2, SQL: `SELECT visitor, 'referrer' AS dimension, ref AS value, toUInt64(sum(pv)) AS pageviews,
+	toUInt64(count()) AS sessions, toUInt64(countIf(pv = 1)) AS bounces
+FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
+				// Device, browser, OS and country derive from what the
+				// pseudonym is keyed on, so a visitor-day has one of each.
+				{Limit: 4, SQL: `SELECT visitor, kv.1 AS dimension, kv.2 AS value, toUInt64(sum(pv)) AS pageviews,
+	toUInt64(count()) AS sessions, toUInt64(countIf(pv = 1)) AS bounces
+FROM (` + sessionsSQL + `) ARRAY JOIN [('device', dev), ('browser', br), ('os', sys), ('country', cc)] AS kv
+GROUP BY visitor, dimension, value`},
+			},
+			Reads: []string{"visitor", "session", "type", "received", "seq", "path", "referrer_host", "device", "browser", "os", "country"},
+		},
+		{
+			Name:    "habits",
+			Dims:    []Dim{{"weekday", "UInt8", ""}, {"hour", "UInt8", ""}, {"device", "String", "dev"}},
+			Metrics: []Metric{{Name: "pageviews", Cap: 20, Weight: 1}},
+			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, toUInt8(toDayOfWeek(received)) AS weekday, toUInt8(toHour(received)) AS hour,
+	toString(any(device)) AS dev, toUInt64(count()) AS pageviews
+FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hour`}},
+			Reads: []string{"visitor", "type", "received", "device"},
+		},
+		{
+			Name: "searches",
+			Dims: []Dim{{"term", "String", ""}},
+			Metrics: []Metric{
+				{Name: "searches", Cap: 3, Weight: 2}, {Name: "zero_results", Cap: 3, Weight: 1},
+			},
+			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, lowerUTF8(search_term) AS term,
+	toUInt64(count()) AS searches, toUInt64(countIf(search_results = 0)) AS zero_results
+FROM {events} WHERE {where} AND type = 'search' AND search_term != '' GROUP BY visitor, term`}},
+			Reads: []string{"visitor", "type", "search_term", "search_results"},
+		},
+	}, nil
+}
+
+// funnelParts builds one part per funnel: windowFunnel over each
+// visitor-day gives the deepest step reached, and the visitor counts in every
+// step up to it. A funnel of n steps puts a visitor-day in at most n cells.
+func funnelParts(funnels []schemas.Funnel) ([]Part, error) {
+	var parts []Part
+	for _, f := range funnels {
+		conds := make([]string, len(f.Steps))
+		for i, s := range f.Steps {
+			c := "type = " + clickhouse.Quote(s.Type)
+			if s.Step > 0 {
+				c += " AND step = " + clickhouse.QuoteInt(s.Step)
+			}
+			if s.PageType != "" {
+				c += " AND page_type = " + clickhouse.Quote(s.PageType)
+			}
+			if s.Slot != "" {
+				c += " AND slot = " + clickhouse.Quote(s.Slot)
+			}
+			conds[i] = c
+		}
+		window := int64(f.Window/time.Second) * tsPerSecond
+		parts = append(parts, Part{Limit: len(f.Steps), SQL: fmt.Sprintf(`SELECT visitor, %s AS funnel, toUInt8(s + 1) AS step, dev
+FROM (SELECT visitor, toString(any(device)) AS dev, windowFunnel(%d)({ts}, %s) AS level
+	FROM {events} WHERE {where} GROUP BY visitor)
+ARRAY JOIN range(level) AS s`, clickhouse.Quote(f.Name), window, strings.Join(conds, ", "))})
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("no funnels defined")
+	}
+	return parts, nil
+}
+
+// tsPerSecond: {ts} counts 512 ticks a second so that events received in the
+// same second keep their order within the request (seq).
+const tsPerSecond = 512
+
+func slotExpr(layout []schemas.Page) string {
+	var declared []string
+	seen := map[string]bool{}
+	for _, p := range layout {
+		for _, s := range p.Slots {
+			if !seen[s.Slot] {
+				seen[s.Slot] = true
+				declared = append(declared, clickhouse.Quote(s.Slot))
+			}
+		}
+	}
+	if len(declared) == 0 {
+		return "'other'"
+	}
+	return "if(slot IN (" + strings.Join(declared, ", ") + "), slot, 'other')"
+}

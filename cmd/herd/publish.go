@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/herd-analytics/herd/aggregate"
+)
+
+// publishFlags are the publication rules (DESIGN §4), shared by every
+// command that publishes or audits.
+type publishFlags struct {
+	k            int
+	epsilon      float64
+	hourlyShare  float64
+	grace        time.Duration
+	rawRetention time.Duration
+	schedule     string
+}
+
+func (p *publishFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&p.k, "k", 10, "publish only cells covering at least k distinct visitor-days (at least 2)")
+	fs.Float64Var(&p.epsilon, "epsilon", 1, "differential-privacy ε per table per day (hourly and daily buckets share it)")
+	fs.Float64Var(&p.hourlyShare, "hourly-share", 0.2, "part of each table's daily ε spent on hourly buckets")
+	fs.DurationVar(&p.grace, "grace", 5*time.Minute, "wait this long after a bucket closes before publishing it")
+	fs.DurationVar(&p.rawRetention, "raw-retention", 48*time.Hour, "how long raw events (and spooled rows) may exist once published, at most 168h")
+	fs.StringVar(&p.schedule, "rollup-schedule", aggregate.DefaultSchedule, "cron schedule (UTC) of the publisher")
+}
+
+func (p *publishFlags) config() aggregate.Config {
+	return aggregate.Config{K: p.k, Epsilon: p.epsilon, HourlyShare: p.hourlyShare, Grace: p.grace, RawRetention: p.rawRetention}
+}
+
+func (p *publishFlags) validate() error {
+	if p.rawRetention <= 0 || p.rawRetention > aggregate.MaxRawRetention {
+		return fmt.Errorf("--raw-retention %v: must be more than 0 and at most 168h (DESIGN §4)", p.rawRetention)
+	}
+	if _, err := p.config().WithDefaults(); err != nil {
+		return fmt.Errorf("publication rules: %w", err)
+	}
+	return nil
+}
+
+// runRollup publishes every closed, unpublished bucket now and applies the
+// retention, once.
+func runRollup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rollup", stderr)
+	var (
+		base  baseFlags
+		pub   publishFlags
+		once  = fs.Bool("once", false, "publish every closed, unpublished bucket, then exit (required: the scheduler runs inside herd serve and herd aggregate)")
+		nowAt = fs.String("now", "", "the clock, RFC 3339 or 2006-01-02T15:04 UTC, for tests and back-fills (default: now)")
+	)
+	pub.register(fs)
+	log, err := base.parse(fs, args, stderr, "warn")
+	if err != nil {
+		return err
+	}
+	if !*once {
+		return fmt.Errorf("herd rollup needs --once (the schedule runs in herd serve / herd aggregate): %w", errUsage)
+	}
+	if err := pub.validate(); err != nil {
+		return err
+	}
+	now, err := parseNow(*nowAt)
+	if err != nil {
+		return err
+	}
+	st, err := base.store.open(ctx, log, false)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if err := st.migrate(ctx, log); err != nil {
+		return err
+	}
+	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
+	if err != nil {
+		return err
+	}
+	s := &aggregate.Scheduler{Publisher: p, Now: func() time.Time { return now }, Log: log}
+	res, err := s.Tick(ctx)
+	if res.Skipped {
+		return fmt.Errorf("another herd is publishing right now (lock %q held); try again when it is done", "publisher")
+	}
+	fmt.Fprintf(stdout, "published %d cells in %d table-buckets (%d buckets), suppressed %d, failed %d; retention dropped %d\n",
+		res.Summary.Published, res.Summary.Runs, res.Summary.Buckets, res.Summary.Suppressed, res.Summary.Failed, len(res.Dropped))
+	return err
+}
+
+func parseNow(s string) (time.Time, error) {
+	if s == "" {
+		return time.Now().UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--now %q: want RFC 3339 or 2006-01-02T15:04 (UTC)", s)
+}
+
+// runAudit checks the privacy model against the live databases; any
+// violation makes the exit status non-zero.
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit", stderr)
+	var (
+		base   baseFlags
+		pub    publishFlags
+		asJSON = fs.Bool("json", false, "print the report as JSON")
+	)
+	pub.register(fs)
+	log, err := base.parse(fs, args, stderr, "warn")
+	if err != nil {
+		return err
+	}
+	if err := pub.validate(); err != nil {
+		return err
+	}
+	st, err := base.store.open(ctx, log, true)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
+	if err != nil {
+		return err
+	}
+	a := &aggregate.Auditor{Publisher: p, Reader: st.reader, KeyFile: filepath.Join(base.store.dataDir, "keys", "day-keys.json")}
+	rep, err := a.Audit(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printAudit(stdout, rep)
+	}
+	if !rep.OK {
+		return errAuditFailed
+	}
+	return nil
+}
+
+var errAuditFailed = fmt.Errorf("audit found violations")
+
+func printAudit(w io.Writer, rep *aggregate.Report) {
+	fmt.Fprintln(w, "herd privacy audit")
+	for _, c := range rep.Checks {
+		mark := "ok  "
+		switch {
+		case c.NotRun != "":
+			mark = "skip"
+		case !c.OK:
+			mark = "FAIL"
+		}
+		detail := c.Detail
+		if c.NotRun != "" {
+			detail = "not run: " + c.NotRun
+		}
+		fmt.Fprintf(w, "  [%s] %-32s %s\n", mark, c.Name, detail)
+		for _, f := range c.Findings {
+			fmt.Fprintf(w, "         - %s\n", f)
+		}
+	}
+	s := rep.Statement
+	fmt.Fprintf(w, "\nprivacy statement\n  %s\n", s.Line())
+	fmt.Fprintf(w, "  cells published %d, suppressed %d, late events counted (not re-published) %d\n", s.CellsPublished, s.CellsSuppressed, s.LateEvents)
+	fmt.Fprintf(w, "  %-12s %4s %10s %10s\n", "table", "L", "ε daily", "ε hourly")
+	for _, t := range s.Tables {
+		fmt.Fprintf(w, "  %-12s %4d %10.4f %10.4f ×%d\n", t.Name, t.L, t.EpsilonDay, t.EpsilonHour, t.HoursPerVisit)
+	}
+	fmt.Fprintln(w, "\npurpose inventory (schemas/purposes.yaml)")
+	for _, p := range rep.Inventory.Purposes {
+		served := "not served by herd"
+		if p.Herd {
+			served = "served by herd"
+		}
+		fmt.Fprintf(w, "  %-13s %-19s %s\n", p.ID, served, p.Policy)
+	}
+	var cats []string
+	for table, t := range rep.Inventory.Tables {
+		byCat := map[string]int{}
+		for _, c := range t.Columns {
+			byCat[c.Category]++
+		}
+		var parts []string
+		for c, n := range byCat {
+			parts = append(parts, fmt.Sprintf("%s %d", c, n))
+		}
+		cats = append(cats, fmt.Sprintf("  %-28s %-10s %s", table, t.Retention, strings.Join(sortStrings(parts), ", ")))
+	}
+	for _, l := range sortStrings(cats) {
+		fmt.Fprintln(w, l)
+	}
+}
+
+func sortStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+// startScheduler runs the publisher in the background until ctx ends.
+func startScheduler(ctx context.Context, st *store, pub publishFlags, spool aggregate.SpoolPruner, log *slog.Logger) (<-chan error, error) {
+	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
+	if err != nil {
+		return nil, err
+	}
+	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Spool: spool, Log: log.With("component", "publisher")}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	return done, nil
+}
+
+// runAggregate runs only the publisher, for deployments that scale ingest and
+// dashboard out separately.
+func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("aggregate", stderr)
+	var (
+		base baseFlags
+		pub  publishFlags
+	)
+	pub.register(fs)
+	log, err := base.parse(fs, args, stderr, "info")
+	if err != nil {
+		return err
+	}
+	if err := pub.validate(); err != nil {
+		return err
+	}
+	st, err := base.store.open(ctx, log, false)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if err := st.migrate(ctx, log); err != nil {
+		return err
+	}
+	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "publisher running on", pub.schedule)
+	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Log: log}
+	return s.Run(ctx)
+}

@@ -177,9 +177,12 @@ func (p *Publisher) publishedCells(ctx context.Context, t *Table, b Bucket) ([]C
 func (a *Auditor) checkBudget(ctx context.Context, _ time.Time) Check {
 	const name = "ε budget"
 	p := a.Publisher
-	q := `SELECT table_name, site, toDate(bucket) AS day,
-	sumIf(epsilon, grain = 'day') + ` + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ` * maxIf(epsilon, grain = 'hour') AS spent
-FROM ` + p.dbs.Pub + `.rollup_runs WHERE error = '' GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", p.cfg.Epsilon*(1+1e-9))
+	// Any release counts, even one whose cells never landed.
+	q := `SELECT table_name, site, day,
+	sumIf(e, g = 'day') + ` + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ` * maxIf(e, g = 'hour') AS spent
+FROM (SELECT table_name, site, toString(grain) AS g, bucket, toDate(bucket) AS day, max(epsilon) AS e
+	FROM ` + p.dbs.Pub + `.rollup_runs WHERE state != 'failed' GROUP BY table_name, site, g, bucket)
+GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", p.cfg.Epsilon*(1+1e-9))
 	c := Check{Name: name, OK: true}
 	err := p.c.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
@@ -449,7 +452,7 @@ func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg
 		st.Tables = append(st.Tables, TableStatement{Name: t.Name, L: t.L(), EpsilonDay: round6(cfg.BucketEpsilon(Day)),
 			EpsilonHour: round6(cfg.BucketEpsilon(Hour)), HoursPerVisit: cfg.HoursPerVisitor})
 	}
-	err = c.Select(ctx, "SELECT sum(cells_published), sum(cells_suppressed) FROM "+pubDB+".rollup_runs WHERE error = ''", func(b *proto.Block) error {
+	err = c.Select(ctx, "SELECT sum(cells_published), sum(cells_suppressed) FROM "+pubDB+".rollup_runs WHERE state = 'published'", func(b *proto.Block) error {
 		if b.Rows() > 0 {
 			st.CellsPublished = b.Columns[0].Row(0, false).(uint64)
 			st.CellsSuppressed = b.Columns[1].Row(0, false).(uint64)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func importShop(t *testing.T, url string, seed uint64, visitors, days int, end t
 	t.Helper()
 	st, err := shopsim.Generate(context.Background(), shopsim.GenConfig{
 		Target: url, Shop: shopsim.Config{Site: "demo", Seed: seed, Products: 300, Categories: 8},
-		Visitors: visitors, Days: days, Import: true, Now: end, Workers: 4,
+		Visitors: visitors, Days: days, Import: true, Now: end, Workers: 32,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -86,4 +87,24 @@ func rows(t *testing.T, db *chtest.DB, q string) [][]any {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return out
+}
+
+// deleteRows deletes with a mutation and waits for it: 18.16 runs mutations
+// in the background.
+func deleteRows(t *testing.T, db *chtest.DB, table, where string) {
+	t.Helper()
+	if err := db.Writer.Exec(context.Background(), "ALTER TABLE "+table+" DELETE WHERE "+where); err != nil {
+		t.Fatal(err)
+	}
+	db0, name, _ := strings.Cut(table, ".")
+	for i := 0; ; i++ {
+		n := rows(t, db, "SELECT count() FROM system.mutations WHERE database = '"+db0+"' AND table = '"+name+"' AND is_done = 0")[0][0].(uint64)
+		if n == 0 {
+			return
+		}
+		if i > 300 {
+			t.Fatalf("mutation on %s not done after 30s", table)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

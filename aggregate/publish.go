@@ -214,7 +214,8 @@ type runKey struct {
 
 func publishedSet(ctx context.Context, c *clickhouse.Client, pubDB string) (map[runKey]bool, error) {
 	done := map[runKey]bool{}
-	err := c.Select(ctx, "SELECT table_name, site, toUInt8(grain), bucket FROM "+pubDB+".rollup_runs WHERE error = '' GROUP BY table_name, site, grain, bucket",
+	err := c.Select(ctx, "SELECT table_name, site, toUInt8(grain), bucket FROM "+pubDB+".rollup_runs"+
+		" WHERE state = 'published' OR (state = 'releasing' AND cells_published = 0) GROUP BY table_name, site, grain, bucket",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				done[runKey{b.Columns[0].Row(i, false).(string), Bucket{
@@ -274,19 +275,26 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, rawEv
 			run.Err = err
 			return p.record(ctx, run, mech, started)
 		}
-		blk, published, err := p.noise(t, b, cells, mech)
+		rel, err := p.release(t, cells, mech)
+		if err == nil {
+			run.Published, run.Suppressed = len(rel), len(cells)-len(rel)
+			// Say what is about to be released before it is: a crash
+			// after this leaves either these cells or nothing visible.
+			err = p.insertRun(ctx, run, mech, started, "releasing")
+		}
+		if err == nil && len(rel) > 0 {
+			var blk *proto.Block
+			if blk, err = block(t, b, rel); err == nil {
+				// One block, one partition: the bucket lands whole or not at all.
+				if err = p.c.Insert(ctx, p.dbs.Pub+"."+t.Name, blk); err != nil {
+					err = fmt.Errorf("insert %s cells of %s: %w", t.Name, b, err)
+				}
+			}
+		}
 		if err != nil {
 			run.Err = err
+			run.Published = 0
 			return p.record(ctx, run, mech, started)
-		}
-		run.Published, run.Suppressed = published, len(cells)-published
-		if published > 0 {
-			// One block, one partition: the bucket lands whole or not at all.
-			if err := p.c.Insert(ctx, p.dbs.Pub+"."+t.Name, blk); err != nil {
-				run.Err = fmt.Errorf("insert %s cells of %s: %w", t.Name, b, err)
-				run.Published = 0
-				return p.record(ctx, run, mech, started)
-			}
 		}
 	}
 	log.Debug("published", "cells", run.Published, "suppressed", run.Suppressed, "epsilon", run.Epsilon)
@@ -440,12 +448,77 @@ func (p *Publisher) mechanisms(t *Table, g Grain) mechanismSet {
 	return m
 }
 
-// noise applies the k floor and DP partition selection to every cell and
-// Laplace noise to the kept cells' counts and sums, building the insert block.
-// Contributions were bounded in SQL (LIMIT L BY visitor, per-cell caps), so
-// the visitors count is a dpagg.Count with L partitions, and each capped
-// metric gets the library's Laplace noise with l0 = L and l∞ = its cap.
-func (p *Publisher) noise(t *Table, b Bucket, cells []Cell, m mechanismSet) (*proto.Block, int, error) {
+// released is one published cell: its dimensions and noised values.
+type released struct {
+	Dims     []any
+	Visitors uint64
+	Values   []any // per metric: uint64 counts, float64 sums
+}
+
+// release applies the k floor and DP partition selection to every cell and
+// Laplace noise to the kept cells' counts and sums. Contributions were
+// bounded in SQL (LIMIT L BY visitor, per-cell caps), so the visitors count
+// is a dpagg.Count with L partitions, and each capped metric gets the
+// library's Laplace noise with l0 = L and l∞ = its cap.
+func (p *Publisher) release(t *Table, cells []Cell, m mechanismSet) ([]released, error) {
+	lap := noise.Laplace()
+	var out []released
+	for _, c := range cells {
+		if c.Visitors < uint64(p.cfg.K) {
+			continue
+		}
+		sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
+			Epsilon: m.Selection, Delta: m.Delta, PreThreshold: int64(p.cfg.K), MaxPartitionsContributed: m.L,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := sel.IncrementBy(int64(c.Visitors)); err != nil {
+			return nil, err
+		}
+		keep, err := sel.ShouldKeepPartition()
+		if err != nil {
+			return nil, err
+		}
+		if !keep {
+			continue
+		}
+		cnt, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: m.Visitors, MaxPartitionsContributed: m.L})
+		if err != nil {
+			return nil, err
+		}
+		if err := cnt.IncrementBy(int64(c.Visitors)); err != nil {
+			return nil, err
+		}
+		visitors, err := cnt.Result()
+		if err != nil {
+			return nil, err
+		}
+		// Post-processing only: a published cell never shows fewer than k.
+		r := released{Dims: c.Dims, Visitors: uint64(max(visitors, int64(p.cfg.K))), Values: make([]any, len(t.Metrics))}
+		for j, mt := range t.Metrics {
+			e := m.Metrics[j].Epsilon
+			if mt.Sum {
+				v, err := lap.AddNoiseFloat64(c.Sums[j], m.L, mt.Cap, e, 0)
+				if err != nil {
+					return nil, err
+				}
+				r.Values[j] = math.Round(math.Max(v, 0)*100) / 100
+			} else {
+				v, err := lap.AddNoiseInt64(int64(c.Counts[j]), m.L, int64(mt.Cap), e, 0)
+				if err != nil {
+					return nil, err
+				}
+				r.Values[j] = uint64(max(v, 0))
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// block builds the insert of a bucket's released cells.
+func block(t *Table, b Bucket, cells []released) (*proto.Block, error) {
 	blk := proto.NewBlock()
 	cols := [][2]string{{"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"}}
 	for _, d := range t.Dims {
@@ -461,73 +534,35 @@ func (p *Publisher) noise(t *Table, b Bucket, cells []Cell, m mechanismSet) (*pr
 	}
 	for _, c := range cols {
 		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
-	lap := noise.Laplace()
-	published := 0
 	for _, c := range cells {
-		if c.Visitors < uint64(p.cfg.K) {
-			continue
-		}
-		sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
-			Epsilon: m.Selection, Delta: m.Delta, PreThreshold: int64(p.cfg.K), MaxPartitionsContributed: m.L,
-		})
-		if err != nil {
-			return nil, 0, err
-		}
-		if err := sel.IncrementBy(int64(c.Visitors)); err != nil {
-			return nil, 0, err
-		}
-		keep, err := sel.ShouldKeepPartition()
-		if err != nil {
-			return nil, 0, err
-		}
-		if !keep {
-			continue
-		}
-		cnt, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: m.Visitors, MaxPartitionsContributed: m.L})
-		if err != nil {
-			return nil, 0, err
-		}
-		if err := cnt.IncrementBy(int64(c.Visitors)); err != nil {
-			return nil, 0, err
-		}
-		visitors, err := cnt.Result()
-		if err != nil {
-			return nil, 0, err
-		}
-		// Post-processing only: a published cell never shows fewer than k.
 		row := []any{b.Site, b.Grain.String(), b.Start}
 		row = append(row, c.Dims...)
-		row = append(row, uint64(max(visitors, int64(p.cfg.K))))
-		for j, mt := range t.Metrics {
-			e := m.Metrics[j].Epsilon
-			if mt.Sum {
-				v, err := lap.AddNoiseFloat64(c.Sums[j], m.L, mt.Cap, e, 0)
-				if err != nil {
-					return nil, 0, err
-				}
-				row = append(row, math.Round(math.Max(v, 0)*100)/100)
-			} else {
-				v, err := lap.AddNoiseInt64(int64(c.Counts[j]), m.L, int64(mt.Cap), e, 0)
-				if err != nil {
-					return nil, 0, err
-				}
-				row = append(row, uint64(max(v, 0)))
-			}
-		}
+		row = append(row, c.Visitors)
+		row = append(row, c.Values...)
 		if err := blk.Append(row...); err != nil {
-			return nil, 0, fmt.Errorf("cell %v: %w", c.Dims, err)
+			return nil, fmt.Errorf("cell %v: %w", c.Dims, err)
 		}
-		published++
 	}
-	return blk, published, nil
+	return blk, nil
 }
 
-// record appends the run to rollup_runs. A failed run is recorded too, with
-// its error, and its bucket stays due.
+// record appends the run's outcome to rollup_runs: published, or failed with
+// its error (its bucket then stays due).
 func (p *Publisher) record(ctx context.Context, run Run, m mechanismSet, started time.Time) Run {
+	state := "published"
+	if run.Err != nil {
+		state = "failed"
+	}
+	if err := p.insertRun(ctx, run, m, started, state); err != nil {
+		run.Err = errors.Join(run.Err, err)
+	}
+	return run
+}
+
+func (p *Publisher) insertRun(ctx context.Context, run Run, m mechanismSet, started time.Time, state string) error {
 	params, _ := json.Marshal(m)
 	errText := ""
 	if run.Err != nil {
@@ -538,10 +573,10 @@ func (p *Publisher) record(ctx context.Context, run Run, m mechanismSet, started
 		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
 		{"cells_published", "UInt32"}, {"cells_suppressed", "UInt32"}, {"epsilon", "Float64"}, {"delta", "Float64"},
 		{"params", "String"}, {"raw_events", "UInt64"}, {"started", "DateTime"}, {"finished", "DateTime"}, {"error", "String"},
+		{"state", "Enum8('releasing' = 1, 'published' = 2, 'failed' = 3)"},
 	} {
 		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
-			run.Err = errors.Join(run.Err, err)
-			return run
+			return err
 		}
 	}
 	eps := run.Epsilon
@@ -550,16 +585,16 @@ func (p *Publisher) record(ctx context.Context, run Run, m mechanismSet, started
 	}
 	err := blk.Append(run.Table, run.Bucket.Site, run.Bucket.Grain.String(), run.Bucket.Start,
 		uint32(run.Published), uint32(run.Suppressed), eps, m.Delta, string(params), run.RawEvents,
-		started.UTC().Truncate(time.Second), time.Now().UTC().Truncate(time.Second), errText)
+		started.UTC().Truncate(time.Second), time.Now().UTC().Truncate(time.Second), errText, state)
 	if err == nil {
-		// Use a context that outlives a cancelled run: a published bucket
-		// must not stay unrecorded because the process is stopping.
+		// A context that outlives a cancelled run: a released bucket must
+		// not stay unrecorded because the process is stopping.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		err = p.c.Insert(rctx, p.dbs.Pub+".rollup_runs", blk)
 		cancel()
 	}
 	if err != nil {
-		run.Err = errors.Join(run.Err, fmt.Errorf("record run of %s %s: %w", run.Table, run.Bucket, err))
+		return fmt.Errorf("record %s run of %s %s: %w", state, run.Table, run.Bucket, err)
 	}
-	return run
+	return nil
 }

@@ -157,7 +157,7 @@ func (p *Publisher) recordDrops(ctx context.Context, now time.Time, dropped []Dr
 func (p *Publisher) CountLate(ctx context.Context) error {
 	q := `SELECT r.site, toUInt8(r.grain), r.bucket, r.published, n.now_events FROM (
 	SELECT site, grain, bucket, max(raw_events) AS published FROM ` + p.dbs.Pub + `.rollup_runs
-	WHERE error = '' GROUP BY site, grain, bucket) AS r
+	WHERE state != 'failed' GROUP BY site, grain, bucket) AS r
 ALL INNER JOIN (
 	SELECT site, 1 AS g, toStartOfHour(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
 	UNION ALL

@@ -57,8 +57,12 @@ CREATE TABLE IF NOT EXISTS {herd}.searches (
     visitors UInt64, searches UInt64, zero_results UInt64
 ) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, term);
 
--- The audit trail: one row per published (or failed) bucket of a table.
--- A bucket counts as published when it has a row with an empty error.
+-- The audit trail, per table and bucket: a 'releasing' row written after the
+-- noise is drawn and before the cells are inserted, then 'published' (or
+-- 'failed'). A bucket counts as published with a 'published' row, or with a
+-- 'releasing' row of zero cells (an empty release is a result too); one whose
+-- 'releasing' row promised cells that never landed was never visible, and is
+-- computed again.
 -- raw_events is the number of distinct raw events the bucket covered when it
 -- was published; rollup_late records how many arrived after.
 -- params is JSON: k, the contribution bound, caps and ε of every mechanism.
@@ -67,7 +71,8 @@ CREATE TABLE IF NOT EXISTS {herd}.rollup_runs (
     cells_published UInt32, cells_suppressed UInt32,
     epsilon Float64, delta Float64, params String,
     raw_events UInt64,
-    started DateTime, finished DateTime, error String
+    started DateTime, finished DateTime, error String,
+    state Enum8('releasing' = 1, 'published' = 2, 'failed' = 3)
 ) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (table_name, site, grain, bucket);
 
 CREATE TABLE IF NOT EXISTS {herd}.rollup_late (

@@ -43,7 +43,7 @@ type Config struct {
 	// 48h, at most MaxRawRetention).
 	RawRetention time.Duration
 	// SelectionShare and VisitorsShare are the parts of a bucket's ε spent
-	// on partition selection and on the visitors count (defaults 0.3 and 0.45);
+	// on partition selection and on the visitors count (defaults 0.3 each);
 	// the rest is split among the table's metrics by weight.
 	SelectionShare, VisitorsShare float64
 }
@@ -78,7 +78,7 @@ func (c Config) WithDefaults() (Config, error) {
 		c.SelectionShare = 0.3
 	}
 	if c.VisitorsShare == 0 {
-		c.VisitorsShare = 0.45
+		c.VisitorsShare = 0.3
 	}
 	switch {
 	case c.K < 2:

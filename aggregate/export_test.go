@@ -10,13 +10,13 @@ func (p *Publisher) Release(t *Table, g Grain, cells []Cell) ([]Cell, error) {
 	}
 	out := make([]Cell, len(rel))
 	for i, r := range rel {
-		c := Cell{Dims: r.Dims, Visitors: r.Visitors, Counts: make([]uint64, len(t.Metrics)), Sums: make([]float64, len(t.Metrics))}
+		c := Cell{Dims: r.Dims, Visitors: r.Visitors, Values: make([]float64, len(t.Metrics))}
 		for j, v := range r.Values {
 			switch v := v.(type) {
 			case uint64:
-				c.Counts[j] = v
+				c.Values[j] = float64(v)
 			case float64:
-				c.Sums[j] = v
+				c.Values[j] = v
 			}
 		}
 		out[i] = c

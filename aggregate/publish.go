@@ -321,8 +321,7 @@ func (p *Publisher) storedCells(ctx context.Context, t *Table, b Bucket) (int, e
 type Cell struct {
 	Dims     []any
 	Visitors uint64
-	Counts   []uint64  // per metric, 0 for sums
-	Sums     []float64 // per metric, 0 for counts
+	Values   []float64 // per metric
 }
 
 // Key joins the dimension values, for matching cells.
@@ -343,18 +342,13 @@ func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, 
 	nd := len(t.Dims)
 	err := p.c.Select(ctx, q, func(blk *proto.Block) error {
 		for i := 0; i < blk.Rows(); i++ {
-			c := Cell{Dims: make([]any, nd), Counts: make([]uint64, len(t.Metrics)), Sums: make([]float64, len(t.Metrics))}
+			c := Cell{Dims: make([]any, nd), Values: make([]float64, len(t.Metrics))}
 			for j := range nd {
 				c.Dims[j] = blk.Columns[j].Row(i, false)
 			}
 			c.Visitors = blk.Columns[nd].Row(i, false).(uint64)
-			for j, m := range t.Metrics {
-				v := blk.Columns[nd+1+j].Row(i, false)
-				if m.Sum {
-					c.Sums[j] = v.(float64)
-				} else {
-					c.Counts[j] = v.(uint64)
-				}
+			for j := range t.Metrics {
+				c.Values[j] = blk.Columns[nd+1+j].Row(i, false).(float64)
 			}
 			cells = append(cells, c)
 		}
@@ -380,10 +374,9 @@ func (p *Publisher) CellsSQL(t *Table, b Bucket) string {
 	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
 	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events FINAL", phWhere, where, phTS, ts)
 
-	var dimFrom, dimSel, dimNames []string
+	var dimFrom, dimNames []string
 	for _, d := range t.Dims {
 		dimFrom = append(dimFrom, d.from())
-		dimSel = append(dimSel, d.from()+" AS "+d.Name)
 		dimNames = append(dimNames, d.Name)
 	}
 	order := "visitor"
@@ -395,26 +388,54 @@ func (p *Publisher) CellsSQL(t *Table, b Bucket) string {
 		members[i] = "SELECT * FROM (SELECT * FROM (" + expand.Replace(part.SQL) + ") ORDER BY " + order +
 			" LIMIT " + clickhouse.QuoteInt(part.Limit) + " BY visitor)"
 	}
-	sel := append(dimSel, "uniqExact(visitor) AS visitors")
-	for _, m := range t.Metrics {
-		if m.Sum {
-			sel = append(sel, fmt.Sprintf("sum(least(greatest(%s, 0.), %g)) AS %s", m.Name, m.Cap, m.Name))
-		} else {
-			sel = append(sel, fmt.Sprintf("toUInt64(sum(least(%s, %d))) AS %s", m.Name, int64(m.Cap), m.Name))
+	union := strings.Join(members, " UNION ALL ")
+	if len(t.Metrics) == 0 {
+		sel := []string{}
+		for i, d := range t.Dims {
+			sel = append(sel, dimFrom[i]+" AS "+d.Name)
 		}
+		return "SELECT " + strings.Join(append(sel, "uniqExact(visitor) AS visitors"), ", ") +
+			" FROM (" + union + ") GROUP BY " + strings.Join(dimNames, ", ")
 	}
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM (" + strings.Join(members, " UNION ALL ") + ")"
+	// Per visitor-day: its cells as tuples of (dims..., capped metrics...)
+	// and each metric's total, so contributions over Total scale down.
+	var tuple, totals, outer, final []string
+	tuple = append(tuple, dimFrom...)
+	for j, m := range t.Metrics {
+		capped := fmt.Sprintf("least(greatest(toFloat64(%s), 0.), %g)", m.Name, m.Cap)
+		tuple = append(tuple, capped)
+		totals = append(totals, fmt.Sprintf("sum(%s) AS total%d", capped, j))
+	}
+	for i, d := range t.Dims {
+		outer = append(outer, fmt.Sprintf("tupleElement(c, %d) AS %s", i+1, d.Name))
+	}
+	for j, m := range t.Metrics {
+		scale := "1."
+		if m.Total > 0 {
+			scale = fmt.Sprintf("least(1., %g / greatest(total%d, 1e-9))", m.Total, j)
+		}
+		outer = append(outer, fmt.Sprintf("tupleElement(c, %d) * %s AS m%d", len(t.Dims)+j+1, scale, j))
+		final = append(final, fmt.Sprintf("sum(m%d) AS %s", j, m.Name))
+	}
+	q := "SELECT " + strings.Join(append(append(append([]string{}, dimNames...), "uniqExact(visitor) AS visitors"), final...), ", ") +
+		" FROM (SELECT visitor, " + strings.Join(outer, ", ") +
+		" FROM (SELECT visitor, groupArray(tuple(" + strings.Join(tuple, ", ") + ")) AS cells, " + strings.Join(totals, ", ") +
+		" FROM (" + union + ") GROUP BY visitor) ARRAY JOIN cells AS c)"
 	if len(dimNames) > 0 {
 		q += " GROUP BY " + strings.Join(dimNames, ", ")
 	}
 	return q
 }
 
-// mechanism is one noised quantity's share of the bucket's ε.
+// mechanism is one noised quantity's share of the bucket's ε and the
+// sensitivity its noise is scaled to.
 type mechanism struct {
 	Name    string  `json:"name"`
 	Epsilon float64 `json:"epsilon"`
-	Cap     float64 `json:"cap,omitempty"`
+	Cap     float64 `json:"cap"`
+	Total   float64 `json:"total,omitempty"`
+	L0      int64   `json:"l0"`
+	LInf    float64 `json:"linf"`
 }
 
 // mechanisms splits the bucket's ε: partition selection, the visitors count,
@@ -443,7 +464,8 @@ func (p *Publisher) mechanisms(t *Table, g Grain) mechanismSet {
 		w += mt.Weight
 	}
 	for _, mt := range t.Metrics {
-		m.Metrics = append(m.Metrics, mechanism{Name: mt.Name, Epsilon: round6(rest * mt.Weight / w), Cap: mt.Cap})
+		l0, lInf := mt.sensitivity(m.L)
+		m.Metrics = append(m.Metrics, mechanism{Name: mt.Name, Epsilon: round6(rest * mt.Weight / w), Cap: mt.Cap, Total: mt.Total, L0: l0, LInf: lInf})
 	}
 	return m
 }
@@ -497,19 +519,16 @@ func (p *Publisher) release(t *Table, cells []Cell, m mechanismSet) ([]released,
 		// Post-processing only: a published cell never shows fewer than k.
 		r := released{Dims: c.Dims, Visitors: uint64(max(visitors, int64(p.cfg.K))), Values: make([]any, len(t.Metrics))}
 		for j, mt := range t.Metrics {
-			e := m.Metrics[j].Epsilon
+			l0, lInf := mt.sensitivity(m.L)
+			v, err := lap.AddNoiseFloat64(c.Values[j], l0, lInf, m.Metrics[j].Epsilon, 0)
+			if err != nil {
+				return nil, err
+			}
+			v = math.Max(v, 0)
 			if mt.Sum {
-				v, err := lap.AddNoiseFloat64(c.Sums[j], m.L, mt.Cap, e, 0)
-				if err != nil {
-					return nil, err
-				}
-				r.Values[j] = math.Round(math.Max(v, 0)*100) / 100
+				r.Values[j] = math.Round(v*100) / 100
 			} else {
-				v, err := lap.AddNoiseInt64(int64(c.Counts[j]), m.L, int64(mt.Cap), e, 0)
-				if err != nil {
-					return nil, err
-				}
-				r.Values[j] = uint64(max(v, 0))
+				r.Values[j] = uint64(math.Round(v))
 			}
 		}
 		out = append(out, r)

@@ -52,7 +52,7 @@ func TestPublication(t *testing.T) {
 	ctx := context.Background()
 	db := chtest.Migrated(t)
 	url := edge(t, db)
-	day := time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	importShop(t, url, 7, 3000, 1, day.Add(24*time.Hour))
 	if st := shopsim.Send(ctx, url, canary(day), true); st.Accepted != 5 {
 		t.Fatalf("canary: %s", st)
@@ -165,6 +165,13 @@ func TestPublication(t *testing.T) {
 		if after := snapshot(t, db, p); strings.Join(after, "\n") != strings.Join(before, "\n") {
 			t.Fatal("published rows changed after late events")
 		}
+	})
+
+	t.Run("differencing a parent and its children does not reveal a child", func(t *testing.T) {
+		differencing(t, p, day)
+	})
+	t.Run("utility", func(t *testing.T) {
+		utility(t, p, day)
 	})
 }
 

@@ -38,13 +38,25 @@ func (d Dim) from() string {
 }
 
 // Metric is a per-cell count or sum. Each visitor-day's contribution to a cell
-// is clamped to [0, Cap] before summing, so one shopper moves a cell by at
-// most Cap. Weight is its share of the bucket's ε among the metrics.
+// is clamped to [0, Cap], and its contributions across all the bucket's cells
+// are scaled down to sum to at most Total, so one shopper moves the whole
+// table by at most min(L × Cap, Total) — the sensitivity the noise is scaled
+// to. Weight is its share of the bucket's ε among the metrics.
 type Metric struct {
 	Name   string
 	Sum    bool // Float64 sum (revenue) instead of a UInt64 count
 	Cap    float64
+	Total  float64 // 0: no bound beyond L × Cap
 	Weight float64
+}
+
+// sensitivity is the metric's (l0, l∞) for Laplace noise: L cells of at most
+// Cap each, or one visitor-day's Total across cells when that is smaller.
+func (m Metric) sensitivity(l int64) (int64, float64) {
+	if m.Total > 0 && m.Total < float64(l)*m.Cap {
+		return 1, m.Total
+	}
+	return l, m.Cap
 }
 
 // Part is SQL over the bucket's events producing (visitor, dims..., metrics...)
@@ -91,9 +103,9 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 		{
 			Name: "kpis",
 			Metrics: []Metric{
-				{Name: "sessions", Cap: 5, Weight: 1}, {Name: "pageviews", Cap: 50, Weight: 1},
-				{Name: "orders", Cap: 3, Weight: 1}, {Name: "buyers", Cap: 1, Weight: 1},
-				{Name: "revenue", Sum: true, Cap: 1000, Weight: 1},
+				{Name: "sessions", Cap: 4, Weight: 1}, {Name: "pageviews", Cap: 30, Weight: 1},
+				{Name: "orders", Cap: 2, Weight: 1}, {Name: "buyers", Cap: 1, Weight: 1},
+				{Name: "revenue", Sum: true, Cap: 500, Weight: 2},
 			},
 			Parts: []Part{{Limit: 1, SQL: `SELECT visitor,
 	toUInt64(uniqExact(session)) AS sessions, toUInt64(countIf(type = 'pageview')) AS pageviews,
@@ -106,8 +118,8 @@ FROM {events} WHERE {where} GROUP BY visitor`}},
 			Name: "products",
 			Dims: []Dim{{"product_id", "String", "pid"}, {"category", "String", ""}},
 			Metrics: []Metric{
-				{Name: "views", Cap: 3, Weight: 2}, {Name: "clicks", Cap: 2, Weight: 1}, {Name: "adds", Cap: 2, Weight: 1},
-				{Name: "purchases", Cap: 2, Weight: 1}, {Name: "revenue", Sum: true, Cap: 500, Weight: 1},
+				{Name: "views", Cap: 3, Total: 6, Weight: 3}, {Name: "clicks", Cap: 2, Total: 3, Weight: 1}, {Name: "adds", Cap: 2, Total: 3, Weight: 1},
+				{Name: "purchases", Cap: 2, Total: 3, Weight: 1}, {Name: "revenue", Sum: true, Cap: 500, Total: 600, Weight: 1},
 			},
 			// A purchase lists product ids; its revenue per product is the
 			// list price the shopper saw on that product's events.
@@ -124,7 +136,7 @@ GROUP BY visitor, pid`}},
 			Name: "categories",
 			Dims: []Dim{{"category", "String", ""}, {"device", "String", "dev"}},
 			Metrics: []Metric{
-				{Name: "views", Cap: 10, Weight: 2}, {Name: "clicks", Cap: 5, Weight: 1}, {Name: "adds", Cap: 3, Weight: 1},
+				{Name: "views", Cap: 10, Total: 12, Weight: 3}, {Name: "clicks", Cap: 5, Total: 4, Weight: 1}, {Name: "adds", Cap: 3, Total: 3, Weight: 1},
 			},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, product_category AS category, toString(any(device)) AS dev,
 	toUInt64(countIf(type IN ('product_view', 'product_list_view'))) AS views,
@@ -138,7 +150,7 @@ GROUP BY visitor, category`}},
 			Name: "slots",
 			Dims: []Dim{{"page_type", "String", ""}, {"slot", "String", "slot_name"}, {"variant", "String", ""}},
 			Metrics: []Metric{
-				{Name: "impressions", Cap: 5, Weight: 1}, {Name: "clicks", Cap: 3, Weight: 1},
+				{Name: "impressions", Cap: 5, Total: 14, Weight: 1}, {Name: "clicks", Cap: 3, Total: 3, Weight: 1},
 			},
 			// Only slots declared in schemas/layout.yaml are published under
 			// their name; anything else a client sends is "other".
@@ -152,12 +164,12 @@ GROUP BY visitor, page_type, slot_name, variant`}},
 			Name: "positions",
 			Dims: []Dim{{"list_kind", "String", "kind"}, {"position", "UInt16", "pos"}},
 			Metrics: []Metric{
-				{Name: "impressions", Cap: 5, Weight: 1}, {Name: "clicks", Cap: 2, Weight: 1},
+				{Name: "impressions", Cap: 4, Total: 10, Weight: 3}, {Name: "clicks", Cap: 2, Total: 3, Weight: 1},
 			},
 			// Impressions are the positions of product_list_view's product
 			// array; clicks carry their position. The list's kind (home,
 			// category, search) is the part before ':'.
-			Parts: []Part{{Limit: 8, SQL: `SELECT visitor, splitByChar(':', list)[1] AS kind, toUInt16(p) AS pos,
+			Parts: []Part{{Limit: 6, SQL: `SELECT visitor, splitByChar(':', list)[1] AS kind, toUInt16(p) AS pos,
 	toUInt64(countIf(type = 'product_list_view')) AS impressions, toUInt64(countIf(type = 'product_click')) AS clicks
 FROM {events} ARRAY JOIN if(type = 'product_list_view', arrayEnumerate(products), [toUInt32(position)]) AS p
 WHERE {where} AND type IN ('product_list_view', 'product_click') AND list != '' AND p BETWEEN 1 AND 100
@@ -174,7 +186,7 @@ GROUP BY visitor, kind, pos`}},
 			Name: "traffic",
 			Dims: []Dim{{"dimension", "String", ""}, {"value", "String", ""}},
 			Metrics: []Metric{
-				{Name: "pageviews", Cap: 10, Weight: 2}, {Name: "sessions", Cap: 3, Weight: 1}, {Name: "bounces", Cap: 3, Weight: 1},
+				{Name: "pageviews", Cap: 10, Total: 40, Weight: 2}, {Name: "sessions", Cap: 3, Total: 9, Weight: 1.5}, {Name: "bounces", Cap: 3, Total: 8, Weight: 1},
 			},
 			Parts: []Part{
 				{Limit: 3, SQL: `SELECT visitor, 'path' AS dimension, value, toUInt64(count()) AS pageviews,
@@ -198,7 +210,7 @@ GROUP BY visitor, dimension, value`},
 		{
 			Name:    "habits",
 			Dims:    []Dim{{"weekday", "UInt8", ""}, {"hour", "UInt8", ""}, {"device", "String", "dev"}},
-			Metrics: []Metric{{Name: "pageviews", Cap: 20, Weight: 1}},
+			Metrics: []Metric{{Name: "pageviews", Cap: 20, Total: 30, Weight: 1}},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, toUInt8(toDayOfWeek(received)) AS weekday, toUInt8(toHour(received)) AS hour,
 	toString(any(device)) AS dev, toUInt64(count()) AS pageviews
 FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hour`}},
@@ -208,7 +220,7 @@ FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hou
 			Name: "searches",
 			Dims: []Dim{{"term", "String", ""}},
 			Metrics: []Metric{
-				{Name: "searches", Cap: 3, Weight: 2}, {Name: "zero_results", Cap: 3, Weight: 1},
+				{Name: "searches", Cap: 3, Total: 5, Weight: 3}, {Name: "zero_results", Cap: 3, Total: 3, Weight: 1},
 			},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, lowerUTF8(search_term) AS term,
 	toUInt64(count()) AS searches, toUInt64(countIf(search_results = 0)) AS zero_results

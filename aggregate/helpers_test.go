@@ -20,10 +20,12 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
 
-// edge starts a real ingest writing into db's raw events and returns its URL.
-func edge(t *testing.T, db *chtest.DB) string {
+// edge starts a real ingest writing into db's raw events and returns its URL
+// and key file.
+func edge(t *testing.T, db *chtest.DB) (url, keyFile string) {
 	t.Helper()
-	keys, err := ingest.OpenKeyRing(filepath.Join(t.TempDir(), "keys.json"), nil)
+	keyFile = filepath.Join(t.TempDir(), "keys.json")
+	keys, err := ingest.OpenKeyRing(keyFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func edge(t *testing.T, db *chtest.DB) string {
 		_ = ws.Shutdown(context.Background())
 		_ = w.Close(context.Background())
 	})
-	return "http://" + ws.Addr()
+	return "http://" + ws.Addr(), keyFile
 }
 
 // importShop replays days of synthetic history ending at end through the

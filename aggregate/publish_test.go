@@ -51,7 +51,7 @@ func snapshot(t *testing.T, db *chtest.DB, p *aggregate.Publisher) []string {
 func TestPublication(t *testing.T) {
 	ctx := context.Background()
 	db := chtest.Migrated(t)
-	url := edge(t, db)
+	url, keyFile := edge(t, db)
 	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	importShop(t, url, 7, 3000, 1, day.Add(24*time.Hour))
 	if st := shopsim.Send(ctx, url, canary(day), true); st.Accepted != 5 {
@@ -173,12 +173,16 @@ func TestPublication(t *testing.T) {
 	t.Run("utility", func(t *testing.T) {
 		utility(t, p, day)
 	})
+	// Last: it plants violations.
+	t.Run("audit", func(t *testing.T) {
+		audit(t, db, p, keyFile, now)
+	})
 }
 
 func TestRawRetention(t *testing.T) {
 	ctx := context.Background()
 	db := chtest.Migrated(t)
-	url := edge(t, db)
+	url, _ := edge(t, db)
 	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-3 * 24 * time.Hour)
 	importShop(t, url, 3, 300, 3, day.Add(3*24*time.Hour))
 	p := publisher(t, db, aggregate.Config{RawRetention: 48 * time.Hour, HourlyHorizon: time.Hour})

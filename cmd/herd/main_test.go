@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -187,11 +188,51 @@ func TestGenImportsHistoryThroughIngest(t *testing.T) {
 			t.Fatal(err)
 		}
 		if out.String() == "1\t1\t1\t1\n" {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("imported rows: %q (want all %d accepted, imported, spanning the days)", out.String(), accepted)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Publish the imported history, then audit it.
+	out.Reset()
+	if err := run(context.Background(), []string{"rollup", "--once", "--data-dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("rollup: %v\n%s", err, errOut.String())
+	}
+	var cells, runs, buckets, suppressed, failedRuns, drops int
+	if _, err := fmt.Sscanf(out.String(), "published %d cells in %d table-buckets (%d buckets), suppressed %d, failed %d; retention dropped %d",
+		&cells, &runs, &buckets, &suppressed, &failedRuns, &drops); err != nil || cells == 0 || failedRuns != 0 {
+		t.Fatalf("rollup said %q (%v)", out.String(), err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"rollup", "--once", "--data-dir", dir}, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "published 0 cells in 0 table-buckets") {
+		t.Fatalf("second rollup: %q, %v", out.String(), err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"audit", "--json", "--data-dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("audit of a clean install: %v\n%s", err, out.String())
+	}
+	var rep struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+		Statement struct {
+			K int `json:"k"`
+		} `json:"statement"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.OK || len(rep.Checks) < 7 || rep.Statement.K != 10 {
+		t.Fatalf("audit --json: %v %+v", err, rep)
+	}
+	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "INSERT INTO herd.searches (site, grain, bucket, term, visitors) VALUES ('demo', 'day', today(), 'mail jane@example.com', 12)"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(context.Background(), []string{"audit", "--data-dir", dir}, &out, &errOut)
+	if !errors.Is(err, errAuditFailed) || exitCode(err) != 1 || !strings.Contains(out.String(), "[FAIL] personal data scan") {
+		t.Fatalf("audit with an email planted: %v\n%s", err, out.String())
 	}
 }

@@ -372,7 +372,7 @@ func (p *Publisher) CellsSQL(t *Table, b Bucket) string {
 			" GROUP BY visitor HAVING uniqExact(toStartOfHour(received)) <= " + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ")"
 	}
 	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
-	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events FINAL", phWhere, where, phTS, ts)
+	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events", phWhere, where, phTS, ts)
 
 	var dimFrom, dimNames []string
 	for _, d := range t.Dims {

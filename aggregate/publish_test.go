@@ -3,6 +3,7 @@ package aggregate_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,32 @@ func TestPublication(t *testing.T) {
 	})
 	t.Run("utility", func(t *testing.T) {
 		utility(t, p, day)
+	})
+	t.Run("duplicated raw events change no cell", func(t *testing.T) {
+		b := aggregate.Bucket{Site: "demo", Grain: aggregate.Day, Start: day}
+		cells := func() string {
+			var out []string
+			for _, tb := range p.Tables() {
+				cs, err := p.TrueCells(ctx, tb, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range cs {
+					out = append(out, fmt.Sprint(tb.Name, c.Dims, c.Visitors, c.Values))
+				}
+			}
+			sort.Strings(out)
+			return strings.Join(out, "\n")
+		}
+		before := cells()
+		// A spool replay cut short inserts the same events again.
+		if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Raw+".events SELECT * FROM "+db.Names.Raw+".events WHERE received >= toDateTime("+
+			clickhouse.QuoteInt(day.Unix())+") AND received < toDateTime("+clickhouse.QuoteInt(day.Add(12*time.Hour).Unix())+")"); err != nil {
+			t.Fatal(err)
+		}
+		if after := cells(); after != before {
+			t.Fatal("true cells changed when raw events were duplicated")
+		}
 	})
 	// Last: it plants violations.
 	t.Run("audit", func(t *testing.T) {

@@ -80,10 +80,22 @@ func run(ctx context.Context, out string, rows, runs int) error {
 			return err
 		}
 	}
+	if *only == "" || *only == "publish" {
+		section, err := benchPublish(ctx, c, *publishEvents, 3)
+		if err != nil {
+			return err
+		}
+		if err := writeSection(out, "publish", section); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-var only = flag.String("only", "", "run one benchmark: insert or ingest")
+var (
+	only          = flag.String("only", "", "run one benchmark: insert, ingest or publish")
+	publishEvents = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
+)
 
 // benchInsert compares inserting rows of the raw-events shape through
 // internal/clickhouse (encode a Native block, POST it over HTTP) with

@@ -18,7 +18,7 @@ import (
 // alternating the two.
 func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (string, error) {
 	dbs := clickhouse.DefaultDatabases
-	day := time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	fmt.Fprintf(os.Stderr, "generating %d raw events for %s\n", events, day.Format(time.DateOnly))
 	if err := generateDay(ctx, c, dbs.Raw, day, events); err != nil {
 		return "", err

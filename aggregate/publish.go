@@ -247,6 +247,22 @@ func (p *Publisher) rawEvents(ctx context.Context, b Bucket) (uint64, error) {
 	return n, nil
 }
 
+// duplicated reports whether bucket b holds an event more than once.
+func (p *Publisher) duplicated(ctx context.Context, b Bucket) (bool, error) {
+	var dup bool
+	err := p.c.Select(ctx, "SELECT count() != uniqExact(event_id) FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
+		func(blk *proto.Block) error {
+			if blk.Rows() > 0 {
+				dup = blk.Columns[0].Row(0, false).(uint8) == 1
+			}
+			return nil
+		})
+	if err != nil {
+		return false, fmt.Errorf("check %s for duplicate events: %w", b, err)
+	}
+	return dup, nil
+}
+
 func rangeWhere(b Bucket) string {
 	return "site = " + clickhouse.Quote(b.Site) +
 		" AND received >= toDateTime(" + clickhouse.QuoteInt(b.Start.Unix()) + ")" +
@@ -337,10 +353,14 @@ func (c Cell) Key() string {
 // bounded per visitor-day, true distinct visitor-days per cell. The audit
 // uses it to recompute what was published.
 func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, error) {
-	q := p.CellsSQL(t, b)
+	dup, err := p.duplicated(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	q := p.CellsSQL(t, b, dup)
 	var cells []Cell
 	nd := len(t.Dims)
-	err := p.c.Select(ctx, q, func(blk *proto.Block) error {
+	err = p.c.Select(ctx, q, func(blk *proto.Block) error {
 		for i := 0; i < blk.Rows(); i++ {
 			c := Cell{Dims: make([]any, nd), Values: make([]float64, len(t.Metrics))}
 			for j := range nd {
@@ -360,8 +380,10 @@ func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, 
 	return cells, nil
 }
 
-// CellsSQL is the query of bucket b's true, bounded cells of t.
-func (p *Publisher) CellsSQL(t *Table, b Bucket) string {
+// CellsSQL is the query of bucket b's true, bounded cells of t. With dedup,
+// events stored more than once count once (a slower query, needed only
+// while ClickHouse has not merged away a replay's copies).
+func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup bool) string {
 	where := rangeWhere(b)
 	if b.Grain == Hour {
 		// A visitor-day counts only in its first HoursPerVisitor active
@@ -373,6 +395,11 @@ func (p *Publisher) CellsSQL(t *Table, b Bucket) string {
 	}
 	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
 	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events", phWhere, where, phTS, ts)
+	if dedup {
+		// Each event once, with the columns the table reads.
+		events := "(SELECT " + strings.Join(t.Reads, ", ") + " FROM " + p.dbs.Raw + ".events WHERE " + where + " LIMIT 1 BY event_id)"
+		expand = strings.NewReplacer(phEvents, events, phWhere, "1", phTS, ts)
+	}
 
 	var dimFrom, dimNames []string
 	for _, d := range t.Dims {

@@ -78,9 +78,9 @@ func (t *Table) L() int64 {
 
 // Placeholders in part SQL, expanded per bucket:
 //
-//	{events}   the raw events table. It may hold an event twice until a
-//	           merge folds the copies (a replay cut short), so parts count
-//	           distinct event ids, never rows.
+//	{events}   the bucket's raw events, each once: the table may hold an
+//	           event twice until a merge folds the copies (a replay cut
+//	           short), so the subquery keeps one row per event_id
 //	{where}    site, bucket time range and the hourly visitor cap
 //	{ts}       a UInt32 timestamp within the bucket that orders events of one request
 const (
@@ -90,7 +90,7 @@ const (
 )
 
 // sessionsSQL is one row per session of pageviews, the base of traffic.
-const sessionsSQL = `SELECT visitor, session, uniqExact(event_id) AS pv,
+const sessionsSQL = `SELECT visitor, session, count() AS pv,
 	argMin(path, {ts}) AS entry, argMin(referrer_host, {ts}) AS ref,
 	toString(any(device)) AS dev, any(browser) AS br, any(os) AS sys, toStringCutToZero(any(country)) AS cc
 FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, session`
@@ -110,9 +110,9 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 				{Name: "revenue", Sum: true, Cap: 500, Weight: 2},
 			},
 			Parts: []Part{{Limit: 1, SQL: `SELECT visitor,
-	toUInt64(uniqExact(session)) AS sessions, toUInt64(uniqExactIf(event_id, type = 'pageview')) AS pageviews,
-	toUInt64(uniqExactIf(event_id, type = 'purchase')) AS orders, toUInt64(max(type = 'purchase')) AS buyers,
-	arraySum(arrayMap(x -> toFloat64(x.2), groupUniqArrayIf((event_id, order_value), type = 'purchase'))) AS revenue
+	toUInt64(uniqExact(session)) AS sessions, toUInt64(countIf(type = 'pageview')) AS pageviews,
+	toUInt64(countIf(type = 'purchase')) AS orders, toUInt64(max(type = 'purchase')) AS buyers,
+	sumIf(toFloat64(order_value), type = 'purchase') AS revenue
 FROM {events} WHERE {where} GROUP BY visitor`}},
 			Reads: []string{"event_id", "visitor", "session", "type", "order_value"},
 		},
@@ -126,8 +126,8 @@ FROM {events} WHERE {where} GROUP BY visitor`}},
 			// A purchase lists product ids; its revenue per product is the
 			// list price the shopper saw on that product's events.
 			Parts: []Part{{Limit: 5, SQL: `SELECT visitor, pid, anyIf(product_category, product_category != '') AS category,
-	toUInt64(uniqExactIf(event_id, type = 'product_view')) AS views, toUInt64(uniqExactIf(event_id, type = 'product_click')) AS clicks,
-	toUInt64(uniqExactIf(event_id, type = 'add_to_cart')) AS adds, toUInt64(uniqExactIf(event_id, type = 'purchase')) AS purchases,
+	toUInt64(countIf(type = 'product_view')) AS views, toUInt64(countIf(type = 'product_click')) AS clicks,
+	toUInt64(countIf(type = 'add_to_cart')) AS adds, toUInt64(countIf(type = 'purchase')) AS purchases,
 	purchases * toFloat64(max(product_price)) AS revenue
 FROM {events} ARRAY JOIN if(type = 'purchase', products, [product_id]) AS pid
 WHERE {where} AND type IN ('product_view', 'product_click', 'add_to_cart', 'purchase') AND pid != ''
@@ -141,8 +141,8 @@ GROUP BY visitor, pid`}},
 				{Name: "views", Cap: 10, Total: 12, Weight: 3}, {Name: "clicks", Cap: 5, Total: 4, Weight: 1}, {Name: "adds", Cap: 3, Total: 3, Weight: 1},
 			},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, product_category AS category, toString(any(device)) AS dev,
-	toUInt64(uniqExactIf(event_id, type IN ('product_view', 'product_list_view'))) AS views,
-	toUInt64(uniqExactIf(event_id, type = 'product_click')) AS clicks, toUInt64(uniqExactIf(event_id, type = 'add_to_cart')) AS adds
+	toUInt64(countIf(type IN ('product_view', 'product_list_view'))) AS views,
+	toUInt64(countIf(type = 'product_click')) AS clicks, toUInt64(countIf(type = 'add_to_cart')) AS adds
 FROM {events} WHERE {where} AND product_category != ''
 	AND type IN ('product_view', 'product_list_view', 'product_click', 'add_to_cart')
 GROUP BY visitor, category`}},
@@ -157,7 +157,7 @@ GROUP BY visitor, category`}},
 			// Only slots declared in schemas/layout.yaml are published under
 			// their name; anything else a client sends is "other".
 			Parts: []Part{{Limit: 8, SQL: `SELECT visitor, page_type, ` + slotExpr(layout) + ` AS slot_name, variant,
-	toUInt64(uniqExactIf(event_id, type = 'slot_impression')) AS impressions, toUInt64(uniqExactIf(event_id, type = 'product_click')) AS clicks
+	toUInt64(countIf(type = 'slot_impression')) AS impressions, toUInt64(countIf(type = 'product_click')) AS clicks
 FROM {events} WHERE {where} AND type IN ('slot_impression', 'product_click') AND slot != ''
 GROUP BY visitor, page_type, slot_name, variant`}},
 			Reads: []string{"event_id", "visitor", "type", "page_type", "slot", "variant"},
@@ -172,7 +172,7 @@ GROUP BY visitor, page_type, slot_name, variant`}},
 			// array; clicks carry their position. The list's kind (home,
 			// category, search) is the part before ':'.
 			Parts: []Part{{Limit: 6, SQL: `SELECT visitor, splitByChar(':', list)[1] AS kind, toUInt16(p) AS pos,
-	toUInt64(uniqExactIf(event_id, type = 'product_list_view')) AS impressions, toUInt64(uniqExactIf(event_id, type = 'product_click')) AS clicks
+	toUInt64(countIf(type = 'product_list_view')) AS impressions, toUInt64(countIf(type = 'product_click')) AS clicks
 FROM {events} ARRAY JOIN if(type = 'product_list_view', arrayEnumerate(products), [toUInt32(position)]) AS p
 WHERE {where} AND type IN ('product_list_view', 'product_click') AND list != '' AND p BETWEEN 1 AND 100
 GROUP BY visitor, kind, pos`}},
@@ -193,7 +193,7 @@ GROUP BY visitor, kind, pos`}},
 			Parts: []Part{
 				// A bounce belongs to the page the session entered at,
 				// so path rows carry none.
-				{Limit: 3, SQL: `SELECT visitor, 'path' AS dimension, path AS value, toUInt64(uniqExact(event_id)) AS pageviews,
+				{Limit: 3, SQL: `SELECT visitor, 'path' AS dimension, path AS value, toUInt64(count()) AS pageviews,
 	toUInt64(uniqExact(session)) AS sessions, toUInt64(0) AS bounces
 FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, value`},
 				{Limit: 2, SQL: `SELECT visitor, 'entry' AS dimension, entry AS value, toUInt64(sum(pv)) AS pageviews,
@@ -216,7 +216,7 @@ GROUP BY visitor, dimension, value`},
 			Dims:    []Dim{{"weekday", "UInt8", ""}, {"hour", "UInt8", ""}, {"device", "String", "dev"}},
 			Metrics: []Metric{{Name: "pageviews", Cap: 20, Total: 30, Weight: 1}},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, toUInt8(toDayOfWeek(received)) AS weekday, toUInt8(toHour(received)) AS hour,
-	toString(any(device)) AS dev, toUInt64(uniqExact(event_id)) AS pageviews
+	toString(any(device)) AS dev, toUInt64(count()) AS pageviews
 FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hour`}},
 			Reads: []string{"event_id", "visitor", "type", "received", "device"},
 		},
@@ -227,7 +227,7 @@ FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hou
 				{Name: "searches", Cap: 3, Total: 5, Weight: 3}, {Name: "zero_results", Cap: 3, Total: 3, Weight: 1},
 			},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, lowerUTF8(search_term) AS term,
-	toUInt64(uniqExact(event_id)) AS searches, toUInt64(uniqExactIf(event_id, search_results = 0)) AS zero_results
+	toUInt64(count()) AS searches, toUInt64(countIf(search_results = 0)) AS zero_results
 FROM {events} WHERE {where} AND type = 'search' AND search_term != '' GROUP BY visitor, term`}},
 			Reads: []string{"event_id", "visitor", "type", "search_term", "search_results"},
 		},

@@ -62,11 +62,17 @@ func startEdge(t *testing.T, store ingest.RawWriter) *edge {
 	if store == nil {
 		store = db.Writer
 	}
-	return startEdgeOn(t, db, db.Names.Raw+".events", store, nil, nil)
+	return startEdgeOn(t, db, db.Names.Raw+".events", store, nil, edgeOptions{})
 }
 
-// startEdgeOn runs an ingest; nil sites is the configuration-free demo site.
-func startEdgeOn(t *testing.T, db *chtest.DB, table string, store ingest.RawWriter, spool *ingest.DiskSpool, sites *ingest.Sites) *edge {
+// edgeOptions vary a test ingest: nil sites is the configuration-free demo
+// site; a nil country stores none.
+type edgeOptions struct {
+	sites   *ingest.Sites
+	country func(ip string) string
+}
+
+func startEdgeOn(t *testing.T, db *chtest.DB, table string, store ingest.RawWriter, spool *ingest.DiskSpool, o edgeOptions) *edge {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -82,7 +88,9 @@ func startEdgeOn(t *testing.T, db *chtest.DB, table string, store ingest.RawWrit
 	}
 	w := ingest.NewWriter(ingest.WriterConfig{Table: table, MaxDelay: 5 * time.Millisecond, InsertTimeout: 2 * time.Second}, store, sp, m, log)
 	go w.Run()
-	srv := ingest.NewServer(ingest.Config{TrustedProxies: []string{"127.0.0.1"}}, sites, ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute)), w, m, log)
+	p := ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute))
+	p.Country = o.country
+	srv := ingest.NewServer(ingest.Config{TrustedProxies: []string{"127.0.0.1"}}, o.sites, p, w, m, log)
 	var ready *probe.Readiness
 	if db != nil {
 		ready = probe.NewReadiness(db.Writer)
@@ -303,7 +311,7 @@ func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := db.Names.Raw + ".events"
-	e := startEdgeOn(t, db, table, db.Writer, spool, nil)
+	e := startEdgeOn(t, db, table, db.Writer, spool, edgeOptions{})
 	secrets := []string{
 		"198.51.100.77",                      // IP
 		"CanaryBrowser/9.9 (Secret; Canary)", // UA fragment

@@ -48,7 +48,7 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	replayDone := make(chan struct{})
 	go func() { defer close(replayDone); spool.Run(rctx, c, table) }()
 	t.Cleanup(func() { stopReplay(); <-replayDone })
-	e := startEdgeOn(t, nil, table, c, spool, nil)
+	e := startEdgeOn(t, nil, table, c, spool, edgeOptions{})
 
 	var acked sync.Map
 	var ok, refused atomic.Int64

@@ -39,7 +39,7 @@ func TestSegmentNodeSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := chtest.Migrated(t)
-	e := startEdgeOn(t, db, db.Names.Raw+".events", db.Writer, nil, sites)
+	e := startEdgeOn(t, db, db.Names.Raw+".events", db.Writer, nil, edgeOptions{sites: sites})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -16,6 +16,7 @@ type edgeConfig struct {
 	rawRetention   time.Duration
 	sitesFile      string
 	honorDNT       bool
+	geoIP          string
 	trustedProxies []string
 }
 
@@ -43,6 +44,14 @@ func newEdge(ctx context.Context, cfg edgeConfig, st *store, log *slog.Logger) (
 	}
 	pipeline := ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute))
 	pipeline.HonorDNT = cfg.honorDNT
+	if cfg.geoIP != "" {
+		geo, err := ingest.OpenCountryDB(cfg.geoIP)
+		if err != nil {
+			return nil, err
+		}
+		// Memory-mapped for the process's life; the OS unmaps it at exit.
+		pipeline.Country = geo.Country
+	}
 	metrics := ingest.NewMetrics()
 	table := st.dbs.Raw + ".events"
 	spool, err := ingest.OpenSpool(ingest.SpoolConfig{

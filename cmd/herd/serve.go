@@ -20,6 +20,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ingestAddr     = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
 		dashboardAddr  = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
 		sitesFile      = fs.String("sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
+		geoIP          = fs.String("geoip", "", "MaxMind-format country database (GeoLite2-Country.mmdb or similar); empty stores no country")
 		honorDNT       = fs.Bool("honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
 		trustedProxies = fs.String("trusted-proxies", "127.0.0.1,::1", "comma-separated proxy addresses whose X-Forwarded-For is believed (a reverse proxy on this host; herd gen sends its shoppers' addresses this way)")
 		spoolMax       = fs.Int64("spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
@@ -44,7 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	edge, err := newEdge(ctx, edgeConfig{
-		dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, trustedProxies: splitList(*trustedProxies),
+		dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, geoIP: *geoIP, trustedProxies: splitList(*trustedProxies),
 		spoolMaxBytes: *spoolMax, rawRetention: pub.rawRetention,
 	}, st, log)
 	if err != nil {

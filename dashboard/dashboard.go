@@ -1,25 +1,54 @@
 // Package dashboard is the Fiber app merchandisers, UX designers and
 // management use. It reads the published database only, through a ClickHouse
-// user that cannot read raw events.
+// user that cannot read raw events, and shows nothing but published
+// (k-anonymous, noised) cells.
 //
-// This file holds the server shell; pages, the JSON API and exports live
-// beside it.
+// One request's path: auth.go (session, role, CSRF) → pages.go (filters,
+// handler, chart) → query.go (SQL over the rollup tables) → a template with
+// go-echarts snippets drawn by the ECharts served from assets/.
 package dashboard
 
 import (
+	"context"
+	"embed"
 	"log/slog"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
+	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
+
+	"net/http"
 )
 
-// Config configures the dashboard HTTP server. The zero value is usable.
+//go:embed assets
+var assetFS embed.FS
+
+// Config configures the dashboard.
 type Config struct {
+	// Reader queries the published database as the read-only user.
+	Reader Querier
+	// Database is the published database's name (default "herd").
+	Database string
+	// Users are the accounts that may log in.
+	Users *Users
+	// Statement returns the privacy statement shown on every page.
+	Statement func(ctx context.Context) (aggregate.Statement, error)
 	// RequestTimeout bounds one request; zero means 30 s (report downloads).
 	RequestTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Dashboard is the running app's state.
+type Dashboard struct {
+	cfg   Config
+	store *store
+	auth  *auth
+	now   func() time.Time
 }
 
 // NewApp builds the dashboard Fiber app. ready reports whether the published
@@ -28,8 +57,47 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	return webserver.NewApp(webserver.AppConfig{
+	if cfg.Database == "" {
+		cfg.Database = "herd"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database}, now: cfg.Now}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	users := cfg.Users
+	if users == nil {
+		users = &Users{m: map[string]User{}}
+	}
+	d.auth = newAuth(users, log)
+	app := webserver.NewApp(webserver.AppConfig{
 		Name:        "herd-dashboard",
 		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
 	}, ready)
+	app.Use(func(c *fiber.Ctx) error {
+		// Nothing on a page may come from, or go to, another host.
+		c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		c.Set("X-Content-Type-Options", "nosniff")
+		c.Set("Referrer-Policy", "no-referrer")
+		return c.Next()
+	})
+	app.Use("/assets", filesystem.New(filesystem.Config{Root: http.FS(assetFS), PathPrefix: "assets", MaxAge: 86400}))
+	loginPage := func(c *fiber.Ctx, csrf, problem string) error {
+		return render(c, "login", struct{ CSRF, Problem string }{csrf, problem})
+	}
+	app.Get("/login", d.auth.loginForm(loginPage))
+	app.Post("/login", d.auth.login(loginPage))
+	app.Post("/logout", d.auth.require(), d.auth.logout)
+
+	everyone := d.auth.require()
+	merch := d.auth.require(Merchandiser, Manager, Admin)
+	app.Get("/", everyone, d.overview)
+	app.Get("/products", merch, d.products)
+	app.Get("/privacy", everyone, d.privacy)
+	app.Get("/api/v1/kpis", everyone, d.apiKPIs)
+	app.Get("/api/v1/products", merch, d.apiProducts)
+	app.Get("/api/v1/categories", merch, d.apiCategories)
+	return app
 }

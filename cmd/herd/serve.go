@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/herd-analytics/herd/dashboard"
@@ -62,7 +63,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{}, probe.NewReadiness(st.reader), log), *dashboardAddr)
+	users, err := dashboard.OpenUsers(filepath.Join(base.store.dataDir, "users.json"))
+	if err != nil {
+		return err
+	}
+	if users.Len() == 0 {
+		log.Warn("no dashboard users yet: create one with herd user add --name NAME --role manager")
+	}
+	statement, err := statementFunc(st, pub)
+	if err != nil {
+		return err
+	}
+	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{
+		Reader: st.reader, Database: st.dbs.Pub, Users: users, Statement: statement,
+	}, probe.NewReadiness(st.reader), log), *dashboardAddr)
 	if err != nil {
 		_ = ing.Shutdown(context.Background())
 		return fmt.Errorf("dashboard: %w", err)

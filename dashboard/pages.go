@@ -1,0 +1,461 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/csv"
+	"fmt"
+	"html/template"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-echarts/go-echarts/v2/charts"
+	"github.com/go-echarts/go-echarts/v2/opts"
+	"github.com/gofiber/fiber/v2"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pageTemplates = map[string]*template.Template{}
+
+func init() {
+	funcs := template.FuncMap{"pct": func(x float64) float64 { return 100 * x }}
+	for _, page := range []string{"overview", "products", "privacy"} {
+		pageTemplates[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html"))
+	}
+	pageTemplates["login"] = template.Must(template.ParseFS(templateFS, "templates/login.html"))
+}
+
+// page is what the layout needs; Content is the page's own data.
+type page struct {
+	Title, User, Role, CSRF, Site, Preset, From, To, Query, Privacy string
+	Nav                                                             []navItem
+	Sites                                                           []string
+	Presets                                                         []preset
+}
+
+type navItem struct {
+	Path, Title string
+	Active      bool
+}
+
+type preset struct{ Value, Label string }
+
+var presets = []preset{{"7d", "Last 7 days"}, {"28d", "Last 28 days"}, {"90d", "Last 90 days"}, {"custom", "Custom"}}
+
+// navigation lists the pages and the roles that see them.
+var navigation = []struct {
+	Path, Title string
+	Roles       []Role
+}{
+	{"/", "Overview", nil},
+	{"/products", "Hot products", []Role{Merchandiser, Manager, Admin}},
+	{"/privacy", "Privacy", nil},
+}
+
+// chart is one rendered chart with its privacy note and CSV link.
+type chart struct {
+	Title, Note, CSV string
+	Element, Script  template.HTML
+}
+
+// filters reads site and date range from the query string. Only the
+// precomputed dimensions exist: a site, whole UTC days.
+type filters struct {
+	site   string
+	preset string
+	r      Range
+}
+
+func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
+	f := filters{site: c.Query("site"), preset: c.Query("range", "28d")}
+	if f.site == "" && len(sites) > 0 {
+		f.site = sites[0]
+	}
+	today := d.now().UTC().Truncate(24 * time.Hour)
+	switch f.preset {
+	case "7d", "28d", "90d":
+		n, _ := strconv.Atoi(strings.TrimSuffix(f.preset, "d"))
+		f.r = Range{From: today.Add(-time.Duration(n) * 24 * time.Hour), To: today}
+	case "custom":
+		from, err1 := time.Parse(time.DateOnly, c.Query("from"))
+		to, err2 := time.Parse(time.DateOnly, c.Query("to"))
+		if err1 != nil || err2 != nil || !to.After(from) || to.Sub(from) > 400*24*time.Hour {
+			return f, fiber.NewError(fiber.StatusBadRequest, "custom range: from and to as YYYY-MM-DD, to after from, at most 400 days")
+		}
+		f.r = Range{From: from, To: to.Add(24 * time.Hour)}
+	default:
+		return f, fiber.NewError(fiber.StatusBadRequest, "range: one of 7d, 28d, 90d, custom")
+	}
+	return f, nil
+}
+
+func (f filters) query() string {
+	v := url.Values{"site": {f.site}, "range": {f.preset}}
+	if f.preset == "custom" {
+		v.Set("from", f.r.From.Format(time.DateOnly))
+		v.Set("to", f.r.To.Add(-24*time.Hour).Format(time.DateOnly))
+	}
+	return "?" + v.Encode()
+}
+
+func (d *Dashboard) page(c *fiber.Ctx, title string, f filters, sites []string) page {
+	s := sessionOf(c)
+	p := page{
+		Title: title, User: s.user.Name, Role: string(s.user.Role), CSRF: s.csrf, Site: f.site, Preset: f.preset,
+		From: f.r.From.Format(time.DateOnly), To: f.r.To.Add(-24 * time.Hour).Format(time.DateOnly),
+		Query: f.query(), Sites: sites, Presets: presets, Privacy: d.privacyLine(c.UserContext()),
+	}
+	for _, n := range navigation {
+		if len(n.Roles) == 0 || containsRole(n.Roles, s.user.Role) {
+			p.Nav = append(p.Nav, navItem{Path: n.Path, Title: n.Title, Active: n.Title == title})
+		}
+	}
+	return p
+}
+
+func containsRole(roles []Role, r Role) bool {
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Dashboard) privacyLine(ctx context.Context) string {
+	if d.cfg.Statement == nil {
+		return ""
+	}
+	st, err := d.cfg.Statement(ctx)
+	if err != nil {
+		return "Privacy statement unavailable: " + err.Error()
+	}
+	return st.Line()
+}
+
+func render(c *fiber.Ctx, name string, data any) error {
+	var buf bytes.Buffer
+	if err := pageTemplates[name].ExecuteTemplate(&buf, templateRoot(name), data); err != nil {
+		return err
+	}
+	c.Type("html", "utf-8")
+	return c.Send(buf.Bytes())
+}
+
+func templateRoot(name string) string {
+	if name == "login" {
+		return "login.html"
+	}
+	return "layout"
+}
+
+// chartOpts are every chart's options: local ECharts only, sized to its box.
+func chartOpts(id string) charts.GlobalOpts {
+	return charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: id, Width: "100%", Height: "320px"})
+}
+
+// overview: management's KPIs with deltas and sparklines.
+func (d *Dashboard) overview(c *fiber.Ctx) error {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return err
+	}
+	f, err := d.filters(c, sites)
+	if err != nil {
+		return err
+	}
+	days, err := d.store.kpis(c.UserContext(), f.site, f.r)
+	if err != nil {
+		return err
+	}
+	prevDays, err := d.store.kpis(c.UserContext(), f.site, f.r.Previous())
+	if err != nil {
+		return err
+	}
+	cur, prev := total(days), total(prevDays)
+	type tile struct {
+		Label, Value    string
+		Delta, DeltaPct float64
+		HasDelta        bool
+		Spark           template.HTML
+	}
+	values := []struct {
+		label     string
+		cur, prev float64
+		format    func(float64) string
+		series    func(DayKPIs) float64
+	}{
+		{"Visitors", float64(cur.Visitors), float64(prev.Visitors), count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
+		{"Sessions", float64(cur.Sessions), float64(prev.Sessions), count, func(k DayKPIs) float64 { return float64(k.Sessions) }},
+		{"Orders", float64(cur.Orders), float64(prev.Orders), count, func(k DayKPIs) float64 { return float64(k.Orders) }},
+		{"Revenue", cur.Revenue, prev.Revenue, money, func(k DayKPIs) float64 { return k.Revenue }},
+		{"Conversion", cur.Conversion(), prev.Conversion(), percent, func(k DayKPIs) float64 { return k.Conversion() }},
+		{"Average order value", cur.AOV(), prev.AOV(), money, func(k DayKPIs) float64 { return k.AOV() }},
+	}
+	var tiles []tile
+	for i, v := range values {
+		t := tile{Label: v.label, Value: v.format(v.cur), HasDelta: v.prev > 0}
+		if t.HasDelta {
+			t.Delta = v.cur - v.prev
+			t.DeltaPct = 100 * (v.cur/v.prev - 1)
+		}
+		line := charts.NewLine()
+		line.SetGlobalOptions(charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: fmt.Sprintf("spark%d", i), Width: "100%", Height: "60px"}),
+			charts.WithXAxisOpts(opts.XAxis{Show: opts.Bool(false)}), charts.WithYAxisOpts(opts.YAxis{Show: opts.Bool(false)}),
+			charts.WithGridOpts(opts.Grid{Left: "2", Right: "2", Top: "4", Bottom: "4"}), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
+		var xs []string
+		var ys []opts.LineData
+		for _, day := range days {
+			xs = append(xs, day.Day.Format("Jan 2"))
+			ys = append(ys, opts.LineData{Value: round2(v.series(day))})
+		}
+		line.SetXAxis(xs).AddSeries(v.label, ys, charts.WithLineChartOpts(opts.LineChart{Smooth: opts.Bool(true), ShowSymbol: opts.Bool(false)}))
+		s := line.RenderSnippet()
+		t.Spark = template.HTML(s.Element + s.Script)
+		tiles = append(tiles, t)
+	}
+
+	trend := charts.NewLine()
+	trend.SetGlobalOptions(chartOpts("visitors-revenue"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
+	var xs []string
+	var vis, rev []opts.LineData
+	for _, day := range days {
+		xs = append(xs, day.Day.Format(time.DateOnly))
+		vis = append(vis, opts.LineData{Value: day.Visitors})
+		rev = append(rev, opts.LineData{Value: round2(day.Revenue)})
+	}
+	trend.ExtendYAxis(opts.YAxis{Name: "revenue"})
+	trend.SetXAxis(xs).AddSeries("Visitors", vis).AddSeries("Revenue", rev, charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1}))
+	s := trend.RenderSnippet()
+	data := struct {
+		page
+		Tiles  []tile
+		Charts []chart
+	}{page: d.page(c, "Overview", f, sites), Tiles: tiles, Charts: []chart{{
+		Title: "Visitors and revenue per day", Note: "Daily published cells; days below the publication threshold are missing.",
+		CSV: "/api/v1/kpis" + f.query() + "&format=csv", Element: template.HTML(s.Element), Script: template.HTML(s.Script),
+	}}}
+	return render(c, "overview", data)
+}
+
+// products: merchandisers' hot products with trend and category share.
+func (d *Dashboard) products(c *fiber.Ctx) error {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return err
+	}
+	f, err := d.filters(c, sites)
+	if err != nil {
+		return err
+	}
+	by := c.Query("by", "views")
+	if _, ok := productSort[by]; !ok {
+		return fiber.NewError(fiber.StatusBadRequest, "by: one of views, adds, purchases, revenue, visitors")
+	}
+	category := c.Query("category")
+	rows, err := d.store.products(c.UserContext(), f.site, f.r, by, category, 20)
+	if err != nil {
+		return err
+	}
+	cats, err := d.store.categories(c.UserContext(), f.site, f.r)
+	if err != nil {
+		return err
+	}
+	bar := charts.NewBar()
+	bar.SetGlobalOptions(chartOpts("top-products"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
+	var names []string
+	var vals []opts.BarData
+	for _, p := range rows {
+		names = append(names, p.ProductID)
+		vals = append(vals, opts.BarData{Value: productMetric(p, by)})
+	}
+	bar.SetXAxis(names).AddSeries(by, vals)
+	top := bar.RenderSnippet()
+
+	share := charts.NewBar()
+	share.SetGlobalOptions(chartOpts("category-share"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
+	var catNames []string
+	for _, cs := range cats {
+		catNames = append(catNames, cs.Category)
+	}
+	share.SetXAxis(catNames)
+	for _, dev := range []string{"desktop", "mobile", "tablet"} {
+		var v []opts.BarData
+		for _, cs := range cats {
+			v = append(v, opts.BarData{Value: cs.Views[dev]})
+		}
+		share.AddSeries(dev, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
+	}
+	shareSnip := share.RenderSnippet()
+	data := struct {
+		page
+		By, Category string
+		Metrics      []string
+		Products     []ProductRow
+		Charts       []chart
+	}{
+		page: d.page(c, "Hot products", f, sites), By: by, Category: category,
+		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: rows,
+		Charts: []chart{
+			{Title: "Top products by " + by, Note: "Sums of published daily cells; products below the threshold on a day count nothing for it.",
+				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
+				Element: template.HTML(top.Element), Script: template.HTML(top.Script)},
+			{Title: "Category views by device", Note: "Published category × device cells.",
+				CSV: "/api/v1/categories" + f.query() + "&format=csv", Element: template.HTML(shareSnip.Element), Script: template.HTML(shareSnip.Script)},
+		},
+	}
+	return render(c, "products", data)
+}
+
+func productMetric(p ProductRow, by string) any {
+	switch by {
+	case "adds":
+		return p.Adds
+	case "purchases":
+		return p.Purchases
+	case "revenue":
+		return round2(p.Revenue)
+	case "visitors":
+		return p.Visitors
+	}
+	return p.Views
+}
+
+func (d *Dashboard) privacy(c *fiber.Ctx) error {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return err
+	}
+	f, err := d.filters(c, sites)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		page
+		Statement any
+	}{page: d.page(c, "Privacy", f, sites)}
+	if d.cfg.Statement != nil {
+		st, err := d.cfg.Statement(c.UserContext())
+		if err != nil {
+			return err
+		}
+		data.Statement = st
+	}
+	return render(c, "privacy", data)
+}
+
+// API: the same numbers as JSON, or CSV with ?format=csv.
+
+func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return err
+	}
+	f, err := d.filters(c, sites)
+	if err != nil {
+		return err
+	}
+	days, err := d.store.kpis(c.UserContext(), f.site, f.r)
+	if err != nil {
+		return err
+	}
+	header := []string{"day", "visitors", "sessions", "pageviews", "orders", "buyers", "revenue"}
+	var recs [][]string
+	var out []map[string]any
+	for _, day := range days {
+		recs = append(recs, []string{day.Day.Format(time.DateOnly), u(day.Visitors), u(day.Sessions), u(day.Pageviews), u(day.Orders), u(day.Buyers), strconv.FormatFloat(day.Revenue, 'f', 2, 64)})
+		out = append(out, map[string]any{"day": day.Day.Format(time.DateOnly), "visitors": day.Visitors, "sessions": day.Sessions,
+			"pageviews": day.Pageviews, "orders": day.Orders, "buyers": day.Buyers, "revenue": day.Revenue})
+	}
+	return d.answer(c, "kpis", header, recs, out)
+}
+
+func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return err
+	}
+	f, err := d.filters(c, sites)
+	if err != nil {
+		return err
+	}
+	by := c.Query("by", "views")
+	limit, err := strconv.Atoi(c.Query("limit", "20"))
+	if err != nil || limit < 1 || limit > 1000 {
+		return fiber.NewError(fiber.StatusBadRequest, "limit: 1 to 1000")
+	}
+	rows, err := d.store.products(c.UserContext(), f.site, f.r, by, c.Query("category"), limit)
+	if err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	}
+	header := []string{"product_id", "category", "visitors", "views", "adds", "purchases", "revenue", "previous_views", "trend"}
+	var recs [][]string
+	for _, p := range rows {
+		recs = append(recs, []string{p.ProductID, p.Category, u(p.Visitors), u(p.Views), u(p.Adds), u(p.Purchases),
+			strconv.FormatFloat(p.Revenue, 'f', 2, 64), u(p.Previous), strconv.FormatFloat(p.Trend, 'f', 4, 64)})
+	}
+	return d.answer(c, "products", header, recs, rows)
+}
+
+func (d *Dashboard) apiCategories(c *fiber.Ctx) error {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return err
+	}
+	f, err := d.filters(c, sites)
+	if err != nil {
+		return err
+	}
+	cats, err := d.store.categories(c.UserContext(), f.site, f.r)
+	if err != nil {
+		return err
+	}
+	header := []string{"category", "desktop", "mobile", "tablet"}
+	var recs [][]string
+	for _, cs := range cats {
+		recs = append(recs, []string{cs.Category, u(cs.Views["desktop"]), u(cs.Views["mobile"]), u(cs.Views["tablet"])})
+	}
+	return d.answer(c, "categories", header, recs, cats)
+}
+
+// answer writes JSON, or CSV with format=csv. CSV cells that a spreadsheet
+// would run as a formula are prefixed with a quote.
+func (d *Dashboard) answer(c *fiber.Ctx, name string, header []string, recs [][]string, jsonBody any) error {
+	if c.Query("format") != "csv" {
+		return c.JSON(fiber.Map{"data": jsonBody, "privacy": d.privacyLine(c.UserContext())})
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	_ = w.Write(header)
+	for _, r := range recs {
+		for i, v := range r {
+			if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+				if _, err := strconv.ParseFloat(v, 64); err != nil {
+					r[i] = "'" + v
+				}
+			}
+		}
+		_ = w.Write(r)
+	}
+	w.Flush()
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="herd-`+name+`.csv"`)
+	c.Type("csv", "utf-8")
+	return c.Send(buf.Bytes())
+}
+
+func u(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
+
+func count(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) }
+
+func money(x float64) string { return "€" + strconv.FormatFloat(x, 'f', 2, 64) }
+
+func percent(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }

@@ -1,0 +1,209 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+)
+
+// Querier runs a SELECT on the published database and hands each result
+// block to fn. *clickhouse.Client, connected as the read-only user, is one.
+type Querier interface {
+	Select(ctx context.Context, query string, fn func(*proto.Block) error, opts ...clickhouse.Option) error
+}
+
+// Range is a closed-open interval of UTC days [From, To).
+type Range struct {
+	From, To time.Time
+}
+
+// Days in the range.
+func (r Range) Days() int { return int(r.To.Sub(r.From) / (24 * time.Hour)) }
+
+// Previous is the range of equal length just before r.
+func (r Range) Previous() Range { return Range{From: r.From.Add(-r.To.Sub(r.From)), To: r.From} }
+
+func (r Range) where(site string) string {
+	return "site = " + clickhouse.Quote(site) + " AND grain = 'day' AND bucket >= toDateTime(" + clickhouse.QuoteInt(r.From.Unix()) +
+		") AND bucket < toDateTime(" + clickhouse.QuoteInt(r.To.Unix()) + ")"
+}
+
+// store reads published rollups. Every number it returns is a sum of
+// published (k-anonymous, noised) daily cells; nothing else exists to read.
+type store struct {
+	q  Querier
+	db string
+}
+
+// KPIs are a range's totals: sums of the published daily cells.
+type KPIs struct {
+	Visitors, Sessions, Pageviews, Orders, Buyers uint64
+	Revenue                                       float64
+}
+
+// Conversion is buyers per visitor.
+func (k KPIs) Conversion() float64 {
+	if k.Visitors == 0 {
+		return 0
+	}
+	return float64(k.Buyers) / float64(k.Visitors)
+}
+
+// AOV is revenue per order.
+func (k KPIs) AOV() float64 {
+	if k.Orders == 0 {
+		return 0
+	}
+	return k.Revenue / float64(k.Orders)
+}
+
+// DayKPIs is one day's published KPIs.
+type DayKPIs struct {
+	Day time.Time
+	KPIs
+}
+
+// kpis returns the range's daily KPIs, one entry per day with a published
+// row (days whose cell was suppressed are absent).
+func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, error) {
+	var out []DayKPIs
+	err := s.q.Select(ctx, "SELECT bucket, visitors, sessions, pageviews, orders, buyers, revenue FROM "+s.db+".kpis WHERE "+r.where(site)+" ORDER BY bucket",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				out = append(out, DayKPIs{Day: b.Columns[0].Row(i, false).(time.Time).UTC(), KPIs: KPIs{
+					Visitors: b.Columns[1].Row(i, false).(uint64), Sessions: b.Columns[2].Row(i, false).(uint64),
+					Pageviews: b.Columns[3].Row(i, false).(uint64), Orders: b.Columns[4].Row(i, false).(uint64),
+					Buyers: b.Columns[5].Row(i, false).(uint64), Revenue: b.Columns[6].Row(i, false).(float64),
+				}})
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("kpis: %w", err)
+	}
+	return out, nil
+}
+
+func total(days []DayKPIs) KPIs {
+	var t KPIs
+	for _, d := range days {
+		t.Visitors += d.Visitors
+		t.Sessions += d.Sessions
+		t.Pageviews += d.Pageviews
+		t.Orders += d.Orders
+		t.Buyers += d.Buyers
+		t.Revenue += d.Revenue
+	}
+	return t
+}
+
+// ProductRow is one product's published totals over a range.
+type ProductRow struct {
+	ProductID string  `json:"product_id"`
+	Category  string  `json:"category"`
+	Visitors  uint64  `json:"visitors"`
+	Views     uint64  `json:"views"`
+	Adds      uint64  `json:"adds"`
+	Purchases uint64  `json:"purchases"`
+	Revenue   float64 `json:"revenue"`
+	// Previous is the same product's views in the previous period; Trend is
+	// the growth against it when both periods have at least minTrendBase
+	// views (noise does not trend), else 0.
+	Previous uint64  `json:"previous_views"`
+	Trend    float64 `json:"trend"`
+}
+
+// minTrendBase is the fewest views in both periods for a growth figure: on
+// smaller bases the DP noise alone would make products "trend".
+const minTrendBase = 200
+
+// productSort are the orders hot products can be ranked by.
+var productSort = map[string]string{"views": "views", "adds": "adds", "purchases": "purchases", "revenue": "revenue", "visitors": "visitors"}
+
+// products returns the top products by metric in the range, with the
+// previous period's views for the trend.
+func (s *store) products(ctx context.Context, site string, r Range, metric, category string, limit int) ([]ProductRow, error) {
+	col, ok := productSort[metric]
+	if !ok {
+		return nil, fmt.Errorf("unknown product metric %q", metric)
+	}
+	filter := ""
+	if category != "" {
+		filter = " AND category = " + clickhouse.Quote(category)
+	}
+	prev := r.Previous()
+	q := "SELECT product_id, any(category), sumIf(visitors, cur), sumIf(views, cur), sumIf(adds, cur), sumIf(purchases, cur), sumIf(revenue, cur), sumIf(views, NOT cur)" +
+		" FROM (SELECT *, bucket >= toDateTime(" + clickhouse.QuoteInt(r.From.Unix()) + ") AS cur FROM " + s.db + ".products WHERE " +
+		Range{From: prev.From, To: r.To}.where(site) + filter + ")" +
+		" GROUP BY product_id HAVING sumIf(visitors, cur) > 0 ORDER BY sumIf(" + col + ", cur) DESC, product_id LIMIT " + clickhouse.QuoteInt(limit)
+	var out []ProductRow
+	err := s.q.Select(ctx, q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			p := ProductRow{
+				ProductID: b.Columns[0].Row(i, false).(string), Category: b.Columns[1].Row(i, false).(string),
+				Visitors: b.Columns[2].Row(i, false).(uint64), Views: b.Columns[3].Row(i, false).(uint64),
+				Adds: b.Columns[4].Row(i, false).(uint64), Purchases: b.Columns[5].Row(i, false).(uint64),
+				Revenue: b.Columns[6].Row(i, false).(float64), Previous: b.Columns[7].Row(i, false).(uint64),
+			}
+			if p.Views >= minTrendBase && p.Previous >= minTrendBase {
+				p.Trend = float64(p.Views)/float64(p.Previous) - 1
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	return out, nil
+}
+
+// CategoryShare is one category's views by device over a range.
+type CategoryShare struct {
+	Category string            `json:"category"`
+	Views    map[string]uint64 `json:"views_by_device"`
+}
+
+func (s *store) categories(ctx context.Context, site string, r Range) ([]CategoryShare, error) {
+	by := map[string]map[string]uint64{}
+	err := s.q.Select(ctx, "SELECT category, device, sum(views) FROM "+s.db+".categories WHERE "+r.where(site)+" GROUP BY category, device",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				c := b.Columns[0].Row(i, false).(string)
+				if by[c] == nil {
+					by[c] = map[string]uint64{}
+				}
+				by[c][b.Columns[1].Row(i, false).(string)] = b.Columns[2].Row(i, false).(uint64)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("categories: %w", err)
+	}
+	var out []CategoryShare
+	for c, v := range by {
+		out = append(out, CategoryShare{Category: c, Views: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Category < out[j].Category })
+	return out, nil
+}
+
+// sites lists the sites with published data.
+func (s *store) sites(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.q.Select(ctx, "SELECT DISTINCT site FROM "+s.db+".rollup_runs ORDER BY site", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			out = append(out, b.Columns[0].Row(i, false).(string))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sites: %w", err)
+	}
+	return out, nil
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
+	gorender "github.com/go-echarts/go-echarts/v2/render"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -147,6 +148,22 @@ func render(c *fiber.Ctx, name string, data any) error {
 	return c.Send(buf.Bytes())
 }
 
+// snippet renders a chart as its element and script. go-echarts writes the
+// option JSON into the script as is, so data such as a product named
+// "</script><script>..." would end the script early; every "</" and "<!--"
+// inside becomes its JavaScript-escaped form, which reads the same.
+func snippet(c interface{ RenderSnippet() gorender.ChartSnippet }) (element, script template.HTML) {
+	s := c.RenderSnippet()
+	const open, end = `<script type="text/javascript">`, "</script>"
+	body := s.Script
+	i, j := strings.Index(body, open), strings.LastIndex(body, end)
+	if i < 0 || j < i {
+		return template.HTML(s.Element), ""
+	}
+	inner := strings.NewReplacer("</", `<\/`, "<!--", `<\!--`).Replace(body[i+len(open) : j])
+	return template.HTML(s.Element), template.HTML(open + inner + end)
+}
+
 func templateRoot(name string) string {
 	if name == "login" {
 		return "login.html"
@@ -155,6 +172,7 @@ func templateRoot(name string) string {
 }
 
 // chartOpts are every chart's options: local ECharts only, sized to its box.
+// id becomes a JavaScript identifier: letters, digits and '_' only.
 func chartOpts(id string) charts.GlobalOpts {
 	return charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: id, Width: "100%", Height: "320px"})
 }
@@ -205,7 +223,8 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 			t.DeltaPct = 100 * (v.cur/v.prev - 1)
 		}
 		line := charts.NewLine()
-		line.SetGlobalOptions(charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: fmt.Sprintf("spark%d", i), Width: "100%", Height: "60px"}),
+		line.SetGlobalOptions(charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: fmt.Sprintf("spark%d", i), Width: "180px", Height: "48px"}),
+			charts.WithLegendOpts(opts.Legend{Show: opts.Bool(false)}),
 			charts.WithXAxisOpts(opts.XAxis{Show: opts.Bool(false)}), charts.WithYAxisOpts(opts.YAxis{Show: opts.Bool(false)}),
 			charts.WithGridOpts(opts.Grid{Left: "2", Right: "2", Top: "4", Bottom: "4"}), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
 		var xs []string
@@ -215,13 +234,13 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 			ys = append(ys, opts.LineData{Value: round2(v.series(day))})
 		}
 		line.SetXAxis(xs).AddSeries(v.label, ys, charts.WithLineChartOpts(opts.LineChart{Smooth: opts.Bool(true), ShowSymbol: opts.Bool(false)}))
-		s := line.RenderSnippet()
-		t.Spark = template.HTML(s.Element + s.Script)
+		el, sc := snippet(line)
+		t.Spark = el + sc
 		tiles = append(tiles, t)
 	}
 
 	trend := charts.NewLine()
-	trend.SetGlobalOptions(chartOpts("visitors-revenue"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+	trend.SetGlobalOptions(chartOpts("visitors_revenue"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
 	var xs []string
 	var vis, rev []opts.LineData
@@ -232,14 +251,14 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 	}
 	trend.ExtendYAxis(opts.YAxis{Name: "revenue"})
 	trend.SetXAxis(xs).AddSeries("Visitors", vis).AddSeries("Revenue", rev, charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1}))
-	s := trend.RenderSnippet()
+	trendEl, trendScript := snippet(trend)
 	data := struct {
 		page
 		Tiles  []tile
 		Charts []chart
 	}{page: d.page(c, "Overview", f, sites), Tiles: tiles, Charts: []chart{{
 		Title: "Visitors and revenue per day", Note: "Daily published cells; days below the publication threshold are missing.",
-		CSV: "/api/v1/kpis" + f.query() + "&format=csv", Element: template.HTML(s.Element), Script: template.HTML(s.Script),
+		CSV: "/api/v1/kpis" + f.query() + "&format=csv", Element: trendEl, Script: trendScript,
 	}}}
 	return render(c, "overview", data)
 }
@@ -268,7 +287,7 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		return err
 	}
 	bar := charts.NewBar()
-	bar.SetGlobalOptions(chartOpts("top-products"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
+	bar.SetGlobalOptions(chartOpts("top_products"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
 	var names []string
 	var vals []opts.BarData
 	for _, p := range rows {
@@ -276,10 +295,10 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		vals = append(vals, opts.BarData{Value: productMetric(p, by)})
 	}
 	bar.SetXAxis(names).AddSeries(by, vals)
-	top := bar.RenderSnippet()
+	topEl, topScript := snippet(bar)
 
 	share := charts.NewBar()
-	share.SetGlobalOptions(chartOpts("category-share"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+	share.SetGlobalOptions(chartOpts("category_share"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
 	var catNames []string
 	for _, cs := range cats {
@@ -293,7 +312,7 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		}
 		share.AddSeries(dev, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
 	}
-	shareSnip := share.RenderSnippet()
+	shareEl, shareScript := snippet(share)
 	data := struct {
 		page
 		By, Category string
@@ -306,9 +325,9 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		Charts: []chart{
 			{Title: "Top products by " + by, Note: "Sums of published daily cells; products below the threshold on a day count nothing for it.",
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
-				Element: template.HTML(top.Element), Script: template.HTML(top.Script)},
+				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: "Published category × device cells.",
-				CSV: "/api/v1/categories" + f.query() + "&format=csv", Element: template.HTML(shareSnip.Element), Script: template.HTML(shareSnip.Script)},
+				CSV: "/api/v1/categories" + f.query() + "&format=csv", Element: shareEl, Script: shareScript},
 		},
 	}
 	return render(c, "products", data)

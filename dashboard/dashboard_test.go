@@ -1,0 +1,274 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
+	"github.com/herd-analytics/herd/internal/probe"
+	"github.com/herd-analytics/herd/internal/webserver"
+)
+
+func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+
+const password = "correct horse battery"
+
+// hostile names a published product: markup, quotes and SQL that must be
+// shown as text, never run.
+const hostile = `</script><script>window.__pwned=1</script>"'; DROP TABLE herd.kpis; --`
+
+type site struct {
+	url   string
+	db    *chtest.DB
+	today time.Time
+}
+
+// start serves the dashboard over published rows written straight into the
+// rollup tables (the dashboard reads nothing else), with one user per role.
+func start(t *testing.T) *site {
+	t.Helper()
+	db := chtest.Migrated(t)
+	ctx := context.Background()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	exec := func(q string) {
+		t.Helper()
+		if err := db.Writer.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for i := 1; i <= 56; i++ {
+		day := today.Add(-time.Duration(i) * 24 * time.Hour)
+		b := fmt.Sprintf("toDateTime(%d)", day.Unix())
+		exec(fmt.Sprintf("INSERT INTO %s.kpis VALUES ('demo', 'day', %s, %d, %d, %d, %d, %d, %f)", db.Names.Pub, b, 1000+i*10, 1300+i*12, 5200+i*30, 30+i%7, 28+i%7, 2500.5+float64(i)*11))
+		exec(fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'day', %s, 'P-1', 'shirts', %d, %d, 20, 10, 3, 150.0), ('demo', 'day', %s, 'P-2', 'shoes', %d, %d, 15, 8, 2, 90.5), ('demo', 'day', %s, %s, 'shoes', 40, 60, 2, 1, 0, 0)",
+			db.Names.Pub, b, 300+i, 400+i, b, 200+i, 260+i, b, clickhouse.Quote(hostile)))
+		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5)",
+			db.Names.Pub, b, b, b))
+		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published')", db.Names.Pub, b))
+	}
+	users, err := dashboard.OpenUsers(filepath.Join(t.TempDir(), "users.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dashboard.Roles {
+		if err := users.Add(string(r), r, password); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tables, err := aggregate.DefaultTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := dashboard.NewApp(dashboard.Config{
+		Reader: db.Reader, Database: db.Names.Pub, Users: users,
+		Statement: func(ctx context.Context) (aggregate.Statement, error) {
+			return aggregate.BuildStatement(ctx, db.Reader, db.Names.Pub, aggregate.Config{}, tables)
+		},
+	}, probe.NewReadiness(db.Reader), nil)
+	ws, err := webserver.Start(app, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.Shutdown(context.Background()) })
+	return &site{url: "http://" + ws.Addr(), db: db, today: today}
+}
+
+// client is a cookie-keeping HTTP client that does not follow redirects.
+func client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 30 * time.Second}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// login fetches the form, then posts it; it returns the POST's status.
+func (s *site) login(t *testing.T, c *http.Client, name, pw string, withCSRF bool) int {
+	t.Helper()
+	resp, err := c.Get(s.url + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("login form without a CSRF token: %s", body)
+	}
+	form := url.Values{"name": {name}, "password": {pw}}
+	if withCSRF {
+		form.Set("csrf", string(m[1]))
+	}
+	resp, err = c.PostForm(s.url+"/login", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func status(t *testing.T, c *http.Client, u string) int {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestAuth(t *testing.T) {
+	s := start(t)
+
+	t.Run("no session", func(t *testing.T) {
+		c := client()
+		if got := status(t, c, s.url+"/"); got != http.StatusSeeOther {
+			t.Errorf("page without a session: %d, want a redirect to /login", got)
+		}
+		if got := status(t, c, s.url+"/api/v1/kpis"); got != http.StatusUnauthorized {
+			t.Errorf("API without a session: %d", got)
+		}
+	})
+
+	t.Run("CSRF token missing", func(t *testing.T) {
+		if got := s.login(t, client(), "manager", password, false); got != http.StatusForbidden {
+			t.Errorf("login without the CSRF token: %d", got)
+		}
+		c := client()
+		if got := s.login(t, c, "manager", password, true); got != http.StatusSeeOther {
+			t.Fatalf("login: %d", got)
+		}
+		resp, err := c.PostForm(s.url+"/logout", url.Values{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("logout without the CSRF token: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("roles", func(t *testing.T) {
+		sees := map[dashboard.Role]map[string]int{
+			dashboard.Merchandiser: {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200},
+			dashboard.UX:           {"/": 200, "/products": 403, "/privacy": 200, "/api/v1/products": 403},
+			dashboard.Manager:      {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200},
+			dashboard.Admin:        {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200},
+		}
+		for role, pages := range sees {
+			c := client()
+			if got := s.login(t, c, string(role), password, true); got != http.StatusSeeOther {
+				t.Fatalf("%s login: %d", role, got)
+			}
+			for p, want := range pages {
+				if got := status(t, c, s.url+p); got != want {
+					t.Errorf("%s %s: %d, want %d", role, p, got, want)
+				}
+			}
+		}
+	})
+
+	t.Run("wrong password ten times is slowed down", func(t *testing.T) {
+		c := client()
+		for i := range 10 {
+			got := s.login(t, c, "admin", "wrong password!", true)
+			if got != http.StatusUnauthorized && got != http.StatusTooManyRequests {
+				t.Fatalf("attempt %d: %d", i+1, got)
+			}
+		}
+		resp, err := c.Get(s.url + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := csrfField.FindSubmatch(body)
+		resp, err = c.PostForm(s.url+"/login", url.Values{"name": {"admin"}, "password": {password}, "csrf": {string(m[1])}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("the right password after 10 wrong ones: %d (Retry-After %q), want 429 until the wait is over", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	})
+}
+
+// TestNumbersArePublishedRows: what the API (and so the charts and CSV)
+// shows is the sum of the published rows, queried here independently.
+func TestNumbersArePublishedRows(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "manager", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	resp, err := c.Get(s.url + "/api/v1/kpis?range=28d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans struct {
+		Data []struct {
+			Day      string  `json:"day"`
+			Visitors uint64  `json:"visitors"`
+			Revenue  float64 `json:"revenue"`
+		} `json:"data"`
+		Privacy string `json:"privacy"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var want uint64
+	var n int
+	err = s.db.Writer.Select(context.Background(), fmt.Sprintf("SELECT sum(visitors), count() FROM %s.kpis WHERE bucket >= toDateTime(%d) AND bucket < toDateTime(%d)",
+		s.db.Names.Pub, s.today.Add(-28*24*time.Hour).Unix(), s.today.Unix()), func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			want = b.Columns[0].Row(0, false).(uint64)
+			n = int(b.Columns[1].Row(0, false).(uint64))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	for _, d := range ans.Data {
+		got += d.Visitors
+	}
+	if len(ans.Data) != n || got != want || n != 28 {
+		t.Fatalf("API: %d days, %d visitors; published rows: %d days, %d visitors", len(ans.Data), got, n, want)
+	}
+	if !strings.Contains(ans.Privacy, "≥ 10 shoppers") {
+		t.Errorf("no privacy statement with the numbers: %q", ans.Privacy)
+	}
+
+	resp, err = c.Get(s.url + "/api/v1/products?range=28d&by=views&format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil || len(recs) != 4 || recs[0][0] != "product_id" || recs[1][0] != "P-1" {
+		t.Fatalf("products CSV: %v, %v", recs, err)
+	}
+	// The hostile name is data in the CSV, and cannot run as a formula.
+	if recs[3][0] != hostile {
+		t.Errorf("hostile product id in CSV: %q", recs[3][0])
+	}
+}

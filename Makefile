@@ -6,9 +6,9 @@ DATA_DIR ?= .herd/demo
 
 .PHONY: demo test lint deps test-deps build bench fuzz clean
 
-## demo: install what is missing, start a managed ClickHouse and serve herd
+## demo: install what is missing, start a managed ClickHouse, import and publish a synthetic shop, serve the dashboard
 demo: deps build
-	./bin/herd serve --data-dir $(DATA_DIR)
+	./bin/herd demo --data-dir $(DATA_DIR)
 
 ## test: install what is missing, lint, and run every test (real ClickHouse, headless Chromium)
 test: test-deps lint

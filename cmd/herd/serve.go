@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -14,7 +16,23 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
+	return serve(ctx, "serve", args, stdout, stderr, nil, nil)
+}
+
+// running is what a serve hook gets once everything listens.
+type running struct {
+	ingestURL, dashboardURL string
+	store                   *store
+	pub                     publishFlags
+	users                   *dashboard.Users
+	log                     *slog.Logger
+}
+
+// serve runs ingest, publisher and dashboard until ctx ends. extraFlags adds
+// a command's own flags; hook, when set, runs once everything listens (herd
+// demo fills the shop), and its error stops the process.
+func serve(ctx context.Context, name string, args []string, stdout, stderr io.Writer, extraFlags func(*flag.FlagSet), hook func(context.Context, running) error) error {
+	fs := newFlagSet(name, stderr)
 	var (
 		base           baseFlags
 		pub            publishFlags
@@ -27,6 +45,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		spoolMax       = fs.Int64("spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
 	)
 	pub.register(fs)
+	if extraFlags != nil {
+		extraFlags(fs)
+	}
 	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
 		return err
@@ -67,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if users.Len() == 0 {
+	if users.Len() == 0 && name != "demo" {
 		log.Warn("no dashboard users yet: create one with herd user add --name NAME --role manager")
 	}
 	statement, err := statementFunc(st, pub)
@@ -83,6 +104,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("herd serving", "ingest", "http://"+ing.Addr(), "dashboard", "http://"+dash.Addr())
 	fmt.Fprintf(stdout, "ingest:    http://%s\ndashboard: http://%s\n", ing.Addr(), dash.Addr())
+	hookDone := make(chan error, 1)
+	if hook != nil {
+		go func() {
+			if err := hook(sctx, running{ingestURL: "http://" + ing.Addr(), dashboardURL: "http://" + dash.Addr(), store: st, pub: pub, users: users, log: log}); err != nil {
+				hookDone <- err
+			}
+		}()
+	}
 
 	var runErr error
 	var exited <-chan struct{}
@@ -100,6 +129,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runErr = errors.New("managed clickhouse exited; see " + st.local.Dir() + "/log")
 	case err := <-published:
 		runErr = fmt.Errorf("publisher stopped: %w", err)
+	case err := <-hookDone:
+		runErr = err
 	}
 	// The publisher finishes its bucket and records it before the store
 	// closes.

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/shopsim"
+)
+
+// runDemo is herd serve plus a synthetic shop: on first start it imports
+// weeks of history through the ingest's import mode and publishes it, then
+// keeps live shoppers coming; it prints the dashboard URL and a login.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		visitors int
+		days     int
+		products int
+		rate     float64
+	)
+	flags := func(fs *flag.FlagSet) {
+		// The synthetic shop is small (about 1,500 sessions a day): at the
+		// production ε = 1 almost no product reaches the publication
+		// threshold. The demo says ε = 4 on every page; --epsilon wins.
+		if f := fs.Lookup("epsilon"); f != nil {
+			_ = f.Value.Set("4")
+			f.DefValue = "4"
+		}
+		fs.IntVar(&visitors, "visitors", 20000, "distinct synthetic shoppers")
+		fs.IntVar(&products, "products", 300, "products in the synthetic catalog")
+		fs.IntVar(&days, "days", 28, "days of history imported on first start")
+		fs.Float64Var(&rate, "rate", 40, "live events per second after the import")
+	}
+	return serve(ctx, "demo", args, stdout, stderr, flags, func(ctx context.Context, r running) error {
+		password, err := demoLogin(r.users)
+		if err != nil {
+			return err
+		}
+		shop := shopsim.Config{Site: "demo", Seed: 1, Products: products}
+		published, err := countRows(ctx, r, "SELECT count() FROM "+r.store.dbs.Pub+".rollup_runs")
+		if err != nil {
+			return err
+		}
+		if published == 0 {
+			fmt.Fprintf(stdout, "importing %d days of a synthetic shop's history (%d shoppers)…\n", days, visitors)
+			start := time.Now()
+			st, err := shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, Visitors: visitors, Days: days, Import: true, Workers: 16}, r.log)
+			if err != nil {
+				return fmt.Errorf("demo import: %w", err)
+			}
+			fmt.Fprintf(stdout, "imported %s in %v\n", st, time.Since(start).Round(time.Second))
+			// The spool hands rows to ClickHouse within a second or two.
+			for deadline := time.Now().Add(time.Minute); ; {
+				n, err := countRows(ctx, r, "SELECT count() FROM "+r.store.dbs.Raw+".events")
+				if err != nil {
+					return err
+				}
+				if n >= uint64(st.Accepted) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			fmt.Fprintln(stdout, "publishing the history (k floor, differential privacy)…")
+			if err := publishNow(ctx, r); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "\ndashboard: %s\nlogin:     demo / %s   (role manager)\n\n", r.dashboardURL, password)
+		_, err = shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, Visitors: visitors, Rate: rate, Workers: 2}, r.log)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	})
+}
+
+// demoLogin (re)creates the demo user with a fresh password.
+func demoLogin(users *dashboard.Users) (string, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	password := base64.RawURLEncoding.EncodeToString(b[:])
+	return password, users.Add("demo", dashboard.Manager, password)
+}
+
+// publishNow runs the publisher's tick, waiting while the scheduler's own
+// start-up tick holds the lock.
+func publishNow(ctx context.Context, r running) error {
+	p, err := aggregate.NewPublisher(r.store.writer, r.store.dbs, r.pub.config(), r.log)
+	if err != nil {
+		return err
+	}
+	s := &aggregate.Scheduler{Publisher: p, Log: r.log}
+	for {
+		res, err := s.Tick(ctx)
+		if err != nil {
+			return err
+		}
+		if !res.Skipped {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func countRows(ctx context.Context, r running, q string) (uint64, error) {
+	var n uint64
+	err := r.store.writer.Select(ctx, q, func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			n = b.Columns[0].Row(0, false).(uint64)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -205,22 +205,11 @@ GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", p.cfg.Epsilo
 func (a *Auditor) checkRetention(ctx context.Context, now time.Time) Check {
 	const name = "raw retention"
 	p := a.Publisher
-	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	rs, err := p.rawState(ctx)
 	if err != nil {
 		return failed(name, err)
 	}
-	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
-	if err != nil {
-		return failed(name, err)
-	}
-	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
-	if err != nil {
-		return failed(name, err)
-	}
-	sites := map[time.Time][]string{}
-	for _, h := range hours {
-		sites[h.start] = append(sites[h.start], h.site)
-	}
+	parts, sites, done := rs.parts, rs.sites, rs.done
 	c := Check{Name: name, OK: true}
 	for _, pt := range parts {
 		end := pt.hour.Add(time.Hour)

@@ -30,22 +30,11 @@ type Dropped struct {
 // MaxRawRetention, which nothing outlives. Spool files past the retention go
 // too. Everything dropped is recorded in retention_runs.
 func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner) ([]Dropped, error) {
-	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	rs, err := p.rawState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
-	if err != nil {
-		return nil, err
-	}
-	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
-	if err != nil {
-		return nil, err
-	}
-	sites := map[time.Time][]string{}
-	for _, h := range hours {
-		sites[h.start] = append(sites[h.start], h.site)
-	}
+	parts, sites, done := rs.parts, rs.sites, rs.done
 	var dropped []Dropped
 	var errs []error
 	for _, part := range parts {
@@ -105,6 +94,34 @@ func (p *Publisher) hourPublished(done map[runKey]bool, hour time.Time, sites []
 		}
 	}
 	return true
+}
+
+// rawState is what retention decisions read: the raw hour partitions, the
+// sites with events in each hour, and what is published.
+type rawState struct {
+	parts []rawPartition
+	hours []siteHour
+	sites map[time.Time][]string
+	done  map[runKey]bool
+}
+
+func (p *Publisher) rawState(ctx context.Context) (rawState, error) {
+	var rs rawState
+	var err error
+	if rs.parts, err = rawPartitions(ctx, p.c, p.dbs.Raw); err != nil {
+		return rs, err
+	}
+	if rs.hours, err = rawHours(ctx, p.c, p.dbs.Raw); err != nil {
+		return rs, err
+	}
+	if rs.done, err = publishedSet(ctx, p.c, p.dbs.Pub); err != nil {
+		return rs, err
+	}
+	rs.sites = map[time.Time][]string{}
+	for _, h := range rs.hours {
+		rs.sites[h.start] = append(rs.sites[h.start], h.site)
+	}
+	return rs, nil
 }
 
 type rawPartition struct {

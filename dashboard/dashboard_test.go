@@ -101,6 +101,12 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 // login fetches the form, then posts it; it returns the POST's status.
 func (s *site) login(t *testing.T, c *http.Client, name, pw string, withCSRF bool) int {
 	t.Helper()
+	return s.loginResponse(t, c, name, pw, withCSRF).StatusCode
+}
+
+// loginResponse is login's answer (its body closed).
+func (s *site) loginResponse(t *testing.T, c *http.Client, name, pw string, withCSRF bool) *http.Response {
+	t.Helper()
 	resp, err := c.Get(s.url + "/login")
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +126,7 @@ func (s *site) login(t *testing.T, c *http.Client, name, pw string, withCSRF boo
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp
 }
 
 func status(t *testing.T, c *http.Client, u string) int {
@@ -192,18 +198,7 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("attempt %d: %d", i+1, got)
 			}
 		}
-		resp, err := c.Get(s.url + "/login")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := csrfField.FindSubmatch(body)
-		resp, err = c.PostForm(s.url+"/login", url.Values{"name": {"admin"}, "password": {password}, "csrf": {string(m[1])}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := s.loginResponse(t, c, "admin", password, true)
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("the right password after 10 wrong ones: %d (Retry-After %q), want 429 until the wait is over", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}

@@ -72,6 +72,17 @@ type filters struct {
 	r      Range
 }
 
+// request reads a page or API request's filters against the sites that
+// have published data.
+func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
+	sites, err := d.store.sites(c.UserContext())
+	if err != nil {
+		return filters{}, nil, err
+	}
+	f, err := d.filters(c, sites)
+	return f, sites, err
+}
+
 func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
 	f := filters{site: c.Query("site"), preset: c.Query("range", "28d")}
 	if f.site == "" && len(sites) > 0 {
@@ -179,11 +190,7 @@ func chartOpts(id string) charts.GlobalOpts {
 
 // overview: management's KPIs with deltas and sparklines.
 func (d *Dashboard) overview(c *fiber.Ctx) error {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return err
-	}
-	f, err := d.filters(c, sites)
+	f, sites, err := d.request(c)
 	if err != nil {
 		return err
 	}
@@ -265,11 +272,7 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 
 // products: merchandisers' hot products with trend and category share.
 func (d *Dashboard) products(c *fiber.Ctx) error {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return err
-	}
-	f, err := d.filters(c, sites)
+	f, sites, err := d.request(c)
 	if err != nil {
 		return err
 	}
@@ -348,11 +351,7 @@ func productMetric(p ProductRow, by string) any {
 }
 
 func (d *Dashboard) privacy(c *fiber.Ctx) error {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return err
-	}
-	f, err := d.filters(c, sites)
+	f, sites, err := d.request(c)
 	if err != nil {
 		return err
 	}
@@ -373,11 +372,7 @@ func (d *Dashboard) privacy(c *fiber.Ctx) error {
 // API: the same numbers as JSON, or CSV with ?format=csv.
 
 func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return err
-	}
-	f, err := d.filters(c, sites)
+	f, _, err := d.request(c)
 	if err != nil {
 		return err
 	}
@@ -397,11 +392,7 @@ func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
 }
 
 func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return err
-	}
-	f, err := d.filters(c, sites)
+	f, _, err := d.request(c)
 	if err != nil {
 		return err
 	}
@@ -424,11 +415,7 @@ func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
 }
 
 func (d *Dashboard) apiCategories(c *fiber.Ctx) error {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return err
-	}
-	f, err := d.filters(c, sites)
+	f, _, err := d.request(c)
 	if err != nil {
 		return err
 	}

@@ -74,18 +74,11 @@ func runRollup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, err := base.store.open(ctx, log, false)
+	st, p, err := openPublisher(ctx, &base, pub, log, false, true)
 	if err != nil {
 		return err
 	}
 	defer st.close()
-	if err := st.migrate(ctx, log); err != nil {
-		return err
-	}
-	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
-	if err != nil {
-		return err
-	}
 	s := &aggregate.Scheduler{Publisher: p, Now: func() time.Time { return now }, Log: log}
 	res, err := s.Tick(ctx)
 	if res.Skipped {
@@ -125,15 +118,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := pub.validate(); err != nil {
 		return err
 	}
-	st, err := base.store.open(ctx, log, true)
+	st, p, err := openPublisher(ctx, &base, pub, log, true, false)
 	if err != nil {
 		return err
 	}
 	defer st.close()
-	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
-	if err != nil {
-		return err
-	}
 	a := &aggregate.Auditor{Publisher: p, Reader: st.reader, KeyFile: filepath.Join(base.store.dataDir, "keys", "day-keys.json")}
 	rep, err := a.Audit(ctx)
 	if err != nil {
@@ -241,19 +230,33 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := pub.validate(); err != nil {
 		return err
 	}
-	st, err := base.store.open(ctx, log, false)
+	st, p, err := openPublisher(ctx, &base, pub, log, false, true)
 	if err != nil {
 		return err
 	}
 	defer st.close()
-	if err := st.migrate(ctx, log); err != nil {
-		return err
-	}
-	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintln(stdout, "publisher running on", pub.schedule)
 	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Log: log}
 	return s.Run(ctx)
+}
+
+// openPublisher opens the store (migrated when asked) and a publisher on it;
+// the caller closes the store.
+func openPublisher(ctx context.Context, base *baseFlags, pub publishFlags, log *slog.Logger, needReader, migrate bool) (*store, *aggregate.Publisher, error) {
+	st, err := base.store.open(ctx, log, needReader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if migrate {
+		if err := st.migrate(ctx, log); err != nil {
+			st.close()
+			return nil, nil, err
+		}
+	}
+	p, err := aggregate.NewPublisher(st.writer, st.dbs, pub.config(), log)
+	if err != nil {
+		st.close()
+		return nil, nil, err
+	}
+	return st, p, nil
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-analytics/herd/schemas"
 )
 
 // startServe runs `herd serve` in the background on free ports and returns
@@ -120,8 +122,12 @@ func TestMigrateThenSQLOnStoppedServer(t *testing.T) {
 	if err := run(context.Background(), []string{"sql", "SELECT count() FROM herd.schema_migrations"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	if out.String() != "count()\n2\n" {
-		t.Fatalf("got %q", out.String())
+	ms, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("count()\n%d\n", len(ms)); out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "clickhouse", "data")); err != nil {
 		t.Fatalf("HERD_DATA_DIR was not used: %v", err)

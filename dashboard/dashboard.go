@@ -95,9 +95,15 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	merch := d.auth.require(Merchandiser, Manager, Admin)
 	app.Get("/", everyone, d.overview)
 	app.Get("/products", merch, d.products)
+	ux := d.auth.require(UX, Manager, Admin)
+	app.Get("/search", merch, d.search)
+	app.Get("/funnels", ux, d.funnels)
+	app.Get("/layout", ux, d.layout)
+	app.Get("/habits", everyone, d.habits)
 	app.Get("/privacy", everyone, d.privacy)
 	app.Get("/api/v1/kpis", everyone, d.apiKPIs)
 	app.Get("/api/v1/products", merch, d.apiProducts)
 	app.Get("/api/v1/categories", merch, d.apiCategories)
+	app.Get("/api/v1/:name", everyone, d.apiDataset)
 	return app
 }

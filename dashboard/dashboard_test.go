@@ -62,6 +62,19 @@ func start(t *testing.T) *site {
 		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published')", db.Names.Pub, b))
+		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70), ('demo', 'day', %s, %s, 20, 25, 25)",
+			db.Names.Pub, b, b, b, clickhouse.Quote(hostile)))
+		exec(fmt.Sprintf("INSERT INTO %s.funnels VALUES ('demo', 'day', %s, 'purchase', 1, 'desktop', 400), ('demo', 'day', %s, 'purchase', 2, 'desktop', 60), ('demo', 'day', %s, 'purchase', 1, 'mobile', 500), ('demo', 'day', %s, 'purchase', 2, 'mobile', 50), ('demo', 'day', %s, 'search', 1, 'mobile', 200), ('demo', 'day', %s, 'search', 2, 'mobile', 90)",
+			db.Names.Pub, b, b, b, b, b, b))
+		exec(fmt.Sprintf("INSERT INTO %s.slots VALUES ('demo', 'day', %s, 'home', 'home-hero-1', 'A', 300, 310, 20), ('demo', 'day', %s, 'home', 'home-hero-1', 'B', 300, 305, 29), ('demo', 'day', %s, 'home', 'home-row-1', 'A', 280, 290, 12), ('demo', 'day', %s, 'home', 'home-row-4', 'B', 270, 280, 8)",
+			db.Names.Pub, b, b, b, b))
+		exec(fmt.Sprintf("INSERT INTO %s.positions VALUES ('demo', 'day', %s, 'category', 1, 400, 420, 50), ('demo', 'day', %s, 'category', 2, 390, 410, 33), ('demo', 'day', %s, 'search', 1, 200, 210, 30)",
+			db.Names.Pub, b, b, b))
+		exec(fmt.Sprintf("INSERT INTO %s.habits VALUES ('demo', 'day', %s, %d, 20, 'mobile', 120, 400), ('demo', 'day', %s, %d, 12, 'desktop', 90, 300)",
+			db.Names.Pub, b, int(day.Weekday()+6)%7+1, b, int(day.Weekday()+6)%7+1))
+		exec(fmt.Sprintf("INSERT INTO %s.traffic VALUES ('demo', 'day', %s, 'device', 'mobile', 600, 2000, 800, 200), ('demo', 'day', %s, 'device', 'desktop', 400, 1500, 500, 100), ('demo', 'day', %s, 'browser', 'Chrome', 700, 2500, 900, 200), ('demo', 'day', %s, 'entry', '/', 500, 1200, 600, 150), ('demo', 'day', %s, 'referrer', 'google.com', 300, 900, 350, 80), ('demo', 'day', %s, 'referrer', '', 200, 700, 250, 60)",
+			db.Names.Pub, b, b, b, b, b, b))
+		exec(fmt.Sprintf(`INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('slots', 'demo', 'day', %s, 4, 0.8, 'published', '{"metrics":[{"name":"impressions","epsilon":0.16,"l0":1,"linf":14},{"name":"clicks","epsilon":0.16,"l0":1,"linf":3}]}')`, db.Names.Pub, b))
 	}
 	users, err := dashboard.OpenUsers(filepath.Join(t.TempDir(), "users.json"))
 	if err != nil {
@@ -172,8 +185,8 @@ func TestAuth(t *testing.T) {
 
 	t.Run("roles", func(t *testing.T) {
 		sees := map[dashboard.Role]map[string]int{
-			dashboard.Merchandiser: {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200},
-			dashboard.UX:           {"/": 200, "/products": 403, "/privacy": 200, "/api/v1/products": 403},
+			dashboard.Merchandiser: {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200, "/search": 200, "/funnels": 403, "/layout": 403, "/api/v1/funnels": 403, "/habits": 200},
+			dashboard.UX:           {"/": 200, "/products": 403, "/privacy": 200, "/api/v1/products": 403, "/search": 403, "/api/v1/search": 403, "/funnels": 200, "/layout": 200, "/habits": 200},
 			dashboard.Manager:      {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200},
 			dashboard.Admin:        {"/": 200, "/products": 200, "/privacy": 200, "/api/v1/products": 200},
 		}

@@ -25,7 +25,7 @@ var pageTemplates = map[string]*template.Template{}
 
 func init() {
 	funcs := template.FuncMap{"pct": func(x float64) float64 { return 100 * x }}
-	for _, page := range []string{"overview", "products", "privacy"} {
+	for _, page := range []string{"overview", "products", "privacy", "generic"} {
 		pageTemplates[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html"))
 	}
 	pageTemplates["login"] = template.Must(template.ParseFS(templateFS, "templates/login.html"))
@@ -55,6 +55,10 @@ var navigation = []struct {
 }{
 	{"/", "Overview", nil},
 	{"/products", "Hot products", []Role{Merchandiser, Manager, Admin}},
+	{"/search", "Search demand", []Role{Merchandiser, Manager, Admin}},
+	{"/funnels", "Funnels", []Role{UX, Manager, Admin}},
+	{"/layout", "Layout", []Role{UX, Manager, Admin}},
+	{"/habits", "Habits", nil},
 	{"/privacy", "Privacy", nil},
 }
 

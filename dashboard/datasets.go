@@ -1,0 +1,141 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/gofiber/fiber/v2"
+)
+
+// A dataset is one widget's rows: what a chart or table shows, served as
+// /api/v1/<name> in JSON or CSV. Each is a GROUP BY over published daily
+// cells of the filtered range.
+type dataset struct {
+	roles  []Role
+	header []string
+	query  func(s *store, f filters) string
+}
+
+var datasets = map[string]dataset{
+	"search": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"term", "searches", "zero_result_searches", "visitors"},
+		query: func(s *store, f filters) string {
+			return "SELECT term, sum(searches) AS n, sum(zero_results), sum(visitors) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
+				" GROUP BY term ORDER BY n DESC, term LIMIT 50"
+		}},
+	"search_zero": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"term", "zero_result_searches", "searches", "visitors"},
+		query: func(s *store, f filters) string {
+			return "SELECT term, sum(zero_results) AS z, sum(searches), sum(visitors) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
+				" GROUP BY term HAVING z > 0 ORDER BY z DESC, term LIMIT 50"
+		}},
+	"search_trend": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"day", "searches", "zero_result_searches"},
+		query: func(s *store, f filters) string {
+			return "SELECT toString(toDate(bucket)), sum(searches), sum(zero_results) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
+				" GROUP BY bucket ORDER BY bucket"
+		}},
+	"funnels": {roles: []Role{UX, Manager, Admin}, header: []string{"funnel", "step", "device", "visitors"},
+		query: func(s *store, f filters) string {
+			return "SELECT funnel, step, device, sum(visitors) FROM " + s.db + ".funnels WHERE " + f.r.where(f.site) +
+				" GROUP BY funnel, step, device ORDER BY funnel, step, device"
+		}},
+	"slots": {roles: []Role{UX, Manager, Admin}, header: []string{"page_type", "slot", "variant", "impressions", "clicks", "cells"},
+		query: func(s *store, f filters) string {
+			return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + f.r.where(f.site) +
+				" GROUP BY page_type, slot, variant ORDER BY page_type, slot, variant"
+		}},
+	"positions": {roles: []Role{UX, Manager, Admin}, header: []string{"list_kind", "position", "impressions", "clicks"},
+		query: func(s *store, f filters) string {
+			return "SELECT list_kind, position, sum(impressions), sum(clicks) FROM " + s.db + ".positions WHERE " + f.r.where(f.site) +
+				" GROUP BY list_kind, position ORDER BY list_kind, position"
+		}},
+	"habits": {header: []string{"weekday", "hour", "visitors", "pageviews"},
+		query: func(s *store, f filters) string {
+			return "SELECT weekday, hour, sum(visitors), sum(pageviews) FROM " + s.db + ".habits WHERE " + f.r.where(f.site) +
+				" GROUP BY weekday, hour ORDER BY weekday, hour"
+		}},
+	"audience": {header: []string{"dimension", "value", "visitors", "sessions"},
+		query: func(s *store, f filters) string {
+			return "SELECT dimension, value, sum(visitors) AS v, sum(sessions) FROM " + s.db + ".traffic WHERE " + f.r.where(f.site) +
+				" AND dimension IN ('device', 'browser', 'os', 'country') GROUP BY dimension, value ORDER BY dimension, v DESC, value"
+		}},
+	"entries": {header: []string{"entry_page", "sessions", "bounces", "visitors"},
+		query: func(s *store, f filters) string {
+			return "SELECT value, sum(sessions) AS n, sum(bounces), sum(visitors) FROM " + s.db + ".traffic WHERE " + f.r.where(f.site) +
+				" AND dimension = 'entry' GROUP BY value ORDER BY n DESC, value LIMIT 30"
+		}},
+	"referrers": {header: []string{"referrer_host", "sessions", "bounces", "visitors"},
+		query: func(s *store, f filters) string {
+			return "SELECT if(value = '', '(direct)', value), sum(sessions) AS n, sum(bounces), sum(visitors) FROM " + s.db + ".traffic WHERE " + f.r.where(f.site) +
+				" AND dimension = 'referrer' GROUP BY value ORDER BY n DESC, value LIMIT 30"
+		}},
+}
+
+// rows runs a dataset's query; every value comes back as text (for tables
+// and CSV) and as a number where it is one (for charts).
+func (s *store) rows(ctx context.Context, q string) ([][]string, [][]float64, error) {
+	var text [][]string
+	var nums [][]float64
+	err := s.q.Select(ctx, q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			t := make([]string, len(b.Columns))
+			n := make([]float64, len(b.Columns))
+			for j, c := range b.Columns {
+				switch v := c.Row(i, false).(type) {
+				case string:
+					t[j] = v
+				case uint64:
+					t[j], n[j] = strconv.FormatUint(v, 10), float64(v)
+				case uint8:
+					t[j], n[j] = strconv.Itoa(int(v)), float64(v)
+				case uint16:
+					t[j], n[j] = strconv.Itoa(int(v)), float64(v)
+				case float64:
+					t[j], n[j] = strconv.FormatFloat(v, 'f', 2, 64), v
+				default:
+					t[j] = fmt.Sprint(v)
+				}
+			}
+			text, nums = append(text, t), append(nums, n)
+		}
+		return nil
+	})
+	return text, nums, err
+}
+
+// apiDataset serves /api/v1/:name for the datasets above.
+func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
+	ds, ok := datasets[c.Params("name")]
+	if !ok {
+		return fiber.NewError(fiber.StatusNotFound, "no such dataset")
+	}
+	if s := sessionOf(c); len(ds.roles) > 0 && !containsRole(ds.roles, s.user.Role) {
+		return fiber.NewError(fiber.StatusForbidden, "your role ("+string(s.user.Role)+") does not include this data")
+	}
+	f, _, err := d.request(c)
+	if err != nil {
+		return err
+	}
+	text, _, err := d.store.rows(c.UserContext(), ds.query(d.store, f))
+	if err != nil {
+		return err
+	}
+	var out []map[string]string
+	for _, r := range text {
+		m := map[string]string{}
+		for i, h := range ds.header {
+			m[h] = r[i]
+		}
+		out = append(out, m)
+	}
+	return d.answer(c, c.Params("name"), ds.header, text, out)
+}
+
+// load runs dataset name for f.
+func (d *Dashboard) load(ctx context.Context, name string, f filters) ([][]string, [][]float64, error) {
+	text, nums, err := d.store.rows(ctx, datasets[name].query(d.store, f))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return text, nums, nil
+}

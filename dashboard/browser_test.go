@@ -71,7 +71,7 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/"),
 		chromedp.WaitVisible(`input[name="name"]`),
-		chromedp.SendKeys(`input[name="name"]`, "manager"),
+		chromedp.SendKeys(`input[name="name"]`, "admin"),
 		chromedp.SendKeys(`input[name="password"]`, password),
 		chromedp.Submit(`input[name="password"]`),
 		chromedp.WaitVisible(`.tiles`),
@@ -87,7 +87,7 @@ func TestBrowser(t *testing.T) {
 		path   string
 		charts int
 	}{{"/?range=28d", 7}, {"/products?range=28d", 2}, {"/products?range=28d&category=shirts", 2},
-		{"/search?range=28d", 2}, {"/funnels?range=28d", 2}, {"/layout?range=28d", 4}, {"/habits?range=28d", 3}, {"/privacy", 0}} {
+		{"/search?range=28d", 2}, {"/funnels?range=28d", 2}, {"/layout?range=28d", 4}, {"/habits?range=28d", 3}, {"/reports", 0}, {"/admin", 0}, {"/privacy", 0}} {
 		var ink []int
 		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+pg.path), chromedp.WaitVisible(`footer`), chromedp.Sleep(700*time.Millisecond)); err != nil {
 			t.Fatalf("%s: %v", pg.path, err)

@@ -37,6 +37,10 @@ type Config struct {
 	Users *Users
 	// Statement returns the privacy statement shown on every page.
 	Statement func(ctx context.Context) (aggregate.Statement, error)
+	// Downloads records report and CSV downloads; without it none are served.
+	Downloads DownloadRecorder
+	// ReportDir holds the scheduled reports' archive.
+	ReportDir string
 	// RequestTimeout bounds one request; zero means 30 s (report downloads).
 	RequestTimeout time.Duration
 	// Now is the clock (default time.Now).
@@ -101,6 +105,11 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app.Get("/layout", ux, d.layout)
 	app.Get("/habits", everyone, d.habits)
 	app.Get("/privacy", everyone, d.privacy)
+	managers := d.auth.require(Manager, Admin)
+	app.Get("/reports", managers, d.reports)
+	app.Get("/reports/download", managers, d.reportDownload)
+	app.Get("/reports/archive/:name", managers, d.reportArchived)
+	app.Get("/admin", d.auth.require(Admin), d.admin)
 	app.Get("/api/v1/kpis", everyone, d.apiKPIs)
 	app.Get("/api/v1/products", merch, d.apiProducts)
 	app.Get("/api/v1/categories", merch, d.apiCategories)

@@ -85,12 +85,14 @@ func start(t *testing.T) *site {
 			t.Fatal(err)
 		}
 	}
+	reportDir := t.TempDir()
 	tables, err := aggregate.DefaultTables()
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := dashboard.NewApp(dashboard.Config{
 		Reader: db.Reader, Database: db.Names.Pub, Users: users,
+		Downloads: &dashboard.DownloadLog{Writer: db.Writer, Database: db.Names.Pub}, ReportDir: reportDir,
 		Statement: func(ctx context.Context) (aggregate.Statement, error) {
 			return aggregate.BuildStatement(ctx, db.Reader, db.Names.Pub, aggregate.Config{}, tables)
 		},

@@ -16,6 +16,8 @@ import (
 	"github.com/go-echarts/go-echarts/v2/opts"
 	gorender "github.com/go-echarts/go-echarts/v2/render"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/herd-analytics/herd/aggregate"
 )
 
 //go:embed templates/*.html
@@ -25,7 +27,7 @@ var pageTemplates = map[string]*template.Template{}
 
 func init() {
 	funcs := template.FuncMap{"pct": func(x float64) float64 { return 100 * x }}
-	for _, page := range []string{"overview", "products", "privacy", "generic"} {
+	for _, page := range []string{"overview", "products", "privacy", "generic", "reports", "admin"} {
 		pageTemplates[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html"))
 	}
 	pageTemplates["login"] = template.Must(template.ParseFS(templateFS, "templates/login.html"))
@@ -59,6 +61,8 @@ var navigation = []struct {
 	{"/funnels", "Funnels", []Role{UX, Manager, Admin}},
 	{"/layout", "Layout", []Role{UX, Manager, Admin}},
 	{"/habits", "Habits", nil},
+	{"/reports", "Reports", []Role{Manager, Admin}},
+	{"/admin", "Downloads", []Role{Admin}},
 	{"/privacy", "Privacy", nil},
 }
 
@@ -152,6 +156,14 @@ func (d *Dashboard) privacyLine(ctx context.Context) string {
 		return "Privacy statement unavailable: " + err.Error()
 	}
 	return st.Line()
+}
+
+func (d *Dashboard) statement(ctx context.Context) aggregate.Statement {
+	if d.cfg.Statement == nil {
+		return aggregate.Statement{}
+	}
+	st, _ := d.cfg.Statement(ctx)
+	return st
 }
 
 func render(c *fiber.Ctx, name string, data any) error {
@@ -455,6 +467,9 @@ func (d *Dashboard) answer(c *fiber.Ctx, name string, header []string, recs [][]
 		_ = w.Write(r)
 	}
 	w.Flush()
+	if err := d.record(c, "csv "+name+" "+c.OriginalURL()); err != nil {
+		return err
+	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="herd-`+name+`.csv"`)
 	c.Type("csv", "utf-8")
 	return c.Send(buf.Bytes())

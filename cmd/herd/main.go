@@ -51,6 +51,7 @@ func commands() []command {
 		{"aggregate", "run only the publisher: rollups, late events, retention", runAggregate},
 		{"rollup", "publish every closed, unpublished bucket now (--once)", runRollup},
 		{"audit", "check the privacy model against the live databases", runAudit},
+		{"report", "write an operational report (--kind weekly|monthly --format csv|xlsx|parquet --out FILE)", runReport},
 		{"user", "add a dashboard user with a role (user add --name N --role R)", runUser},
 		{"migrate", "apply the ClickHouse migrations in schemas/", runMigrate},
 		{"sql", "run one SQL statement and print the answer as TSV", runSQL},

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xuri/excelize/v2"
+
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -233,11 +235,24 @@ func TestGenImportsHistoryThroughIngest(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.OK || len(rep.Checks) < 7 || rep.Statement.K != 10 {
 		t.Fatalf("audit --json: %v %+v", err, rep)
 	}
+	// The week's operational report as a spreadsheet.
+	xlsxFile := filepath.Join(t.TempDir(), "week.xlsx")
+	if err := run(context.Background(), []string{"report", "--data-dir", dir, "--kind", "weekly", "--format", "xlsx", "--out", xlsxFile}, &out, &errOut); err != nil {
+		t.Fatalf("report: %v\n%s", err, errOut.String())
+	}
+	x, err := excelize.OpenFile(xlsxFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sheets := x.GetSheetList(); len(sheets) < 2 || sheets[0] != "KPIs" || sheets[len(sheets)-1] != "Privacy" {
+		t.Fatalf("report sheets: %v", sheets)
+	}
+	x.Close()
 	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "INSERT INTO herd.searches (site, grain, bucket, term, visitors) VALUES ('demo', 'day', today(), 'mail jane@example.com', 12)"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
-	err := run(context.Background(), []string{"audit", "--data-dir", dir}, &out, &errOut)
+	err = run(context.Background(), []string{"audit", "--data-dir", dir}, &out, &errOut)
 	if !errors.Is(err, errAuditFailed) || exitCode(err) != 1 || !strings.Contains(out.String(), "[FAIL] personal data scan") {
 		t.Fatalf("audit with an email planted: %v\n%s", err, out.String())
 	}

@@ -80,6 +80,11 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	reportsDone, err := startReports(sctx, st, pub, filepath.Join(base.store.dataDir, "reports"), log)
+	if err != nil {
+		return err
+	}
+	defer func() { stopScheduler(); <-reportsDone }()
 	ing, err := webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), *ingestAddr)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -97,6 +102,8 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	}
 	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{
 		Reader: st.reader, Database: st.dbs.Pub, Users: users, Statement: statement,
+		Downloads: &dashboard.DownloadLog{Writer: st.writer, Database: st.dbs.Pub},
+		ReportDir: filepath.Join(base.store.dataDir, "reports"),
 	}, probe.NewReadiness(st.reader), log), *dashboardAddr)
 	if err != nil {
 		_ = ing.Shutdown(context.Background())

@@ -1,0 +1,352 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet"
+	"github.com/apache/arrow/go/v15/parquet/compress"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	"github.com/xuri/excelize/v2"
+
+	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/schemas"
+)
+
+// ReportKinds are the operational reports: the last complete ISO week
+// (Monday to Sunday, UTC) or the last complete calendar month.
+var ReportKinds = []string{"weekly", "monthly"}
+
+// ReportFormats are the files a report is written as.
+var ReportFormats = []string{"csv", "xlsx", "parquet"}
+
+// ReportPeriod is the period a report of kind covers as of now.
+func ReportPeriod(kind string, now time.Time) (Range, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	switch kind {
+	case "weekly":
+		// Monday of this week, then the week before it.
+		monday := today.Add(-time.Duration((int(today.Weekday())+6)%7) * 24 * time.Hour)
+		return Range{From: monday.Add(-7 * 24 * time.Hour), To: monday}, nil
+	case "monthly":
+		first := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return Range{From: first.AddDate(0, -1, 0), To: first}, nil
+	}
+	return Range{}, fmt.Errorf("report kind %q: want weekly or monthly", kind)
+}
+
+// ReportRow is one figure of a report, in the long form every format shares:
+// section, item, metric, the period's value and the previous period's.
+type ReportRow struct {
+	Section, Item, Metric string
+	Value, Previous       float64
+	HasPrevious           bool
+}
+
+// Report is an operational report: figures from published cells only, and
+// the privacy statement they were published under.
+type Report struct {
+	Kind      string
+	Site      string
+	Period    Range
+	Rows      []ReportRow
+	Statement aggregate.Statement
+}
+
+// BuildReport assembles a report of kind for site over period from the
+// published rollups.
+func BuildReport(ctx context.Context, q Querier, db, site, kind string, period Range, st aggregate.Statement) (*Report, error) {
+	s := &store{q: q, db: db}
+	f := filters{site: site, r: period}
+	prev := filters{site: site, r: period.Previous()}
+	rep := &Report{Kind: kind, Site: site, Period: period, Statement: st}
+	add := func(section, item, metric string, v, p float64, hasPrev bool) {
+		rep.Rows = append(rep.Rows, ReportRow{section, item, metric, v, p, hasPrev})
+	}
+
+	cur, err := s.kpis(ctx, site, period)
+	if err != nil {
+		return nil, err
+	}
+	old, err := s.kpis(ctx, site, period.Previous())
+	if err != nil {
+		return nil, err
+	}
+	c, p := total(cur), total(old)
+	for _, k := range []struct {
+		name   string
+		cv, pv float64
+	}{
+		{"visitors", float64(c.Visitors), float64(p.Visitors)}, {"sessions", float64(c.Sessions), float64(p.Sessions)},
+		{"pageviews", float64(c.Pageviews), float64(p.Pageviews)}, {"orders", float64(c.Orders), float64(p.Orders)},
+		{"revenue", c.Revenue, p.Revenue}, {"conversion", c.Conversion(), p.Conversion()}, {"average order value", c.AOV(), p.AOV()},
+	} {
+		add("KPIs", "site", k.name, k.cv, k.pv, true)
+	}
+
+	products, err := s.products(ctx, site, period, "views", "", 20)
+	if err != nil {
+		return nil, err
+	}
+	for _, pr := range products {
+		add("Top products", pr.ProductID, "views", float64(pr.Views), float64(pr.Previous), true)
+		add("Top products", pr.ProductID, "add to cart", float64(pr.Adds), 0, false)
+		add("Top products", pr.ProductID, "purchases", float64(pr.Purchases), 0, false)
+		add("Top products", pr.ProductID, "revenue", pr.Revenue, 0, false)
+	}
+
+	defs, err := schemas.Funnels()
+	if err != nil {
+		return nil, err
+	}
+	d := &Dashboard{store: s}
+	fc, err := d.funnelCounts(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := d.funnelCounts(ctx, prev)
+	if err != nil {
+		return nil, err
+	}
+	for _, fn := range defs {
+		for si, step := range fn.Steps {
+			n, pn := sumDevices(fc[fn.Name][si+1]), sumDevices(fp[fn.Name][si+1])
+			add("Funnels", fn.Title+" › "+step.Title, "visitors", n, pn, true)
+			if si > 0 {
+				var conv, pconv float64
+				if b := sumDevices(fc[fn.Name][si]); b > 0 {
+					conv = n / b
+				}
+				if b := sumDevices(fp[fn.Name][si]); b > 0 {
+					pconv = pn / b
+				}
+				add("Funnels", fn.Title+" › "+step.Title, "conversion from previous step", conv, pconv, true)
+			}
+		}
+	}
+
+	terms, termN, err := d.load(ctx, "search", f)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range terms {
+		if i == 20 {
+			break
+		}
+		add("Search demand", t[0], "searches", termN[i][1], 0, false)
+		add("Search demand", t[0], "zero-result searches", termN[i][2], 0, false)
+	}
+
+	slots, slotN, err := d.load(ctx, "slots", f)
+	if err != nil {
+		return nil, err
+	}
+	type ctr struct {
+		item     string
+		imp, clk float64
+	}
+	var winners []ctr
+	variants := map[string]*ctr{}
+	for i, r := range slots {
+		winners = append(winners, ctr{r[0] + " › " + r[1] + " (" + r[2] + ")", slotN[i][3], slotN[i][4]})
+		if variants[r[2]] == nil {
+			variants[r[2]] = &ctr{item: "variant " + r[2]}
+		}
+		variants[r[2]].imp += slotN[i][3]
+		variants[r[2]].clk += slotN[i][4]
+	}
+	sort.Slice(winners, func(i, j int) bool {
+		return rate(winners[i].clk, winners[i].imp) > rate(winners[j].clk, winners[j].imp)
+	})
+	for i, w := range winners {
+		if i == 10 {
+			break
+		}
+		add("Layout winners", w.item, "click-through", rate(w.clk, w.imp), 0, false)
+	}
+	var vs []string
+	for v := range variants {
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	for _, v := range vs {
+		if v != "" {
+			add("Layout winners", variants[v].item, "click-through (all slots)", rate(variants[v].clk, variants[v].imp), 0, false)
+		}
+	}
+	return rep, nil
+}
+
+func rate(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// Title names the report.
+func (r *Report) Title() string {
+	return fmt.Sprintf("herd %s report, site %s, %s to %s", r.Kind, r.Site, r.Period.From.Format(time.DateOnly), r.Period.To.Add(-24*time.Hour).Format(time.DateOnly))
+}
+
+var reportHeader = []string{"section", "item", "metric", "value", "previous_period", "change"}
+
+func (r ReportRow) record() []string {
+	prev, change := "", ""
+	if r.HasPrevious {
+		prev = strconv.FormatFloat(r.Previous, 'f', -1, 64)
+		if r.Previous != 0 {
+			change = strconv.FormatFloat(r.Value/r.Previous-1, 'f', 4, 64)
+		}
+	}
+	return []string{r.Section, r.Item, r.Metric, strconv.FormatFloat(r.Value, 'f', -1, 64), prev, change}
+}
+
+// Write writes the report in format (csv, xlsx or parquet).
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "csv":
+		return r.writeCSV(w)
+	case "xlsx":
+		return r.writeXLSX(w)
+	case "parquet":
+		return r.writeParquet(w)
+	}
+	return fmt.Errorf("report format %q: want csv, xlsx or parquet", format)
+}
+
+func (r *Report) writeCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write(reportHeader)
+	for _, row := range r.Rows {
+		rec := row.record()
+		rec[1] = csvSafe(rec[1])
+		_ = cw.Write(rec)
+	}
+	_ = cw.Write([]string{"Privacy", "statement", r.Statement.Line(), "", "", ""})
+	cw.Flush()
+	return cw.Error()
+}
+
+// csvSafe keeps a spreadsheet from running a cell as a formula.
+func csvSafe(v string) string {
+	if v != "" && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@') {
+		return "'" + v
+	}
+	return v
+}
+
+func (r *Report) writeXLSX(w io.Writer) error {
+	x := excelize.NewFile()
+	defer x.Close()
+	head, err := x.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true, Color: "FFFFFF"},
+		Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{"2F6FDB"}}})
+	if err != nil {
+		return err
+	}
+	num, _ := x.NewStyle(&excelize.Style{NumFmt: 4})  // #,##0.00
+	pct, _ := x.NewStyle(&excelize.Style{NumFmt: 10}) // 0.00%
+	title, _ := x.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true, Size: 14}})
+	sections := []string{}
+	bySection := map[string][]ReportRow{}
+	for _, row := range r.Rows {
+		if _, ok := bySection[row.Section]; !ok {
+			sections = append(sections, row.Section)
+		}
+		bySection[row.Section] = append(bySection[row.Section], row)
+	}
+	first := true
+	for _, sec := range sections {
+		sheet := sec
+		if first {
+			if err := x.SetSheetName("Sheet1", sheet); err != nil {
+				return err
+			}
+			first = false
+		} else if _, err := x.NewSheet(sheet); err != nil {
+			return err
+		}
+		_ = x.SetCellValue(sheet, "A1", r.Title())
+		_ = x.SetCellStyle(sheet, "A1", "A1", title)
+		_ = x.SetSheetRow(sheet, "A3", &[]any{"item", "metric", "value", "previous period", "change"})
+		_ = x.SetCellStyle(sheet, "A3", "E3", head)
+		for i, row := range bySection[sec] {
+			n := i + 4
+			vals := []any{row.Item, row.Metric, row.Value}
+			if row.HasPrevious {
+				vals = append(vals, row.Previous)
+				if row.Previous != 0 {
+					vals = append(vals, row.Value/row.Previous-1)
+				}
+			}
+			if err := x.SetSheetRow(sheet, "A"+strconv.Itoa(n), &vals); err != nil {
+				return err
+			}
+			style := num
+			if row.Metric == "conversion" || row.Metric == "click-through" || row.Metric == "conversion from previous step" || row.Metric == "click-through (all slots)" {
+				style = pct
+			}
+			_ = x.SetCellStyle(sheet, "C"+strconv.Itoa(n), "D"+strconv.Itoa(n), style)
+			_ = x.SetCellStyle(sheet, "E"+strconv.Itoa(n), "E"+strconv.Itoa(n), pct)
+		}
+		_ = x.SetColWidth(sheet, "A", "A", 48)
+		_ = x.SetColWidth(sheet, "B", "B", 28)
+		_ = x.SetColWidth(sheet, "C", "E", 16)
+		_ = x.SetPanes(sheet, &excelize.Panes{Freeze: true, YSplit: 3, TopLeftCell: "A4", ActivePane: "bottomLeft"})
+	}
+	if _, err := x.NewSheet("Privacy"); err != nil {
+		return err
+	}
+	_ = x.SetCellValue("Privacy", "A1", "Privacy statement")
+	_ = x.SetCellStyle("Privacy", "A1", "A1", title)
+	_ = x.SetCellValue("Privacy", "A3", r.Statement.Line())
+	_ = x.SetColWidth("Privacy", "A", "A", 140)
+	return x.Write(w)
+}
+
+func (r *Report) writeParquet(w io.Writer) error {
+	meta := arrow.NewMetadata([]string{"title", "privacy"}, []string{r.Title(), r.Statement.Line()})
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "section", Type: arrow.BinaryTypes.String}, {Name: "item", Type: arrow.BinaryTypes.String},
+		{Name: "metric", Type: arrow.BinaryTypes.String}, {Name: "value", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "previous_period", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	}, &meta)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for _, row := range r.Rows {
+		b.Field(0).(*array.StringBuilder).Append(row.Section)
+		b.Field(1).(*array.StringBuilder).Append(row.Item)
+		b.Field(2).(*array.StringBuilder).Append(row.Metric)
+		b.Field(3).(*array.Float64Builder).Append(row.Value)
+		if row.HasPrevious {
+			b.Field(4).(*array.Float64Builder).Append(row.Previous)
+		} else {
+			b.Field(4).(*array.Float64Builder).AppendNull()
+		}
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	var buf bytes.Buffer
+	fw, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return err
+	}
+	if err := fw.Write(rec); err != nil {
+		return err
+	}
+	if err := fw.Close(); err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}

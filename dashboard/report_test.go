@@ -1,0 +1,193 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	"github.com/xuri/excelize/v2"
+
+	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/dashboard"
+)
+
+func get(t *testing.T, c *http.Client, u string) (int, []byte) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// TestReports: each format opens with its standard reader and carries the
+// dashboard's numbers for the same period; every download is recorded.
+func TestReports(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "manager", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	period, err := dashboard.ReportPeriod("weekly", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dashboard's visitors for the same week.
+	code, body := get(t, c, fmt.Sprintf("%s/api/v1/kpis?range=custom&from=%s&to=%s", s.url, period.From.Format(time.DateOnly), period.To.Add(-24*time.Hour).Format(time.DateOnly)))
+	if code != 200 {
+		t.Fatalf("kpis: %d %s", code, body)
+	}
+	var kp struct {
+		Data []struct {
+			Visitors uint64 `json:"visitors"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &kp); err != nil || len(kp.Data) != 7 {
+		t.Fatalf("kpis for the week: %v, %d days", err, len(kp.Data))
+	}
+	var want float64
+	for _, d := range kp.Data {
+		want += float64(d.Visitors)
+	}
+
+	visitors := map[string]float64{}
+	for _, format := range dashboard.ReportFormats {
+		code, data := get(t, c, s.url+"/reports/download?site=demo&kind=weekly&format="+format)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", format, code, data)
+		}
+		switch format {
+		case "csv":
+			recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if r[0] == "KPIs" && r[2] == "visitors" {
+					visitors[format], _ = strconv.ParseFloat(r[3], 64)
+				}
+			}
+			if last := recs[len(recs)-1]; last[0] != "Privacy" || !strings.Contains(last[2], "≥ 10 shoppers") {
+				t.Errorf("CSV without the privacy statement: %v", last)
+			}
+		case "xlsx":
+			x, err := excelize.OpenReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := x.GetRows("KPIs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				if len(r) > 2 && r[1] == "visitors" {
+					visitors[format], _ = strconv.ParseFloat(strings.ReplaceAll(r[2], ",", ""), 64)
+				}
+			}
+			sheets := x.GetSheetList()
+			if strings.Join(sheets, ",") != "KPIs,Top products,Funnels,Search demand,Layout winners,Privacy" {
+				t.Errorf("sheets: %v", sheets)
+			}
+			x.Close()
+		case "parquet":
+			pf, err := file.NewParquetReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tbl, err := fr.ReadTable(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := array.NewTableReader(tbl, 1000)
+			for tr.Next() {
+				rec := tr.Record()
+				sec, met, val := rec.Column(0).(*array.String), rec.Column(2).(*array.String), rec.Column(3).(*array.Float64)
+				for i := 0; i < int(rec.NumRows()); i++ {
+					if sec.Value(i) == "KPIs" && met.Value(i) == "visitors" {
+						visitors[format] = val.Value(i)
+					}
+				}
+			}
+			tr.Release()
+			tbl.Release()
+		}
+	}
+	for _, format := range dashboard.ReportFormats {
+		if visitors[format] != want {
+			t.Errorf("%s report: %v visitors, dashboard %v for %s", format, visitors[format], want, period.From.Format(time.DateOnly))
+		}
+	}
+
+	// Recorded, and visible to the admin only.
+	var n int
+	for _, r := range rowsOf(t, s, "SELECT count() FROM "+s.db.Names.Pub+".downloads WHERE user = 'manager' AND what LIKE 'report %'") {
+		n = int(r[0].(uint64))
+	}
+	if n != 3 {
+		t.Errorf("%d report downloads recorded, want 3", n)
+	}
+	if code, _ := get(t, c, s.url+"/admin"); code != http.StatusForbidden {
+		t.Errorf("manager on /admin: %d", code)
+	}
+	a := client()
+	s.login(t, a, "admin", password, true)
+	if code, body := get(t, a, s.url+"/admin"); code != 200 || !strings.Contains(string(body), "herd-demo-weekly-") {
+		t.Errorf("admin page: %d", code)
+	}
+	m := client()
+	s.login(t, m, "merchandiser", password, true)
+	if code, _ := get(t, m, s.url+"/reports/download?kind=weekly&format=csv"); code != http.StatusForbidden {
+		t.Errorf("merchandiser downloading a report: %d", code)
+	}
+}
+
+func TestScheduledReports(t *testing.T) {
+	s := start(t)
+	dir := t.TempDir()
+	written, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, aggregate.Statement{K: 10})
+	if err != nil || len(written) != 3 {
+		t.Fatalf("written %v, %v", written, err)
+	}
+	again, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, aggregate.Statement{K: 10})
+	if err != nil || len(again) != 0 {
+		t.Fatalf("a second run rewrote %v, %v", again, err)
+	}
+}
+
+func rowsOf(t *testing.T, s *site, q string) [][]any {
+	t.Helper()
+	var out [][]any
+	err := s.db.Writer.Select(context.Background(), q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			r := make([]any, len(b.Columns))
+			for j, col := range b.Columns {
+				r[j] = col.Row(i, false)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

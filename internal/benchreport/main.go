@@ -80,6 +80,15 @@ func run(ctx context.Context, out string, rows, runs int) error {
 			return err
 		}
 	}
+	if *only == "" || *only == "dashboard" {
+		section, err := benchDashboard(ctx, c, local, dir, 40)
+		if err != nil {
+			return err
+		}
+		if err := writeSection(out, "dashboard", section); err != nil {
+			return err
+		}
+	}
 	if *only == "" || *only == "publish" {
 		section, err := benchPublish(ctx, c, *publishEvents, 3)
 		if err != nil {
@@ -93,7 +102,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 }
 
 var (
-	only          = flag.String("only", "", "run one benchmark: insert, ingest or publish")
+	only          = flag.String("only", "", "run one benchmark: insert, ingest, publish or dashboard")
 	publishEvents = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
 )
 

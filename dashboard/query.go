@@ -136,11 +136,15 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	if category != "" {
 		filter = " AND category = " + clickhouse.Quote(category)
 	}
+	// Rank over the period first; read the previous period only for the
+	// ranked products.
 	prev := r.Previous()
+	top := "SELECT product_id FROM " + s.db + ".products WHERE " + r.where(site) + filter +
+		" GROUP BY product_id ORDER BY sum(" + col + ") DESC, product_id LIMIT " + clickhouse.QuoteInt(limit)
 	q := "SELECT product_id, any(category), sumIf(visitors, cur), sumIf(views, cur), sumIf(adds, cur), sumIf(purchases, cur), sumIf(revenue, cur), sumIf(views, NOT cur)" +
 		" FROM (SELECT *, bucket >= toDateTime(" + clickhouse.QuoteInt(r.From.Unix()) + ") AS cur FROM " + s.db + ".products WHERE " +
-		Range{From: prev.From, To: r.To}.where(site) + filter + ")" +
-		" GROUP BY product_id HAVING sumIf(visitors, cur) > 0 ORDER BY sumIf(" + col + ", cur) DESC, product_id LIMIT " + clickhouse.QuoteInt(limit)
+		Range{From: prev.From, To: r.To}.where(site) + filter + " AND product_id IN (" + top + "))" +
+		" GROUP BY product_id HAVING sumIf(visitors, cur) > 0 ORDER BY sumIf(" + col + ", cur) DESC, product_id"
 	var out []ProductRow
 	err := s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {

@@ -7,55 +7,55 @@
 CREATE TABLE IF NOT EXISTS {herd}.kpis (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     visitors UInt64, sessions UInt64, pageviews UInt64, orders UInt64, buyers UInt64, revenue Float64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain);
 
 CREATE TABLE IF NOT EXISTS {herd}.products (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     product_id String, category String,
     visitors UInt64, views UInt64, clicks UInt64, adds UInt64, purchases UInt64, revenue Float64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, product_id, category);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, product_id, category);
 
 CREATE TABLE IF NOT EXISTS {herd}.categories (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     category String, device String,
     visitors UInt64, views UInt64, clicks UInt64, adds UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, category, device);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, category, device);
 
 CREATE TABLE IF NOT EXISTS {herd}.slots (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     page_type String, slot String, variant String,
     visitors UInt64, impressions UInt64, clicks UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, page_type, slot, variant);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, page_type, slot, variant);
 
 CREATE TABLE IF NOT EXISTS {herd}.positions (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     list_kind String, position UInt16,
     visitors UInt64, impressions UInt64, clicks UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, list_kind, position);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, list_kind, position);
 
 CREATE TABLE IF NOT EXISTS {herd}.funnels (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     funnel String, step UInt8, device String,
     visitors UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, funnel, step, device);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, funnel, step, device);
 
 CREATE TABLE IF NOT EXISTS {herd}.traffic (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     dimension String, value String,
     visitors UInt64, pageviews UInt64, sessions UInt64, bounces UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, dimension, value);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, dimension, value);
 
 CREATE TABLE IF NOT EXISTS {herd}.habits (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     weekday UInt8, hour UInt8, device String,
     visitors UInt64, pageviews UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, weekday, hour, device);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, weekday, hour, device);
 
 CREATE TABLE IF NOT EXISTS {herd}.searches (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     term String,
     visitors UInt64, searches UInt64, zero_results UInt64
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, grain, bucket, term);
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(bucket) ORDER BY (site, bucket, grain, term);
 
 -- The audit trail, per table and bucket: a 'releasing' row written after the
 -- noise is drawn and before the cells are inserted, then 'published' (or
@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS {herd}.rollup_runs (
 CREATE TABLE IF NOT EXISTS {herd}.rollup_late (
     site String, grain Enum8('hour' = 1, 'day' = 2), bucket DateTime,
     published_events UInt64, late_events UInt64, checked DateTime
-) ENGINE = ReplacingMergeTree(checked) ORDER BY (site, grain, bucket);
+) ENGINE = ReplacingMergeTree(checked) ORDER BY (site, bucket, grain);
 
 -- What the retention job removed, and why: raw hour partitions and spool files.
 CREATE TABLE IF NOT EXISTS {herd}.retention_runs (

@@ -108,6 +108,15 @@ func TestBrowser(t *testing.T) {
 		if err != nil || pwned {
 			t.Fatalf("%s: the hostile product name ran as script (%v)", pg.path, err)
 		}
+		lines, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('.chart canvas')).map(c => c.closest('.chart').querySelector('.privacy-line').innerText)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range lines {
+			if !strings.Contains(l, "≥ 10 shoppers") {
+				t.Errorf("%s: chart %d states no privacy line: %q", pg.path, i, l)
+			}
+		}
 		footer, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('footer').innerText`))
 		if err != nil || !strings.Contains(footer, "≥ 10 shoppers") {
 			t.Errorf("%s: privacy statement %q, %v", pg.path, footer, err)
@@ -131,6 +140,50 @@ func TestBrowser(t *testing.T) {
 	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('table.data').innerText`))
 	if err != nil || !strings.Contains(body, hostile) {
 		t.Errorf("hostile product name not shown as text: %v", err)
+	}
+
+	// The privacy page lists the policy's purposes and every stored column.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/privacy"), chromedp.WaitVisible(`footer`)); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('main').innerText`))
+	if err != nil || !strings.Contains(inv, "Fifth: anonymous aggregation") || !strings.Contains(inv, "{raw}.events") {
+		t.Errorf("privacy page without the purpose inventory: %v", err)
+	}
+
+	// Downloads from the pages arrive and parse: every CSV link of the
+	// overview, and a report in each format.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/?range=28d"), chromedp.WaitVisible(`footer`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(async () => {
+		const out = [];
+		for (const a of document.querySelectorAll('a.csv')) {
+			const r = await fetch(a.href);
+			const text = await r.text();
+			const rows = text.trim().split('\n');
+			out.push(r.status + ' ' + rows.length + ' ' + rows[0]);
+		}
+		for (const f of ['csv', 'xlsx', 'parquet']) {
+			const r = await fetch('/reports/download?site=demo&kind=weekly&format=' + f);
+			const b = new Uint8Array(await r.arrayBuffer());
+			const magic = String.fromCharCode(...b.slice(0, 4));
+			out.push(r.status + ' ' + f + ' ' + b.length + ' ' + magic);
+		}
+		return out;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || !strings.HasPrefix(got[0], "200 29 day,visitors") {
+		t.Errorf("overview CSV download: %v", got)
+	}
+	for _, g := range got[1:] {
+		f := strings.Fields(g)
+		ok := f[0] == "200" && ((f[1] == "csv" && strings.HasPrefix(f[3], "sect")) || (f[1] == "xlsx" && strings.HasPrefix(f[3], "PK")) || (f[1] == "parquet" && f[3] == "PAR1"))
+		if !ok {
+			t.Errorf("report download in the browser: %q", g)
+		}
 	}
 
 	mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +281,66 @@ func TestNumbersArePublishedRows(t *testing.T) {
 	// The hostile name is data in the CSV, and cannot run as a formula.
 	if recs[3][0] != hostile {
 		t.Errorf("hostile product id in CSV: %q", recs[3][0])
+	}
+}
+
+// TestDatasetsArePublishedRows: each widget's API answer, summed, equals the
+// published rows of its table summed independently here.
+func TestDatasetsArePublishedRows(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "admin", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	where := fmt.Sprintf("site = 'demo' AND grain = 'day' AND bucket >= toDateTime(%d) AND bucket < toDateTime(%d)", s.today.Add(-28*24*time.Hour).Unix(), s.today.Unix())
+	for _, tc := range []struct{ dataset, field, table, expr string }{
+		{"search", "searches", "searches", "sum(searches)"},
+		{"search_zero", "zero_result_searches", "searches", "sum(zero_results)"},
+		{"search_trend", "searches", "searches", "sum(searches)"},
+		{"funnels", "visitors", "funnels", "sum(visitors)"},
+		{"slots", "clicks", "slots", "sum(clicks)"},
+		{"positions", "impressions", "positions", "sum(impressions)"},
+		{"habits", "visitors", "habits", "sum(visitors)"},
+		{"audience", "visitors", "traffic", "sumIf(visitors, dimension IN ('device', 'browser', 'os', 'country'))"},
+		{"entries", "sessions", "traffic", "sumIf(sessions, dimension = 'entry')"},
+		{"referrers", "sessions", "traffic", "sumIf(sessions, dimension = 'referrer')"},
+		{"categories", "", "categories", "sum(views)"},
+	} {
+		code, body := get(t, c, s.url+"/api/v1/"+tc.dataset+"?range=28d")
+		if code != 200 {
+			t.Fatalf("%s: %d %s", tc.dataset, code, body)
+		}
+		var got float64
+		if tc.dataset == "categories" {
+			var ans struct {
+				Data []dashboard.CategoryShare `json:"data"`
+			}
+			if err := json.Unmarshal(body, &ans); err != nil {
+				t.Fatal(err)
+			}
+			for _, cs := range ans.Data {
+				for _, v := range cs.Views {
+					got += float64(v)
+				}
+			}
+		} else {
+			var ans struct {
+				Data []map[string]string `json:"data"`
+			}
+			if err := json.Unmarshal(body, &ans); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range ans.Data {
+				v, err := strconv.ParseFloat(r[tc.field], 64)
+				if err != nil {
+					t.Fatalf("%s %s: %v", tc.dataset, tc.field, err)
+				}
+				got += v
+			}
+		}
+		want := rowsOf(t, s, "SELECT toFloat64("+tc.expr+") FROM "+s.db.Names.Pub+"."+tc.table+" WHERE "+where)[0][0].(float64)
+		if got != want || want == 0 {
+			t.Errorf("%s: API shows %v, published rows hold %v", tc.dataset, got, want)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/schemas"
 )
 
 //go:embed templates/*.html
@@ -66,10 +69,11 @@ var navigation = []struct {
 	{"/privacy", "Privacy", nil},
 }
 
-// chart is one rendered chart with its privacy note and CSV link.
+// chart is one rendered chart with its note, CSV link and the privacy
+// statement in one line (filled in by render).
 type chart struct {
-	Title, Note, CSV string
-	Element, Script  template.HTML
+	Title, Note, CSV, Privacy string
+	Element, Script           template.HTML
 }
 
 // filters reads site and date range from the query string. Only the
@@ -167,6 +171,7 @@ func (d *Dashboard) statement(ctx context.Context) aggregate.Statement {
 }
 
 func render(c *fiber.Ctx, name string, data any) error {
+	stampPrivacy(data)
 	var buf bytes.Buffer
 	if err := pageTemplates[name].ExecuteTemplate(&buf, templateRoot(name), data); err != nil {
 		return err
@@ -189,6 +194,24 @@ func snippet(c interface{ RenderSnippet() gorender.ChartSnippet }) (element, scr
 	}
 	inner := strings.NewReplacer("</", `<\/`, "<!--", `<\!--`).Replace(body[i+len(open) : j])
 	return template.HTML(s.Element), template.HTML(open + inner + end)
+}
+
+// stampPrivacy puts the page's privacy line under each of its charts.
+func stampPrivacy(data any) {
+	v := reflect.ValueOf(data)
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	line := v.FieldByName("Privacy")
+	charts := v.FieldByName("Charts")
+	if !charts.IsValid() || !line.IsValid() {
+		return
+	}
+	for i := 0; i < charts.Len(); i++ {
+		if ch, ok := charts.Index(i).Addr().Interface().(*chart); ok {
+			ch.Privacy = line.String()
+		}
+	}
 }
 
 func templateRoot(name string) string {
@@ -371,10 +394,29 @@ func (d *Dashboard) privacy(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	inv, err := schemas.Purposes()
+	if err != nil {
+		return err
+	}
+	type col struct{ Table, Column, Category, Purposes, Note string }
+	var cols []col
+	for table, t := range inv.Tables {
+		for name, cl := range t.Columns {
+			cols = append(cols, col{table, name, cl.Category, strings.Join(cl.Purposes, ", "), cl.Note})
+		}
+	}
+	sort.Slice(cols, func(i, j int) bool {
+		if cols[i].Table != cols[j].Table {
+			return cols[i].Table < cols[j].Table
+		}
+		return cols[i].Column < cols[j].Column
+	})
 	data := struct {
 		page
 		Statement any
-	}{page: d.page(c, "Privacy", f, sites)}
+		Inventory *schemas.Inventory
+		Columns   []col
+	}{page: d.page(c, "Privacy", f, sites), Inventory: inv, Columns: cols}
 	if d.cfg.Statement != nil {
 		st, err := d.cfg.Statement(c.UserContext())
 		if err != nil {

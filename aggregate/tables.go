@@ -149,6 +149,19 @@ GROUP BY visitor, category`}},
 			Reads: []string{"event_id", "visitor", "type", "product_category", "device"},
 		},
 		{
+			// Category preference by time of day: four day-parts inside
+			// the daily bucket instead of sparse hourly buckets.
+			Name:    "category_dayparts",
+			Dims:    []Dim{{"category", "String", ""}, {"daypart", "String", ""}},
+			Metrics: []Metric{{Name: "views", Cap: 10, Total: 12, Weight: 1}},
+			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, product_category AS category,
+	multiIf(toHour(received) < 6, 'night', toHour(received) < 12, 'morning', toHour(received) < 18, 'afternoon', 'evening') AS daypart,
+	toUInt64(countIf(type IN ('product_view', 'product_list_view'))) AS views
+FROM {events} WHERE {where} AND product_category != '' AND type IN ('product_view', 'product_list_view')
+GROUP BY visitor, category, daypart`}},
+			Reads: []string{"event_id", "visitor", "type", "product_category", "received"},
+		},
+		{
 			Name: "slots",
 			Dims: []Dim{{"page_type", "String", ""}, {"slot", "String", "slot_name"}, {"variant", "String", ""}},
 			Metrics: []Metric{

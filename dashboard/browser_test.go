@@ -86,7 +86,7 @@ func TestBrowser(t *testing.T) {
 	for _, pg := range []struct {
 		path   string
 		charts int
-	}{{"/?range=28d", 7}, {"/products?range=28d", 2}, {"/products?range=28d&category=shirts", 2},
+	}{{"/?range=28d", 7}, {"/products?range=28d", 3}, {"/products?range=28d&category=shirts", 3},
 		{"/search?range=28d", 2}, {"/funnels?range=28d", 2}, {"/layout?range=28d", 4}, {"/habits?range=28d", 3}, {"/reports", 0}, {"/admin", 0}, {"/privacy", 0}} {
 		var ink []int
 		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+pg.path), chromedp.WaitVisible(`footer`), chromedp.Sleep(700*time.Millisecond)); err != nil {

@@ -63,6 +63,8 @@ func start(t *testing.T) *site {
 		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published')", db.Names.Pub, b))
+		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700), ('demo', 'day', %s, 'shirts', 'morning', 120, 200), ('demo', 'day', %s, 'shoes', 'evening', 150, 260)",
+			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70), ('demo', 'day', %s, %s, 20, 25, 25)",
 			db.Names.Pub, b, b, b, clickhouse.Quote(hostile)))
 		exec(fmt.Sprintf("INSERT INTO %s.funnels VALUES ('demo', 'day', %s, 'purchase', 1, 'desktop', 400), ('demo', 'day', %s, 'purchase', 2, 'desktop', 60), ('demo', 'day', %s, 'purchase', 1, 'mobile', 500), ('demo', 'day', %s, 'purchase', 2, 'mobile', 50), ('demo', 'day', %s, 'search', 1, 'mobile', 200), ('demo', 'day', %s, 'search', 2, 'mobile', 90)",
@@ -305,6 +307,7 @@ func TestDatasetsArePublishedRows(t *testing.T) {
 		{"entries", "sessions", "traffic", "sumIf(sessions, dimension = 'entry')"},
 		{"referrers", "sessions", "traffic", "sumIf(sessions, dimension = 'referrer')"},
 		{"categories", "", "categories", "sum(views)"},
+		{"category_dayparts", "views", "category_dayparts", "sum(views)"},
 	} {
 		code, body := get(t, c, s.url+"/api/v1/"+tc.dataset+"?range=28d")
 		if code != 200 {

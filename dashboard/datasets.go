@@ -34,6 +34,11 @@ var datasets = map[string]dataset{
 			return "SELECT toString(toDate(bucket)), sum(searches), sum(zero_results) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
 				" GROUP BY bucket ORDER BY bucket"
 		}},
+	"category_dayparts": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"category", "daypart", "views", "visitors"},
+		query: func(s *store, f filters) string {
+			return "SELECT category, daypart, sum(views), sum(visitors) FROM " + s.db + ".category_dayparts WHERE " + f.r.where(f.site) +
+				" GROUP BY category, daypart ORDER BY category, daypart"
+		}},
 	"funnels": {roles: []Role{UX, Manager, Admin}, header: []string{"funnel", "step", "device", "visitors"},
 		query: func(s *store, f filters) string {
 			return "SELECT funnel, step, device, sum(visitors) FROM " + s.db + ".funnels WHERE " + f.r.where(f.site) +

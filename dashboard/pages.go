@@ -355,6 +355,36 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		share.AddSeries(dev, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
 	}
 	shareEl, shareScript := snippet(share)
+
+	dp, dpN, err := d.load(c.UserContext(), "category_dayparts", f)
+	if err != nil {
+		return err
+	}
+	byPart := map[string]map[string]float64{}
+	var dpCats []string
+	seen := map[string]bool{}
+	for i, r := range dp {
+		if byPart[r[1]] == nil {
+			byPart[r[1]] = map[string]float64{}
+		}
+		byPart[r[1]][r[0]] = dpN[i][2]
+		if !seen[r[0]] {
+			seen[r[0]] = true
+			dpCats = append(dpCats, r[0])
+		}
+	}
+	parts := charts.NewBar()
+	parts.SetGlobalOptions(chartOpts("category_dayparts"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
+	parts.SetXAxis(dpCats)
+	for _, part := range []string{"night", "morning", "afternoon", "evening"} {
+		var v []opts.BarData
+		for _, cat := range dpCats {
+			v = append(v, opts.BarData{Value: byPart[part][cat]})
+		}
+		parts.AddSeries(part, v, charts.WithBarChartOpts(opts.BarChart{Stack: "daypart"}))
+	}
+	partsEl, partsScript := snippet(parts)
 	data := struct {
 		page
 		By, Category string
@@ -370,6 +400,8 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: "Published category × device cells.",
 				CSV: "/api/v1/categories" + f.query() + "&format=csv", Element: shareEl, Script: shareScript},
+			{Title: "Category views by time of day (UTC)", Note: "Night 0–6, morning 6–12, afternoon 12–18, evening 18–24; published daily category × day-part cells.",
+				CSV: "/api/v1/category_dayparts" + f.query() + "&format=csv", Element: partsEl, Script: partsScript},
 		},
 	}
 	return render(c, "products", data)

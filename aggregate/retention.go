@@ -70,9 +70,12 @@ func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner
 		if err := p.recordDrops(ctx, now, dropped); err != nil {
 			errs = append(errs, err)
 		}
+		var rows uint64
 		for _, d := range dropped {
-			p.log.Info("retention dropped", "kind", d.Kind, "item", d.Item, "rows", d.Rows, "reason", d.Reason)
+			rows += d.Rows
+			p.log.Debug("retention dropped", "kind", d.Kind, "item", d.Item, "rows", d.Rows, "reason", d.Reason)
 		}
+		p.log.Info("retention", "dropped", len(dropped), "rows", rows, "first", dropped[0].Item, "last", dropped[len(dropped)-1].Item)
 	}
 	return dropped, errors.Join(errs...)
 }

@@ -407,18 +407,18 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	return render(c, "products", data)
 }
 
-func productMetric(p ProductRow, by string) any {
+func productMetric(p ProductRow, by string) float64 {
 	switch by {
 	case "adds":
-		return p.Adds
+		return float64(p.Adds)
 	case "purchases":
-		return p.Purchases
+		return float64(p.Purchases)
 	case "revenue":
 		return round2(p.Revenue)
 	case "visitors":
-		return p.Visitors
+		return float64(p.Visitors)
 	}
-	return p.Views
+	return float64(p.Views)
 }
 
 func (d *Dashboard) privacy(c *fiber.Ctx) error {

@@ -43,7 +43,7 @@ type Config struct {
 	// 48h, at most MaxRawRetention).
 	RawRetention time.Duration
 	// SelectionShare and VisitorsShare are the parts of a bucket's ε spent
-	// on partition selection and on the visitors count (defaults 0.3 each);
+	// on partition selection and on the visitors count (defaults 0.25 and 0.3);
 	// the rest is split among the table's metrics by weight.
 	SelectionShare, VisitorsShare float64
 }
@@ -75,7 +75,7 @@ func (c Config) WithDefaults() (Config, error) {
 		c.RawRetention = 48 * time.Hour
 	}
 	if c.SelectionShare == 0 {
-		c.SelectionShare = 0.3
+		c.SelectionShare = 0.25
 	}
 	if c.VisitorsShare == 0 {
 		c.VisitorsShare = 0.3

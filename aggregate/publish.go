@@ -74,9 +74,6 @@ func DefaultTables() ([]*Table, error) {
 	return Tables(funnels, layout)
 }
 
-// Config returns the validated publication rules.
-func (p *Publisher) Config() Config { return p.cfg }
-
 // Tables returns the rollups this publisher publishes.
 func (p *Publisher) Tables() []*Table { return p.tables }
 
@@ -112,12 +109,12 @@ func (p *Publisher) RunOnce(ctx context.Context, now time.Time) (Summary, error)
 	sum.Buckets = len(due)
 	var errs []error
 	for _, d := range due {
-		raw, err := p.rawEvents(ctx, d.Bucket)
+		events, err := p.bucketEvents(ctx, d.Bucket)
 		if err != nil {
 			return sum, err
 		}
 		for _, t := range d.Tables {
-			run := p.PublishBucket(ctx, t, d.Bucket, raw)
+			run := p.PublishBucket(ctx, t, d.Bucket, events)
 			sum.Runs++
 			sum.Published += run.Published
 			sum.Suppressed += run.Suppressed
@@ -231,36 +228,28 @@ func publishedSet(ctx context.Context, c *clickhouse.Client, pubDB string) (map[
 	return done, nil
 }
 
-// rawEvents counts the bucket's distinct events, to tell late arrivals later.
-func (p *Publisher) rawEvents(ctx context.Context, b Bucket) (uint64, error) {
-	var n uint64
-	err := p.c.Select(ctx, "SELECT uniqExact(event_id) FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
-		func(blk *proto.Block) error {
-			if blk.Rows() > 0 {
-				n = blk.Columns[0].Row(0, false).(uint64)
-			}
-			return nil
-		})
-	if err != nil {
-		return 0, fmt.Errorf("count raw events of %s: %w", b, err)
-	}
-	return n, nil
+// BucketEvents is what one look at a bucket's raw events tells: how many
+// distinct events it covers (to tell late arrivals later) and whether any is
+// stored twice (then its cells are computed the slower, deduplicating way).
+type BucketEvents struct {
+	Distinct   uint64
+	Duplicated bool
 }
 
-// duplicated reports whether bucket b holds an event more than once.
-func (p *Publisher) duplicated(ctx context.Context, b Bucket) (bool, error) {
-	var dup bool
-	err := p.c.Select(ctx, "SELECT count() != uniqExact(event_id) FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
+func (p *Publisher) bucketEvents(ctx context.Context, b Bucket) (BucketEvents, error) {
+	var e BucketEvents
+	err := p.c.Select(ctx, "SELECT uniqExact(event_id) AS d, count() != d FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
 		func(blk *proto.Block) error {
 			if blk.Rows() > 0 {
-				dup = blk.Columns[0].Row(0, false).(uint8) == 1
+				e.Distinct = blk.Columns[0].Row(0, false).(uint64)
+				e.Duplicated = blk.Columns[1].Row(0, false).(uint8) == 1
 			}
 			return nil
 		})
 	if err != nil {
-		return false, fmt.Errorf("check %s for duplicate events: %w", b, err)
+		return e, fmt.Errorf("count raw events of %s: %w", b, err)
 	}
-	return dup, nil
+	return e, nil
 }
 
 func rangeWhere(b Bucket) string {
@@ -272,8 +261,8 @@ func rangeWhere(b Bucket) string {
 // PublishBucket publishes table t's cells of bucket b, once: a bucket whose
 // cells are already stored is adopted, never recomputed (fresh noise on a
 // re-run would let averaging undo it).
-func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, rawEvents uint64) Run {
-	run := Run{Table: t.Name, Bucket: b, Epsilon: p.cfg.BucketEpsilon(b.Grain), RawEvents: rawEvents}
+func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, events BucketEvents) Run {
+	run := Run{Table: t.Name, Bucket: b, Epsilon: p.cfg.BucketEpsilon(b.Grain), RawEvents: events.Distinct}
 	started := time.Now()
 	log := p.log.With("table", t.Name, "bucket", b.String())
 	existing, err := p.storedCells(ctx, t, b)
@@ -286,7 +275,7 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, rawEv
 		run.Published, run.Adopted = existing, true
 		log.Warn("adopting cells stored by an interrupted run", "cells", existing)
 	} else {
-		cells, err := p.TrueCells(ctx, t, b)
+		cells, err := p.trueCells(ctx, t, b, events.Duplicated)
 		if err != nil {
 			run.Err = err
 			return p.record(ctx, run, mech, started)
@@ -353,14 +342,17 @@ func (c Cell) Key() string {
 // bounded per visitor-day, true distinct visitor-days per cell. The audit
 // uses it to recompute what was published.
 func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, error) {
-	dup, err := p.duplicated(ctx, b)
+	events, err := p.bucketEvents(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	q := p.CellsSQL(t, b, dup)
+	return p.trueCells(ctx, t, b, events.Duplicated)
+}
+
+func (p *Publisher) trueCells(ctx context.Context, t *Table, b Bucket, dedup bool) ([]Cell, error) {
 	var cells []Cell
 	nd := len(t.Dims)
-	err = p.c.Select(ctx, q, func(blk *proto.Block) error {
+	err := p.c.Select(ctx, p.CellsSQL(t, b, dedup), func(blk *proto.Block) error {
 		for i := 0; i < blk.Rows(); i++ {
 			c := Cell{Dims: make([]any, nd), Values: make([]float64, len(t.Metrics))}
 			for j := range nd {

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
@@ -114,7 +115,7 @@ func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
 	if !ok {
 		return fiber.NewError(fiber.StatusNotFound, "no such dataset")
 	}
-	if s := sessionOf(c); len(ds.roles) > 0 && !containsRole(ds.roles, s.user.Role) {
+	if s := sessionOf(c); len(ds.roles) > 0 && !slices.Contains(ds.roles, s.user.Role) {
 		return fiber.NewError(fiber.StatusForbidden, "your role ("+string(s.user.Role)+") does not include this data")
 	}
 	f, _, err := d.request(c)
@@ -137,8 +138,8 @@ func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
 }
 
 // load runs dataset name for f.
-func (d *Dashboard) load(ctx context.Context, name string, f filters) ([][]string, [][]float64, error) {
-	text, nums, err := d.store.rows(ctx, datasets[name].query(d.store, f))
+func (s *store) load(ctx context.Context, name string, f filters) ([][]string, [][]float64, error) {
+	text, nums, err := s.rows(ctx, datasets[name].query(s, f))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}

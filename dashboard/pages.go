@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -135,20 +136,11 @@ func (d *Dashboard) page(c *fiber.Ctx, title string, f filters, sites []string) 
 		Query: f.query(), Sites: sites, Presets: presets, Privacy: d.privacyLine(c.UserContext()),
 	}
 	for _, n := range navigation {
-		if len(n.Roles) == 0 || containsRole(n.Roles, s.user.Role) {
+		if len(n.Roles) == 0 || slices.Contains(n.Roles, s.user.Role) {
 			p.Nav = append(p.Nav, navItem{Path: n.Path, Title: n.Title, Active: n.Title == title})
 		}
 	}
 	return p
-}
-
-func containsRole(roles []Role, r Role) bool {
-	for _, x := range roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 func (d *Dashboard) privacyLine(ctx context.Context) string {
@@ -356,7 +348,7 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	}
 	shareEl, shareScript := snippet(share)
 
-	dp, dpN, err := d.load(c.UserContext(), "category_dayparts", f)
+	dp, dpN, err := d.store.load(c.UserContext(), "category_dayparts", f)
 	if err != nil {
 		return err
 	}

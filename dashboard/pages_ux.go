@@ -57,15 +57,15 @@ func (d *Dashboard) search(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	top, topN, err := d.load(ctx, "search", f)
+	top, topN, err := d.store.load(ctx, "search", f)
 	if err != nil {
 		return err
 	}
-	zero, _, err := d.load(ctx, "search_zero", f)
+	zero, _, err := d.store.load(ctx, "search_zero", f)
 	if err != nil {
 		return err
 	}
-	trendT, trendN, err := d.load(ctx, "search_trend", f)
+	trendT, trendN, err := d.store.load(ctx, "search_trend", f)
 	if err != nil {
 		return err
 	}
@@ -118,13 +118,13 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	cur, err := d.funnelCounts(ctx, f)
+	cur, err := d.store.funnelCounts(ctx, f)
 	if err != nil {
 		return err
 	}
 	prevF := f
 	prevF.r = f.r.Previous()
-	prev, err := d.funnelCounts(ctx, prevF)
+	prev, err := d.store.funnelCounts(ctx, prevF)
 	if err != nil {
 		return err
 	}
@@ -173,8 +173,8 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 	return render(c, "generic", pg)
 }
 
-func (d *Dashboard) funnelCounts(ctx context.Context, f filters) (map[string]map[int]map[string]float64, error) {
-	text, nums, err := d.load(ctx, "funnels", f)
+func (s *store) funnelCounts(ctx context.Context, f filters) (map[string]map[int]map[string]float64, error) {
+	text, nums, err := s.load(ctx, "funnels", f)
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +214,11 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	slots, slotN, err := d.load(ctx, "slots", f)
+	slots, slotN, err := d.store.load(ctx, "slots", f)
 	if err != nil {
 		return err
 	}
-	pos, posN, err := d.load(ctx, "positions", f)
+	pos, posN, err := d.store.load(ctx, "positions", f)
 	if err != nil {
 		return err
 	}
@@ -418,19 +418,19 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	hab, habN, err := d.load(ctx, "habits", f)
+	hab, habN, err := d.store.load(ctx, "habits", f)
 	if err != nil {
 		return err
 	}
-	aud, audN, err := d.load(ctx, "audience", f)
+	aud, audN, err := d.store.load(ctx, "audience", f)
 	if err != nil {
 		return err
 	}
-	entries, _, err := d.load(ctx, "entries", f)
+	entries, _, err := d.store.load(ctx, "entries", f)
 	if err != nil {
 		return err
 	}
-	refs, _, err := d.load(ctx, "referrers", f)
+	refs, _, err := d.store.load(ctx, "referrers", f)
 	if err != nil {
 		return err
 	}

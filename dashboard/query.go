@@ -23,9 +23,6 @@ type Range struct {
 	From, To time.Time
 }
 
-// Days in the range.
-func (r Range) Days() int { return int(r.To.Sub(r.From) / (24 * time.Hour)) }
-
 // Previous is the range of equal length just before r.
 func (r Range) Previous() Range { return Range{From: r.From.Add(-r.To.Sub(r.From)), To: r.From} }
 

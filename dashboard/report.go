@@ -108,12 +108,11 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{store: s}
-	fc, err := d.funnelCounts(ctx, f)
+	fc, err := s.funnelCounts(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	fp, err := d.funnelCounts(ctx, prev)
+	fp, err := s.funnelCounts(ctx, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +133,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		}
 	}
 
-	terms, termN, err := d.load(ctx, "search", f)
+	terms, termN, err := s.load(ctx, "search", f)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +145,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		add("Search demand", t[0], "zero-result searches", termN[i][2], 0, false)
 	}
 
-	slots, slotN, err := d.load(ctx, "slots", f)
+	slots, slotN, err := s.load(ctx, "slots", f)
 	if err != nil {
 		return nil, err
 	}

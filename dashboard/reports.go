@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
@@ -86,7 +87,7 @@ func (d *Dashboard) reportDownload(c *fiber.Ctx) error {
 	if err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, err.Error())
 	}
-	if !containsString(ReportFormats, format) {
+	if !slices.Contains(ReportFormats, format) {
 		return fiber.NewError(fiber.StatusBadRequest, "format: csv, xlsx or parquet")
 	}
 	data, name, err := d.buildReport(c.UserContext(), f.site, kind, format, period)
@@ -153,15 +154,6 @@ func (d *Dashboard) admin(c *fiber.Ctx) error {
 		page
 		Downloads [][]string
 	}{page: d.page(c, "Downloads", f, sites), Downloads: rows})
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // DownloadLog records downloads in ClickHouse through a user that may insert

@@ -109,14 +109,6 @@ func (u *Users) Check(name, password string) (User, error) {
 	return x, nil
 }
 
-// Get returns a user by name.
-func (u *Users) Get(name string) (User, bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	x, ok := u.m[name]
-	return x, ok
-}
-
 // Len is the number of users.
 func (u *Users) Len() int {
 	u.mu.Lock()

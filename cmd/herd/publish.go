@@ -189,17 +189,13 @@ func printAudit(w io.Writer, rep *aggregate.Report) {
 		for c, n := range byCat {
 			parts = append(parts, fmt.Sprintf("%s %d", c, n))
 		}
-		cats = append(cats, fmt.Sprintf("  %-28s %-10s %s", table, t.Retention, strings.Join(sortStrings(parts), ", ")))
+		sort.Strings(parts)
+		cats = append(cats, fmt.Sprintf("  %-28s %-10s %s", table, t.Retention, strings.Join(parts, ", ")))
 	}
-	for _, l := range sortStrings(cats) {
+	sort.Strings(cats)
+	for _, l := range cats {
 		fmt.Fprintln(w, l)
 	}
-}
-
-func sortStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	sort.Strings(out)
-	return out
 }
 
 // startScheduler runs the publisher in the background until ctx ends.

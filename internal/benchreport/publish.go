@@ -53,7 +53,7 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 		start := time.Now()
 		for _, t := range p.Tables() {
 			ts := time.Now()
-			run := p.PublishBucket(ctx, t, bucket, uint64(events))
+			run := p.PublishBucket(ctx, t, bucket, aggregate.BucketEvents{Distinct: uint64(events)})
 			if run.Err != nil {
 				return 0, run.Err
 			}

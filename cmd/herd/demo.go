@@ -39,7 +39,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.IntVar(&days, "days", 28, "days of history imported on first start")
 		fs.Float64Var(&rate, "rate", 40, "live events per second after the import")
 	}
-	return serve(ctx, "demo", args, stdout, stderr, flags, func(ctx context.Context, r running) error {
+	return serve(ctx, "demo", allRoles, args, stdout, stderr, flags, func(ctx context.Context, r running) error {
 		password, err := demoLogin(r.users)
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,32 @@ import (
 
 	"github.com/herd-analytics/herd/ingest"
 )
+
+// edgeFlags are the ingest's flags, shared by herd serve and herd ingest.
+type edgeFlags struct {
+	addr           string
+	sitesFile      string
+	geoIP          string
+	honorDNT       bool
+	trustedProxies string
+	spoolMaxBytes  int64
+}
+
+func (f *edgeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
+	fs.StringVar(&f.sitesFile, "sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
+	fs.StringVar(&f.geoIP, "geoip", "", "MaxMind-format country database (GeoLite2-Country.mmdb or similar); empty stores no country")
+	fs.BoolVar(&f.honorDNT, "honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "127.0.0.1,::1", "comma-separated proxy addresses whose X-Forwarded-For is believed (a reverse proxy on this host; herd gen sends its shoppers' addresses this way)")
+	fs.Int64Var(&f.spoolMaxBytes, "spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
+}
+
+func (f *edgeFlags) config(dataDir string, rawRetention time.Duration) edgeConfig {
+	return edgeConfig{
+		dataDir: dataDir, sitesFile: f.sitesFile, honorDNT: f.honorDNT, geoIP: f.geoIP, trustedProxies: splitList(f.trustedProxies),
+		spoolMaxBytes: f.spoolMaxBytes, rawRetention: rawRetention,
+	}
+}
 
 type edgeConfig struct {
 	dataDir        string

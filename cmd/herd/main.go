@@ -48,6 +48,8 @@ func commands() []command {
 	return []command{
 		{"serve", "run ingest, scheduler and dashboard in one process", runServe},
 		{"demo", "serve plus a synthetic shop: imported history, live shoppers, a login", runDemo},
+		{"ingest", "run only the event API (scale-out)", runIngest},
+		{"dashboard", "run only the dashboard and its scheduled reports (scale-out)", runDashboard},
 		{"aggregate", "run only the publisher: rollups, late events, retention", runAggregate},
 		{"rollup", "publish every closed, unpublished bucket now (--once)", runRollup},
 		{"audit", "check the privacy model against the live databases", runAudit},

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,34 +26,41 @@ import (
 // the two base URLs once it has printed them.
 func startServe(t *testing.T, dataDir string) (ingestURL, dashURL string, stop func() error) {
 	t.Helper()
+	urls, stop := startRole(t, "serve", dataDir, "ingest", "dashboard")
+	return urls["ingest"], urls["dashboard"], stop
+}
+
+// startRole runs a serving command (serve, ingest, dashboard) in the
+// background on free ports and returns the URLs it printed, by name.
+func startRole(t *testing.T, command, dataDir string, names ...string) (map[string]string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
+	args := []string{command, "--data-dir", dataDir, "--log-level", "warn"}
+	for _, n := range names {
+		args = append(args, "--"+n+"-addr", "127.0.0.1:0")
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data-dir", dataDir, "--ingest-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0", "--log-level", "warn"}, pw, &stderr)
+		done <- run(ctx, args, pw, &stderr)
 		pw.Close()
 	}()
+	urls := map[string]string{}
 	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
+	for len(urls) < len(names) && sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), ":")
-		switch k {
-		case "ingest":
-			ingestURL = strings.TrimSpace(v)
-		case "dashboard":
-			dashURL = strings.TrimSpace(v)
-		}
-		if ingestURL != "" && dashURL != "" {
-			break
+		if slices.Contains(names, k) {
+			urls[k] = strings.TrimSpace(v)
 		}
 	}
-	if ingestURL == "" || dashURL == "" {
+	if len(urls) < len(names) {
 		cancel()
-		t.Fatalf("serve did not print its addresses: %v\n%s", <-done, stderr.String())
+		t.Fatalf("%s did not print its addresses: %v\n%s", command, <-done, stderr.String())
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	stopped := false
-	stop = func() error {
+	stop := func() error {
 		if stopped {
 			return nil
 		}
@@ -62,11 +70,11 @@ func startServe(t *testing.T, dataDir string) (ingestURL, dashURL string, stop f
 		case err := <-done:
 			return err
 		case <-time.After(60 * time.Second):
-			return errors.New("serve did not stop within 60 s")
+			return errors.New(command + " did not stop within 60 s")
 		}
 	}
 	t.Cleanup(func() { _ = stop() })
-	return ingestURL, dashURL, stop
+	return urls, stop
 }
 
 func TestServeBecomesReadyWithoutFlags(t *testing.T) {
@@ -92,6 +100,65 @@ func TestServeBecomesReadyWithoutFlags(t *testing.T) {
 	}
 	if _, err := http.Get(ingestURL + "/healthz"); err == nil {
 		t.Fatal("ingest still answers after shutdown")
+	}
+}
+
+// TestRolesRunApart runs the event API and the dashboard as two processes'
+// roles (DESIGN §7) on one data directory: each serves only its own part.
+func TestRolesRunApart(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"ingest", "--dashboard-addr", "127.0.0.1:0"}, &out, &errOut); !errors.Is(err, errUsage) {
+		t.Fatalf("herd ingest took --dashboard-addr: %v", err)
+	}
+	ing, _ := startRole(t, "ingest", dir, "ingest")
+	req, _ := http.NewRequest(http.MethodPost, ing["ingest"]+"/api/event", strings.NewReader(`{"type":"pageview","url":"https://shop.example/"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"accepted":1`) {
+		t.Fatalf("herd ingest answered %d %s", resp.StatusCode, body)
+	}
+	dash, _ := startRole(t, "dashboard", dir, "dashboard")
+	for _, c := range []struct{ url, path string }{{dash["dashboard"], "/login"}, {ing["ingest"], "/herd.js"}} {
+		resp, err := http.Get(c.url + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s%s: %d", c.url, c.path, resp.StatusCode)
+		}
+	}
+	// Neither serves the other's part.
+	for _, u := range []string{dash["dashboard"] + "/herd.js", ing["ingest"] + "/login"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("GET %s: 200 from the wrong role", u)
+		}
+	}
+	var n bytes.Buffer
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n.Reset()
+		if err := run(context.Background(), []string{"sql", "--data-dir", dir, "SELECT count() FROM herd_raw.events"}, &n, &errOut); err != nil {
+			t.Fatal(err, errOut.String())
+		}
+		if n.String() == "count()\n1\n" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n.String() != "count()\n1\n" {
+		t.Fatalf("raw events after one accepted event: %q", n.String())
 	}
 }
 

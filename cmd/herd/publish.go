@@ -31,17 +31,30 @@ func (p *publishFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&p.epsilon, "epsilon", 1, "differential-privacy ε per table per day (hourly and daily buckets share it)")
 	fs.Float64Var(&p.hourlyShare, "hourly-share", 0.2, "part of each table's daily ε spent on hourly buckets")
 	fs.DurationVar(&p.grace, "grace", 5*time.Minute, "wait this long after a bucket closes before publishing it")
-	fs.DurationVar(&p.rawRetention, "raw-retention", 48*time.Hour, "how long raw events (and spooled rows) may exist once published, at most 168h")
+	p.registerRetention(fs)
 	fs.StringVar(&p.schedule, "rollup-schedule", aggregate.DefaultSchedule, "cron schedule (UTC) of the publisher")
+}
+
+// registerRetention registers only --raw-retention, for herd ingest: its
+// spool keeps rows no longer than raw events may exist.
+func (p *publishFlags) registerRetention(fs *flag.FlagSet) {
+	fs.DurationVar(&p.rawRetention, "raw-retention", 48*time.Hour, "how long raw events (and spooled rows) may exist once published, at most 168h")
 }
 
 func (p *publishFlags) config() aggregate.Config {
 	return aggregate.Config{K: p.k, Epsilon: p.epsilon, HourlyShare: p.hourlyShare, Grace: p.grace, RawRetention: p.rawRetention}
 }
 
-func (p *publishFlags) validate() error {
+func (p *publishFlags) validateRetention() error {
 	if p.rawRetention <= 0 || p.rawRetention > aggregate.MaxRawRetention {
 		return fmt.Errorf("--raw-retention %v: must be more than 0 and at most 168h (DESIGN §4)", p.rawRetention)
+	}
+	return nil
+}
+
+func (p *publishFlags) validate() error {
+	if err := p.validateRetention(); err != nil {
+		return err
 	}
 	if _, err := p.config().WithDefaults(); err != nil {
 		return fmt.Errorf("publication rules: %w", err)

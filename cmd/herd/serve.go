@@ -10,14 +10,33 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return serve(ctx, "serve", args, stdout, stderr, nil, nil)
+	return serve(ctx, "serve", allRoles, args, stdout, stderr, nil, nil)
 }
+
+// runIngest runs only the event API, for deployments that scale ingest out.
+func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, "ingest", roles{ingest: true}, args, stdout, stderr, nil, nil)
+}
+
+// runDashboard runs only the dashboard and the scheduled reports.
+func runDashboard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, "dashboard", roles{dashboard: true}, args, stdout, stderr, nil, nil)
+}
+
+// roles are the parts a serving process runs (DESIGN §7): herd serve runs
+// all three, herd ingest / aggregate / dashboard one each.
+type roles struct {
+	ingest, publisher, dashboard bool
+}
+
+var allRoles = roles{ingest: true, publisher: true, dashboard: true}
 
 // running is what a serve hook gets once everything listens.
 type running struct {
@@ -28,23 +47,28 @@ type running struct {
 	log                     *slog.Logger
 }
 
-// serve runs ingest, publisher and dashboard until ctx ends. extraFlags adds
-// a command's own flags; hook, when set, runs once everything listens (herd
-// demo fills the shop), and its error stops the process.
-func serve(ctx context.Context, name string, args []string, stdout, stderr io.Writer, extraFlags func(*flag.FlagSet), hook func(context.Context, running) error) error {
+// serve runs the given roles until ctx ends. extraFlags adds a command's own
+// flags; hook, when set, runs once everything listens (herd demo fills the
+// shop), and its error stops the process.
+func serve(ctx context.Context, name string, r roles, args []string, stdout, stderr io.Writer, extraFlags func(*flag.FlagSet), hook func(context.Context, running) error) error {
 	fs := newFlagSet(name, stderr)
 	var (
-		base           baseFlags
-		pub            publishFlags
-		ingestAddr     = fs.String("ingest-addr", "127.0.0.1:8080", "address of the event API (herd.js, /api/event, /v1/batch)")
-		dashboardAddr  = fs.String("dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
-		sitesFile      = fs.String("sites", "", "YAML file listing the sites, their origins and Segment write keys; empty serves only the demo site")
-		geoIP          = fs.String("geoip", "", "MaxMind-format country database (GeoLite2-Country.mmdb or similar); empty stores no country")
-		honorDNT       = fs.Bool("honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
-		trustedProxies = fs.String("trusted-proxies", "127.0.0.1,::1", "comma-separated proxy addresses whose X-Forwarded-For is believed (a reverse proxy on this host; herd gen sends its shoppers' addresses this way)")
-		spoolMax       = fs.Int64("spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
+		base          baseFlags
+		pub           publishFlags
+		ef            edgeFlags
+		dashboardAddr string
 	)
-	pub.register(fs)
+	if r.ingest {
+		ef.register(fs)
+	}
+	if r.dashboard {
+		fs.StringVar(&dashboardAddr, "dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
+	}
+	if r.publisher || r.dashboard {
+		pub.register(fs) // the dashboard states the publication rules
+	} else {
+		pub.registerRetention(fs)
+	}
 	if extraFlags != nil {
 		extraFlags(fs)
 	}
@@ -53,11 +77,16 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		return err
 	}
 
-	if err := pub.validate(); err != nil {
+	if err := pub.validateRetention(); err != nil {
 		return err
 	}
+	if r.publisher || r.dashboard {
+		if err := pub.validate(); err != nil {
+			return err
+		}
+	}
 	// Start order: storage, schema, then the servers that depend on them.
-	st, err := base.store.open(ctx, log, true)
+	st, err := base.store.open(ctx, log, r.dashboard)
 	if err != nil {
 		return err
 	}
@@ -66,55 +95,60 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		return err
 	}
 
-	edge, err := newEdge(ctx, edgeConfig{
-		dataDir: base.store.dataDir, sitesFile: *sitesFile, honorDNT: *honorDNT, geoIP: *geoIP, trustedProxies: splitList(*trustedProxies),
-		spoolMaxBytes: *spoolMax, rawRetention: pub.rawRetention,
-	}, st, log)
-	if err != nil {
-		return err
-	}
-	defer edge.close(st, log)
+	var (
+		ingestURL, dashboardURL string
+		ing, dash               *webserver.Server
+		edge                    *edge
+		users                   *dashboard.Users
+		published               <-chan error
+	)
 	sctx, stopScheduler := context.WithCancel(ctx)
 	defer stopScheduler()
-	published, err := startScheduler(sctx, st, pub, edge.spool, log)
-	if err != nil {
-		return err
+	if r.ingest {
+		if edge, err = newEdge(ctx, ef.config(base.store.dataDir, pub.rawRetention), st, log); err != nil {
+			return err
+		}
+		defer edge.close(st, log)
 	}
-	reportsDone, err := startReports(sctx, st, pub, filepath.Join(base.store.dataDir, "reports"), log)
-	if err != nil {
-		return err
+	if r.publisher {
+		var spool aggregate.SpoolPruner
+		if edge != nil {
+			spool = edge.spool
+		}
+		if published, err = startScheduler(sctx, st, pub, spool, log); err != nil {
+			return err
+		}
 	}
-	defer func() { stopScheduler(); <-reportsDone }()
-	ing, err := webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), *ingestAddr)
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
+	if r.dashboard {
+		reportsDone, err := startReports(sctx, st, pub, filepath.Join(base.store.dataDir, "reports"), log)
+		if err != nil {
+			return err
+		}
+		defer func() { stopScheduler(); <-reportsDone }()
 	}
-	users, err := dashboard.OpenUsers(filepath.Join(base.store.dataDir, "users.json"))
-	if err != nil {
-		return err
+	if r.ingest {
+		if ing, err = webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), ef.addr); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		ingestURL = "http://" + ing.Addr()
+		log.Info("ingest serving", "url", ingestURL)
+		fmt.Fprintf(stdout, "ingest:    %s\n", ingestURL)
 	}
-	if users.Len() == 0 && name != "demo" {
-		log.Warn("no dashboard users yet: create one with herd user add --name NAME --role manager")
+	if r.dashboard {
+		if dash, users, err = startDashboard(st, pub, dashboardAddr, base.store.dataDir, name, log); err != nil {
+			if ing != nil {
+				_ = ing.Shutdown(context.Background())
+			}
+			return err
+		}
+		dashboardURL = "http://" + dash.Addr()
+		log.Info("dashboard serving", "url", dashboardURL)
+		fmt.Fprintf(stdout, "dashboard: %s\n", dashboardURL)
 	}
-	statement, err := statementFunc(st, pub)
-	if err != nil {
-		return err
-	}
-	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{
-		Reader: st.reader, Database: st.dbs.Pub, Users: users, Statement: statement,
-		Downloads: &dashboard.DownloadLog{Writer: st.writer, Database: st.dbs.Pub},
-		ReportDir: filepath.Join(base.store.dataDir, "reports"),
-	}, probe.NewReadiness(st.reader), log), *dashboardAddr)
-	if err != nil {
-		_ = ing.Shutdown(context.Background())
-		return fmt.Errorf("dashboard: %w", err)
-	}
-	log.Info("herd serving", "ingest", "http://"+ing.Addr(), "dashboard", "http://"+dash.Addr())
-	fmt.Fprintf(stdout, "ingest:    http://%s\ndashboard: http://%s\n", ing.Addr(), dash.Addr())
 	hookDone := make(chan error, 1)
 	if hook != nil {
 		go func() {
-			if err := hook(sctx, running{ingestURL: "http://" + ing.Addr(), dashboardURL: "http://" + dash.Addr(), store: st, pub: pub, users: users, log: log}); err != nil {
+			if err := hook(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, store: st, pub: pub, users: users, log: log}); err != nil {
 				hookDone <- err
 			}
 		}()
@@ -128,7 +162,7 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case err := <-ing.Done():
+	case err := <-ing.Done(): // a nil server's Done never fires
 		runErr = fmt.Errorf("ingest server stopped: %w", err)
 	case err := <-dash.Done():
 		runErr = fmt.Errorf("dashboard server stopped: %w", err)
@@ -154,16 +188,44 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	// batches), then the store goes last (deferred).
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := dash.Shutdown(sctx); err != nil {
-		log.Warn("dashboard shutdown", "err", err)
+	if dash != nil {
+		if err := dash.Shutdown(sctx); err != nil {
+			log.Warn("dashboard shutdown", "err", err)
+		}
 	}
-	if err := ing.Shutdown(sctx); err != nil {
-		log.Warn("ingest shutdown", "err", err)
-	}
-	// Requests are done; the writer flushes its last batch before the
-	// store closes.
-	if err := edge.writer.Close(sctx); err != nil {
-		log.Warn("ingest writer close", "err", err)
+	if ing != nil {
+		if err := ing.Shutdown(sctx); err != nil {
+			log.Warn("ingest shutdown", "err", err)
+		}
+		// Requests are done; the writer flushes its last batch before the
+		// store closes.
+		if err := edge.writer.Close(sctx); err != nil {
+			log.Warn("ingest writer close", "err", err)
+		}
 	}
 	return runErr
+}
+
+// startDashboard serves the dashboard over the published rollups.
+func startDashboard(st *store, pub publishFlags, addr, dataDir, name string, log *slog.Logger) (*webserver.Server, *dashboard.Users, error) {
+	users, err := dashboard.OpenUsers(filepath.Join(dataDir, "users.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if users.Len() == 0 && name != "demo" {
+		log.Warn("no dashboard users yet: create one with herd user add --name NAME --role manager")
+	}
+	statement, err := statementFunc(st, pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{
+		Reader: st.reader, Database: st.dbs.Pub, Users: users, Statement: statement,
+		Downloads: &dashboard.DownloadLog{Writer: st.writer, Database: st.dbs.Pub},
+		ReportDir: filepath.Join(dataDir, "reports"),
+	}, probe.NewReadiness(st.reader), log), addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dashboard: %w", err)
+	}
+	return dash, users, nil
 }

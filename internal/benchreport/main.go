@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,8 +35,20 @@ func main() {
 	out := flag.String("out", "docs/benchmarks.md", "markdown file whose marked sections are rewritten")
 	rows := flag.Int("rows", 1_000_000, "rows per insert")
 	runs := flag.Int("runs", 5, "measured pairs")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(context.Background(), *out, *rows, *runs); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }

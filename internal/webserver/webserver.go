@@ -36,7 +36,12 @@ func Start(app *fiber.App, addr string) (*Server, error) {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Done delivers the serve loop's error if it stops on its own.
-func (s *Server) Done() <-chan error { return s.done }
+func (s *Server) Done() <-chan error {
+	if s == nil {
+		return nil // a server not started never stops
+	}
+	return s.done
+}
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
 // and returns once the server has stopped.

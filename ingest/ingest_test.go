@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,6 +144,31 @@ func (e *edge) post(t *testing.T, path, contentType, body string, headers ...str
 	return reply{status: resp.StatusCode, body: ans, header: resp.Header}
 }
 
+// postAnnounced sends a request's headers and the start of its body on a
+// raw connection and reads the answer: the server refuses an announced body
+// that is too large before it arrives, and closes the connection, which
+// makes a client still writing the body see a reset instead of the answer.
+func (e *edge) postAnnounced(t *testing.T, path, contentType, body string) reply {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: herd\r\nContent-Type: %s\r\nUser-Agent: %s\r\nContent-Length: %d\r\n\r\n%s", path, contentType, chromeUA, len(body), body[:1024])
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var ans ingest.Answer
+	if err := json.Unmarshal(data, &ans); err != nil {
+		t.Fatalf("%s answered %d with non-JSON %q", path, resp.StatusCode, data)
+	}
+	return reply{status: resp.StatusCode, body: ans, header: resp.Header}
+}
+
 func (e *edge) query(t *testing.T, q string) string {
 	t.Helper()
 	var out strings.Builder
@@ -226,7 +253,12 @@ func TestBadInputGetsPreciseErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := e.post(t, c.path, c.ctype, c.body)
+			var r reply
+			if len(c.body) > ingest.MaxBodyBytes {
+				r = e.postAnnounced(t, c.path, c.ctype, c.body)
+			} else {
+				r = e.post(t, c.path, c.ctype, c.body)
+			}
 			if r.status != c.status || !strings.Contains(r.body.Error, c.errPart) {
 				t.Fatalf("got %d %+v, want %d with %q", r.status, r.body, c.status, c.errPart)
 			}

@@ -22,6 +22,8 @@ type Metrics struct {
 
 	insertLatency *histogram // seconds
 	batchSize     *histogram // rows
+	commitLatency *histogram // seconds: a spool write + fsync
+	commitSize    *histogram // rows per group commit
 	insertErrors  atomic.Int64
 
 	// SpoolBytes reports the spool's size on disk; nil when there is no spool.
@@ -34,6 +36,8 @@ func NewMetrics() *Metrics {
 		dropped:       map[string]int64{},
 		insertLatency: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 		batchSize:     newHistogram(1, 10, 100, 1000, 5000, 10000, 20000, 50000),
+		commitLatency: newHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+		commitSize:    newHistogram(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000),
 	}
 }
 
@@ -53,6 +57,11 @@ func (m *Metrics) observeInsert(d time.Duration, rows int, err error) {
 	}
 	m.insertLatency.observe(d.Seconds())
 	m.batchSize.observe(float64(rows))
+}
+
+func (m *Metrics) observeCommit(d time.Duration, rows int) {
+	m.commitLatency.observe(d.Seconds())
+	m.commitSize.observe(float64(rows))
 }
 
 // WriteTo writes the Prometheus text exposition.
@@ -80,6 +89,8 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 	m.insertLatency.write(cw, "herd_ingest_insert_seconds", "Batch insert latency.")
 	m.batchSize.write(cw, "herd_ingest_batch_rows", "Rows per batch insert.")
+	m.commitLatency.write(cw, "herd_ingest_spool_commit_seconds", "Spool write and fsync of one group commit; requests are acknowledged after it.")
+	m.commitSize.write(cw, "herd_ingest_spool_commit_rows", "Rows per spool group commit.")
 	return cw.n, cw.err
 }
 

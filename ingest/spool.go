@@ -38,12 +38,17 @@ type SpoolConfig struct {
 }
 
 // DiskSpool is ingest's write-ahead log: already-pseudonymized rows on disk,
-// as Arrow IPC stream segments, inserted into ClickHouse in large batches by
-// Run — within a second normally, and whenever ClickHouse is back after an
-// outage. Every Append is fsync'd before it returns; the writer calls it once
-// per batch, so one fsync commits many requests. After a crash the last segment
-// may end in a torn record batch: the batches before it are replayed, the
-// torn one was never acknowledged.
+// as Arrow IPC stream segments. Every Append is fsync'd before it returns;
+// the writer calls it once per batch, so one fsync commits many requests.
+//
+// Run moves the rows on to ClickHouse in large inserts, about once a second
+// (sooner when many rows wait): it seals the open segment, inserts it, and
+// deletes it. The records of segments this process wrote are still in
+// memory, so the normal path reads nothing back; segments from an earlier
+// run, or left by an insert that failed (ClickHouse down), are read from
+// disk, oldest first. After a crash the last segment may end in a torn record
+// batch: the batches before it are replayed, the torn one was never
+// acknowledged.
 //
 // A replay cut short may insert a batch twice; herd_raw.events is a
 // ReplacingMergeTree on event_id and rollups count distinct event ids, so
@@ -57,9 +62,16 @@ type DiskSpool struct {
 	cur   *segment
 	seq   uint64
 	bytes int64
+	// mem holds the records of the segments this process wrote, by segment
+	// number, until they are inserted. A failed insert empties it: the
+	// segments are on disk.
+	mem     map[uint64][]arrow.Record
+	memRows int
+	kick    chan struct{} // asks Run for an insert before the interval ends
 }
 
 type segment struct {
+	seq     uint64
 	path    string
 	f       *os.File
 	w       *ipc.Writer
@@ -99,7 +111,7 @@ func OpenSpool(cfg SpoolConfig, m *Metrics, log *slog.Logger) (*DiskSpool, error
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &DiskSpool{cfg: cfg, log: log, metrics: m}
+	s := &DiskSpool{cfg: cfg, log: log, metrics: m, mem: map[uint64][]arrow.Record{}, kick: make(chan struct{}, 1)}
 	segs, err := s.segments()
 	if err != nil {
 		return nil, err
@@ -128,13 +140,17 @@ func (s *DiskSpool) Bytes() int64 {
 	return s.bytes
 }
 
-// Append writes rows as one record batch and fsyncs it.
+// Append writes rows as one record batch (more for an import spanning
+// many hours) and fsyncs it.
 func (s *DiskSpool) Append(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	rec := rowsToRecord(rows)
-	defer rec.Release()
+	groups := splitByHours(rows, maxHoursPerInsert)
+	recs := make([]arrow.Record, len(groups))
+	for i, g := range groups {
+		recs[i] = rowsToRecord(g)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bytes >= s.cfg.MaxBytes {
@@ -150,9 +166,11 @@ func (s *DiskSpool) Append(ctx context.Context, rows []Row) error {
 			return err
 		}
 	}
-	before := s.cur.size
-	if err := s.cur.w.Write(rec); err != nil {
-		return fmt.Errorf("spool: write: %w", err)
+	before, start := s.cur.size, time.Now()
+	for _, rec := range recs {
+		if err := s.cur.w.Write(rec); err != nil {
+			return fmt.Errorf("spool: write: %w", err)
+		}
 	}
 	if err := s.cur.f.Sync(); err != nil {
 		return fmt.Errorf("spool: fsync: %w", err)
@@ -163,6 +181,15 @@ func (s *DiskSpool) Append(ctx context.Context, rows []Row) error {
 	}
 	s.cur.size = st.Size()
 	s.bytes += s.cur.size - before
+	s.metrics.observeCommit(time.Since(start), len(rows))
+	s.mem[s.cur.seq] = append(s.mem[s.cur.seq], recs...)
+	s.memRows += len(rows)
+	if s.memRows >= insertBatchRows {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -178,7 +205,7 @@ func (s *DiskSpool) openSegmentLocked() error {
 		_ = d.Sync()
 		d.Close()
 	}
-	s.cur = &segment{path: p, f: f, w: ipc.NewWriter(f, ipc.WithSchema(spoolSchema)), created: time.Now()}
+	s.cur = &segment{seq: s.seq - 1, path: p, f: f, w: ipc.NewWriter(f, ipc.WithSchema(spoolSchema)), created: time.Now()}
 	return nil
 }
 
@@ -238,13 +265,15 @@ func (s *DiskSpool) Pending() bool {
 	return s.Bytes() > 0
 }
 
-// Replay inserts every spooled segment, oldest first, and deletes each once
-// all its batches are in. It stops at the first failed insert and returns
-// the number of rows inserted.
+// Replay seals the open segment and inserts every spooled segment, oldest
+// first, deleting each once all its rows are in; it stops at the first
+// failed insert and returns the number of rows inserted.
 func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (int, error) {
 	s.mu.Lock()
 	err := s.closeCurrentLocked()
 	upTo := s.seq // segments opened from now on are Append's, not ours
+	inMem := s.mem
+	s.mem, s.memRows = map[uint64][]arrow.Record{}, 0
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -253,23 +282,124 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 	if err != nil {
 		return 0, err
 	}
-	total := 0
+	ins := &inserter{store: store, table: table, metrics: s.metrics}
 	for _, p := range segs {
-		if n, ok := segmentSeq(p); !ok || n >= upTo {
+		seq, ok := segmentSeq(p)
+		if !ok || seq >= upTo {
 			continue
 		}
 		if expiredSegment(p, s.cfg.Retention) {
 			s.drop(p, "older than the raw retention")
 			continue
 		}
-		n, err := s.replaySegment(ctx, p, store, table)
-		total += n
-		if err != nil {
-			return total, err
+		recs, ok := inMem[seq]
+		if ok {
+			err = ins.addAll(recs)
+		} else {
+			err = s.readSegment(p, ins.add)
 		}
-		s.drop(p, "")
+		if err == nil {
+			ins.done = append(ins.done, p)
+		}
+		if err == nil && ins.block.rows() >= insertBatchRows {
+			err = ins.flush()
+		}
+		if err == nil {
+			for _, done := range ins.dropped {
+				s.drop(done, "")
+			}
+			ins.dropped = nil
+			continue
+		}
+		return ins.inserted, fmt.Errorf("spool: replay %s: %w", filepath.Base(p), err)
 	}
-	return total, nil
+	err = ins.flush()
+	for _, done := range ins.dropped {
+		s.drop(done, "")
+	}
+	if err != nil {
+		return ins.inserted, fmt.Errorf("spool: replay: %w", err)
+	}
+	return ins.inserted, nil
+}
+
+// inserter gathers spool records into Native blocks of at most
+// insertBatchRows rows and maxHoursPerInsert hours, and inserts them.
+type inserter struct {
+	store    RawWriter
+	table    string
+	metrics  *Metrics
+	block    *rawBlock
+	hours    map[int64]bool
+	inserted int
+	done     []string // segments wholly in the block
+	dropped  []string // segments wholly inserted: the caller deletes them
+}
+
+func (in *inserter) addAll(recs []arrow.Record) error {
+	for _, rec := range recs {
+		if err := in.add(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *inserter) add(rec arrow.Record) error {
+	if in.block == nil {
+		in.block, in.hours = newRawBlock(), map[int64]bool{}
+	}
+	hours := recordHours(rec)
+	fresh := 0
+	for h := range hours {
+		if !in.hours[h] {
+			fresh++
+		}
+	}
+	if len(in.hours)+fresh > maxHoursPerInsert || in.block.rows() >= insertBatchRows {
+		if err := in.flush(); err != nil {
+			return err
+		}
+	}
+	for h := range hours {
+		in.hours[h] = true
+	}
+	return in.block.add(rec)
+}
+
+// flush inserts the block and starts a new one. Segments wholly added
+// before it are then wholly inserted: the caller may delete them.
+func (in *inserter) flush() error {
+	if in.block == nil || in.block.rows() == 0 {
+		return nil
+	}
+	n := in.block.rows()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := in.store.Insert(ctx, in.table, in.block.block)
+	in.metrics.observeInsert(time.Since(start), n, err)
+	if err != nil {
+		return err
+	}
+	in.inserted += n
+	in.metrics.replayed.Add(int64(n))
+	in.dropped, in.done = append(in.dropped, in.done...), nil
+	in.block, in.hours = newRawBlock(), map[int64]bool{}
+	return nil
+}
+
+// recordHours is the set of hours (Unix hours) a record's rows fall in.
+func recordHours(rec arrow.Record) map[int64]bool {
+	received := rec.Column(2).(*array.Int64)
+	hours := map[int64]bool{}
+	last := int64(-1)
+	for i := 0; i < received.Len(); i++ {
+		if h := received.Value(i) / 3600; h != last {
+			hours[h], last = true, h
+		}
+	}
+	return hours
 }
 
 func expiredSegment(path string, retention time.Duration) bool {
@@ -293,62 +423,49 @@ func (s *DiskSpool) drop(path, why string) {
 	}
 }
 
-func (s *DiskSpool) replaySegment(ctx context.Context, path string, store RawWriter, table string) (int, error) {
+// readSegment hands every complete record batch of a segment file to add.
+func (s *DiskSpool) readSegment(path string, add func(arrow.Record) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("spool: %w", err)
+		return fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
 	rd, err := ipc.NewReader(f, ipc.WithSchema(spoolSchema), ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		// Torn before the first batch was complete: nothing in it was acknowledged.
 		s.log.Warn("spool: unreadable segment skipped", "segment", filepath.Base(path), "err", err)
-		return 0, nil
-	}
-	defer rd.Release()
-	// Appends are one record batch per writer flush, often small; replay
-	// them in large inserts (each insert is a part on disk).
-	n := 0
-	var pending []Row
-	insert := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		for _, chunk := range splitByHours(pending, maxHoursPerInsert) {
-			if err := insertRows(store, table, chunk, 30*time.Second, s.metrics); err != nil {
-				return fmt.Errorf("spool: replay %s: %w", filepath.Base(path), err)
-			}
-		}
-		n += len(pending)
-		s.metrics.replayed.Add(int64(len(pending)))
-		pending = pending[:0]
 		return nil
 	}
+	defer rd.Release()
 	for rd.Next() {
-		pending = append(pending, recordToRows(rd.Record())...)
-		if len(pending) >= replayBatchRows {
-			if err := insert(); err != nil {
-				return n, err
-			}
+		if err := add(rd.Record()); err != nil {
+			return err
 		}
 	}
 	if err := rd.Err(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		s.log.Warn("spool: torn segment tail ignored", "segment", filepath.Base(path), "err", err)
 	}
-	return n, insert()
+	return nil
 }
 
-const replayBatchRows = 50_000
+// insertBatchRows bounds one insert, and asks for an early one when this
+// many rows wait in memory.
+const insertBatchRows = 50_000
 
-// Run replays whenever rows are spooled, backing off while ClickHouse
-// refuses, until ctx ends.
+// Run inserts what is spooled every Interval, or sooner when many rows
+// wait, backing off while ClickHouse refuses, until ctx ends.
 func (s *DiskSpool) Run(ctx context.Context, store RawWriter, table string) {
 	wait := s.cfg.Interval
 	for {
+		var kick <-chan struct{}
+		if wait == s.cfg.Interval {
+			kick = s.kick // no early retries while ClickHouse refuses
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-kick:
 		}
 		if !s.Pending() {
 			wait = s.cfg.Interval
@@ -365,133 +482,6 @@ func (s *DiskSpool) Run(ctx context.Context, store RawWriter, table string) {
 		}
 		wait = s.cfg.Interval
 	}
-}
-
-// The spool's Arrow schema mirrors Row.
-var spoolCols = []spoolColumn{
-	{arrow.Field{Name: "event_id", Type: &arrow.FixedSizeBinaryType{ByteWidth: 16}},
-		func(b array.Builder, r *Row) { b.(*array.FixedSizeBinaryBuilder).Append(r.EventID[:]) },
-		func(a arrow.Array, i int, r *Row) { copy(r.EventID[:], a.(*array.FixedSizeBinary).Value(i)) }},
-	strCol("site", func(r *Row) *string { return &r.Site }),
-	{arrow.Field{Name: "received", Type: arrow.PrimitiveTypes.Int64},
-		func(b array.Builder, r *Row) { b.(*array.Int64Builder).Append(r.Received.Unix()) },
-		func(a arrow.Array, i int, r *Row) { r.Received = time.Unix(a.(*array.Int64).Value(i), 0).UTC() }},
-	u16Col("seq", func(r *Row) *uint16 { return &r.Seq }),
-	{arrow.Field{Name: "type", Type: arrow.PrimitiveTypes.Uint8},
-		func(b array.Builder, r *Row) { b.(*array.Uint8Builder).Append(uint8(r.Type)) },
-		func(a arrow.Array, i int, r *Row) { r.Type = EventType(a.(*array.Uint8).Value(i)) }},
-	u64Col("visitor", func(r *Row) *uint64 { return &r.Visitor }),
-	u64Col("session", func(r *Row) *uint64 { return &r.Session }),
-	u64Col("user_hash", func(r *Row) *uint64 { return &r.UserHash }),
-	strCol("path", func(r *Row) *string { return &r.Path }),
-	strCol("page_type", func(r *Row) *string { return &r.PageType }),
-	strCol("utm_source", func(r *Row) *string { return &r.UTMSource }),
-	strCol("utm_medium", func(r *Row) *string { return &r.UTMMedium }),
-	strCol("utm_campaign", func(r *Row) *string { return &r.UTMCampaign }),
-	strCol("referrer_host", func(r *Row) *string { return &r.ReferrerHost }),
-	strCol("browser", func(r *Row) *string { return &r.Browser }),
-	u16Col("browser_major", func(r *Row) *uint16 { return &r.BrowserMajor }),
-	strCol("os", func(r *Row) *string { return &r.OS }),
-	strCol("device", func(r *Row) *string { return &r.Device }),
-	strCol("country", func(r *Row) *string { return &r.Country }),
-	strCol("product_id", func(r *Row) *string { return &r.ProductID }),
-	strCol("product_category", func(r *Row) *string { return &r.ProductCategory }),
-	i64Col("product_price", func(r *Row) *int64 { return &r.ProductPrice }),
-	u16Col("position", func(r *Row) *uint16 { return &r.Position }),
-	strCol("list", func(r *Row) *string { return &r.List }),
-	strCol("slot", func(r *Row) *string { return &r.Slot }),
-	strCol("variant", func(r *Row) *string { return &r.Variant }),
-	{arrow.Field{Name: "step", Type: arrow.PrimitiveTypes.Uint8},
-		func(b array.Builder, r *Row) { b.(*array.Uint8Builder).Append(r.Step) },
-		func(a arrow.Array, i int, r *Row) { r.Step = a.(*array.Uint8).Value(i) }},
-	i64Col("order_value", func(r *Row) *int64 { return &r.OrderValue }),
-	strCol("currency", func(r *Row) *string { return &r.Currency }),
-	u16Col("items", func(r *Row) *uint16 { return &r.Items }),
-	{arrow.Field{Name: "products", Type: arrow.ListOf(arrow.BinaryTypes.String)},
-		func(b array.Builder, r *Row) {
-			lb := b.(*array.ListBuilder)
-			lb.Append(true)
-			vb := lb.ValueBuilder().(*array.StringBuilder)
-			for _, p := range r.Products {
-				vb.Append(p)
-			}
-		},
-		func(a arrow.Array, i int, r *Row) {
-			l := a.(*array.List)
-			start, end := l.ValueOffsets(i)
-			vals := l.ListValues().(*array.String)
-			r.Products = nil
-			for j := start; j < end; j++ {
-				r.Products = append(r.Products, vals.Value(int(j)))
-			}
-		}},
-	strCol("search_term", func(r *Row) *string { return &r.SearchTerm }),
-	{arrow.Field{Name: "search_results", Type: arrow.PrimitiveTypes.Int32},
-		func(b array.Builder, r *Row) { b.(*array.Int32Builder).Append(r.SearchResults) },
-		func(a arrow.Array, i int, r *Row) { r.SearchResults = a.(*array.Int32).Value(i) }},
-	{arrow.Field{Name: "imported", Type: arrow.FixedWidthTypes.Boolean},
-		func(b array.Builder, r *Row) { b.(*array.BooleanBuilder).Append(r.Imported) },
-		func(a arrow.Array, i int, r *Row) { r.Imported = a.(*array.Boolean).Value(i) }},
-}
-
-var spoolSchema = func() *arrow.Schema {
-	fields := make([]arrow.Field, len(spoolCols))
-	for i, c := range spoolCols {
-		fields[i] = c.field
-	}
-	return arrow.NewSchema(fields, nil)
-}()
-
-func strCol(name string, f func(*Row) *string) spoolColumn {
-	return spoolColumn{arrow.Field{Name: name, Type: arrow.BinaryTypes.String},
-		func(b array.Builder, r *Row) { b.(*array.StringBuilder).Append(*f(r)) },
-		func(a arrow.Array, i int, r *Row) { *f(r) = a.(*array.String).Value(i) }}
-}
-
-type spoolColumn = struct {
-	field arrow.Field
-	put   func(array.Builder, *Row)
-	get   func(arrow.Array, int, *Row)
-}
-
-func u16Col(name string, f func(*Row) *uint16) spoolColumn {
-	return spoolColumn{arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Uint16},
-		func(b array.Builder, r *Row) { b.(*array.Uint16Builder).Append(*f(r)) },
-		func(a arrow.Array, i int, r *Row) { *f(r) = a.(*array.Uint16).Value(i) }}
-}
-
-func u64Col(name string, f func(*Row) *uint64) spoolColumn {
-	return spoolColumn{arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Uint64},
-		func(b array.Builder, r *Row) { b.(*array.Uint64Builder).Append(*f(r)) },
-		func(a arrow.Array, i int, r *Row) { *f(r) = a.(*array.Uint64).Value(i) }}
-}
-
-func i64Col(name string, f func(*Row) *int64) spoolColumn {
-	return spoolColumn{arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Int64},
-		func(b array.Builder, r *Row) { b.(*array.Int64Builder).Append(*f(r)) },
-		func(a arrow.Array, i int, r *Row) { *f(r) = a.(*array.Int64).Value(i) }}
-}
-
-func rowsToRecord(rows []Row) arrow.Record {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, spoolSchema)
-	defer b.Release()
-	for i := range rows {
-		for j, c := range spoolCols {
-			c.put(b.Field(j), &rows[i])
-		}
-	}
-	return b.NewRecord()
-}
-
-func recordToRows(rec arrow.Record) []Row {
-	rows := make([]Row, rec.NumRows())
-	for j, c := range spoolCols {
-		col := rec.Column(j)
-		for i := range rows {
-			c.get(col, i, &rows[i])
-		}
-	}
-	return rows
 }
 
 // Prune deletes segments older than the raw retention that were never

@@ -8,10 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
-	"github.com/google/uuid"
-	"github.com/shopspring/decimal"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
 )
@@ -40,8 +37,10 @@ type WriterConfig struct {
 	Table string
 	// MaxRows flushes a batch at this many rows; default 20,000.
 	MaxRows int
-	// MaxDelay flushes a batch this long after its first row; default 2 ms
-	// with a spool (an fsync), 200 ms without (a ClickHouse insert).
+	// MaxDelay flushes a batch this long after its first row. With a spool
+	// the default is zero: a batch is committed as soon as the last commit
+	// (an fsync) is done, holding every request that arrived meanwhile.
+	// Without a spool (each batch a ClickHouse insert) the default is 200 ms.
 	MaxDelay time.Duration
 	// InsertTimeout bounds one insert before the batch goes to the spool; default 10 s.
 	InsertTimeout time.Duration
@@ -49,11 +48,12 @@ type WriterConfig struct {
 
 // Writer batches rows from many requests and tells each request when its
 // rows are safe. With a spool (herd serve) that is when the batch is in the
-// spool's write-ahead log, fsync'd: one fsync commits every request that
-// arrived meanwhile, so acknowledgement takes milliseconds however slow
-// ClickHouse is, and the spool inserts into ClickHouse in large batches
-// behind it (DiskSpool.Run). Without a spool the batch is inserted directly
-// and acknowledged once ClickHouse has it.
+// spool's write-ahead log, fsync'd: while one fsync runs, the requests that
+// arrive queue up and the next fsync commits them all (group commit), so
+// acknowledgement takes about one fsync at low load and batches grow with
+// load, however slow ClickHouse is; the spool inserts into ClickHouse in
+// large batches behind it (DiskSpool.Run). Without a spool the batch is
+// inserted directly and acknowledged once ClickHouse has it.
 type Writer struct {
 	cfg     WriterConfig
 	store   RawWriter
@@ -80,11 +80,8 @@ func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *
 	if cfg.MaxRows == 0 {
 		cfg.MaxRows = 20_000
 	}
-	if cfg.MaxDelay == 0 {
+	if cfg.MaxDelay == 0 && spool == nil {
 		cfg.MaxDelay = 200 * time.Millisecond
-		if spool != nil {
-			cfg.MaxDelay = 2 * time.Millisecond
-		}
 	}
 	if cfg.InsertTimeout == 0 {
 		cfg.InsertTimeout = 10 * time.Second
@@ -138,6 +135,20 @@ func (w *Writer) Run() {
 	for {
 		select {
 		case p := <-w.in:
+			if w.cfg.MaxDelay <= 0 {
+				// Group commit: take what queued meanwhile, commit now.
+				batch, rows = append(batch, p), rows+len(p.rows)
+				for more := true; more && rows < w.cfg.MaxRows; {
+					select {
+					case p := <-w.in:
+						batch, rows = append(batch, p), rows+len(p.rows)
+					default:
+						more = false
+					}
+				}
+				flush()
+				continue
+			}
 			if len(batch) == 0 {
 				timer.Reset(w.cfg.MaxDelay)
 			}
@@ -212,7 +223,8 @@ func (w *Writer) store1(rows []Row) error {
 	return nil
 }
 
-// insertRows encodes rows and inserts them in one request.
+// insertRows inserts rows in one request, through the same columnar path
+// as the spool's inserts.
 func insertRows(store RawWriter, table string, rows []Row, timeout time.Duration, m *Metrics) error {
 	block, err := EncodeRows(rows)
 	if err != nil {
@@ -247,61 +259,3 @@ func splitByHours(rows []Row, max int) [][]Row {
 	return groups
 }
 
-// rawColumns are herd_raw.events' columns in the order EncodeRows fills them.
-var rawColumns = []struct {
-	name string
-	typ  column.Type
-}{
-	{"event_id", "UUID"}, {"site", "String"}, {"received", "DateTime"}, {"seq", "UInt16"},
-	{"type", "Enum8('pageview' = 1, 'product_list_view' = 2, 'product_view' = 3, 'product_click' = 4, 'add_to_cart' = 5, 'remove_from_cart' = 6, 'checkout_step' = 7, 'purchase' = 8, 'search' = 9, 'slot_impression' = 10)"},
-	{"visitor", "UInt64"}, {"session", "UInt64"}, {"user_hash", "UInt64"}, {"path", "String"}, {"page_type", "String"},
-	{"utm_source", "String"}, {"utm_medium", "String"}, {"utm_campaign", "String"}, {"referrer_host", "String"},
-	{"browser", "String"}, {"browser_major", "UInt16"}, {"os", "String"},
-	{"device", "Enum8('desktop' = 1, 'mobile' = 2, 'tablet' = 3, 'other' = 4)"}, {"country", "FixedString(2)"},
-	{"product_id", "String"}, {"product_category", "String"}, {"product_price", "Decimal(18, 2)"}, {"position", "UInt16"},
-	{"list", "String"}, {"slot", "String"}, {"variant", "String"}, {"step", "UInt8"}, {"order_value", "Decimal(18, 2)"},
-	{"currency", "FixedString(3)"}, {"items", "UInt16"}, {"products", "Array(String)"}, {"search_term", "String"},
-	{"search_results", "Int32"}, {"imported", "UInt8"},
-}
-
-// EncodeRows builds the Native block of rows for herd_raw.events.
-func EncodeRows(rows []Row) (*proto.Block, error) {
-	b := proto.NewBlock()
-	for _, c := range rawColumns {
-		if err := b.AddColumn(c.name, c.typ); err != nil {
-			return nil, err
-		}
-	}
-	for i := range rows {
-		r := &rows[i]
-		imported := uint8(0)
-		if r.Imported {
-			imported = 1
-		}
-		products := r.Products
-		if products == nil {
-			products = []string{}
-		}
-		err := b.Append(
-			uuid.UUID(r.EventID), r.Site, r.Received, r.Seq, r.Type.String(),
-			r.Visitor, r.Session, r.UserHash, r.Path, r.PageType,
-			r.UTMSource, r.UTMMedium, r.UTMCampaign, r.ReferrerHost,
-			r.Browser, r.BrowserMajor, r.OS, deviceOrOther(r.Device), r.Country,
-			r.ProductID, r.ProductCategory, decimal.New(r.ProductPrice, -2), r.Position,
-			r.List, r.Slot, r.Variant, r.Step, decimal.New(r.OrderValue, -2),
-			r.Currency, r.Items, products, r.SearchTerm, r.SearchResults, imported,
-		)
-		if err != nil {
-			return nil, fmt.Errorf("row %d: %w", i, err)
-		}
-	}
-	return b, nil
-}
-
-func deviceOrOther(d string) string {
-	switch d {
-	case "desktop", "mobile", "tablet":
-		return d
-	}
-	return "other"
-}

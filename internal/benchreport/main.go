@@ -36,7 +36,14 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "rows per insert")
 	runs := flag.Int("runs", 5, "measured pairs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	floor := flag.Bool("serve-floor", false, "serve the ingest benchmark's floor (an empty Fiber handler) until stdin closes")
 	flag.Parse()
+	if *floor {
+		if err := serveFloor(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -85,7 +92,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		}
 	}
 	if *only == "" || *only == "ingest" {
-		section, err := benchIngest(ctx, c, dir, 5*time.Second, 3)
+		section, err := benchIngest(ctx, c, local, dir)
 		if err != nil {
 			return err
 		}

@@ -163,7 +163,12 @@ func (c *Client) Insert(ctx context.Context, table string, block *proto.Block, o
 	if err := validTableName(table); err != nil {
 		return err
 	}
-	names := block.ColumnsNames()
+	// Names from the columns themselves: a block may be built from
+	// ready-made columns rather than AddColumn.
+	names := make([]string, len(block.Columns))
+	for i, col := range block.Columns {
+		names[i] = col.Name()
+	}
 	for _, n := range names {
 		if !validIdent(n) {
 			return fmt.Errorf("clickhouse: insert into %s: column %q: %w", table, n, ErrIdent)

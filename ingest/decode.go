@@ -1,14 +1,16 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 // Limits on what one request may carry (DESIGN §8).
@@ -38,15 +40,28 @@ func (p Problem) Error() string {
 // ErrTooManyEvents is returned for a batch over MaxEventsPerBatch.
 var ErrTooManyEvents = errors.New("too many events in one request")
 
+// The own-format decoder is hand-written over fastjson's parser: one pass
+// builds a tree of the body in a pooled parser, a second walks it into
+// Events without reflection. Field names are matched exactly; a wrong type,
+// a bad number or an unknown field spoils only its own event, and the
+// problem names the field by its path (product.price, products[2].id).
+var parsers fastjson.ParserPool
+
 // DecodeOne reads a single own-format JSON event (POST /api/event).
 func DecodeOne(body []byte) ([]Event, []Problem, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, nil, Problem{Index: -1, Reason: "body must be one JSON object"}
 	}
-	var ev Event
-	if p := decodeStrict(body, &ev, 0); p != nil {
-		return nil, []Problem{*p}, nil
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return nil, []Problem{{Index: 0, Reason: syntaxReason(body)}}, nil
+	}
+	ev, prob := decodeEvent(v, 0)
+	if prob != nil {
+		return nil, []Problem{*prob}, nil
 	}
 	return []Event{ev}, nil, nil
 }
@@ -54,106 +69,354 @@ func DecodeOne(body []byte) ([]Event, []Problem, error) {
 // DecodeMany reads own-format events as a JSON array or as NDJSON, one
 // object per line (POST /api/events). A malformed event is reported and
 // skipped; the others are kept. A body that is not an array or NDJSON at all
-// is an error.
+// is an error, and so is broken JSON in an array (its events cannot be told
+// apart).
 func DecodeMany(body []byte) ([]Event, []Problem, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, nil, Problem{Index: -1, Reason: "empty body"}
 	}
-	var raws []json.RawMessage
+	p := parsers.Get()
+	defer parsers.Put(p)
 	switch body[0] {
 	case '[':
-		return decodeArray(body)
-	case '{':
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(make([]byte, 0, 64<<10), MaxBodyBytes)
-		for sc.Scan() {
-			line := bytes.TrimSpace(sc.Bytes())
-			if len(line) == 0 {
-				continue
-			}
-			raws = append(raws, json.RawMessage(bytes.Clone(line)))
-			if len(raws) > MaxEventsPerBatch {
-				return nil, nil, ErrTooManyEvents
-			}
+		v, err := p.ParseBytes(body)
+		if err != nil {
+			return nil, nil, Problem{Index: -1, Reason: "body is not a JSON array of events: " + syntaxReason(body)}
 		}
-		if err := sc.Err(); err != nil {
-			return nil, nil, Problem{Index: -1, Reason: "NDJSON: " + err.Error()}
-		}
-	default:
-		return nil, nil, Problem{Index: -1, Reason: "body must be a JSON array or NDJSON events"}
-	}
-	if len(raws) > MaxEventsPerBatch {
-		return nil, nil, ErrTooManyEvents
-	}
-	events := make([]Event, 0, len(raws))
-	var problems []Problem
-	for i, raw := range raws {
-		var ev Event
-		if p := decodeStrict(raw, &ev, i); p != nil {
-			problems = append(problems, *p)
-			continue
-		}
-		ev.Index = i
-		events = append(events, ev)
-	}
-	return events, problems, nil
-}
-
-// decodeArray reads a JSON array of events in one pass. A wrong type or an
-// unknown field spoils only its own event (the decoder still consumes the
-// whole element); broken JSON spoils the body.
-func decodeArray(body []byte) ([]Event, []Problem, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	bad := func(err error) error {
-		return Problem{Index: -1, Reason: "body is not a JSON array of events: " + jsonReason(err)}
-	}
-	if _, err := dec.Token(); err != nil { // '['
-		return nil, nil, bad(err)
-	}
-	var events []Event
-	var problems []Problem
-	for i := 0; dec.More(); i++ {
-		if i == MaxEventsPerBatch {
+		items, _ := v.Array()
+		if len(items) > MaxEventsPerBatch {
 			return nil, nil, ErrTooManyEvents
 		}
-		var ev Event
-		err := dec.Decode(&ev)
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-			return nil, nil, bad(err)
-		case err != nil:
-			field, reason := jsonProblem(err)
-			problems = append(problems, Problem{Index: i, Field: field, Reason: reason})
-		default:
-			ev.Index = i
+		events := make([]Event, 0, len(items))
+		var problems []Problem
+		for i, item := range items {
+			ev, prob := decodeEvent(item, i)
+			if prob != nil {
+				problems = append(problems, *prob)
+				continue
+			}
 			events = append(events, ev)
 		}
+		return events, problems, nil
+	case '{':
+		var events []Event
+		var problems []Problem
+		i := 0
+		for rest := body; len(rest) > 0; {
+			line := rest
+			if n := bytes.IndexByte(rest, '\n'); n >= 0 {
+				line, rest = rest[:n], rest[n+1:]
+			} else {
+				rest = nil
+			}
+			if line = bytes.TrimSpace(line); len(line) == 0 {
+				continue
+			}
+			if i == MaxEventsPerBatch {
+				return nil, nil, ErrTooManyEvents
+			}
+			v, err := p.ParseBytes(line)
+			if err != nil {
+				problems = append(problems, Problem{Index: i, Reason: syntaxReason(line)})
+			} else if ev, prob := decodeEvent(v, i); prob != nil {
+				problems = append(problems, *prob)
+			} else {
+				events = append(events, ev)
+			}
+			i++
+		}
+		return events, problems, nil
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
-		return nil, nil, Problem{Index: -1, Reason: "body is not a JSON array of events: unterminated array"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, nil, Problem{Index: -1, Reason: "trailing data after the array"}
-	}
-	return events, problems, nil
+	return nil, nil, Problem{Index: -1, Reason: "body must be a JSON array or NDJSON events"}
 }
 
-// decodeStrict decodes one object, refusing unknown fields and wrong types,
-// and says which field was wrong.
-func decodeStrict(raw []byte, v any, index int) *Problem {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		field, reason := jsonProblem(err)
-		return &Problem{Index: index, Field: field, Reason: reason}
+// syntaxReason says where JSON that failed to parse is broken, without
+// quoting it. Only the error path pays for the second, standard parse that
+// finds the offset.
+func syntaxReason(b []byte) string {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return jsonReason(err)
 	}
-	if dec.More() {
-		return &Problem{Index: index, Reason: "trailing data after the event object"}
+	return "JSON nested too deeply or not strict"
+}
+
+// decodeEvent reads one event object.
+func decodeEvent(v *fastjson.Value, index int) (Event, *Problem) {
+	ev := Event{Index: index}
+	obj, err := v.Object()
+	if err != nil {
+		return ev, &Problem{Index: index, Reason: "wrong type: got JSON " + jsonType(v) + ", want object"}
 	}
-	return nil
+	var field, reason string
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if reason != "" {
+			return
+		}
+		field = string(k)
+		switch field {
+		case "id":
+			reason = getString(v, &ev.ID)
+		case "site":
+			reason = getString(v, &ev.Site)
+		case "type":
+			reason = getString(v, &ev.Type)
+		case "url":
+			reason = getString(v, &ev.URL)
+		case "referrer":
+			reason = getString(v, &ev.Referrer)
+		case "slot":
+			reason = getString(v, &ev.Slot)
+		case "variant":
+			reason = getString(v, &ev.Variant)
+		case "user_id":
+			reason = getString(v, &ev.UserID)
+		case "step":
+			reason = getInt(v, &ev.Step)
+		case "ts":
+			reason = getTime(v, &ev.TS)
+		case "product":
+			ev.Product = nil
+			if v.Type() != fastjson.TypeNull {
+				ev.Product = new(Product)
+				field, reason = decodeProduct(v, ev.Product, "product")
+			}
+		case "products":
+			field, reason = decodeProducts(v, &ev.Products)
+		case "order":
+			ev.Order = nil
+			if v.Type() != fastjson.TypeNull {
+				ev.Order = new(Order)
+				field, reason = decodeOrder(v, ev.Order)
+			}
+		case "search":
+			ev.Search = nil
+			if v.Type() != fastjson.TypeNull {
+				ev.Search = new(SearchAct)
+				field, reason = decodeSearch(v, ev.Search)
+			}
+		case "consent":
+			field, reason = decodeConsent(v, &ev.Consent)
+		default:
+			field, reason = truncate(field, 64), "unknown field"
+		}
+	})
+	if reason != "" {
+		return ev, &Problem{Index: index, Field: field, Reason: reason}
+	}
+	return ev, nil
+}
+
+func decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason string) {
+	obj, err := v.Object()
+	if err != nil {
+		return path, "wrong type: got JSON " + jsonType(v) + ", want object"
+	}
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if reason != "" {
+			return
+		}
+		field = path + "." + truncate(string(k), 64)
+		switch string(k) {
+		case "id":
+			reason = getString(v, &p.ID)
+		case "category":
+			reason = getString(v, &p.Category)
+		case "price":
+			reason = getFloat(v, &p.Price)
+		case "position":
+			reason = getInt(v, &p.Position)
+		case "list":
+			reason = getString(v, &p.List)
+		case "quantity":
+			reason = getInt(v, &p.Quantity)
+		default:
+			reason = "unknown field"
+		}
+	})
+	return field, reason
+}
+
+func decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
+	*dst = nil
+	if v.Type() == fastjson.TypeNull {
+		return "", ""
+	}
+	items, err := v.Array()
+	if err != nil {
+		return "products", "wrong type: got JSON " + jsonType(v) + ", want array"
+	}
+	*dst = make([]Product, len(items))
+	for i, item := range items {
+		if item.Type() == fastjson.TypeNull {
+			continue
+		}
+		if field, reason = decodeProduct(item, &(*dst)[i], "products["+strconv.Itoa(i)+"]"); reason != "" {
+			return field, reason
+		}
+	}
+	return "", ""
+}
+
+func decodeOrder(v *fastjson.Value, o *Order) (field, reason string) {
+	obj, err := v.Object()
+	if err != nil {
+		return "order", "wrong type: got JSON " + jsonType(v) + ", want object"
+	}
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if reason != "" {
+			return
+		}
+		field = "order." + truncate(string(k), 64)
+		switch string(k) {
+		case "value":
+			reason = getFloat(v, &o.Value)
+		case "currency":
+			reason = getString(v, &o.Currency)
+		case "items":
+			reason = getInt(v, &o.Items)
+		default:
+			reason = "unknown field"
+		}
+	})
+	return field, reason
+}
+
+func decodeSearch(v *fastjson.Value, s *SearchAct) (field, reason string) {
+	obj, err := v.Object()
+	if err != nil {
+		return "search", "wrong type: got JSON " + jsonType(v) + ", want object"
+	}
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if reason != "" {
+			return
+		}
+		field = "search." + truncate(string(k), 64)
+		switch string(k) {
+		case "term":
+			reason = getString(v, &s.Term)
+		case "results":
+			s.Results = nil
+			if v.Type() != fastjson.TypeNull {
+				var n int
+				if reason = getInt(v, &n); reason == "" {
+					s.Results = &n
+				}
+			}
+		default:
+			reason = "unknown field"
+		}
+	})
+	return field, reason
+}
+
+func decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {
+	*dst = nil
+	if v.Type() == fastjson.TypeNull {
+		return "", ""
+	}
+	items, err := v.Array()
+	if err != nil {
+		return "consent", "wrong type: got JSON " + jsonType(v) + ", want array"
+	}
+	*dst = make([]string, len(items))
+	for i, item := range items {
+		if reason := getString(item, &(*dst)[i]); reason != "" {
+			return "consent[" + strconv.Itoa(i) + "]", reason
+		}
+	}
+	return "", ""
+}
+
+// getString sets dst from a JSON string; null leaves it empty. Invalid
+// UTF-8 becomes U+FFFD, as encoding/json does.
+func getString(v *fastjson.Value, dst *string) string {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		*dst = ""
+		return ""
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		if utf8.Valid(b) {
+			*dst = string(b)
+		} else {
+			*dst = strings.ToValidUTF8(string(b), "\uFFFD")
+		}
+		return ""
+	}
+	return "wrong type: got JSON " + jsonType(v) + ", want string"
+}
+
+func getFloat(v *fastjson.Value, dst *float64) string {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		*dst = 0
+		return ""
+	case fastjson.TypeNumber:
+		f, err := v.Float64()
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return "not a finite JSON number"
+		}
+		*dst = f
+		return ""
+	}
+	return "wrong type: got JSON " + jsonType(v) + ", want number"
+}
+
+func getInt(v *fastjson.Value, dst *int) string {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		*dst = 0
+		return ""
+	case fastjson.TypeNumber:
+		n, err := v.Int()
+		if err != nil {
+			return "want a whole number in range"
+		}
+		*dst = n
+		return ""
+	}
+	return "wrong type: got JSON " + jsonType(v) + ", want number"
+}
+
+func getTime(v *fastjson.Value, dst *ClientTime) string {
+	var err error
+	switch v.Type() {
+	case fastjson.TypeNull:
+		*dst = ClientTime{}
+		return ""
+	case fastjson.TypeNumber:
+		var ms float64
+		if ms, err = v.Float64(); err == nil {
+			err = dst.setMillis(ms)
+		}
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		err = dst.setString(string(b))
+	default:
+		err = errors.New("wrong type")
+	}
+	if err != nil {
+		return "want milliseconds since the epoch or an RFC 3339 string"
+	}
+	return ""
+}
+
+func jsonType(v *fastjson.Value) string {
+	switch v.Type() {
+	case fastjson.TypeString:
+		return "string"
+	case fastjson.TypeNumber:
+		return "number"
+	case fastjson.TypeObject:
+		return "object"
+	case fastjson.TypeArray:
+		return "array"
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return "bool"
+	}
+	return "null"
 }
 
 // jsonProblem turns a decoding error into a field name and a reason that

@@ -133,15 +133,26 @@ func (t *ClientTime) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		v, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return fmt.Errorf("not an RFC 3339 time")
-		}
-		t.Time = v
-		return nil
+		return t.setString(s)
 	}
 	ms, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(ms) || math.IsInf(ms, 0) || ms < 0 || ms > 1e14 {
+	if err != nil {
+		return fmt.Errorf("not a time in milliseconds")
+	}
+	return t.setMillis(ms)
+}
+
+func (t *ClientTime) setString(s string) error {
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("not an RFC 3339 time")
+	}
+	t.Time = v
+	return nil
+}
+
+func (t *ClientTime) setMillis(ms float64) error {
+	if math.IsNaN(ms) || math.IsInf(ms, 0) || ms < 0 || ms > 1e14 {
 		return fmt.Errorf("not a time in milliseconds")
 	}
 	t.Time = time.UnixMilli(int64(ms)).UTC()

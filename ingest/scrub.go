@@ -50,18 +50,85 @@ func SanitizeURL(raw string) SanitizedURL {
 		return out
 	}
 	out.Path = sanitizePath(u.EscapedPath())
-	q := u.Query()
-	out.UTMSource = scrubField(q.Get("utm_source"), maxField)
-	out.UTMMedium = scrubField(q.Get("utm_medium"), maxField)
-	out.UTMCampaign = scrubField(q.Get("utm_campaign"), maxField)
-	for _, p := range SearchParams {
-		if q.Has(p) {
+	q := scanQuery(u.RawQuery)
+	out.UTMSource = scrubField(q.values[qUTMSource], maxField)
+	out.UTMMedium = scrubField(q.values[qUTMMedium], maxField)
+	out.UTMCampaign = scrubField(q.values[qUTMCampaign], maxField)
+	for i := range SearchParams {
+		if q.has[qSearch+i] {
 			out.HasSearch = true
-			out.SearchTerm = ScrubTerm(q.Get(p))
+			out.SearchTerm = ScrubTerm(q.values[qSearch+i])
 			break
 		}
 	}
 	return out
+}
+
+// The query parameters SanitizeURL reads: the campaign ones, then
+// SearchParams in order.
+const (
+	qUTMSource = iota
+	qUTMMedium
+	qUTMCampaign
+	qSearch
+	qParams = qSearch + 6
+)
+
+// wantedQuery holds the first value of each parameter SanitizeURL reads.
+type wantedQuery struct {
+	values [qParams]string
+	has    [qParams]bool
+}
+
+func wantedParam(key string) int {
+	switch key {
+	case "utm_source":
+		return qUTMSource
+	case "utm_medium":
+		return qUTMMedium
+	case "utm_campaign":
+		return qUTMCampaign
+	}
+	for i, p := range SearchParams {
+		if key == p {
+			return qSearch + i
+		}
+	}
+	return -1
+}
+
+// scanQuery reads the wanted parameters of a raw query the way
+// url.ParseQuery does (pairs split on &, a pair with a semicolon or a bad
+// escape skipped, the first value wins) without building a map of all of
+// them.
+func scanQuery(raw string) wantedQuery {
+	var q wantedQuery
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(key, "%+") {
+			var err error
+			if key, err = url.QueryUnescape(key); err != nil {
+				continue
+			}
+		}
+		i := wantedParam(key)
+		if i < 0 || q.has[i] {
+			continue
+		}
+		if strings.ContainsAny(value, "%+") {
+			var err error
+			if value, err = url.QueryUnescape(value); err != nil {
+				continue
+			}
+		}
+		q.values[i], q.has[i] = value, true
+	}
+	return q
 }
 
 // sanitizePath redacts every segment that looks personal. Segments are
@@ -70,6 +137,9 @@ func SanitizeURL(raw string) SanitizedURL {
 func sanitizePath(escaped string) string {
 	if escaped == "" {
 		return "/"
+	}
+	if cleanPath(escaped) {
+		return truncateUTF8(escaped, maxPath)
 	}
 	segs := strings.Split(escaped, "/")
 	for i, seg := range segs {
@@ -90,10 +160,24 @@ func sanitizePath(escaped string) string {
 	return truncateUTF8(p, maxPath)
 }
 
+// cleanPath reports whether sanitizePath would keep a path exactly as it
+// is: it starts with "/", has nothing escaped, and no segment looks personal.
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "%") || !utf8.ValidString(p) || hasControl(p) {
+		return false
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if looksPersonal(seg) || wordsPersonal(seg) {
+			return false
+		}
+	}
+	return true
+}
+
 // wordsPersonal reports whether any word of a segment ("order 12 for
 // a@b.c", "id=...") looks personal.
 func wordsPersonal(s string) bool {
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(",;=&|", r) }) {
+	for w := range strings.FieldsFuncSeq(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(",;=&|", r) }) {
 		if looksPersonal(w) {
 			return true
 		}
@@ -118,6 +202,14 @@ func scrubWords(s string, max int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "")
 	}
+	if plainWords(s) {
+		// Already single-spaced words, none personal: joining them again
+		// would give s back.
+		if digitCount(s) >= 9 && looksPersonal(s) {
+			return Redacted
+		}
+		return truncateUTF8(s, max)
+	}
 	words := strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 	for i, w := range words {
 		if looksPersonal(w) {
@@ -132,6 +224,25 @@ func scrubWords(s string, max int) string {
 	return truncateUTF8(joined, max)
 }
 
+// plainWords reports whether s is words separated by single ASCII spaces,
+// with no other space or control character, and no word looks personal.
+func plainWords(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' || strings.Contains(s, "  ") {
+		return s == ""
+	}
+	for _, r := range s {
+		if r != ' ' && (unicode.IsSpace(r) || unicode.IsControl(r)) {
+			return false
+		}
+	}
+	for w := range strings.SplitSeq(s, " ") {
+		if looksPersonal(w) {
+			return false
+		}
+	}
+	return true
+}
+
 // looksPersonal reports whether s looks like an email, phone or card number,
 // long number, UUID, JWT, IP address or opaque token.
 func looksPersonal(s string) bool {
@@ -141,7 +252,7 @@ func looksPersonal(s string) bool {
 	if strings.Contains(s, "@") {
 		return true // emails, and anything else with an at sign
 	}
-	if net.ParseIP(strings.Trim(s, "[]")) != nil {
+	if isIP(strings.Trim(s, "[]")) {
 		return true
 	}
 	if longDigitRun(s) {
@@ -151,6 +262,25 @@ func looksPersonal(s string) bool {
 		return true
 	}
 	return false
+}
+
+// isIP is net.ParseIP(s) != nil, without parsing (and allocating an
+// error for) strings that cannot be an address.
+func isIP(s string) bool {
+	if len(s) < 2 || len(s) > 45 {
+		return false
+	}
+	sep := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.' || c == ':':
+			sep = true
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return sep && net.ParseIP(s) != nil
 }
 
 // longDigitRun finds 9 or more digits with at most phone/card separators
@@ -306,7 +436,7 @@ func ReferrerHost(raw string, siteDomains []string) string {
 		return ""
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if net.ParseIP(host) != nil {
+	if isIP(host) {
 		return ReferrerIP
 	}
 	reg, err := publicsuffix.EffectiveTLDPlusOne(host)

@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"net"
+	"net/url"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -108,4 +111,75 @@ func checkClean(t *testing.T, in, out string) {
 			t.Fatalf("%q → personal-looking word %q in %q", in, w, out)
 		}
 	}
+}
+
+// The scrubbers take shortcuts for input that needs no change (no split,
+// no map of the query, no IP parse of words that cannot be addresses). The
+// references below are the plain versions; the shortcuts must agree with
+// them on every input.
+
+func refScrubWords(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
+	words := strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+	for i, w := range words {
+		if looksPersonal(w) {
+			words[i] = Redacted
+		}
+	}
+	joined := strings.Join(words, " ")
+	if digitCount(joined) >= 9 && looksPersonal(joined) {
+		return Redacted
+	}
+	return truncateUTF8(joined, max)
+}
+
+func refSanitizePath(escaped string) string {
+	if escaped == "" {
+		return "/"
+	}
+	segs := strings.Split(escaped, "/")
+	for i, seg := range segs {
+		if seg == "" {
+			continue
+		}
+		dec := unescapeAll(seg)
+		if looksPersonal(dec) || wordsPersonal(dec) || !utf8.ValidString(dec) || hasControl(dec) {
+			segs[i] = Redacted
+			continue
+		}
+		segs[i] = dec
+	}
+	p := strings.Join(segs, "/")
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return truncateUTF8(p, maxPath)
+}
+
+func FuzzScrubShortcutsMatchReference(f *testing.F) {
+	for _, s := range []string{"", "blue shoes", " a  b ", "call 0151 2345 6789", "/product/p1", "/a//b/", "/p/a%40b.c", "10.0.0.1", "::1", "fe80::1%eth0", "dead:beef", "x\u00a0y",
+		"utm_source=news&q=red+boots", "q=a&q=b", "s=%zz&q=ok", "a;b=1&term=x", "utm_campaign=%2540x&keyword=k%20w"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := scrubWords(s, maxTerm), refScrubWords(s, maxTerm); got != want {
+			t.Fatalf("scrubWords(%q) = %q, reference %q", s, got, want)
+		}
+		if got, want := sanitizePath(s), refSanitizePath(s); got != want {
+			t.Fatalf("sanitizePath(%q) = %q, reference %q", s, got, want)
+		}
+		if got, want := isIP(s), net.ParseIP(s) != nil; got != want {
+			t.Fatalf("isIP(%q) = %v, net.ParseIP says %v", s, got, want)
+		}
+		q := scanQuery(s)
+		ref, _ := url.ParseQuery(s)
+		for _, key := range append([]string{"utm_source", "utm_medium", "utm_campaign"}, SearchParams...) {
+			i := wantedParam(key)
+			if q.has[i] != ref.Has(key) || q.values[i] != ref.Get(key) {
+				t.Fatalf("scanQuery(%q)[%s] = %v %q, url.ParseQuery: %v %q", s, key, q.has[i], q.values[i], ref.Has(key), ref.Get(key))
+			}
+		}
+	})
 }

@@ -177,13 +177,19 @@ var spoolSchema = func() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }()
 
-// rowsToRecord makes the Arrow record of a batch of rows.
-func rowsToRecord(rows []Row) arrow.Record {
+// rowsToRecord makes one Arrow record of batches of rows.
+func rowsToRecord(batches ...[]Row) arrow.Record {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, spoolSchema)
 	defer b.Release()
-	b.Reserve(len(rows))
+	n := 0
+	for _, rows := range batches {
+		n += len(rows)
+	}
+	b.Reserve(n)
 	for j, c := range rawColumns {
-		c.put(b.Field(j), rows)
+		for _, rows := range batches {
+			c.put(b.Field(j), rows)
+		}
 	}
 	return b.NewRecord()
 }
@@ -221,6 +227,13 @@ func newRawBlock() *rawBlock {
 		b.block.Columns = append(b.block.Columns, col)
 	}
 	return b
+}
+
+// reset empties the block, keeping its columns' memory for the next rows.
+func (b *rawBlock) reset() {
+	for _, c := range b.cols {
+		c.Reset()
+	}
 }
 
 // add appends every row of a spool record.

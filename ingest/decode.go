@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,6 +50,11 @@ var parsers fastjson.ParserPool
 
 // DecodeOne reads a single own-format JSON event (POST /api/event).
 func DecodeOne(body []byte) ([]Event, []Problem, error) {
+	return decodeOne(nil, body)
+}
+
+// decodeOne is DecodeOne appending to events (a recycled slice).
+func decodeOne(events []Event, body []byte) ([]Event, []Problem, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, nil, Problem{Index: -1, Reason: "body must be one JSON object"}
@@ -63,7 +69,7 @@ func DecodeOne(body []byte) ([]Event, []Problem, error) {
 	if prob != nil {
 		return nil, []Problem{*prob}, nil
 	}
-	return []Event{ev}, nil, nil
+	return append(events[:0], ev), nil, nil
 }
 
 // DecodeMany reads own-format events as a JSON array or as NDJSON, one
@@ -72,6 +78,11 @@ func DecodeOne(body []byte) ([]Event, []Problem, error) {
 // is an error, and so is broken JSON in an array (its events cannot be told
 // apart).
 func DecodeMany(body []byte) ([]Event, []Problem, error) {
+	return decodeMany(nil, body)
+}
+
+// decodeMany is DecodeMany appending to events (a recycled slice).
+func decodeMany(events []Event, body []byte) ([]Event, []Problem, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, nil, Problem{Index: -1, Reason: "empty body"}
@@ -88,7 +99,7 @@ func DecodeMany(body []byte) ([]Event, []Problem, error) {
 		if len(items) > MaxEventsPerBatch {
 			return nil, nil, ErrTooManyEvents
 		}
-		events := make([]Event, 0, len(items))
+		events = slices.Grow(events[:0], len(items))
 		var problems []Problem
 		for i, item := range items {
 			ev, prob := decodeEvent(item, i)
@@ -100,7 +111,7 @@ func DecodeMany(body []byte) ([]Event, []Problem, error) {
 		}
 		return events, problems, nil
 	case '{':
-		var events []Event
+		events = events[:0]
 		var problems []Problem
 		i := 0
 		for rest := body; len(rest) > 0; {

@@ -17,7 +17,9 @@ import (
 	"mime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -69,8 +71,8 @@ func (s *Server) App(ready *probe.Readiness) *fiber.App {
 		TrustedProxies: s.cfg.TrustedProxies,
 	}, ready)
 	app.Use("/api", s.cors)
-	app.Post("/api/event", s.ownJSON(DecodeOne))
-	app.Post("/api/events", s.ownJSON(DecodeMany))
+	app.Post("/api/event", s.ownJSON(decodeOne))
+	app.Post("/api/events", s.ownJSON(decodeMany))
 	for _, kind := range []string{"batch", "track", "page"} {
 		app.Post("/v1/"+kind, s.segment(kind))
 	}
@@ -129,7 +131,14 @@ func (s *Server) originAllowed(origin string) bool {
 	return false
 }
 
-type decodeFunc func([]byte) ([]Event, []Problem, error)
+type decodeFunc func([]Event, []byte) ([]Event, []Problem, error)
+
+// Requests' event and row slices are recycled: at tens of thousands of
+// requests a second they are most of what ingest allocates.
+var (
+	eventSlices = sync.Pool{New: func() any { return new([]Event) }}
+	rowSlices   = sync.Pool{New: func() any { return new([]Row) }}
+)
 
 // ownJSON serves /api/event and /api/events.
 func (s *Server) ownJSON(decode decodeFunc) fiber.Handler {
@@ -137,7 +146,13 @@ func (s *Server) ownJSON(decode decodeFunc) fiber.Handler {
 		if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
 			return unsupportedType(c, "application/json, text/plain, application/x-ndjson")
 		}
-		events, problems, err := decode(c.Body())
+		buf := eventSlices.Get().(*[]Event)
+		events, problems, err := decode(*buf, c.Body())
+		defer func() {
+			clear(events) // no shopper's data waits in the pool
+			*buf = events[:0]
+			eventSlices.Put(buf)
+		}()
 		if err != nil {
 			return s.badBody(c, err)
 		}
@@ -188,8 +203,11 @@ func (s *Server) badBody(c *fiber.Ctx, err error) error {
 // answers: 202 when at least one event was stored or every event was dropped
 // by policy, 400 when none was valid, 503/429 when storage failed.
 func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, dropped map[string]int, site *Site) error {
-	if dropped == nil {
-		dropped = map[string]int{}
+	drop := func(reason string) {
+		if dropped == nil {
+			dropped = map[string]int{}
+		}
+		dropped[reason]++
 	}
 	req := Request{
 		IP:        c.IP(),
@@ -201,19 +219,28 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 	}
 	importMode := c.Get("X-Herd-Import") == "1"
 	origin := c.Get(fiber.HeaderOrigin)
-	rows := make([]Row, 0, len(events))
+	rowBuf := rowSlices.Get().(*[]Row)
+	rows := slices.Grow((*rowBuf)[:0], len(events))
+	recycle := true
+	defer func() {
+		if recycle {
+			clear(rows)
+			*rowBuf = rows[:0]
+			rowSlices.Put(rowBuf)
+		}
+	}()
 	for i := range events {
 		ev := &events[i]
 		evSite := site
 		if evSite == nil {
 			var err error
 			if evSite, err = s.sites.Named(ev.Site); err != nil {
-				dropped[DropUnknownSite]++
+				drop(DropUnknownSite)
 				continue
 			}
 		}
 		if origin != "" && site == nil && !evSite.AllowsOrigin(origin) {
-			dropped["origin"]++
+			drop("origin")
 			continue
 		}
 		r := req
@@ -229,7 +256,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		case prob != nil:
 			problems = append(problems, *prob)
 		case reason != "":
-			dropped[reason]++
+			drop(reason)
 		default:
 			rows = append(rows, row)
 		}
@@ -239,6 +266,9 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 	}
 	s.metrics.invalid.Add(int64(len(problems)))
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Index < problems[j].Index })
+	if dropped == nil && (len(problems) > 0 || len(rows) == 0) {
+		dropped = map[string]int{} // the JSON answer says "dropped": {}
+	}
 	ans := Answer{Accepted: len(rows), Dropped: dropped, Problems: problems}
 	if len(rows) == 0 && len(problems) > 0 {
 		ans.Error = problems[0].Error()
@@ -247,6 +277,11 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	if err := s.writer.Write(ctx, rows); err != nil {
+		if ans.Dropped == nil {
+			ans.Dropped = map[string]int{}
+		}
+		// Rows the writer may still hold are not recycled.
+		recycle = !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 		ans.Accepted = 0
 		if errors.Is(err, ErrSpoolFull) {
 			c.Set(fiber.HeaderRetryAfter, "30")
@@ -259,13 +294,45 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		return c.Status(fiber.StatusServiceUnavailable).JSON(ans)
 	}
 	s.metrics.accepted.Add(int64(len(rows)))
-	return c.Status(fiber.StatusAccepted).JSON(ans)
+	c.Status(fiber.StatusAccepted)
+	if len(ans.Problems) > 0 {
+		return c.JSON(ans)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	var buf [128]byte
+	return c.Send(appendAccepted(buf[:0], ans.Accepted, ans.Dropped))
+}
+
+// appendAccepted writes the common answer, {"accepted":n,"dropped":{...}},
+// as encoding/json would (reasons sorted), without reflection.
+func appendAccepted(b []byte, accepted int, dropped map[string]int) []byte {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(accepted), 10)
+	b = append(b, `,"dropped":{`...)
+	reasons := make([]string, 0, len(dropped))
+	for r := range dropped {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for i, r := range reasons {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, r) // reasons are herd's own ASCII words
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(dropped[r]), 10)
+	}
+	return append(b, "}}"...)
 }
 
 // contentTypeOK accepts text/plain too: navigator.sendBeacon with a string
 // body sends it, and it needs no CORS preflight.
 func contentTypeOK(c *fiber.Ctx, allowed ...string) bool {
-	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	ct := c.Get(fiber.HeaderContentType)
+	if slices.Contains(allowed, ct) {
+		return true // the usual case, without parsing
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && slices.Contains(allowed, mt)
 }
 

@@ -460,3 +460,21 @@ func TestTrackerIsServedAndCookieless(t *testing.T) {
 		}
 	}
 }
+
+func TestAcceptedAnswerIsWhatEncodingJSONWrites(t *testing.T) {
+	for _, dropped := range []map[string]int{nil, {}, {"gpc": 2}, {"dnt": 1, "bot": 3, "consent": 12}} {
+		want := map[string]any{"accepted": float64(7), "dropped": map[string]any{}}
+		for k, v := range dropped {
+			want["dropped"].(map[string]any)[k] = float64(v)
+		}
+		var got map[string]any
+		b := ingest.AppendAccepted(nil, 7, dropped)
+		if err := json.Unmarshal(b, &got); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: %v (want %v)", b, err, want)
+		}
+		std, _ := json.Marshal(ingest.Answer{Accepted: 7, Dropped: dropped})
+		if len(dropped) > 0 && string(std) != string(b) {
+			t.Fatalf("hand-written %s, encoding/json %s", b, std)
+		}
+	}
+}

@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"crypto/rand"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medama-io/go-useragent"
@@ -95,12 +97,43 @@ type Pipeline struct {
 	// Country maps an IP to a country code; nil stores no country.
 	Country func(ip string) string
 
-	ua *useragent.Parser
+	ua      *useragent.Parser
+	uaCache uaCache
+}
+
+// uaCache remembers what user agents were reduced to, across requests: a
+// shop's traffic comes from a few thousand distinct browsers, and parsing
+// one costs microseconds. It is keyed by a seeded hash of the string; the
+// string itself is not kept.
+type uaCache struct {
+	mu      sync.Mutex
+	seed    maphash.Seed
+	entries [4096]struct {
+		hash uint64
+		c    uaClient
+	}
+}
+
+func (u *uaCache) get(ua string) (uaClient, uint64, bool) {
+	h := maphash.String(u.seed, ua)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := &u.entries[h%uint64(len(u.entries))]
+	return e.c, h, e.hash == h && h != 0
+}
+
+func (u *uaCache) put(h uint64, c uaClient) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := &u.entries[h%uint64(len(u.entries))]
+	e.hash, e.c = h, c
 }
 
 // NewPipeline builds a pipeline; keys and sessions are required.
 func NewPipeline(keys *KeyRing, sessions *Sessions) *Pipeline {
-	return &Pipeline{Keys: keys, Sessions: sessions, HonorDNT: true, ua: useragent.NewParser()}
+	p := &Pipeline{Keys: keys, Sessions: sessions, HonorDNT: true, ua: useragent.NewParser()}
+	p.uaCache.seed = maphash.MakeSeed()
+	return p
 }
 
 // Process turns one event into a row. It returns a drop reason for an event
@@ -354,7 +387,11 @@ func (p *Pipeline) parseUACached(req *Request, ua string) uaClient {
 	} else if req.memo.uaInput == ua && ua != "" {
 		return req.memo.ua
 	}
-	c := p.parseUA(ua)
+	c, h, ok := p.uaCache.get(ua)
+	if !ok {
+		c = p.parseUA(ua)
+		p.uaCache.put(h, c)
+	}
 	req.memo.uaInput, req.memo.ua = ua, c
 	return c
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +69,9 @@ type DiskSpool struct {
 	mem     map[uint64][]arrow.Record
 	memRows int
 	kick    chan struct{} // asks Run for an insert before the interval ends
+
+	replayMu sync.Mutex // one Replay at a time
+	block    *rawBlock  // reused by Replay: its columns keep their memory
 }
 
 type segment struct {
@@ -140,16 +144,23 @@ func (s *DiskSpool) Bytes() int64 {
 	return s.bytes
 }
 
-// Append writes rows as one record batch (more for an import spanning
-// many hours) and fsyncs it.
-func (s *DiskSpool) Append(ctx context.Context, rows []Row) error {
-	if len(rows) == 0 {
+// Append writes batches of rows as one record batch (more for an import
+// spanning many hours) and fsyncs it.
+func (s *DiskSpool) Append(ctx context.Context, batches ...[]Row) error {
+	rows := 0
+	for _, b := range batches {
+		rows += len(b)
+	}
+	if rows == 0 {
 		return nil
 	}
-	groups := splitByHours(rows, maxHoursPerInsert)
-	recs := make([]arrow.Record, len(groups))
-	for i, g := range groups {
-		recs[i] = rowsToRecord(g)
+	var recs []arrow.Record
+	if countHours(batches, maxHoursPerInsert+1) <= maxHoursPerInsert {
+		recs = []arrow.Record{rowsToRecord(batches...)}
+	} else {
+		for _, g := range splitByHours(slices.Concat(batches...), maxHoursPerInsert) {
+			recs = append(recs, rowsToRecord(g))
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,9 +192,9 @@ func (s *DiskSpool) Append(ctx context.Context, rows []Row) error {
 	}
 	s.cur.size = st.Size()
 	s.bytes += s.cur.size - before
-	s.metrics.observeCommit(time.Since(start), len(rows))
+	s.metrics.observeCommit(time.Since(start), rows)
 	s.mem[s.cur.seq] = append(s.mem[s.cur.seq], recs...)
-	s.memRows += len(rows)
+	s.memRows += rows
 	if s.memRows >= insertBatchRows {
 		select {
 		case s.kick <- struct{}{}:
@@ -191,6 +202,23 @@ func (s *DiskSpool) Append(ctx context.Context, rows []Row) error {
 		}
 	}
 	return nil
+}
+
+// countHours counts the distinct hours of rows, stopping at limit.
+func countHours(batches [][]Row, limit int) int {
+	hours := map[int64]bool{}
+	last := int64(-1)
+	for _, rows := range batches {
+		for i := range rows {
+			if h := rows[i].Received.Unix() / 3600; h != last {
+				hours[h], last = true, h
+				if len(hours) >= limit {
+					return len(hours)
+				}
+			}
+		}
+	}
+	return len(hours)
 }
 
 func (s *DiskSpool) openSegmentLocked() error {
@@ -269,6 +297,8 @@ func (s *DiskSpool) Pending() bool {
 // first, deleting each once all its rows are in; it stops at the first
 // failed insert and returns the number of rows inserted.
 func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (int, error) {
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
 	s.mu.Lock()
 	err := s.closeCurrentLocked()
 	upTo := s.seq // segments opened from now on are Append's, not ours
@@ -282,7 +312,11 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 	if err != nil {
 		return 0, err
 	}
-	ins := &inserter{store: store, table: table, metrics: s.metrics}
+	if s.block == nil {
+		s.block = newRawBlock()
+	}
+	s.block.reset()
+	ins := &inserter{store: store, table: table, metrics: s.metrics, block: s.block, hours: map[int64]bool{}}
 	for _, p := range segs {
 		seq, ok := segmentSeq(p)
 		if !ok || seq >= upTo {
@@ -346,9 +380,6 @@ func (in *inserter) addAll(recs []arrow.Record) error {
 }
 
 func (in *inserter) add(rec arrow.Record) error {
-	if in.block == nil {
-		in.block, in.hours = newRawBlock(), map[int64]bool{}
-	}
 	hours := recordHours(rec)
 	fresh := 0
 	for h := range hours {
@@ -370,7 +401,7 @@ func (in *inserter) add(rec arrow.Record) error {
 // flush inserts the block and starts a new one. Segments wholly added
 // before it are then wholly inserted: the caller may delete them.
 func (in *inserter) flush() error {
-	if in.block == nil || in.block.rows() == 0 {
+	if in.block.rows() == 0 {
 		return nil
 	}
 	n := in.block.rows()
@@ -385,7 +416,8 @@ func (in *inserter) flush() error {
 	in.inserted += n
 	in.metrics.replayed.Add(int64(n))
 	in.dropped, in.done = append(in.dropped, in.done...), nil
-	in.block, in.hours = newRawBlock(), map[int64]bool{}
+	in.block.reset()
+	clear(in.hours)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,8 +21,8 @@ type RawWriter interface {
 
 // Spool keeps rows durably while ClickHouse cannot take them.
 type Spool interface {
-	// Append writes rows to disk and returns once they are fsync'd.
-	Append(ctx context.Context, rows []Row) error
+	// Append writes batches of rows to disk and returns once they are fsync'd.
+	Append(ctx context.Context, batches ...[]Row) error
 }
 
 // ErrSpoolFull is returned when rows can be neither inserted nor spooled
@@ -188,11 +189,11 @@ func (w *Writer) Close(ctx context.Context) error {
 }
 
 func (w *Writer) flush(batch []*pending, n int) {
-	all := make([]Row, 0, n)
-	for _, p := range batch {
-		all = append(all, p.rows...)
+	parts := make([][]Row, len(batch))
+	for i, p := range batch {
+		parts[i] = p.rows
 	}
-	err := w.store1(all)
+	err := w.store1(parts, n)
 	for _, p := range batch {
 		p.done <- err
 	}
@@ -203,17 +204,18 @@ func (w *Writer) flush(batch []*pending, n int) {
 // and history imports can span weeks in one batch.
 const maxHoursPerInsert = 90
 
-func (w *Writer) store1(rows []Row) error {
+func (w *Writer) store1(parts [][]Row, n int) error {
 	if w.spool != nil {
-		if err := w.spool.Append(context.Background(), rows); err != nil {
+		if err := w.spool.Append(context.Background(), parts...); err != nil {
 			if errors.Is(err, ErrSpoolFull) {
 				return err
 			}
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		w.metrics.spooled.Add(int64(len(rows)))
+		w.metrics.spooled.Add(int64(n))
 		return nil
 	}
+	rows := slices.Concat(parts...)
 	for _, chunk := range splitByHours(rows, maxHoursPerInsert) {
 		if err := insertRows(w.store, w.cfg.Table, chunk, w.cfg.InsertTimeout, w.metrics); err != nil {
 			w.log.Warn("insert failed", "rows", len(chunk), "err", err)

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
@@ -174,11 +173,8 @@ func (c *Client) Insert(ctx context.Context, table string, block *proto.Block, o
 			return fmt.Errorf("clickhouse: insert into %s: column %q: %w", table, n, ErrIdent)
 		}
 	}
-	buf := bufferPool.Get().(*chproto.Buffer)
-	defer func() {
-		buf.Reset()
-		bufferPool.Put(buf)
-	}()
+	buf := getBuffer()
+	defer putBuffer(buf)
 	if err := block.Encode(buf, 0); err != nil {
 		return fmt.Errorf("clickhouse: encode block for %s: %w", table, err)
 	}
@@ -190,7 +186,27 @@ func (c *Client) Insert(ctx context.Context, table string, block *proto.Block, o
 	})
 }
 
-var bufferPool = sync.Pool{New: func() any { return new(chproto.Buffer) }}
+// Encode buffers are kept on a short free list rather than a sync.Pool:
+// an insert's buffer is tens of MiB, and a pool would hand it to the garbage
+// collector at the next cycle, making every insert grow a new one.
+var buffers = make(chan *chproto.Buffer, 4)
+
+func getBuffer() *chproto.Buffer {
+	select {
+	case b := <-buffers:
+		return b
+	default:
+		return new(chproto.Buffer)
+	}
+}
+
+func putBuffer(b *chproto.Buffer) {
+	b.Reset()
+	select {
+	case buffers <- b:
+	default:
+	}
+}
 
 // Ping checks that the server answers and accepts the credentials.
 func (c *Client) Ping(ctx context.Context) error {

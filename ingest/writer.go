@@ -260,4 +260,3 @@ func splitByHours(rows []Row, max int) [][]Row {
 	}
 	return groups
 }
-

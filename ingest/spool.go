@@ -482,7 +482,7 @@ func (s *DiskSpool) readSegment(path string, add func(arrow.Record) error) error
 
 // insertBatchRows bounds one insert, and asks for an early one when this
 // many rows wait in memory.
-const insertBatchRows = 50_000
+const insertBatchRows = 20_000
 
 // Run inserts what is spooled every Interval, or sooner when many rows
 // wait, backing off while ClickHouse refuses, until ctx ends.

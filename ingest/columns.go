@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"reflect"
+	"sync"
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
@@ -177,10 +178,14 @@ var spoolSchema = func() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }()
 
+// recordBuilders are reused: a builder is 34 column builders, and a small
+// group commit would otherwise make them all anew for a few rows.
+var recordBuilders = sync.Pool{New: func() any { return array.NewRecordBuilder(memory.DefaultAllocator, spoolSchema) }}
+
 // rowsToRecord makes one Arrow record of batches of rows.
 func rowsToRecord(batches ...[]Row) arrow.Record {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, spoolSchema)
-	defer b.Release()
+	b := recordBuilders.Get().(*array.RecordBuilder)
+	defer recordBuilders.Put(b) // NewRecord has emptied it
 	n := 0
 	for _, rows := range batches {
 		n += len(rows)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,6 +71,7 @@ type DiskSpool struct {
 	memRows int
 	kick    chan struct{} // asks Run for an insert before the interval ends
 
+	spare    *segment   // created ahead for the next Append
 	replayMu sync.Mutex // one Replay at a time
 	block    *rawBlock  // reused by Replay: its columns keep their memory
 }
@@ -221,20 +223,65 @@ func countHours(batches [][]Row, limit int) int {
 	return len(hours)
 }
 
+// openSegmentLocked makes the open segment: the spare one prepared
+// beforehand if there is one, else a new file.
 func (s *DiskSpool) openSegmentLocked() error {
-	p := filepath.Join(s.cfg.Dir, fmt.Sprintf("seg-%020d%s", s.seq, segmentExt))
+	if s.spare != nil {
+		s.cur, s.spare = s.spare, nil
+		s.cur.created = time.Now()
+		return nil
+	}
+	seg, err := s.createSegment(s.seq)
+	if err != nil {
+		return err
+	}
 	s.seq++
+	s.cur = seg
+	return nil
+}
+
+// createSegment creates segment file seq and makes its directory entry
+// durable.
+func (s *DiskSpool) createSegment(seq uint64) (*segment, error) {
+	p := filepath.Join(s.cfg.Dir, fmt.Sprintf("seg-%020d%s", seq, segmentExt))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("spool: %w", err)
 	}
 	// The directory entry must survive a crash too.
 	if d, err := os.Open(s.cfg.Dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	s.cur = &segment{seq: s.seq - 1, path: p, f: f, w: ipc.NewWriter(f, ipc.WithSchema(spoolSchema)), created: time.Now()}
-	return nil
+	return &segment{seq: seq, path: p, f: f, w: ipc.NewWriter(f, ipc.WithSchema(spoolSchema)), created: time.Now()}, nil
+}
+
+// prepareSpare creates the next segment outside the lock, so the Append
+// that follows a seal does not wait for a file creation and a directory
+// fsync.
+func (s *DiskSpool) prepareSpare() {
+	s.mu.Lock()
+	if s.spare != nil || s.cur != nil {
+		s.mu.Unlock()
+		return
+	}
+	seq := s.seq
+	s.seq++
+	s.mu.Unlock()
+	seg, err := s.createSegment(seq)
+	if err != nil {
+		s.log.Warn("spool: prepare segment", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spare != nil || s.cur != nil {
+		// Append opened one meanwhile.
+		_ = seg.f.Close()
+		_ = os.Remove(seg.path)
+		return
+	}
+	s.spare = seg
 }
 
 func (s *DiskSpool) closeCurrentLocked() error {
@@ -244,10 +291,9 @@ func (s *DiskSpool) closeCurrentLocked() error {
 	cur := s.cur
 	s.cur = nil
 	before := cur.size
-	err := cur.w.Close() // writes the end-of-stream marker
-	if err == nil {
-		err = cur.f.Sync()
-	}
+	// The end-of-stream marker needs no fsync: every batch before it was
+	// synced by its Append, and readers take a missing marker as the end.
+	err := cur.w.Close()
 	if st, serr := cur.f.Stat(); serr == nil {
 		s.bytes += st.Size() - before
 	}
@@ -264,6 +310,11 @@ func (s *DiskSpool) closeCurrentLocked() error {
 func (s *DiskSpool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spare != nil {
+		_ = s.spare.f.Close()
+		_ = os.Remove(s.spare.path) // empty
+		s.spare = nil
+	}
 	return s.closeCurrentLocked()
 }
 
@@ -302,12 +353,17 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 	s.mu.Lock()
 	err := s.closeCurrentLocked()
 	upTo := s.seq // segments opened from now on are Append's, not ours
+	spare := uint64(math.MaxUint64)
+	if s.spare != nil {
+		spare = s.spare.seq
+	}
 	inMem := s.mem
 	s.mem, s.memRows = map[uint64][]arrow.Record{}, 0
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
+	defer s.prepareSpare()
 	segs, err := s.segments()
 	if err != nil {
 		return 0, err
@@ -319,7 +375,7 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 	ins := &inserter{store: store, table: table, metrics: s.metrics, block: s.block, hours: map[int64]bool{}}
 	for _, p := range segs {
 		seq, ok := segmentSeq(p)
-		if !ok || seq >= upTo {
+		if !ok || seq >= upTo || seq == spare {
 			continue
 		}
 		if expiredSegment(p, s.cfg.Retention) {
@@ -462,6 +518,9 @@ func (s *DiskSpool) readSegment(path string, add func(arrow.Record) error) error
 		return fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		return nil // created for an Append that never came (or a crash right after)
+	}
 	rd, err := ipc.NewReader(f, ipc.WithSchema(spoolSchema), ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		// Torn before the first batch was complete: nothing in it was acknowledged.

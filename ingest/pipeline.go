@@ -85,6 +85,12 @@ type requestMemo struct {
 	ua      uaClient
 	pInput  [4]string // day, site, part0, part1
 	visitor uint64
+	// A tracker's batch comes from one page: its events share the URL and
+	// the referrer.
+	urlInput, refInput, refSite string
+	url                         SanitizedURL
+	refHost                     string
+	refSet                      bool
 }
 
 // Pipeline turns decoded events into rows (DESIGN §2): consent → bot filter
@@ -144,6 +150,9 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	if req.GPC {
 		return Row{}, DropGPC, nil
 	}
+	if req.memo == nil {
+		req.memo = &requestMemo{}
+	}
 	if req.DNT && p.HonorDNT {
 		return Row{}, DropDNT, nil
 	}
@@ -191,10 +200,10 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	if p.Country != nil && ip != "" {
 		row.Country = p.Country(ip)
 	}
-	u := SanitizeURL(ev.URL)
+	u := req.memo.sanitizeURL(ev.URL)
 	row.Path, row.UTMSource, row.UTMMedium, row.UTMCampaign = u.Path, u.UTMSource, u.UTMMedium, u.UTMCampaign
 	row.PageType = pageType(row.Path)
-	row.ReferrerHost = ReferrerHost(ev.Referrer, site.Domains)
+	row.ReferrerHost = req.memo.referrerHost(ev.Referrer, site)
 	if ev.Product != nil {
 		row.ProductID = scrubField(ev.Product.ID, maxField)
 		row.ProductCategory = scrubField(ev.Product.Category, maxField)
@@ -381,10 +390,24 @@ func pageType(path string) string {
 	return "other"
 }
 
+func (m *requestMemo) sanitizeURL(raw string) SanitizedURL {
+	if raw != m.urlInput || raw == "" {
+		m.urlInput, m.url = raw, SanitizeURL(raw)
+	}
+	return m.url
+}
+
+// referrerHost memoizes per request and site (events of one request may
+// name different sites, whose own domains differ).
+func (m *requestMemo) referrerHost(raw string, site *Site) string {
+	if !m.refSet || raw != m.refInput || site.Name != m.refSite {
+		m.refInput, m.refSite, m.refHost, m.refSet = raw, site.Name, ReferrerHost(raw, site.Domains), true
+	}
+	return m.refHost
+}
+
 func (p *Pipeline) parseUACached(req *Request, ua string) uaClient {
-	if req.memo == nil {
-		req.memo = &requestMemo{}
-	} else if req.memo.uaInput == ua && ua != "" {
+	if req.memo.uaInput == ua && ua != "" {
 		return req.memo.ua
 	}
 	c, h, ok := p.uaCache.get(ua)

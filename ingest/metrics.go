@@ -36,7 +36,7 @@ func NewMetrics() *Metrics {
 		dropped:       map[string]int64{},
 		insertLatency: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 		batchSize:     newHistogram(1, 10, 100, 1000, 5000, 10000, 20000, 50000),
-		commitLatency: newHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+		commitLatency: newHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 		commitSize:    newHistogram(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000),
 	}
 }

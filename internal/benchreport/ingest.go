@@ -134,8 +134,9 @@ func benchIngest(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 	// shows up in full (no coordinated omission).
 	half := rates[1] / 2
 	s.WriteString("\nLatency of 1-event requests at half herd's sustained 1-event rate, open loop (requests sent on a fixed schedule, latency from the scheduled send time):\n\n")
-	s.WriteString("| server | rate (req/s) | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n")
+	s.WriteString("| server | rate (req/s) | p50 | p90 | p99 | p99.9 | max | spool commits (fsync) over 2 / 10 ms |\n|---|---|---|---|---|---|---|---|\n")
 	for _, srv := range []*child{herd, floor} {
+		slow0 := commitsOver(herd.url)
 		lat, err := openLoop(ctx, srv.url, half, ingestWindow)
 		if err != nil {
 			return "", err
@@ -143,7 +144,15 @@ func benchIngest(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 		q := func(p float64) string {
 			return lat[int(p*float64(len(lat)-1))].Round(10 * time.Microsecond).String()
 		}
-		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %s | %s | %s |\n", srv.name, float64(len(lat))/ingestWindow.Seconds(), q(0.5), q(0.9), q(0.99), q(0.999), q(1))
+		slow := "–"
+		if srv == herd {
+			d := commitsOver(herd.url)
+			for i := range d {
+				d[i] -= slow0[i]
+			}
+			slow = fmt.Sprintf("%.1f%% / %.1f%% of %.0f", 100*d[1]/d[0], 100*d[2]/d[0], d[0])
+		}
+		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", srv.name, float64(len(lat))/ingestWindow.Seconds(), q(0.5), q(0.9), q(0.99), q(0.999), q(1), slow)
 	}
 	fmt.Fprintf(&s, "\nPeak RSS (VmHWM) after all of the above: herd ingest **%.0f MiB**, floor %.0f MiB.\n", float64(peak)/(1<<20), float64(floorPeak)/(1<<20))
 	s.WriteString("\nTargets (issue 3): ≥ 200,000 events/s with 20-event requests; ≥ 60,000 with 1-event requests, ratio ≥ 0.8 to the floor, p99 ≤ 2 ms at half that rate; peak RSS ≤ 200 MiB.\n")
@@ -256,6 +265,30 @@ func scrapeHistogram(base, name string) (sum, count float64) {
 		}
 	}
 	return sum, count
+}
+
+// commitsOver reads herd's spool commits: all, over 2 ms, over 10 ms.
+func commitsOver(base string) [3]float64 {
+	var out [3]float64
+	status, body, err := fasthttp.Get(nil, base+"/metrics")
+	if err != nil || status != fasthttp.StatusOK {
+		return out
+	}
+	const name = "herd_ingest_spool_commit_seconds"
+	var le2, le10 float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+"_count "); ok {
+			out[0], _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(line, name+`_bucket{le="0.002"} `); ok {
+			le2, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(line, name+`_bucket{le="0.01"} `); ok {
+			le10, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	out[1], out[2] = out[0]-le2, out[0]-le10
+	return out
 }
 
 // cpuSeconds is a process's user+system CPU time so far.

@@ -100,6 +100,15 @@ func run(ctx context.Context, out string, rows, runs int) error {
 			return err
 		}
 	}
+	if *only == "" || *only == "ingest" || *only == "pipeline" {
+		section, err := benchPipeline(ctx)
+		if err != nil {
+			return err
+		}
+		if err := writeSection(out, "pipeline", section); err != nil {
+			return err
+		}
+	}
 	if *only == "" || *only == "dashboard" {
 		section, err := benchDashboard(ctx, c, local, dir, 40)
 		if err != nil {
@@ -122,7 +131,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 }
 
 var (
-	only          = flag.String("only", "", "run one benchmark: insert, ingest, publish or dashboard")
+	only          = flag.String("only", "", "run one benchmark: insert, ingest (with pipeline), pipeline, publish or dashboard")
 	publishEvents = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
 )
 

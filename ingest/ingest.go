@@ -265,7 +265,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		s.metrics.drop(reason, n)
 	}
 	s.metrics.invalid.Add(int64(len(problems)))
-	sort.Slice(problems, func(i, j int) bool { return problems[i].Index < problems[j].Index })
+	slices.SortStableFunc(problems, func(a, b Problem) int { return a.Index - b.Index })
 	if dropped == nil && (len(problems) > 0 || len(rows) == 0) {
 		dropped = map[string]int{} // the JSON answer says "dropped": {}
 	}

@@ -28,6 +28,7 @@ func BenchmarkPipeline(b *testing.B) {
 	site := DefaultSites().All()[0]
 	rows := make([]Row, 0, 1000)
 	var buf chproto.Buffer
+	block := newRawBlock() // reused, as the spool reuses its block
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
@@ -48,7 +49,7 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		if len(rows) >= 1000 || i == b.N-1 {
 			rec := rowsToRecord(rows)
-			block := newRawBlock()
+			block.reset()
 			if err := block.add(rec); err != nil {
 				b.Fatal(err)
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/google/uuid"
 )
 
@@ -180,7 +179,7 @@ var spoolSchema = func() *arrow.Schema {
 
 // recordBuilders are reused: a builder is 34 column builders, and a small
 // group commit would otherwise make them all anew for a few rows.
-var recordBuilders = sync.Pool{New: func() any { return array.NewRecordBuilder(memory.DefaultAllocator, spoolSchema) }}
+var recordBuilders = sync.Pool{New: func() any { return array.NewRecordBuilder(recordAlloc, spoolSchema) }}
 
 // rowsToRecord makes one Arrow record of batches of rows.
 func rowsToRecord(batches ...[]Row) arrow.Record {

@@ -164,6 +164,14 @@ func (s *DiskSpool) Append(ctx context.Context, batches ...[]Row) error {
 			recs = append(recs, rowsToRecord(g))
 		}
 	}
+	kept := false
+	defer func() {
+		if !kept { // not spooled: the memory goes back
+			for _, rec := range recs {
+				rec.Release()
+			}
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bytes >= s.cfg.MaxBytes {
@@ -196,6 +204,7 @@ func (s *DiskSpool) Append(ctx context.Context, batches ...[]Row) error {
 	s.bytes += s.cur.size - before
 	s.metrics.observeCommit(time.Since(start), rows)
 	s.mem[s.cur.seq] = append(s.mem[s.cur.seq], recs...)
+	kept = true
 	s.memRows += rows
 	if s.memRows >= insertBatchRows {
 		select {
@@ -360,6 +369,15 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 	inMem := s.mem
 	s.mem, s.memRows = map[uint64][]arrow.Record{}, 0
 	s.mu.Unlock()
+	defer func() {
+		// Records not inserted (an insert failed, or their segment expired)
+		// are on disk; the memory goes back to the allocator.
+		for _, recs := range inMem {
+			for _, rec := range recs {
+				rec.Release()
+			}
+		}
+	}()
 	if err != nil {
 		return 0, err
 	}
@@ -384,7 +402,11 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 		}
 		recs, ok := inMem[seq]
 		if ok {
-			err = ins.addAll(recs)
+			err = ins.addAll(recs) // copies: the records can go
+			for _, rec := range recs {
+				rec.Release()
+			}
+			delete(inMem, seq)
 		} else {
 			err = s.readSegment(p, ins.add)
 		}

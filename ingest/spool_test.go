@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
@@ -160,4 +162,41 @@ func FuzzSpoolSegment(f *testing.F) {
 		// A corrupt segment must never crash the process.
 		_, _ = sp.Replay(context.Background(), insertFunc(func(context.Context, string, *proto.Block) error { return nil }), "t")
 	})
+}
+
+// Recycled record buffers come back zeroed and never shared: records made
+// after earlier ones were released read back exactly their own rows.
+func TestRecycledRecordBuffersHoldOnlyTheirRows(t *testing.T) {
+	for round := range 5 {
+		a := sampleRows(50 + round*37)
+		for i := range a {
+			a[i].Path = strings.Repeat("x", i%7) + "/p"
+			a[i].Products = a[i].Products[:i%3]
+		}
+		rec := rowsToRecord(a)
+		got := recordToRows(rec)
+		for i := range a {
+			if got[i].Path != a[i].Path || len(got[i].Products) != len(a[i].Products) || got[i].Visitor != a[i].Visitor || got[i].Imported != a[i].Imported {
+				t.Fatalf("round %d row %d: %+v, want %+v", round, i, got[i], a[i])
+			}
+		}
+		rec.Release()
+	}
+	// The allocator's own promises.
+	var alloc classAllocator
+	b := alloc.Allocate(100)
+	for i := range b {
+		b[i] = 0xff
+	}
+	if uintptr(unsafe.Pointer(&b[0]))%64 != 0 || cap(b) != 128 {
+		t.Fatalf("buffer not 64-byte aligned in its class: cap %d", cap(b))
+	}
+	alloc.Free(b)
+	c := alloc.Allocate(120)
+	c = alloc.Reallocate(128, c)
+	for i, v := range c {
+		if v != 0 {
+			t.Fatalf("recycled buffer byte %d = %#x", i, v)
+		}
+	}
 }

@@ -83,7 +83,8 @@ type Request struct {
 type requestMemo struct {
 	uaInput string
 	ua      uaClient
-	pInput  [4]string // day, site, part0, part1
+	pInput  [3]string // site, part0, part1
+	pDay    int64     // UTC day number
 	visitor uint64
 	// A tracker's batch comes from one page: its events share the URL and
 	// the referrer.
@@ -420,13 +421,14 @@ func (p *Pipeline) parseUACached(req *Request, ua string) uaClient {
 }
 
 func (p *Pipeline) visitorCached(req *Request, day time.Time, site string, parts []string) (uint64, error) {
-	key := [4]string{dayOf(day), site, parts[0], parts[1]}
-	if req.memo != nil && req.memo.pInput == key && req.memo.visitor != 0 {
+	key := [3]string{site, parts[0], parts[1]}
+	dayNum := day.Unix() / 86400 // the key ring's UTC day
+	if req.memo != nil && req.memo.pInput == key && req.memo.pDay == dayNum && req.memo.visitor != 0 {
 		return req.memo.visitor, nil
 	}
 	v, err := p.Keys.Pseudonym(day, site, PurposeAnalytics, parts...)
 	if err == nil && req.memo != nil {
-		req.memo.pInput, req.memo.visitor = key, v
+		req.memo.pInput, req.memo.pDay, req.memo.visitor = key, dayNum, v
 	}
 	return v, err
 }

@@ -177,8 +177,24 @@ func cleanPath(p string) bool {
 // wordsPersonal reports whether any word of a segment ("order 12 for
 // a@b.c", "id=...") looks personal.
 func wordsPersonal(s string) bool {
+	if !hasWordSeparator(s) {
+		return looksPersonal(s) // one word: itself
+	}
 	for w := range strings.FieldsFuncSeq(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(",;=&|", r) }) {
 		if looksPersonal(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasWordSeparator reports whether s may hold a byte wordsPersonal splits
+// on: ASCII space or ",;=&|", or any non-ASCII byte (Unicode spaces),
+// conservatively.
+func hasWordSeparator(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x80, c == ' ', c >= '\t' && c <= '\r', c == ',', c == ';', c == '=', c == '&', c == '|':
 			return true
 		}
 	}

@@ -135,6 +135,15 @@ func refScrubWords(s string, max int) string {
 	return truncateUTF8(joined, max)
 }
 
+func refWordsPersonal(s string) bool {
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(",;=&|", r) }) {
+		if looksPersonal(w) {
+			return true
+		}
+	}
+	return false
+}
+
 func refSanitizePath(escaped string) string {
 	if escaped == "" {
 		return "/"
@@ -169,6 +178,9 @@ func FuzzScrubShortcutsMatchReference(f *testing.F) {
 		}
 		if got, want := sanitizePath(s), refSanitizePath(s); got != want {
 			t.Fatalf("sanitizePath(%q) = %q, reference %q", s, got, want)
+		}
+		if got, want := wordsPersonal(s), refWordsPersonal(s); got != want {
+			t.Fatalf("wordsPersonal(%q) = %v, reference %v", s, got, want)
 		}
 		if got, want := isIP(s), net.ParseIP(s) != nil; got != want {
 			t.Fatalf("isIP(%q) = %v, net.ParseIP says %v", s, got, want)

@@ -156,62 +156,55 @@ func syntaxReason(b []byte) string {
 // decodeEvent reads one event object.
 func decodeEvent(v *fastjson.Value, index int) (Event, *Problem) {
 	ev := Event{Index: index}
-	obj, err := v.Object()
-	if err != nil {
-		return ev, &Problem{Index: index, Reason: "wrong type: got JSON " + jsonType(v) + ", want object"}
-	}
-	var field, reason string
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if reason != "" {
-			return
-		}
-		field = string(k)
-		switch field {
+	field, reason := visitFields(v, "", func(k []byte, v *fastjson.Value) (string, string) {
+		switch string(k) {
 		case "id":
-			reason = getString(v, &ev.ID)
+			return "", getString(v, &ev.ID)
 		case "site":
-			reason = getString(v, &ev.Site)
+			return "", getString(v, &ev.Site)
 		case "type":
-			reason = getString(v, &ev.Type)
+			return "", getString(v, &ev.Type)
 		case "url":
-			reason = getString(v, &ev.URL)
+			return "", getString(v, &ev.URL)
 		case "referrer":
-			reason = getString(v, &ev.Referrer)
+			return "", getString(v, &ev.Referrer)
 		case "slot":
-			reason = getString(v, &ev.Slot)
+			return "", getString(v, &ev.Slot)
 		case "variant":
-			reason = getString(v, &ev.Variant)
+			return "", getString(v, &ev.Variant)
 		case "user_id":
-			reason = getString(v, &ev.UserID)
+			return "", getString(v, &ev.UserID)
 		case "step":
-			reason = getInt(v, &ev.Step)
+			return "", getInt(v, &ev.Step)
 		case "ts":
-			reason = getTime(v, &ev.TS)
+			return "", getTime(v, &ev.TS)
 		case "product":
 			ev.Product = nil
-			if v.Type() != fastjson.TypeNull {
-				ev.Product = new(Product)
-				field, reason = decodeProduct(v, ev.Product, "product")
+			if v.Type() == fastjson.TypeNull {
+				return "", ""
 			}
+			ev.Product = new(Product)
+			return decodeProduct(v, ev.Product, "product")
 		case "products":
-			field, reason = decodeProducts(v, &ev.Products)
+			return decodeProducts(v, &ev.Products)
 		case "order":
 			ev.Order = nil
-			if v.Type() != fastjson.TypeNull {
-				ev.Order = new(Order)
-				field, reason = decodeOrder(v, ev.Order)
+			if v.Type() == fastjson.TypeNull {
+				return "", ""
 			}
+			ev.Order = new(Order)
+			return decodeOrder(v, ev.Order)
 		case "search":
 			ev.Search = nil
-			if v.Type() != fastjson.TypeNull {
-				ev.Search = new(SearchAct)
-				field, reason = decodeSearch(v, ev.Search)
+			if v.Type() == fastjson.TypeNull {
+				return "", ""
 			}
+			ev.Search = new(SearchAct)
+			return decodeSearch(v, ev.Search)
 		case "consent":
-			field, reason = decodeConsent(v, &ev.Consent)
-		default:
-			field, reason = truncate(field, 64), "unknown field"
+			return decodeConsent(v, &ev.Consent)
 		}
+		return "", "unknown field"
 	})
 	if reason != "" {
 		return ev, &Problem{Index: index, Field: field, Reason: reason}
@@ -219,7 +212,10 @@ func decodeEvent(v *fastjson.Value, index int) (Event, *Problem) {
 	return ev, nil
 }
 
-func decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason string) {
+// visitFields walks an object's fields with set until one has a problem.
+// set returns the problem's reason, and its field path when the problem is
+// deeper than the key itself; the key's own path is built only then.
+func visitFields(v *fastjson.Value, path string, set func(key []byte, v *fastjson.Value) (field, reason string)) (field, reason string) {
 	obj, err := v.Object()
 	if err != nil {
 		return path, "wrong type: got JSON " + jsonType(v) + ", want object"
@@ -228,25 +224,34 @@ func decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason st
 		if reason != "" {
 			return
 		}
-		field = path + "." + truncate(string(k), 64)
-		switch string(k) {
-		case "id":
-			reason = getString(v, &p.ID)
-		case "category":
-			reason = getString(v, &p.Category)
-		case "price":
-			reason = getFloat(v, &p.Price)
-		case "position":
-			reason = getInt(v, &p.Position)
-		case "list":
-			reason = getString(v, &p.List)
-		case "quantity":
-			reason = getInt(v, &p.Quantity)
-		default:
-			reason = "unknown field"
+		if field, reason = set(k, v); reason != "" && field == "" {
+			field = truncate(string(k), 64)
+			if path != "" {
+				field = path + "." + field
+			}
 		}
 	})
 	return field, reason
+}
+
+func decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason string) {
+	return visitFields(v, path, func(k []byte, v *fastjson.Value) (string, string) {
+		switch string(k) {
+		case "id":
+			return "", getString(v, &p.ID)
+		case "category":
+			return "", getString(v, &p.Category)
+		case "price":
+			return "", getFloat(v, &p.Price)
+		case "position":
+			return "", getInt(v, &p.Position)
+		case "list":
+			return "", getString(v, &p.List)
+		case "quantity":
+			return "", getInt(v, &p.Quantity)
+		}
+		return "", "unknown field"
+	})
 }
 
 func decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
@@ -271,55 +276,38 @@ func decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
 }
 
 func decodeOrder(v *fastjson.Value, o *Order) (field, reason string) {
-	obj, err := v.Object()
-	if err != nil {
-		return "order", "wrong type: got JSON " + jsonType(v) + ", want object"
-	}
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if reason != "" {
-			return
-		}
-		field = "order." + truncate(string(k), 64)
+	return visitFields(v, "order", func(k []byte, v *fastjson.Value) (string, string) {
 		switch string(k) {
 		case "value":
-			reason = getFloat(v, &o.Value)
+			return "", getFloat(v, &o.Value)
 		case "currency":
-			reason = getString(v, &o.Currency)
+			return "", getString(v, &o.Currency)
 		case "items":
-			reason = getInt(v, &o.Items)
-		default:
-			reason = "unknown field"
+			return "", getInt(v, &o.Items)
 		}
+		return "", "unknown field"
 	})
-	return field, reason
 }
 
 func decodeSearch(v *fastjson.Value, s *SearchAct) (field, reason string) {
-	obj, err := v.Object()
-	if err != nil {
-		return "search", "wrong type: got JSON " + jsonType(v) + ", want object"
-	}
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if reason != "" {
-			return
-		}
-		field = "search." + truncate(string(k), 64)
+	return visitFields(v, "search", func(k []byte, v *fastjson.Value) (string, string) {
 		switch string(k) {
 		case "term":
-			reason = getString(v, &s.Term)
+			return "", getString(v, &s.Term)
 		case "results":
 			s.Results = nil
-			if v.Type() != fastjson.TypeNull {
-				var n int
-				if reason = getInt(v, &n); reason == "" {
-					s.Results = &n
-				}
+			if v.Type() == fastjson.TypeNull {
+				return "", ""
 			}
-		default:
-			reason = "unknown field"
+			var n int
+			reason := getInt(v, &n)
+			if reason == "" {
+				s.Results = &n
+			}
+			return "", reason
 		}
+		return "", "unknown field"
 	})
-	return field, reason
 }
 
 func decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {

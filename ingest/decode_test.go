@@ -151,3 +151,42 @@ func FuzzDecodeSegment(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeNamesNestedFields(t *testing.T) {
+	body := `[
+		{"type":"purchase","order":{"value":10,"coupon":"x"}},
+		{"type":"purchase","order":{"value":10},"products":[{"id":"a"},{"id":"b","price":"9"}]},
+		{"type":"search","search":{"term":"x","results":1.5}},
+		{"type":"pageview","url":"/","consent":["analytics",7]},
+		{"type":"pageview","url":"/","product":[]},
+		{"type":"pageview","url":"/","ts":true},
+		{"type":"add_to_cart","product":{"id":"p","price":NaN}},
+		7,
+		{"type":"pageview","url":"/ok","product":null,"products":null,"order":null,"search":null,"consent":null,"site":null}
+	]`
+	events, problems, err := DecodeMany([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Problem{
+		{Index: 0, Field: "order.coupon", Reason: "unknown field"},
+		{Index: 1, Field: "products[1].price", Reason: "wrong type: got JSON string, want number"},
+		{Index: 2, Field: "search.results", Reason: "want a whole number in range"},
+		{Index: 3, Field: "consent[1]", Reason: "wrong type: got JSON number, want string"},
+		{Index: 4, Field: "product", Reason: "wrong type: got JSON array, want object"},
+		{Index: 5, Field: "ts", Reason: "want milliseconds since the epoch or an RFC 3339 string"},
+		{Index: 6, Field: "product.price", Reason: "not a finite JSON number"},
+		{Index: 7, Reason: "wrong type: got JSON number, want object"},
+	}
+	if len(problems) != len(want) {
+		t.Fatalf("problems: %+v", problems)
+	}
+	for i := range want {
+		if problems[i] != want[i] {
+			t.Errorf("problem %d = %+v, want %+v", i, problems[i], want[i])
+		}
+	}
+	if len(events) != 1 || events[0].Index != 8 || events[0].Product != nil || events[0].Consent != nil || events[0].URL != "/ok" {
+		t.Fatalf("events: %+v", events)
+	}
+}

@@ -135,6 +135,11 @@ func (e *edge) post(t *testing.T, path, contentType, body string, headers ...str
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readReply(t, path, resp)
+}
+
+func readReply(t *testing.T, path string, resp *http.Response) reply {
+	t.Helper()
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	var ans ingest.Answer
@@ -160,13 +165,7 @@ func (e *edge) postAnnounced(t *testing.T, path, contentType, body string) reply
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	var ans ingest.Answer
-	if err := json.Unmarshal(data, &ans); err != nil {
-		t.Fatalf("%s answered %d with non-JSON %q", path, resp.StatusCode, data)
-	}
-	return reply{status: resp.StatusCode, body: ans, header: resp.Header}
+	return readReply(t, path, resp)
 }
 
 func (e *edge) query(t *testing.T, q string) string {

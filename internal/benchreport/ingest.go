@@ -250,45 +250,35 @@ func (c *child) peakRSS() (int64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
-// scrapeHistogram reads a histogram's sum and count from herd's /metrics.
-func scrapeHistogram(base, name string) (sum, count float64) {
+// scrapeMetrics reads herd's /metrics: each sample line's value by its
+// name with labels ("herd_ingest_spool_commit_seconds_count",
+// `herd_ingest_spool_commit_seconds_bucket{le="0.01"}`).
+func scrapeMetrics(base string) map[string]float64 {
+	m := map[string]float64{}
 	status, body, err := fasthttp.Get(nil, base+"/metrics")
 	if err != nil || status != fasthttp.StatusOK {
-		return 0, 0
+		return m
 	}
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"_sum "); ok {
-			sum, _ = strconv.ParseFloat(v, 64)
-		}
-		if v, ok := strings.CutPrefix(line, name+"_count "); ok {
-			count, _ = strconv.ParseFloat(v, 64)
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			m[line[:i]], _ = strconv.ParseFloat(line[i+1:], 64)
 		}
 	}
-	return sum, count
+	return m
+}
+
+// scrapeHistogram reads a histogram's sum and count from herd's /metrics.
+func scrapeHistogram(base, name string) (sum, count float64) {
+	m := scrapeMetrics(base)
+	return m[name+"_sum"], m[name+"_count"]
 }
 
 // commitsOver reads herd's spool commits: all, over 2 ms, over 10 ms.
 func commitsOver(base string) [3]float64 {
-	var out [3]float64
-	status, body, err := fasthttp.Get(nil, base+"/metrics")
-	if err != nil || status != fasthttp.StatusOK {
-		return out
-	}
 	const name = "herd_ingest_spool_commit_seconds"
-	var le2, le10 float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"_count "); ok {
-			out[0], _ = strconv.ParseFloat(v, 64)
-		}
-		if v, ok := strings.CutPrefix(line, name+`_bucket{le="0.002"} `); ok {
-			le2, _ = strconv.ParseFloat(v, 64)
-		}
-		if v, ok := strings.CutPrefix(line, name+`_bucket{le="0.01"} `); ok {
-			le10, _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	out[1], out[2] = out[0]-le2, out[0]-le10
-	return out
+	m := scrapeMetrics(base)
+	n := m[name+"_count"]
+	return [3]float64{n, n - m[name+`_bucket{le="0.002"}`], n - m[name+`_bucket{le="0.01"}`]}
 }
 
 // cpuSeconds is a process's user+system CPU time so far.
@@ -377,6 +367,27 @@ func closedLoop(ctx context.Context, base string, perReq int, window time.Durati
 	var lastErr error
 	deadline := time.Now().Add(window)
 	start := time.Now()
+	eachConn(hc, base, bodies, func(g int, send func(n int) (bool, error)) {
+		for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+			ok, err := send(n)
+			switch {
+			case ok:
+				events.Add(int64(perReq))
+			default:
+				failed.Add(1)
+				errMu.Lock()
+				lastErr = err
+				errMu.Unlock()
+			}
+		}
+	})
+	return loadResult{events: events.Load(), failed: failed.Load(), lastErr: lastErr, elapsed: time.Since(start)}
+}
+
+// eachConn runs f once per connection, on its own goroutine with its own
+// request and response, and waits for all; send(n) posts the connection's
+// n-th request and says whether it was answered 202.
+func eachConn(hc *fasthttp.HostClient, base string, bodies [][]byte, f func(g int, send func(n int) (bool, error))) {
 	var wg sync.WaitGroup
 	for g := range ingestConns {
 		wg.Add(1)
@@ -385,22 +396,16 @@ func closedLoop(ctx context.Context, base string, perReq int, window time.Durati
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+			f(g, func(n int) (bool, error) {
 				ok, err := send(hc, req, resp, base, bodies[(g+n)%len(bodies)], g, n)
-				switch {
-				case ok:
-					events.Add(int64(perReq))
-				default:
-					failed.Add(1)
-					errMu.Lock()
-					lastErr = fmt.Errorf("status %d: %v", resp.StatusCode(), err)
-					errMu.Unlock()
+				if !ok && err == nil {
+					err = fmt.Errorf("status %d", resp.StatusCode())
 				}
-			}
+				return ok, err
+			})
 		}()
 	}
 	wg.Wait()
-	return loadResult{events: events.Load(), failed: failed.Load(), lastErr: lastErr, elapsed: time.Since(start)}
 }
 
 // openLoop sends 1-event requests at rate per second for window, on
@@ -415,18 +420,14 @@ func openLoop(ctx context.Context, base string, rate float64, window time.Durati
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, total)
 	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for g := range ingestConns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eachConn(hc, base, bodies, func(g int, send func(n int) (bool, error)) {
 			local := make([]time.Duration, 0, total/ingestConns+1)
 			n := 0
 			for at := range jobs {
-				ok, _ := send(hc, req, resp, base, bodies[(g+n)%len(bodies)], g, n)
+				ok, _ := send(n)
 				n++
 				if !ok {
 					failed.Add(1)
@@ -437,8 +438,8 @@ func openLoop(ctx context.Context, base string, rate float64, window time.Durati
 			mu.Lock()
 			lat = append(lat, local...)
 			mu.Unlock()
-		}()
-	}
+		})
+	}()
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
 	for i := 0; i < total && ctx.Err() == nil; {
@@ -454,7 +455,7 @@ func openLoop(ctx context.Context, base string, rate float64, window time.Durati
 		time.Sleep(100 * time.Microsecond)
 	}
 	close(jobs)
-	wg.Wait()
+	<-done
 	if f := failed.Load(); f > 0 {
 		return nil, fmt.Errorf("open loop against %s: %d requests failed", base, f)
 	}

@@ -499,9 +499,11 @@ func (in *inserter) flush() error {
 	return nil
 }
 
+var receivedColumn = slices.IndexFunc(rawColumns, func(c rawColumn) bool { return c.name == "received" })
+
 // recordHours is the set of hours (Unix hours) a record's rows fall in.
 func recordHours(rec arrow.Record) map[int64]bool {
-	received := rec.Column(2).(*array.Int64)
+	received := rec.Column(receivedColumn).(*array.Int64)
 	hours := map[int64]bool{}
 	last := int64(-1)
 	for i := 0; i < received.Len(); i++ {

@@ -274,14 +274,15 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		ans.Error = problems[0].Error()
 		return c.Status(fiber.StatusBadRequest).JSON(ans)
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-	defer cancel()
-	if err := s.writer.Write(ctx, rows); err != nil {
+	// The writer bounds the wait (CommitTimeout). Not even a shutdown cuts
+	// it short: the writer commits what it took before it stops, and an
+	// answer of 503 for stored rows would make senders send them again.
+	if err := s.writer.Write(context.Background(), rows); err != nil {
 		if ans.Dropped == nil {
 			ans.Dropped = map[string]int{}
 		}
 		// Rows the writer may still hold are not recycled.
-		recycle = !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+		recycle = !errors.Is(err, ErrCommitStalled) && !errors.Is(err, context.Canceled)
 		ans.Accepted = 0
 		if errors.Is(err, ErrSpoolFull) {
 			c.Set(fiber.HeaderRetryAfter, "30")

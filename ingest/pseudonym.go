@@ -42,7 +42,16 @@ type KeyRing struct {
 	mu        sync.Mutex
 	keys      map[string][32]byte // day "2006-01-02" → key, persisted
 	ephemeral map[string]ephemeralKey
-	subkeys   map[subkeyID]*sync.Pool // of hash.Hash (HMAC with the subkey)
+	subkeys   map[subkeyID]*sync.Pool // of *macState (HMAC with the subkey)
+	// The last day asked for, as a day number and as its name.
+	lastDay     int64
+	lastDayName string
+}
+
+// macState is a pooled HMAC and a scratch buffer for its input.
+type macState struct {
+	h   hash.Hash
+	buf []byte
 }
 
 type ephemeralKey struct {
@@ -176,9 +185,12 @@ func (k *KeyRing) saveLocked() error {
 
 // mac returns an HMAC-SHA256 keyed with the subkey of (day, site, purpose),
 // from a pool; put it back with the returned func.
-func (k *KeyRing) mac(day time.Time, site, purpose string) (hash.Hash, func(), error) {
-	id := subkeyID{dayOf(day), site, purpose}
+func (k *KeyRing) mac(day time.Time, site, purpose string) (*macState, *sync.Pool, error) {
 	k.mu.Lock()
+	if n := day.Unix() / 86400; n != k.lastDay || k.lastDayName == "" {
+		k.lastDay, k.lastDayName = n, dayOf(day)
+	}
+	id := subkeyID{k.lastDayName, site, purpose}
 	pool, ok := k.subkeys[id]
 	if !ok {
 		dk, err := k.dayKeyLocked(id.day)
@@ -192,7 +204,7 @@ func (k *KeyRing) mac(day time.Time, site, purpose string) (hash.Hash, func(), e
 		m.Write([]byte{0})
 		m.Write([]byte(purpose))
 		sub := m.Sum(nil)
-		pool = &sync.Pool{New: func() any { return hmac.New(sha256.New, sub) }}
+		pool = &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, sub)} }}
 		k.subkeys[id] = pool
 	}
 	if e, ok := k.ephemeral[id.day]; ok {
@@ -200,9 +212,9 @@ func (k *KeyRing) mac(day time.Time, site, purpose string) (hash.Hash, func(), e
 		k.ephemeral[id.day] = e
 	}
 	k.mu.Unlock()
-	h := pool.Get().(hash.Hash)
-	h.Reset()
-	return h, func() { pool.Put(h) }, nil
+	m := pool.Get().(*macState)
+	m.h.Reset()
+	return m, pool, nil
 }
 
 func (k *KeyRing) dayKeyLocked(day string) ([32]byte, error) {
@@ -232,34 +244,42 @@ func (k *KeyRing) dayKeyLocked(day string) ([32]byte, error) {
 // Pseudonym returns the first 8 bytes of HMAC-SHA256(k(site, purpose, day),
 // part₀ ‖ 0 ‖ part₁ ‖ 0 …) as a number.
 func (k *KeyRing) Pseudonym(day time.Time, site, purpose string, parts ...string) (uint64, error) {
-	h, put, err := k.mac(day, site, purpose)
+	m, pool, err := k.mac(day, site, purpose)
 	if err != nil {
 		return 0, err
 	}
-	defer put()
-	var buf [sha256.Size]byte
+	defer func() {
+		clear(m.buf) // the raw inputs do not wait in the pool
+		pool.Put(m)
+	}()
+	m.buf = m.buf[:0]
 	for i, p := range parts {
 		if i > 0 {
-			h.Write([]byte{0})
+			m.buf = append(m.buf, 0)
 		}
-		h.Write([]byte(p))
+		m.buf = append(m.buf, p...)
 	}
-	return binary.BigEndian.Uint64(h.Sum(buf[:0])), nil
+	m.h.Write(m.buf)
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint64(m.h.Sum(sum[:0])), nil
 }
 
 // EventID derives a stable 16-byte id from a sender's own message id, so
 // that a retried message gets the same id and counts once.
 func (k *KeyRing) EventID(day time.Time, site, messageID string) ([16]byte, error) {
-	h, put, err := k.mac(day, site, "event-id")
+	m, pool, err := k.mac(day, site, "event-id")
 	if err != nil {
 		return [16]byte{}, err
 	}
-	defer put()
-	var buf [sha256.Size]byte
-	h.Write([]byte(messageID))
-	sum := h.Sum(buf[:0])
+	defer func() {
+		clear(m.buf)
+		pool.Put(m)
+	}()
+	m.buf = append(m.buf[:0], messageID...)
+	m.h.Write(m.buf)
+	var sum [sha256.Size]byte
 	var id [16]byte
-	copy(id[:], sum)
+	copy(id[:], m.h.Sum(sum[:0]))
 	id[6] = id[6]&0x0f | 0x80 // UUID version 8: custom
 	id[8] = id[8]&0x3f | 0x80
 	return id, nil

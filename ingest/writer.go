@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
@@ -32,6 +33,10 @@ var ErrSpoolFull = errors.New("spool full")
 // ErrUnavailable is returned when rows could not be stored at all.
 var ErrUnavailable = errors.New("raw store unavailable")
 
+// ErrCommitStalled is returned to a request whose commit ran past
+// CommitTimeout; the writer still holds its rows and may yet store them.
+var ErrCommitStalled = fmt.Errorf("commit stalled: %w", ErrUnavailable)
+
 // WriterConfig tunes batching. The zero value is usable.
 type WriterConfig struct {
 	// Table is the raw events table, "herd_raw.events" by default.
@@ -45,6 +50,10 @@ type WriterConfig struct {
 	MaxDelay time.Duration
 	// InsertTimeout bounds one insert before the batch goes to the spool; default 10 s.
 	InsertTimeout time.Duration
+	// CommitTimeout bounds a request's wait for its commit: while a commit
+	// has run longer, waiting requests get ErrUnavailable (their rows may
+	// still be stored when it ends). Default 10 s.
+	CommitTimeout time.Duration
 }
 
 // Writer batches rows from many requests and tells each request when its
@@ -66,6 +75,13 @@ type Writer struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{}
+
+	// A commit running past CommitTimeout closes stalled; requests wait on
+	// it instead of a timer each. The next commit to finish replaces it.
+	busySince atomic.Int64 // UnixNano of the running commit's start; 0 when idle
+	stallMu   sync.Mutex
+	stalled   chan struct{}
+	isStalled atomic.Bool
 }
 
 type pending struct {
@@ -87,6 +103,9 @@ func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *
 	if cfg.InsertTimeout == 0 {
 		cfg.InsertTimeout = 10 * time.Second
 	}
+	if cfg.CommitTimeout == 0 {
+		cfg.CommitTimeout = 10 * time.Second
+	}
 	if m == nil {
 		m = NewMetrics()
 	}
@@ -94,7 +113,7 @@ func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{cfg: cfg, store: store, spool: spool, log: log, metrics: m,
-		in: make(chan *pending, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+		in: make(chan *pending, 1024), stop: make(chan struct{}), done: make(chan struct{}), stalled: make(chan struct{})}
 }
 
 // Write hands rows to the batcher and waits until they are stored.
@@ -112,17 +131,42 @@ func (w *Writer) Write(ctx context.Context, rows []Row) error {
 	}
 	// Once queued, the rows are the writer's: it stores them even if this
 	// request gives up waiting.
+	w.stallMu.Lock()
+	stalled := w.stalled
+	w.stallMu.Unlock()
 	select {
 	case err := <-p.done:
 		return err
+	case <-stalled:
+		return ErrCommitStalled
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// watch closes stalled while a commit runs past CommitTimeout.
+func (w *Writer) watch() {
+	t := time.NewTicker(max(w.cfg.CommitTimeout/10, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case now := <-t.C:
+			if b := w.busySince.Load(); b != 0 && now.UnixNano()-b > int64(w.cfg.CommitTimeout) && !w.isStalled.Load() {
+				w.stallMu.Lock()
+				close(w.stalled)
+				w.isStalled.Store(true)
+				w.stallMu.Unlock()
+			}
+		}
 	}
 }
 
 // Run batches until Close; it flushes what it holds before returning.
 func (w *Writer) Run() {
 	defer close(w.done)
+	go w.watch()
 	var batch []*pending
 	rows := 0
 	timer := time.NewTimer(time.Hour)
@@ -193,7 +237,15 @@ func (w *Writer) flush(batch []*pending, n int) {
 	for i, p := range batch {
 		parts[i] = p.rows
 	}
+	w.busySince.Store(time.Now().UnixNano())
 	err := w.store1(parts, n)
+	w.busySince.Store(0)
+	if w.isStalled.Load() {
+		w.stallMu.Lock()
+		w.stalled = make(chan struct{})
+		w.isStalled.Store(false)
+		w.stallMu.Unlock()
+	}
 	for _, p := range batch {
 		p.done <- err
 	}

@@ -124,3 +124,56 @@ func TestSplitByHours(t *testing.T) {
 		t.Fatal("live traffic was split")
 	}
 }
+
+// stuckSpool is a Spool whose Append blocks until released: a disk that
+// stopped answering.
+type stuckSpool struct {
+	release chan struct{}
+	mu      sync.Mutex
+	rows    int
+}
+
+func (s *stuckSpool) Append(_ context.Context, batches ...[]Row) error {
+	<-s.release
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range batches {
+		s.rows += len(b)
+	}
+	return nil
+}
+
+func TestWriterAnswersWhenACommitStalls(t *testing.T) {
+	sp := &stuckSpool{release: make(chan struct{})}
+	w := NewWriter(WriterConfig{CommitTimeout: 50 * time.Millisecond}, nil, sp, nil, nil)
+	go w.Run()
+	start := time.Now()
+	err := w.Write(context.Background(), rowsOf(3))
+	if !errors.Is(err, ErrCommitStalled) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("stalled commit: %v", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("answered after %v", waited)
+	}
+	// A request arriving while the commit is still stuck is answered too.
+	if err := w.Write(context.Background(), rowsOf(2)); !errors.Is(err, ErrCommitStalled) {
+		t.Fatalf("second request: %v", err)
+	}
+	// The disk answers again: the stalled rows are stored after all, and
+	// new requests wait for their commit as usual.
+	close(sp.release)
+	for deadline := time.Now().Add(5 * time.Second); w.isStalled.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("writer still stalled after the disk answered")
+		}
+	}
+	if err := w.Write(context.Background(), rowsOf(4)); err != nil {
+		t.Fatalf("after the stall: %v", err)
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sp.rows != 9 {
+		t.Fatalf("%d rows stored, want 9", sp.rows)
+	}
+}

@@ -23,7 +23,36 @@ const (
 )
 
 type classAllocator struct {
-	pools [numClasses]sync.Pool
+	pools [numClasses]freeList
+}
+
+// freeList keeps up to keepBytes of a class's buffers. Unlike a sync.Pool
+// it neither boxes a slice on every put nor empties at every collection.
+type freeList struct {
+	mu   sync.Mutex
+	bufs [][]byte
+}
+
+const keepBytes = 16 << 20
+
+func (l *freeList) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.bufs); n > 0 {
+		b := l.bufs[n-1]
+		l.bufs[n-1] = nil
+		l.bufs = l.bufs[:n-1]
+		return b
+	}
+	return nil
+}
+
+func (l *freeList) put(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if (len(l.bufs)+1)*cap(b) <= keepBytes || len(l.bufs) == 0 {
+		l.bufs = append(l.bufs, b)
+	}
 }
 
 func class(size int) int {
@@ -38,8 +67,8 @@ func (a *classAllocator) Allocate(size int) []byte {
 	if c >= numClasses {
 		return memory.DefaultAllocator.Allocate(size)
 	}
-	if v := a.pools[c].Get(); v != nil {
-		b := (*v.(*[]byte))[:size]
+	if b := a.pools[c].get(); b != nil {
+		b = b[:size]
 		clear(b)
 		return b
 	}
@@ -76,6 +105,5 @@ func (a *classAllocator) Free(b []byte) {
 	if c >= numClasses {
 		return
 	}
-	b = b[:0]
-	a.pools[c].Put(&b)
+	a.pools[c].put(b[:0])
 }

@@ -89,6 +89,10 @@ type pending struct {
 	done chan error
 }
 
+// pendings are recycled once answered; one a request gave up on stays with
+// the writer, which answers into its channel later.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
+
 // NewWriter builds a writer; call Run to start it.
 func NewWriter(cfg WriterConfig, store RawWriter, spool Spool, m *Metrics, log *slog.Logger) *Writer {
 	if cfg.Table == "" {
@@ -121,7 +125,8 @@ func (w *Writer) Write(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	p := &pending{rows: rows, done: make(chan error, 1)}
+	p := pendings.Get().(*pending)
+	p.rows = rows
 	select {
 	case w.in <- p:
 	case <-w.stop:
@@ -136,6 +141,8 @@ func (w *Writer) Write(ctx context.Context, rows []Row) error {
 	w.stallMu.Unlock()
 	select {
 	case err := <-p.done:
+		p.rows = nil
+		pendings.Put(p) // answered: the writer is done with it
 		return err
 	case <-stalled:
 		return ErrCommitStalled

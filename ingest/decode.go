@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -48,13 +49,36 @@ var ErrTooManyEvents = errors.New("too many events in one request")
 // problem names the field by its path (product.price, products[2].id).
 var parsers fastjson.ParserPool
 
+// decoder holds the strings of one request's events: their bytes are
+// copied into one slab instead of a string each. The slab is the
+// request's; a handler may reuse it for a later request only once nothing
+// of this one is referenced (see Server.ownJSON).
+type decoder struct {
+	slab []byte
+}
+
+// keep copies b into the slab and returns it as a string. Strings handed
+// out are never written again: when the slab must grow, a new one is
+// started and the old stays where its strings point.
+func (d *decoder) keep(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(d.slab)-len(d.slab) < len(b) {
+		d.slab = make([]byte, 0, max(len(b), 2*cap(d.slab), 4096))
+	}
+	start := len(d.slab)
+	d.slab = append(d.slab, b...)
+	return unsafe.String(&d.slab[start], len(b))
+}
+
 // DecodeOne reads a single own-format JSON event (POST /api/event).
 func DecodeOne(body []byte) ([]Event, []Problem, error) {
-	return decodeOne(nil, body)
+	return new(decoder).decodeOne(nil, body)
 }
 
 // decodeOne is DecodeOne appending to events (a recycled slice).
-func decodeOne(events []Event, body []byte) ([]Event, []Problem, error) {
+func (d *decoder) decodeOne(events []Event, body []byte) ([]Event, []Problem, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, nil, Problem{Index: -1, Reason: "body must be one JSON object"}
@@ -65,7 +89,7 @@ func decodeOne(events []Event, body []byte) ([]Event, []Problem, error) {
 	if err != nil {
 		return nil, []Problem{{Index: 0, Reason: syntaxReason(body)}}, nil
 	}
-	ev, prob := decodeEvent(v, 0)
+	ev, prob := d.decodeEvent(v, 0)
 	if prob != nil {
 		return nil, []Problem{*prob}, nil
 	}
@@ -78,11 +102,11 @@ func decodeOne(events []Event, body []byte) ([]Event, []Problem, error) {
 // is an error, and so is broken JSON in an array (its events cannot be told
 // apart).
 func DecodeMany(body []byte) ([]Event, []Problem, error) {
-	return decodeMany(nil, body)
+	return new(decoder).decodeMany(nil, body)
 }
 
 // decodeMany is DecodeMany appending to events (a recycled slice).
-func decodeMany(events []Event, body []byte) ([]Event, []Problem, error) {
+func (d *decoder) decodeMany(events []Event, body []byte) ([]Event, []Problem, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, nil, Problem{Index: -1, Reason: "empty body"}
@@ -102,7 +126,7 @@ func decodeMany(events []Event, body []byte) ([]Event, []Problem, error) {
 		events = slices.Grow(events[:0], len(items))
 		var problems []Problem
 		for i, item := range items {
-			ev, prob := decodeEvent(item, i)
+			ev, prob := d.decodeEvent(item, i)
 			if prob != nil {
 				problems = append(problems, *prob)
 				continue
@@ -130,7 +154,7 @@ func decodeMany(events []Event, body []byte) ([]Event, []Problem, error) {
 			v, err := p.ParseBytes(line)
 			if err != nil {
 				problems = append(problems, Problem{Index: i, Reason: syntaxReason(line)})
-			} else if ev, prob := decodeEvent(v, i); prob != nil {
+			} else if ev, prob := d.decodeEvent(v, i); prob != nil {
 				problems = append(problems, *prob)
 			} else {
 				events = append(events, ev)
@@ -154,26 +178,26 @@ func syntaxReason(b []byte) string {
 }
 
 // decodeEvent reads one event object.
-func decodeEvent(v *fastjson.Value, index int) (Event, *Problem) {
+func (d *decoder) decodeEvent(v *fastjson.Value, index int) (Event, *Problem) {
 	ev := Event{Index: index}
 	field, reason := visitFields(v, "", func(k []byte, v *fastjson.Value) (string, string) {
 		switch string(k) {
 		case "id":
-			return "", getString(v, &ev.ID)
+			return "", d.getString(v, &ev.ID)
 		case "site":
-			return "", getString(v, &ev.Site)
+			return "", d.getString(v, &ev.Site)
 		case "type":
-			return "", getString(v, &ev.Type)
+			return "", d.getString(v, &ev.Type)
 		case "url":
-			return "", getString(v, &ev.URL)
+			return "", d.getString(v, &ev.URL)
 		case "referrer":
-			return "", getString(v, &ev.Referrer)
+			return "", d.getString(v, &ev.Referrer)
 		case "slot":
-			return "", getString(v, &ev.Slot)
+			return "", d.getString(v, &ev.Slot)
 		case "variant":
-			return "", getString(v, &ev.Variant)
+			return "", d.getString(v, &ev.Variant)
 		case "user_id":
-			return "", getString(v, &ev.UserID)
+			return "", d.getString(v, &ev.UserID)
 		case "step":
 			return "", getInt(v, &ev.Step)
 		case "ts":
@@ -184,25 +208,25 @@ func decodeEvent(v *fastjson.Value, index int) (Event, *Problem) {
 				return "", ""
 			}
 			ev.Product = new(Product)
-			return decodeProduct(v, ev.Product, "product")
+			return d.decodeProduct(v, ev.Product, "product")
 		case "products":
-			return decodeProducts(v, &ev.Products)
+			return d.decodeProducts(v, &ev.Products)
 		case "order":
 			ev.Order = nil
 			if v.Type() == fastjson.TypeNull {
 				return "", ""
 			}
 			ev.Order = new(Order)
-			return decodeOrder(v, ev.Order)
+			return d.decodeOrder(v, ev.Order)
 		case "search":
 			ev.Search = nil
 			if v.Type() == fastjson.TypeNull {
 				return "", ""
 			}
 			ev.Search = new(SearchAct)
-			return decodeSearch(v, ev.Search)
+			return d.decodeSearch(v, ev.Search)
 		case "consent":
-			return decodeConsent(v, &ev.Consent)
+			return d.decodeConsent(v, &ev.Consent)
 		}
 		return "", "unknown field"
 	})
@@ -234,19 +258,19 @@ func visitFields(v *fastjson.Value, path string, set func(key []byte, v *fastjso
 	return field, reason
 }
 
-func decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason string) {
+func (d *decoder) decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason string) {
 	return visitFields(v, path, func(k []byte, v *fastjson.Value) (string, string) {
 		switch string(k) {
 		case "id":
-			return "", getString(v, &p.ID)
+			return "", d.getString(v, &p.ID)
 		case "category":
-			return "", getString(v, &p.Category)
+			return "", d.getString(v, &p.Category)
 		case "price":
 			return "", getFloat(v, &p.Price)
 		case "position":
 			return "", getInt(v, &p.Position)
 		case "list":
-			return "", getString(v, &p.List)
+			return "", d.getString(v, &p.List)
 		case "quantity":
 			return "", getInt(v, &p.Quantity)
 		}
@@ -254,7 +278,7 @@ func decodeProduct(v *fastjson.Value, p *Product, path string) (field, reason st
 	})
 }
 
-func decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
+func (d *decoder) decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
 	*dst = nil
 	if v.Type() == fastjson.TypeNull {
 		return "", ""
@@ -268,20 +292,20 @@ func decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
 		if item.Type() == fastjson.TypeNull {
 			continue
 		}
-		if field, reason = decodeProduct(item, &(*dst)[i], "products["+strconv.Itoa(i)+"]"); reason != "" {
+		if field, reason = d.decodeProduct(item, &(*dst)[i], "products["+strconv.Itoa(i)+"]"); reason != "" {
 			return field, reason
 		}
 	}
 	return "", ""
 }
 
-func decodeOrder(v *fastjson.Value, o *Order) (field, reason string) {
+func (d *decoder) decodeOrder(v *fastjson.Value, o *Order) (field, reason string) {
 	return visitFields(v, "order", func(k []byte, v *fastjson.Value) (string, string) {
 		switch string(k) {
 		case "value":
 			return "", getFloat(v, &o.Value)
 		case "currency":
-			return "", getString(v, &o.Currency)
+			return "", d.getString(v, &o.Currency)
 		case "items":
 			return "", getInt(v, &o.Items)
 		}
@@ -289,11 +313,11 @@ func decodeOrder(v *fastjson.Value, o *Order) (field, reason string) {
 	})
 }
 
-func decodeSearch(v *fastjson.Value, s *SearchAct) (field, reason string) {
+func (d *decoder) decodeSearch(v *fastjson.Value, s *SearchAct) (field, reason string) {
 	return visitFields(v, "search", func(k []byte, v *fastjson.Value) (string, string) {
 		switch string(k) {
 		case "term":
-			return "", getString(v, &s.Term)
+			return "", d.getString(v, &s.Term)
 		case "results":
 			s.Results = nil
 			if v.Type() == fastjson.TypeNull {
@@ -310,7 +334,7 @@ func decodeSearch(v *fastjson.Value, s *SearchAct) (field, reason string) {
 	})
 }
 
-func decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {
+func (d *decoder) decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {
 	*dst = nil
 	if v.Type() == fastjson.TypeNull {
 		return "", ""
@@ -321,7 +345,7 @@ func decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {
 	}
 	*dst = make([]string, len(items))
 	for i, item := range items {
-		if reason := getString(item, &(*dst)[i]); reason != "" {
+		if reason := d.getString(item, &(*dst)[i]); reason != "" {
 			return "consent[" + strconv.Itoa(i) + "]", reason
 		}
 	}
@@ -330,7 +354,7 @@ func decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {
 
 // getString sets dst from a JSON string; null leaves it empty. Invalid
 // UTF-8 becomes U+FFFD, as encoding/json does.
-func getString(v *fastjson.Value, dst *string) string {
+func (d *decoder) getString(v *fastjson.Value, dst *string) string {
 	switch v.Type() {
 	case fastjson.TypeNull:
 		*dst = ""
@@ -338,7 +362,7 @@ func getString(v *fastjson.Value, dst *string) string {
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
 		if utf8.Valid(b) {
-			*dst = string(b)
+			*dst = d.keep(b)
 		} else {
 			*dst = strings.ToValidUTF8(string(b), "\uFFFD")
 		}

@@ -71,8 +71,8 @@ func (s *Server) App(ready *probe.Readiness) *fiber.App {
 		TrustedProxies: s.cfg.TrustedProxies,
 	}, ready)
 	app.Use("/api", s.cors)
-	app.Post("/api/event", s.ownJSON(decodeOne))
-	app.Post("/api/events", s.ownJSON(decodeMany))
+	app.Post("/api/event", s.ownJSON((*decoder).decodeOne))
+	app.Post("/api/events", s.ownJSON((*decoder).decodeMany))
 	for _, kind := range []string{"batch", "track", "page"} {
 		app.Post("/v1/"+kind, s.segment(kind))
 	}
@@ -131,12 +131,19 @@ func (s *Server) originAllowed(origin string) bool {
 	return false
 }
 
-type decodeFunc func([]Event, []byte) ([]Event, []Problem, error)
+type decodeFunc func(*decoder, []Event, []byte) ([]Event, []Problem, error)
 
-// Requests' event and row slices are recycled: at tens of thousands of
-// requests a second they are most of what ingest allocates.
+// A request's events, the slab holding their strings, and its rows are
+// recycled: at tens of thousands of requests a second they are most of what
+// ingest allocates. They go back only when the writer no longer holds the
+// rows (whose strings may point into the slab), cleared.
+type requestBuf struct {
+	events []Event
+	dec    decoder
+}
+
 var (
-	eventSlices = sync.Pool{New: func() any { return new([]Event) }}
+	requestBufs = sync.Pool{New: func() any { return new(requestBuf) }}
 	rowSlices   = sync.Pool{New: func() any { return new([]Row) }}
 )
 
@@ -146,17 +153,24 @@ func (s *Server) ownJSON(decode decodeFunc) fiber.Handler {
 		if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
 			return unsupportedType(c, "application/json, text/plain, application/x-ndjson")
 		}
-		buf := eventSlices.Get().(*[]Event)
-		events, problems, err := decode(*buf, c.Body())
+		buf := requestBufs.Get().(*requestBuf)
+		buf.dec.slab = buf.dec.slab[:0]
+		events, problems, err := decode(&buf.dec, buf.events, c.Body())
+		held := false
 		defer func() {
+			if held {
+				return // the writer still has rows that may point into the slab
+			}
 			clear(events) // no shopper's data waits in the pool
-			*buf = events[:0]
-			eventSlices.Put(buf)
+			clear(buf.dec.slab)
+			buf.events = events[:0]
+			requestBufs.Put(buf)
 		}()
 		if err != nil {
 			return s.badBody(c, err)
 		}
-		return s.accept(c, events, problems, nil, nil)
+		held, err = s.accept(c, events, problems, nil, nil)
+		return err
 	}
 }
 
@@ -184,7 +198,8 @@ func (s *Server) segment(kind string) fiber.Handler {
 		if err != nil {
 			return s.badBody(c, err)
 		}
-		return s.accept(c, events, problems, dropped, site)
+		_, err = s.accept(c, events, problems, dropped, site)
+		return err
 	}
 }
 
@@ -202,7 +217,10 @@ func (s *Server) badBody(c *fiber.Ctx, err error) error {
 // accept runs decoded events through the pipeline and the writer and
 // answers: 202 when at least one event was stored or every event was dropped
 // by policy, 400 when none was valid, 503/429 when storage failed.
-func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, dropped map[string]int, site *Site) error {
+//
+// held reports that the writer may still hold the rows (their commit
+// stalled): the request's buffers must not be reused.
+func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, dropped map[string]int, site *Site) (held bool, err error) {
 	drop := func(reason string) {
 		if dropped == nil {
 			dropped = map[string]int{}
@@ -272,7 +290,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 	ans := Answer{Accepted: len(rows), Dropped: dropped, Problems: problems}
 	if len(rows) == 0 && len(problems) > 0 {
 		ans.Error = problems[0].Error()
-		return c.Status(fiber.StatusBadRequest).JSON(ans)
+		return false, c.Status(fiber.StatusBadRequest).JSON(ans)
 	}
 	// The writer bounds the wait (CommitTimeout). Not even a shutdown cuts
 	// it short: the writer commits what it took before it stops, and an
@@ -287,21 +305,21 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		if errors.Is(err, ErrSpoolFull) {
 			c.Set(fiber.HeaderRetryAfter, "30")
 			ans.Error = "storage is behind and the spool is full; retry later"
-			return c.Status(fiber.StatusTooManyRequests).JSON(ans)
+			return !recycle, c.Status(fiber.StatusTooManyRequests).JSON(ans)
 		}
 		s.log.Warn("events not stored", "events", len(rows), "err", err)
 		c.Set(fiber.HeaderRetryAfter, "10")
 		ans.Error = "storage unavailable; retry later"
-		return c.Status(fiber.StatusServiceUnavailable).JSON(ans)
+		return !recycle, c.Status(fiber.StatusServiceUnavailable).JSON(ans)
 	}
 	s.metrics.accepted.Add(int64(len(rows)))
 	c.Status(fiber.StatusAccepted)
 	if len(ans.Problems) > 0 {
-		return c.JSON(ans)
+		return false, c.JSON(ans)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	var buf [128]byte
-	return c.Send(appendAccepted(buf[:0], ans.Accepted, ans.Dropped))
+	return false, c.Send(appendAccepted(buf[:0], ans.Accepted, ans.Dropped))
 }
 
 // appendAccepted writes the common answer, {"accepted":n,"dropped":{...}},

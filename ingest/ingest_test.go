@@ -477,3 +477,52 @@ func TestAcceptedAnswerIsWhatEncodingJSONWrites(t *testing.T) {
 		}
 	}
 }
+
+// Requests' buffers are recycled (events, the slab their strings live in,
+// rows): many concurrent requests with distinct values must each store
+// exactly their own values, none overwritten by a later request's.
+func TestConcurrentRequestsKeepTheirOwnValues(t *testing.T) {
+	e := startEdge(t, nil)
+	raw := e.db.Names.Raw + ".events"
+	const requests, perRequest = 120, 7
+	var wg sync.WaitGroup
+	want := map[string]bool{}
+	for r := range requests {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := range perRequest {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			id := fmt.Sprintf("r%03d-e%d-%s", r, i, strings.Repeat("x", (r*7+i)%40))
+			want[id+"\t/product/"+id+"\tcat-"+id] = true
+			fmt.Fprintf(&b, `{"type":"product_view","url":"https://shop.example/product/%s","product":{"id":"%s","category":"cat-%s","price":%d}}`, id, id, id, r+i)
+		}
+		b.WriteString("]")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if rep := e.post(t, "/api/events", "application/json", b.String()); rep.status != 202 || rep.body.Accepted != perRequest {
+				t.Errorf("request %d: %+v", r, rep)
+			}
+		}()
+	}
+	wg.Wait()
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got = e.query(t, "SELECT product_id, path, product_category FROM "+raw+" ORDER BY product_id")
+		if strings.Count(got, "\n") >= requests*perRequest || time.Now().After(deadline) {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != requests*perRequest {
+		t.Fatalf("%d rows stored, want %d", len(lines), requests*perRequest)
+	}
+	for _, l := range lines {
+		if !want[l] {
+			t.Fatalf("stored row %q was never sent", l)
+		}
+		delete(want, l)
+	}
+}

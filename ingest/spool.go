@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -81,18 +80,9 @@ type segment struct {
 	seq     uint64
 	path    string
 	f       *os.File
-	buf     *bufio.Writer // the IPC writer writes each column buffer on its own
-	out     *countingWriter
 	w       *ipc.Writer
-	size    int64 // bytes written to the file
+	size    int64
 	created time.Time
-}
-
-// flush hands what is buffered to the file and counts it.
-func (g *segment) flush() error {
-	err := g.buf.Flush()
-	g.size = g.out.n
-	return err
 }
 
 const segmentExt = ".arrows"
@@ -198,27 +188,20 @@ func (s *DiskSpool) Append(ctx context.Context, batches ...[]Row) error {
 		}
 	}
 	before, start := s.cur.size, time.Now()
-	err := func() error {
-		for _, rec := range recs {
-			if err := s.cur.w.Write(rec); err != nil {
-				return fmt.Errorf("spool: write: %w", err)
-			}
-		}
-		if err := s.cur.flush(); err != nil {
+	for _, rec := range recs {
+		if err := s.cur.w.Write(rec); err != nil {
 			return fmt.Errorf("spool: write: %w", err)
 		}
-		if err := s.cur.f.Sync(); err != nil {
-			return fmt.Errorf("spool: fsync: %w", err)
-		}
-		return nil
-	}()
-	s.bytes += s.cur.size - before
-	if err != nil {
-		// The segment may end in a torn batch now; later batches must not
-		// follow it, or a replay would stop before them.
-		s.abandonCurrentLocked()
-		return err
 	}
+	if err := s.cur.f.Sync(); err != nil {
+		return fmt.Errorf("spool: fsync: %w", err)
+	}
+	st, err := s.cur.f.Stat()
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.cur.size = st.Size()
+	s.bytes += s.cur.size - before
 	s.metrics.observeCommit(time.Since(start), rows)
 	s.mem[s.cur.seq] = append(s.mem[s.cur.seq], recs...)
 	kept = true
@@ -279,9 +262,7 @@ func (s *DiskSpool) createSegment(seq uint64) (*segment, error) {
 		_ = d.Sync()
 		d.Close()
 	}
-	out := &countingWriter{w: f}
-	buf := bufio.NewWriterSize(out, 256<<10)
-	return &segment{seq: seq, path: p, f: f, buf: buf, out: out, w: ipc.NewWriter(buf, ipc.WithSchema(spoolSchema)), created: time.Now()}, nil
+	return &segment{seq: seq, path: p, f: f, w: ipc.NewWriter(f, ipc.WithSchema(spoolSchema)), created: time.Now()}, nil
 }
 
 // prepareSpare creates the next segment outside the lock, so the Append
@@ -322,10 +303,9 @@ func (s *DiskSpool) closeCurrentLocked() error {
 	// The end-of-stream marker needs no fsync: every batch before it was
 	// synced by its Append, and readers take a missing marker as the end.
 	err := cur.w.Close()
-	if ferr := cur.flush(); err == nil {
-		err = ferr
+	if st, serr := cur.f.Stat(); serr == nil {
+		s.bytes += st.Size() - before
 	}
-	s.bytes += cur.size - before
 	if cerr := cur.f.Close(); err == nil {
 		err = cerr
 	}
@@ -333,16 +313,6 @@ func (s *DiskSpool) closeCurrentLocked() error {
 		return fmt.Errorf("spool: close segment: %w", err)
 	}
 	return nil
-}
-
-// abandonCurrentLocked closes the open segment after a failed write,
-// without adding to it.
-func (s *DiskSpool) abandonCurrentLocked() {
-	if s.cur == nil {
-		return
-	}
-	_ = s.cur.f.Close()
-	s.cur = nil
 }
 
 // Close closes the open segment; its rows stay on disk for the next run.

@@ -188,13 +188,22 @@ func (s *DiskSpool) Append(ctx context.Context, batches ...[]Row) error {
 		}
 	}
 	before, start := s.cur.size, time.Now()
-	for _, rec := range recs {
-		if err := s.cur.w.Write(rec); err != nil {
-			return fmt.Errorf("spool: write: %w", err)
+	err := func() error {
+		for _, rec := range recs {
+			if err := s.cur.w.Write(rec); err != nil {
+				return fmt.Errorf("spool: write: %w", err)
+			}
 		}
-	}
-	if err := s.cur.f.Sync(); err != nil {
-		return fmt.Errorf("spool: fsync: %w", err)
+		if err := s.cur.f.Sync(); err != nil {
+			return fmt.Errorf("spool: fsync: %w", err)
+		}
+		return nil
+	}()
+	if err != nil {
+		// The segment may end in a torn batch now; later batches must not
+		// follow it, or a replay would stop before them.
+		s.abandonCurrentLocked()
+		return err
 	}
 	st, err := s.cur.f.Stat()
 	if err != nil {
@@ -313,6 +322,19 @@ func (s *DiskSpool) closeCurrentLocked() error {
 		return fmt.Errorf("spool: close segment: %w", err)
 	}
 	return nil
+}
+
+// abandonCurrentLocked closes the open segment after a failed write,
+// without adding to it.
+func (s *DiskSpool) abandonCurrentLocked() {
+	if s.cur == nil {
+		return
+	}
+	if st, err := s.cur.f.Stat(); err == nil {
+		s.bytes += st.Size() - s.cur.size
+	}
+	_ = s.cur.f.Close()
+	s.cur = nil
 }
 
 // Close closes the open segment; its rows stay on disk for the next run.

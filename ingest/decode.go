@@ -279,21 +279,33 @@ func (d *decoder) decodeProduct(v *fastjson.Value, p *Product, path string) (fie
 }
 
 func (d *decoder) decodeProducts(v *fastjson.Value, dst *[]Product) (field, reason string) {
+	return decodeList(v, "products", dst, func(item *fastjson.Value, p *Product) (string, string) {
+		if item.Type() == fastjson.TypeNull {
+			return "", ""
+		}
+		return d.decodeProduct(item, p, "")
+	})
+}
+
+// decodeList reads a JSON array (null leaves dst nil) with each; a
+// problem's field is named below name[i], built only then.
+func decodeList[T any](v *fastjson.Value, name string, dst *[]T, each func(*fastjson.Value, *T) (field, reason string)) (field, reason string) {
 	*dst = nil
 	if v.Type() == fastjson.TypeNull {
 		return "", ""
 	}
 	items, err := v.Array()
 	if err != nil {
-		return "products", "wrong type: got JSON " + jsonType(v) + ", want array"
+		return name, "wrong type: got JSON " + jsonType(v) + ", want array"
 	}
-	*dst = make([]Product, len(items))
+	*dst = make([]T, len(items))
 	for i, item := range items {
-		if item.Type() == fastjson.TypeNull {
-			continue
-		}
-		if field, reason = d.decodeProduct(item, &(*dst)[i], "products["+strconv.Itoa(i)+"]"); reason != "" {
-			return field, reason
+		if field, reason = each(item, &(*dst)[i]); reason != "" {
+			path := name + "[" + strconv.Itoa(i) + "]"
+			if field != "" {
+				path += "." + field
+			}
+			return path, reason
 		}
 	}
 	return "", ""
@@ -335,21 +347,9 @@ func (d *decoder) decodeSearch(v *fastjson.Value, s *SearchAct) (field, reason s
 }
 
 func (d *decoder) decodeConsent(v *fastjson.Value, dst *[]string) (field, reason string) {
-	*dst = nil
-	if v.Type() == fastjson.TypeNull {
-		return "", ""
-	}
-	items, err := v.Array()
-	if err != nil {
-		return "consent", "wrong type: got JSON " + jsonType(v) + ", want array"
-	}
-	*dst = make([]string, len(items))
-	for i, item := range items {
-		if reason := d.getString(item, &(*dst)[i]); reason != "" {
-			return "consent[" + strconv.Itoa(i) + "]", reason
-		}
-	}
-	return "", ""
+	return decodeList(v, "consent", dst, func(item *fastjson.Value, c *string) (string, string) {
+		return "", d.getString(item, c)
+	})
 }
 
 // getString sets dst from a JSON string; null leaves it empty. Invalid

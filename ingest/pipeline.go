@@ -423,11 +423,11 @@ func (p *Pipeline) parseUACached(req *Request, ua string) uaClient {
 func (p *Pipeline) visitorCached(req *Request, day time.Time, site string, parts []string) (uint64, error) {
 	key := [3]string{site, parts[0], parts[1]}
 	dayNum := day.Unix() / 86400 // the key ring's UTC day
-	if req.memo != nil && req.memo.pInput == key && req.memo.pDay == dayNum && req.memo.visitor != 0 {
+	if req.memo.pInput == key && req.memo.pDay == dayNum && req.memo.visitor != 0 {
 		return req.memo.visitor, nil
 	}
 	v, err := p.Keys.Pseudonym(day, site, PurposeAnalytics, parts...)
-	if err == nil && req.memo != nil {
+	if err == nil {
 		req.memo.pInput, req.memo.pDay, req.memo.visitor = key, dayNum, v
 	}
 	return v, err

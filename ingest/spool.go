@@ -438,23 +438,25 @@ func (s *DiskSpool) Replay(ctx context.Context, store RawWriter, table string) (
 		if err == nil && ins.block.rows() >= insertBatchRows {
 			err = ins.flush()
 		}
-		if err == nil {
-			for _, done := range ins.dropped {
-				s.drop(done, "")
-			}
-			ins.dropped = nil
-			continue
+		s.dropInserted(ins)
+		if err != nil {
+			return ins.inserted, fmt.Errorf("spool: replay %s: %w", filepath.Base(p), err)
 		}
-		return ins.inserted, fmt.Errorf("spool: replay %s: %w", filepath.Base(p), err)
 	}
 	err = ins.flush()
-	for _, done := range ins.dropped {
-		s.drop(done, "")
-	}
+	s.dropInserted(ins)
 	if err != nil {
 		return ins.inserted, fmt.Errorf("spool: replay: %w", err)
 	}
 	return ins.inserted, nil
+}
+
+// dropInserted deletes the segments whose rows are all in ClickHouse.
+func (s *DiskSpool) dropInserted(ins *inserter) {
+	for _, p := range ins.dropped {
+		s.drop(p, "")
+	}
+	ins.dropped = nil
 }
 
 // inserter gathers spool records into Native blocks of at most

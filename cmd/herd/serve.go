@@ -94,13 +94,12 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		return err
 	}
 
-	if err := pub.validateRetention(); err != nil {
-		return err
-	}
+	validate := pub.validateRetention // all ingest has of the rules
 	if r.publisher || r.dashboard {
-		if err := pub.validate(); err != nil {
-			return err
-		}
+		validate = pub.validate
+	}
+	if err := validate(); err != nil {
+		return err
 	}
 	// Start order: storage, schema, then the servers that depend on them.
 	st, err := base.store.open(ctx, log, r.dashboard)

@@ -31,7 +31,7 @@ build:
 
 ## bench: measure and write docs/benchmarks.md
 bench: deps
-	$(GO) run ./internal/benchreport -out docs/benchmarks.md
+	$(GO) run ./cmd/benchreport -out docs/benchmarks.md
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s

@@ -1,6 +1,6 @@
 // Package aggregate is the only reader of raw events: it publishes closed
 // hourly and daily buckets into the rollup tables under the k floor, bounded
-// contributions and differential privacy (DESIGN §4, §6), drops raw data past
+// contributions and differential privacy (docs/privacy.md), drops raw data past
 // its retention, and audits that all of it holds.
 package aggregate
 

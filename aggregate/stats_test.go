@@ -110,7 +110,7 @@ func differencing(t *testing.T, p *aggregate.Publisher, day time.Time) {
 
 // utility measures the published counts' relative error against the true
 // (bounded) counts for daily cells of at least 200 visitor-days, over many
-// releases: DESIGN's target is a median of at most 5% at the default ε, for
+// releases: the utility target is a median of at most 5% at the default ε, for
 // the cells' visitors and for their other counts of at least 200.
 func utility(t *testing.T, p *aggregate.Publisher, day time.Time) {
 	ctx := context.Background()

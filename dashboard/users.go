@@ -16,7 +16,7 @@ import (
 // Role decides which pages and downloads a user sees.
 type Role string
 
-// The roles of DESIGN §1.
+// The dashboard roles (docs/operations.md).
 const (
 	Merchandiser Role = "merchandiser"
 	UX           Role = "ux"

@@ -15,7 +15,7 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// Limits on what one request may carry (DESIGN §8).
+// Limits on what one request may carry (docs/api.md).
 const (
 	MaxBodyBytes      = 1 << 20
 	MaxEventsPerBatch = 500

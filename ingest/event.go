@@ -13,7 +13,7 @@ import (
 // herd_raw.events.type.
 type EventType uint8
 
-// Event types (DESIGN §5).
+// Event types (docs/api.md).
 const (
 	Pageview        EventType = 1
 	ProductListView EventType = 2

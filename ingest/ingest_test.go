@@ -332,7 +332,7 @@ func TestClickHouseDownGives503WithReason(t *testing.T) {
 	}
 }
 
-// The privacy test of DESIGN §4: raw identifiers sent in every place a
+// The privacy test of docs/privacy.md: raw identifiers sent in every place a
 // client can put them never reach ClickHouse or a log line.
 func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 	db := chtest.Migrated(t)

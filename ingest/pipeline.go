@@ -94,7 +94,7 @@ type requestMemo struct {
 	refSet                      bool
 }
 
-// Pipeline turns decoded events into rows (DESIGN §2): consent → bot filter
+// Pipeline turns decoded events into rows (docs/ARCHITECTURE.md): consent → bot filter
 // → desensitize → pseudonymize.
 type Pipeline struct {
 	Keys     *KeyRing

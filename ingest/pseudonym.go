@@ -24,7 +24,7 @@ const (
 )
 
 // KeyLifetime is how long after its UTC day ends a day key is destroyed
-// (DESIGN §4): yesterday's key stays to finish sessions that cross midnight,
+// (docs/privacy.md): yesterday's key stays to finish sessions that cross midnight,
 // and nothing older exists.
 const KeyLifetime = 48 * time.Hour
 

@@ -48,7 +48,7 @@ type Slot struct {
 	Width int    `yaml:"width,omitempty" json:"width,omitempty"`
 }
 
-// EventTypes are the event types ingest stores (DESIGN §5).
+// EventTypes are the event types ingest stores (docs/api.md).
 var EventTypes = []string{"pageview", "product_list_view", "product_view", "product_click", "add_to_cart",
 	"remove_from_cart", "checkout_step", "purchase", "search", "slot_impression"}
 

@@ -104,7 +104,7 @@ func TestServeBecomesReadyWithoutFlags(t *testing.T) {
 }
 
 // TestRolesRunApart runs the event API and the dashboard as two processes'
-// roles (DESIGN §7) on one data directory: each serves only its own part.
+// roles (docs/operations.md) on one data directory: each serves only its own part.
 func TestRolesRunApart(t *testing.T) {
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer

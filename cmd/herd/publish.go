@@ -15,7 +15,7 @@ import (
 	"github.com/herd-analytics/herd/aggregate"
 )
 
-// publishFlags are the publication rules (DESIGN §4), shared by every
+// publishFlags are the publication rules (docs/privacy.md), shared by every
 // command that publishes or audits.
 type publishFlags struct {
 	k            int
@@ -47,7 +47,7 @@ func (p *publishFlags) config() aggregate.Config {
 
 func (p *publishFlags) validateRetention() error {
 	if p.rawRetention <= 0 || p.rawRetention > aggregate.MaxRawRetention {
-		return fmt.Errorf("--raw-retention %v: must be more than 0 and at most 168h (DESIGN §4)", p.rawRetention)
+		return fmt.Errorf("--raw-retention %v: must be more than 0 and at most 168h", p.rawRetention)
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func runDashboard(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return serve(ctx, "dashboard", roles{dashboard: true}, args, stdout, stderr, nil, nil)
 }
 
-// roles are the parts a serving process runs (DESIGN §7): herd serve runs
+// roles are the parts a serving process runs (docs/operations.md): herd serve runs
 // all three, herd ingest / aggregate / dashboard one each.
 type roles struct {
 	ingest, publisher, dashboard bool

@@ -1,4 +1,4 @@
--- Published rollups (DESIGN §6): everything the dashboard and reports read.
+-- Published rollups (docs/privacy.md): everything the dashboard and reports read.
 -- Every row is one cell of one closed bucket (grain hour or day) of one site,
 -- selected and noised with differential privacy by the rollup job, which
 -- inserts a bucket's cells in one block so a bucket is published whole or not

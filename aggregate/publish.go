@@ -17,6 +17,7 @@ import (
 	"github.com/google/differential-privacy/go/v3/noise"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -76,6 +77,15 @@ func DefaultTables() ([]*Table, error) {
 
 // Tables returns the rollups this publisher publishes.
 func (p *Publisher) Tables() []*Table { return p.tables }
+
+// Config is the publication rules in force, defaults filled in.
+func (p *Publisher) Config() Config { return p.cfg }
+
+// Client is the ClickHouse connection the publisher reads and writes with.
+func (p *Publisher) Client() *clickhouse.Client { return p.c }
+
+// Databases are the raw and published databases.
+func (p *Publisher) Databases() clickhouse.Databases { return p.dbs }
 
 // Run is one table's publication of one bucket, as rollup_runs records it.
 type Run struct {
@@ -194,7 +204,7 @@ func rawHours(ctx context.Context, c *clickhouse.Client, rawDB string) ([]siteHo
 	err := c.Select(ctx, "SELECT site, toStartOfHour(received) AS h FROM "+rawDB+".events GROUP BY site, h ORDER BY h, site",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				out = append(out, siteHour{b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(time.Time).UTC()})
+				out = append(out, siteHour{clickhouse.Get[string](b, 0, i), clickhouse.Get[time.Time](b, 1, i).UTC()})
 			}
 			return nil
 		})
@@ -215,9 +225,9 @@ func publishedSet(ctx context.Context, c *clickhouse.Client, pubDB string) (map[
 		" WHERE state = 'published' OR (state = 'releasing' AND cells_published = 0) GROUP BY table_name, site, grain, bucket",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				done[runKey{b.Columns[0].Row(i, false).(string), Bucket{
-					Site: b.Columns[1].Row(i, false).(string), Grain: Grain(b.Columns[2].Row(i, false).(uint8)),
-					Start: b.Columns[3].Row(i, false).(time.Time).UTC(),
+				done[runKey{clickhouse.Get[string](b, 0, i), Bucket{
+					Site: clickhouse.Get[string](b, 1, i), Grain: Grain(clickhouse.Get[uint8](b, 2, i)),
+					Start: clickhouse.Get[time.Time](b, 3, i).UTC(),
 				}}] = true
 			}
 			return nil
@@ -241,8 +251,8 @@ func (p *Publisher) bucketEvents(ctx context.Context, b Bucket) (BucketEvents, e
 	err := p.c.Select(ctx, "SELECT uniqExact(event_id) AS d, count() != d FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
 		func(blk *proto.Block) error {
 			if blk.Rows() > 0 {
-				e.Distinct = blk.Columns[0].Row(0, false).(uint64)
-				e.Duplicated = blk.Columns[1].Row(0, false).(uint8) == 1
+				e.Distinct = clickhouse.Get[uint64](blk, 0, 0)
+				e.Duplicated = clickhouse.Get[uint8](blk, 1, 0) == 1
 			}
 			return nil
 		})
@@ -312,7 +322,7 @@ func (p *Publisher) storedCells(ctx context.Context, t *Table, b Bucket) (int, e
 		" AND grain = "+clickhouse.Quote(b.Grain.String())+" AND bucket = toDateTime("+clickhouse.QuoteInt(b.Start.Unix())+")",
 		func(blk *proto.Block) error {
 			if blk.Rows() > 0 {
-				n = blk.Columns[0].Row(0, false).(uint64)
+				n = clickhouse.Get[uint64](blk, 0, 0)
 			}
 			return nil
 		})
@@ -358,9 +368,9 @@ func (p *Publisher) trueCells(ctx context.Context, t *Table, b Bucket, dedup boo
 			for j := range nd {
 				c.Dims[j] = blk.Columns[j].Row(i, false)
 			}
-			c.Visitors = blk.Columns[nd].Row(i, false).(uint64)
+			c.Visitors = clickhouse.Get[uint64](blk, nd, i)
 			for j := range t.Metrics {
-				c.Values[j] = blk.Columns[nd+1+j].Row(i, false).(float64)
+				c.Values[j] = clickhouse.Get[float64](blk, nd+1+j, i)
 			}
 			cells = append(cells, c)
 		}
@@ -446,31 +456,11 @@ func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup bool) string {
 	return q
 }
 
-// mechanism is one noised quantity's share of the bucket's ε and the
-// sensitivity its noise is scaled to.
-type mechanism struct {
-	Name    string  `json:"name"`
-	Epsilon float64 `json:"epsilon"`
-	Cap     float64 `json:"cap"`
-	Total   float64 `json:"total,omitempty"`
-	L0      int64   `json:"l0"`
-	LInf    float64 `json:"linf"`
-}
-
 // mechanisms splits the bucket's ε: partition selection, the visitors count,
 // then the metrics by weight.
-type mechanismSet struct {
-	K         int         `json:"k"`
-	L         int64       `json:"l"`
-	Delta     float64     `json:"delta"`
-	Selection float64     `json:"epsilon_selection"`
-	Visitors  float64     `json:"epsilon_visitors"`
-	Metrics   []mechanism `json:"metrics"`
-}
-
-func (p *Publisher) mechanisms(t *Table, g Grain) mechanismSet {
+func (p *Publisher) mechanisms(t *Table, g Grain) privacy.Params {
 	eps := p.cfg.BucketEpsilon(g)
-	m := mechanismSet{K: p.cfg.K, L: t.L(), Delta: p.cfg.Delta, Selection: round6(eps * p.cfg.SelectionShare)}
+	m := privacy.Params{K: p.cfg.K, L: t.L(), Delta: p.cfg.Delta, Selection: round6(eps * p.cfg.SelectionShare)}
 	rest := eps - m.Selection
 	if len(t.Metrics) == 0 {
 		m.Visitors = round6(rest)
@@ -484,7 +474,7 @@ func (p *Publisher) mechanisms(t *Table, g Grain) mechanismSet {
 	}
 	for _, mt := range t.Metrics {
 		l0, lInf := mt.sensitivity(m.L)
-		m.Metrics = append(m.Metrics, mechanism{Name: mt.Name, Epsilon: round6(rest * mt.Weight / w), Cap: mt.Cap, Total: mt.Total, L0: l0, LInf: lInf})
+		m.Metrics = append(m.Metrics, privacy.Mechanism{Name: mt.Name, Epsilon: round6(rest * mt.Weight / w), Cap: mt.Cap, Total: mt.Total, L0: l0, LInf: lInf})
 	}
 	return m
 }
@@ -501,7 +491,7 @@ type released struct {
 // bounded in SQL (LIMIT L BY visitor, per-cell caps), so the visitors count
 // is a dpagg.Count with L partitions, and each capped metric gets the
 // library's Laplace noise with l0 = L and l∞ = its cap.
-func (p *Publisher) release(t *Table, cells []Cell, m mechanismSet) ([]released, error) {
+func (p *Publisher) release(t *Table, cells []Cell, m privacy.Params) ([]released, error) {
 	lap := noise.Laplace()
 	var out []released
 	for _, c := range cells {
@@ -589,7 +579,7 @@ func block(t *Table, b Bucket, cells []released) (*proto.Block, error) {
 
 // record appends the run's outcome to rollup_runs: published, or failed with
 // its error (its bucket then stays due).
-func (p *Publisher) record(ctx context.Context, run Run, m mechanismSet, started time.Time) Run {
+func (p *Publisher) record(ctx context.Context, run Run, m privacy.Params, started time.Time) Run {
 	state := "published"
 	if run.Err != nil {
 		state = "failed"
@@ -600,7 +590,7 @@ func (p *Publisher) record(ctx context.Context, run Run, m mechanismSet, started
 	return run
 }
 
-func (p *Publisher) insertRun(ctx context.Context, run Run, m mechanismSet, started time.Time, state string) error {
+func (p *Publisher) insertRun(ctx context.Context, run Run, m privacy.Params, started time.Time, state string) error {
 	params, _ := json.Marshal(m)
 	errText := ""
 	if run.Err != nil {

@@ -30,32 +30,31 @@ type Dropped struct {
 // MaxRawRetention, which nothing outlives. Spool files past the retention go
 // too. Everything dropped is recorded in retention_runs.
 func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner) ([]Dropped, error) {
-	rs, err := p.rawState(ctx)
+	hours, err := p.RawHours(ctx, now)
 	if err != nil {
 		return nil, err
 	}
-	parts, sites, done := rs.parts, rs.sites, rs.done
 	var dropped []Dropped
 	var errs []error
-	for _, part := range parts {
-		end := part.hour.Add(time.Hour)
+	for _, h := range hours {
+		end := h.Hour.Add(time.Hour)
 		reason := ""
 		switch {
 		case !end.After(now.Add(-MaxRawRetention)):
 			reason = "older than the 7-day maximum"
-			if !p.hourPublished(done, part.hour, sites[part.hour], now) {
+			if !h.Published {
 				reason += ", unpublished"
 			}
-		case !end.After(now.Add(-p.cfg.RawRetention)) && p.hourPublished(done, part.hour, sites[part.hour], now):
+		case !end.After(now.Add(-p.cfg.RawRetention)) && h.Published:
 			reason = "older than the raw retention " + p.cfg.RawRetention.String()
 		default:
 			continue
 		}
-		if err := p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Raw+".events DROP PARTITION ID "+clickhouse.Quote(part.id)); err != nil {
-			errs = append(errs, fmt.Errorf("drop raw partition %s: %w", part.id, err))
+		if err := p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Raw+".events DROP PARTITION ID "+clickhouse.Quote(h.ID)); err != nil {
+			errs = append(errs, fmt.Errorf("drop raw partition %s: %w", h.ID, err))
 			continue
 		}
-		dropped = append(dropped, Dropped{Kind: "raw_partition", Item: part.hour.Format(time.DateTime), Rows: part.rows, Reason: reason})
+		dropped = append(dropped, Dropped{Kind: "raw_partition", Item: h.Hour.Format(time.DateTime), Rows: h.Rows, Reason: reason})
 	}
 	if spool != nil {
 		files, err := spool.Prune()
@@ -99,32 +98,40 @@ func (p *Publisher) hourPublished(done map[runKey]bool, hour time.Time, sites []
 	return true
 }
 
-// rawState is what retention decisions read: the raw hour partitions, the
-// sites with events in each hour, and what is published.
-type rawState struct {
-	parts []rawPartition
-	hours []siteHour
-	sites map[time.Time][]string
-	done  map[runKey]bool
+// RawHour is one hour partition of raw events.
+type RawHour struct {
+	ID   string // the partition id, for DROP PARTITION ID
+	Hour time.Time
+	Rows uint64
+	// Published: every bucket the hour feeds is published by every table
+	// (retention may drop it once it is past the raw retention).
+	Published bool
 }
 
-func (p *Publisher) rawState(ctx context.Context) (rawState, error) {
-	var rs rawState
-	var err error
-	if rs.parts, err = rawPartitions(ctx, p.c, p.dbs.Raw); err != nil {
-		return rs, err
+// RawHours lists the raw hour partitions, oldest first, and whether each is
+// wholly published.
+func (p *Publisher) RawHours(ctx context.Context, now time.Time) ([]RawHour, error) {
+	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
 	}
-	if rs.hours, err = rawHours(ctx, p.c, p.dbs.Raw); err != nil {
-		return rs, err
+	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
 	}
-	if rs.done, err = publishedSet(ctx, p.c, p.dbs.Pub); err != nil {
-		return rs, err
+	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	if err != nil {
+		return nil, err
 	}
-	rs.sites = map[time.Time][]string{}
-	for _, h := range rs.hours {
-		rs.sites[h.start] = append(rs.sites[h.start], h.site)
+	sites := map[time.Time][]string{}
+	for _, h := range hours {
+		sites[h.start] = append(sites[h.start], h.site)
 	}
-	return rs, nil
+	out := make([]RawHour, len(parts))
+	for i, pt := range parts {
+		out[i] = RawHour{ID: pt.id, Hour: pt.hour, Rows: pt.rows, Published: p.hourPublished(done, pt.hour, sites[pt.hour], now)}
+	}
+	return out, nil
 }
 
 type rawPartition struct {
@@ -139,11 +146,11 @@ func rawPartitions(ctx context.Context, c *clickhouse.Client, rawDB string) ([]r
 		" AND table = 'events' AND active GROUP BY partition_id, partition ORDER BY partition_id",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				h, err := time.Parse(time.DateTime, b.Columns[1].Row(i, false).(string))
+				h, err := time.Parse(time.DateTime, clickhouse.Get[string](b, 1, i))
 				if err != nil {
 					return fmt.Errorf("raw partition %q: %w", b.Columns[1].Row(i, false), err)
 				}
-				out = append(out, rawPartition{b.Columns[0].Row(i, false).(string), h, b.Columns[2].Row(i, false).(uint64)})
+				out = append(out, rawPartition{clickhouse.Get[string](b, 0, i), h, clickhouse.Get[uint64](b, 2, i)})
 			}
 			return nil
 		})

@@ -16,9 +16,9 @@ import (
 func TestSchedulerCatchUpAndOnePublisher(t *testing.T) {
 	ctx := context.Background()
 	db := chtest.Migrated(t)
-	url, _ := edge(t, db)
+	e := edge(t, db)
 	end := time.Now().UTC().Truncate(time.Hour)
-	importShop(t, url, 11, 400, 1, end)
+	importShop(t, e, 11, 400, 1, end)
 
 	var mu sync.Mutex
 	clock := end.Add(-6 * time.Hour).Add(10 * time.Minute)

@@ -17,7 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
-	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 
@@ -36,7 +36,7 @@ type Config struct {
 	// Users are the accounts that may log in.
 	Users *Users
 	// Statement returns the privacy statement shown on every page.
-	Statement func(ctx context.Context) (aggregate.Statement, error)
+	Statement func(ctx context.Context) (privacy.Statement, error)
 	// Downloads records report and CSV downloads; without it none are served.
 	Downloads DownloadRecorder
 	// ReportDir holds the scheduled reports' archive.
@@ -79,6 +79,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app := webserver.NewApp(webserver.AppConfig{
 		Name:        "herd-dashboard",
 		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
+		Log: log,
 	}, ready)
 	app.Use(func(c *fiber.Ctx) error {
 		// Nothing on a page may come from, or go to, another host.

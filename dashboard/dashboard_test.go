@@ -23,6 +23,7 @@ import (
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -77,7 +78,11 @@ func start(t *testing.T) *site {
 			db.Names.Pub, b, int(day.Weekday()+6)%7+1, b, int(day.Weekday()+6)%7+1))
 		exec(fmt.Sprintf("INSERT INTO %s.traffic VALUES ('demo', 'day', %s, 'device', 'mobile', 600, 2000, 800, 200), ('demo', 'day', %s, 'device', 'desktop', 400, 1500, 500, 100), ('demo', 'day', %s, 'browser', 'Chrome', 700, 2500, 900, 200), ('demo', 'day', %s, 'entry', '/', 500, 1200, 600, 150), ('demo', 'day', %s, 'referrer', 'google.com', 300, 900, 350, 80), ('demo', 'day', %s, 'referrer', '', 200, 700, 250, 60)",
 			db.Names.Pub, b, b, b, b, b, b))
-		exec(fmt.Sprintf(`INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('slots', 'demo', 'day', %s, 4, 0.8, 'published', '{"metrics":[{"name":"impressions","epsilon":0.16,"l0":1,"linf":14},{"name":"clicks","epsilon":0.16,"l0":1,"linf":3}]}')`, db.Names.Pub, b))
+		params, err := json.Marshal(privacy.Params{Metrics: []privacy.Mechanism{{Name: "impressions", Epsilon: 0.16, L0: 1, LInf: 14}, {Name: "clicks", Epsilon: 0.16, L0: 1, LInf: 3}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(fmt.Sprintf(`INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('slots', 'demo', 'day', %s, 4, 0.8, 'published', %s)`, db.Names.Pub, b, clickhouse.Quote(string(params))))
 	}
 	users, err := dashboard.OpenUsers(filepath.Join(t.TempDir(), "users.json"))
 	if err != nil {
@@ -96,7 +101,7 @@ func start(t *testing.T) *site {
 	app := dashboard.NewApp(dashboard.Config{
 		Reader: db.Reader, Database: db.Names.Pub, Users: users,
 		Downloads: &dashboard.DownloadLog{Writer: db.Writer, Database: db.Names.Pub}, ReportDir: reportDir,
-		Statement: func(ctx context.Context) (aggregate.Statement, error) {
+		Statement: func(ctx context.Context) (privacy.Statement, error) {
 			return aggregate.BuildStatement(ctx, db.Reader, db.Names.Pub, aggregate.Config{}, tables)
 		},
 	}, probe.NewReadiness(db.Reader), nil)

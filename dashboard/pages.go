@@ -20,7 +20,7 @@ import (
 	gorender "github.com/go-echarts/go-echarts/v2/render"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -154,9 +154,9 @@ func (d *Dashboard) privacyLine(ctx context.Context) string {
 	return st.Line()
 }
 
-func (d *Dashboard) statement(ctx context.Context) aggregate.Statement {
+func (d *Dashboard) statement(ctx context.Context) privacy.Statement {
 	if d.cfg.Statement == nil {
-		return aggregate.Statement{}
+		return privacy.Statement{}
 	}
 	st, _ := d.cfg.Statement(ctx)
 	return st

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -378,33 +379,20 @@ func (d *Dashboard) slotNoise(ctx context.Context, site string) cellNoise {
 	_ = d.store.q.Select(ctx, "SELECT params FROM "+d.store.db+".rollup_runs WHERE table_name = 'slots' AND grain = 'day' AND state = 'published' AND site = "+clickhouse.Quote(site)+
 		" ORDER BY bucket DESC LIMIT 1", func(b *proto.Block) error {
 		if b.Rows() > 0 {
-			params = b.Columns[0].Row(0, false).(string)
+			params = clickhouse.Get[string](b, 0, 0)
 		}
 		return nil
 	})
-	var m struct {
-		Metrics []struct {
-			Name    string  `json:"name"`
-			Epsilon float64 `json:"epsilon"`
-			L0      float64 `json:"l0"`
-			LInf    float64 `json:"linf"`
-		} `json:"metrics"`
-	}
+	var m privacy.Params
 	var n cellNoise
 	if json.Unmarshal([]byte(params), &m) != nil {
 		return n
 	}
-	for _, x := range m.Metrics {
-		if x.Epsilon <= 0 {
-			continue
-		}
-		b := x.L0 * x.LInf / x.Epsilon
-		switch x.Name {
-		case "impressions":
-			n.impressions = b
-		case "clicks":
-			n.clicks = b
-		}
+	if imp, ok := m.Metric("impressions"); ok {
+		n.impressions = imp.LaplaceScale()
+	}
+	if clicks, ok := m.Metric("clicks"); ok {
+		n.clicks = clicks.LaplaceScale()
 	}
 	return n
 }

@@ -73,10 +73,10 @@ func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, erro
 	err := s.q.Select(ctx, "SELECT bucket, visitors, sessions, pageviews, orders, buyers, revenue FROM "+s.db+".kpis WHERE "+r.where(site)+" ORDER BY bucket",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				out = append(out, DayKPIs{Day: b.Columns[0].Row(i, false).(time.Time).UTC(), KPIs: KPIs{
-					Visitors: b.Columns[1].Row(i, false).(uint64), Sessions: b.Columns[2].Row(i, false).(uint64),
-					Pageviews: b.Columns[3].Row(i, false).(uint64), Orders: b.Columns[4].Row(i, false).(uint64),
-					Buyers: b.Columns[5].Row(i, false).(uint64), Revenue: b.Columns[6].Row(i, false).(float64),
+				out = append(out, DayKPIs{Day: clickhouse.Get[time.Time](b, 0, i).UTC(), KPIs: KPIs{
+					Visitors: clickhouse.Get[uint64](b, 1, i), Sessions: clickhouse.Get[uint64](b, 2, i),
+					Pageviews: clickhouse.Get[uint64](b, 3, i), Orders: clickhouse.Get[uint64](b, 4, i),
+					Buyers: clickhouse.Get[uint64](b, 5, i), Revenue: clickhouse.Get[float64](b, 6, i),
 				}})
 			}
 			return nil
@@ -143,10 +143,10 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	err := s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			out = append(out, ProductRow{
-				ProductID: b.Columns[0].Row(i, false).(string), Category: b.Columns[1].Row(i, false).(string),
-				Visitors: b.Columns[2].Row(i, false).(uint64), Views: b.Columns[3].Row(i, false).(uint64),
-				Adds: b.Columns[4].Row(i, false).(uint64), Purchases: b.Columns[5].Row(i, false).(uint64),
-				Revenue: b.Columns[6].Row(i, false).(float64),
+				ProductID: clickhouse.Get[string](b, 0, i), Category: clickhouse.Get[string](b, 1, i),
+				Visitors: clickhouse.Get[uint64](b, 2, i), Views: clickhouse.Get[uint64](b, 3, i),
+				Adds: clickhouse.Get[uint64](b, 4, i), Purchases: clickhouse.Get[uint64](b, 5, i),
+				Revenue: clickhouse.Get[float64](b, 6, i),
 			})
 		}
 		return nil
@@ -165,7 +165,7 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	err = s.q.Select(ctx, "SELECT product_id, sum(views) FROM "+s.db+".products WHERE "+r.Previous().where(site)+
 		" AND product_id IN ("+strings.Join(ids, ", ")+") GROUP BY product_id", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
-			previous[b.Columns[0].Row(i, false).(string)] = b.Columns[1].Row(i, false).(uint64)
+			previous[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[uint64](b, 1, i)
 		}
 		return nil
 	})
@@ -201,11 +201,11 @@ func (s *store) categories(ctx context.Context, site string, r Range) ([]Categor
 	err := s.q.Select(ctx, "SELECT category, device, sum(views) FROM "+s.db+".categories WHERE "+r.where(site)+" GROUP BY category, device",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				c := b.Columns[0].Row(i, false).(string)
+				c := clickhouse.Get[string](b, 0, i)
 				if by[c] == nil {
 					by[c] = map[string]uint64{}
 				}
-				by[c][b.Columns[1].Row(i, false).(string)] = b.Columns[2].Row(i, false).(uint64)
+				by[c][clickhouse.Get[string](b, 1, i)] = clickhouse.Get[uint64](b, 2, i)
 			}
 			return nil
 		})
@@ -225,7 +225,7 @@ func (s *store) sites(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.q.Select(ctx, "SELECT DISTINCT site FROM "+s.db+".rollup_runs ORDER BY site", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
-			out = append(out, b.Columns[0].Row(i, false).(string))
+			out = append(out, clickhouse.Get[string](b, 0, i))
 		}
 		return nil
 	})

@@ -18,7 +18,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
-	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -59,12 +59,12 @@ type Report struct {
 	Site      string
 	Period    Range
 	Rows      []ReportRow
-	Statement aggregate.Statement
+	Statement privacy.Statement
 }
 
 // BuildReport assembles a report of kind for site over period from the
 // published rollups.
-func BuildReport(ctx context.Context, q Querier, db, site, kind string, period Range, st aggregate.Statement) (*Report, error) {
+func BuildReport(ctx context.Context, q Querier, db, site, kind string, period Range, st privacy.Statement) (*Report, error) {
 	s := &store{q: q, db: db}
 	f := filters{site: site, r: period}
 	prev := filters{site: site, r: period.Previous()}

@@ -20,8 +20,8 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
-	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/privacy"
 )
 
 func get(t *testing.T, c *http.Client, u string) (int, []byte) {
@@ -163,11 +163,11 @@ func TestReports(t *testing.T) {
 func TestScheduledReports(t *testing.T) {
 	s := start(t)
 	dir := t.TempDir()
-	written, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, aggregate.Statement{K: 10})
+	written, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, privacy.Statement{K: 10})
 	if err != nil || len(written) != 3 {
 		t.Fatalf("written %v, %v", written, err)
 	}
-	again, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, aggregate.Statement{K: 10})
+	again, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, privacy.Statement{K: 10})
 	if err != nil || len(again) != 0 {
 		t.Fatalf("a second run rewrote %v, %v", again, err)
 	}

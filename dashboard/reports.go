@@ -15,8 +15,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/privacy"
 )
 
 // DownloadRecorder records who downloaded what (herd.downloads, written by
@@ -183,7 +183,7 @@ func (l *DownloadLog) RecordDownload(ctx context.Context, user, role, what strin
 // WriteScheduled writes every format of the report of kind due as of now
 // into dir, for each site, skipping files that exist. The scheduler in herd
 // serve calls it; it returns the files written.
-func WriteScheduled(ctx context.Context, q Querier, db string, sites []string, kind string, now time.Time, dir string, st aggregate.Statement) ([]string, error) {
+func WriteScheduled(ctx context.Context, q Querier, db string, sites []string, kind string, now time.Time, dir string, st privacy.Statement) ([]string, error) {
 	period, err := ReportPeriod(kind, now)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
 
@@ -75,7 +76,7 @@ func TestCountryStoredIPDropped(t *testing.T) {
 	}
 	defer geo.Close()
 	db := chtest.Migrated(t)
-	e := startEdgeOn(t, db, db.Names.Raw+".events", db.Writer, nil, edgeOptions{country: geo.Country})
+	e := startEdgeWith(t, db, ingesttest.Options{Country: geo.Country})
 	for _, ip := range []string{"203.0.113.77", "192.0.2.8"} {
 		if r := e.post(t, "/api/event", "application/json", `{"type":"pageview","url":"https://shop.example/"}`, "X-Forwarded-For", ip); r.status != 202 {
 			t.Fatalf("status %d: %+v", r.status, r.body)

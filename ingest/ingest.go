@@ -24,6 +24,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/herd-analytics/herd/ingest/spool"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -31,8 +32,8 @@ import (
 //go:embed assets/herd.js
 var trackerJS []byte
 
-// Config configures the ingest HTTP server. The zero value is usable.
-type Config struct {
+// serverConfig configures the HTTP API. The zero value is usable.
+type serverConfig struct {
 	// RequestTimeout bounds reading a request and writing its answer; zero means 10 s.
 	RequestTimeout time.Duration
 	// TrustedProxies may set X-Forwarded-For; empty means the peer address is
@@ -40,9 +41,9 @@ type Config struct {
 	TrustedProxies []string
 }
 
-// Server is the ingest API.
-type Server struct {
-	cfg      Config
+// server is the ingest API.
+type server struct {
+	cfg      serverConfig
 	sites    *Sites
 	pipeline *Pipeline
 	writer   *Writer
@@ -50,25 +51,26 @@ type Server struct {
 	log      *slog.Logger
 }
 
-// NewServer wires the API over a pipeline and a writer.
-func NewServer(cfg Config, sites *Sites, p *Pipeline, w *Writer, m *Metrics, log *slog.Logger) *Server {
+// newServer wires the API over a pipeline and a writer.
+func newServer(cfg serverConfig, sites *Sites, p *Pipeline, w *Writer, m *Metrics, log *slog.Logger) *server {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
 	if sites == nil {
 		sites = DefaultSites()
 	}
-	return &Server{cfg: cfg, sites: sites, pipeline: p, writer: w, metrics: m, log: log}
+	return &server{cfg: cfg, sites: sites, pipeline: p, writer: w, metrics: m, log: log}
 }
 
 // App builds the Fiber app: the event endpoints, herd.js, health and metrics.
-func (s *Server) App(ready *probe.Readiness) *fiber.App {
+func (s *server) App(ready *probe.Readiness) *fiber.App {
 	app := webserver.NewApp(webserver.AppConfig{
 		Name:        "herd-ingest",
 		ReadTimeout: s.cfg.RequestTimeout, WriteTimeout: s.cfg.RequestTimeout,
 		BodyLimit:      MaxBodyBytes,
 		ProxyHeader:    proxyHeader(s.cfg.TrustedProxies),
 		TrustedProxies: s.cfg.TrustedProxies,
+		Log:            s.log,
 	}, ready)
 	app.Use("/api", s.cors)
 	app.Post("/api/event", s.ownJSON((*decoder).decodeOne))
@@ -107,7 +109,7 @@ type Answer struct {
 
 // cors answers preflights and sets CORS headers for browser senders. An
 // origin no site allows gets no CORS headers, so browsers refuse to send.
-func (s *Server) cors(c *fiber.Ctx) error {
+func (s *server) cors(c *fiber.Ctx) error {
 	origin := c.Get(fiber.HeaderOrigin)
 	if origin != "" && s.originAllowed(origin) {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
@@ -122,7 +124,7 @@ func (s *Server) cors(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-func (s *Server) originAllowed(origin string) bool {
+func (s *server) originAllowed(origin string) bool {
 	for _, site := range s.sites.All() {
 		if site.AllowsOrigin(origin) {
 			return true
@@ -144,11 +146,11 @@ type requestBuf struct {
 
 var (
 	requestBufs = sync.Pool{New: func() any { return new(requestBuf) }}
-	rowSlices   = sync.Pool{New: func() any { return new([]Row) }}
+	rowSlices   = sync.Pool{New: func() any { return new([]spool.Row) }}
 )
 
 // ownJSON serves /api/event and /api/events.
-func (s *Server) ownJSON(decode decodeFunc) fiber.Handler {
+func (s *server) ownJSON(decode decodeFunc) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
 			return unsupportedType(c, "application/json, text/plain, application/x-ndjson")
@@ -177,7 +179,7 @@ func (s *Server) ownJSON(decode decodeFunc) fiber.Handler {
 // segment serves Segment's /v1/batch, /v1/track and /v1/page. The write key
 // comes as the Basic auth user name (Segment's libraries) or as "writeKey"
 // in the body.
-func (s *Server) segment(kind string) fiber.Handler {
+func (s *server) segment(kind string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !contentTypeOK(c, "application/json", "text/plain") {
 			return unsupportedType(c, "application/json, text/plain")
@@ -203,7 +205,7 @@ func (s *Server) segment(kind string) fiber.Handler {
 	}
 }
 
-func (s *Server) badBody(c *fiber.Ctx, err error) error {
+func (s *server) badBody(c *fiber.Ctx, err error) error {
 	if errors.Is(err, ErrTooManyEvents) {
 		return c.Status(fiber.StatusRequestEntityTooLarge).JSON(Answer{Error: "more than 500 events in one request"})
 	}
@@ -220,7 +222,7 @@ func (s *Server) badBody(c *fiber.Ctx, err error) error {
 //
 // held reports that the writer may still hold the rows (their commit
 // stalled): the request's buffers must not be reused.
-func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, dropped map[string]int, site *Site) (held bool, err error) {
+func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, dropped map[string]int, site *Site) (held bool, err error) {
 	drop := func(reason string) {
 		if dropped == nil {
 			dropped = map[string]int{}
@@ -237,7 +239,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 	}
 	importMode := c.Get("X-Herd-Import") == "1"
 	origin := c.Get(fiber.HeaderOrigin)
-	rowBuf := rowSlices.Get().(*[]Row)
+	rowBuf := rowSlices.Get().(*[]spool.Row)
 	rows := slices.Grow((*rowBuf)[:0], len(events))
 	recycle := true
 	defer func() {
@@ -269,7 +271,14 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 			}
 			r.Received, r.Imported = ev.TS.Time, true
 		}
-		row, reason, prob := s.pipeline.Process(evSite, &r, ev, ev.Index)
+		row, reason, prob, err := s.pipeline.Process(evSite, &r, ev, ev.Index)
+		if err != nil {
+			// herd's own failure, not the client's: nothing of the request
+			// is stored, and the client may send it again.
+			s.log.Error("events not processed", "events", len(events), "err", err)
+			c.Set(fiber.HeaderRetryAfter, "10")
+			return false, c.Status(fiber.StatusInternalServerError).JSON(Answer{Dropped: map[string]int{}, Error: "internal error: pseudonyms unavailable; retry later"})
+		}
 		switch {
 		case prob != nil:
 			problems = append(problems, *prob)
@@ -302,7 +311,7 @@ func (s *Server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		// Rows the writer may still hold are not recycled.
 		recycle = !errors.Is(err, ErrCommitStalled) && !errors.Is(err, context.Canceled)
 		ans.Accepted = 0
-		if errors.Is(err, ErrSpoolFull) {
+		if errors.Is(err, spool.ErrFull) {
 			c.Set(fiber.HeaderRetryAfter, "30")
 			ans.Error = "storage is behind and the spool is full; retry later"
 			return !recycle, c.Status(fiber.StatusTooManyRequests).JSON(ans)

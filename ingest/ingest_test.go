@@ -2,13 +2,11 @@ package ingest_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,98 +19,36 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
 	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
-	"github.com/herd-analytics/herd/internal/probe"
-	"github.com/herd-analytics/herd/internal/webserver"
 )
 
 func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
 
 const chromeUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type edge struct {
+	*ingesttest.Edge
 	db      *chtest.DB
 	url     string
-	logs    *syncBuffer
+	logs    *ingesttest.Logs
 	dataDir string
 }
 
-// startEdge runs the real ingest server over HTTP on a free port, writing
-// to this test's databases, with every log line captured.
-func startEdge(t *testing.T, store ingest.RawWriter) *edge {
+// startEdge runs the real ingest (ingest.New, Run, its HTTP API on a free
+// port) writing to a fresh pair of this test's databases, with every log
+// line captured.
+func startEdge(t *testing.T) *edge {
 	t.Helper()
-	db := chtest.Migrated(t)
-	if store == nil {
-		store = db.Writer
-	}
-	return startEdgeOn(t, db, db.Names.Raw+".events", store, nil, edgeOptions{})
+	return startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{})
 }
 
-// edgeOptions vary a test ingest: nil sites is the configuration-free demo
-// site; a nil country stores none.
-type edgeOptions struct {
-	sites   *ingest.Sites
-	country func(ip string) string
-}
-
-func startEdgeOn(t *testing.T, db *chtest.DB, table string, store ingest.RawWriter, spool *ingest.DiskSpool, o edgeOptions) *edge {
+func startEdgeWith(t *testing.T, db *chtest.DB, o ingesttest.Options) *edge {
 	t.Helper()
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dir := t.TempDir()
-	keys, err := ingest.OpenKeyRing(filepath.Join(dir, "keys.json"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := ingest.NewMetrics()
-	var sp ingest.Spool
-	if spool != nil {
-		sp = spool
-	}
-	w := ingest.NewWriter(ingest.WriterConfig{Table: table, MaxDelay: 5 * time.Millisecond, InsertTimeout: 2 * time.Second}, store, sp, m, log)
-	go w.Run()
-	p := ingest.NewPipeline(keys, ingest.NewSessions(30*time.Minute))
-	p.Country = o.country
-	srv := ingest.NewServer(ingest.Config{TrustedProxies: []string{"127.0.0.1"}}, o.sites, p, w, m, log)
-	var ready *probe.Readiness
-	if db != nil {
-		ready = probe.NewReadiness(db.Writer)
-	} else {
-		ready = probe.NewReadiness(pingNothing{})
-	}
-	ws, err := webserver.Start(srv.App(ready), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = ws.Shutdown(context.Background())
-		_ = w.Close(context.Background())
-	})
-	return &edge{db: db, url: "http://" + ws.Addr(), logs: logs, dataDir: dir}
+	e := ingesttest.Start(t, db, o)
+	return &edge{Edge: e, db: db, url: e.URL, logs: e.Logs, dataDir: e.DataDir}
 }
-
-type pingNothing struct{}
-
-func (pingNothing) Ping(context.Context) error { return nil }
 
 type reply struct {
 	status int
@@ -168,8 +104,10 @@ func (e *edge) postAnnounced(t *testing.T, path, contentType, body string) reply
 	return readReply(t, path, resp)
 }
 
+// query answers q after every acknowledged row is in ClickHouse.
 func (e *edge) query(t *testing.T, q string) string {
 	t.Helper()
+	e.Sync(t)
 	var out strings.Builder
 	if err := e.db.Writer.Raw(context.Background(), q+" FORMAT TSV", &out); err != nil {
 		t.Fatalf("%s: %v", q, err)
@@ -178,7 +116,7 @@ func (e *edge) query(t *testing.T, q string) string {
 }
 
 func TestEndpointsStoreDerivedFields(t *testing.T) {
-	e := startEdge(t, nil)
+	e := startEdge(t)
 	raw := e.db.Names.Raw + ".events"
 	r := e.post(t, "/api/event", "text/plain;charset=UTF-8",
 		`{"type":"pageview","url":"https://shop.example/category/shoes?utm_source=nl&utm_medium=email&sid=abc","referrer":"https://news.google.com/x"}`)
@@ -233,7 +171,7 @@ func TestEndpointsStoreDerivedFields(t *testing.T) {
 }
 
 func TestBadInputGetsPreciseErrors(t *testing.T) {
-	e := startEdge(t, nil)
+	e := startEdge(t)
 	cases := []struct {
 		name, path, ctype, body string
 		status                  int
@@ -276,7 +214,7 @@ func TestBadInputGetsPreciseErrors(t *testing.T) {
 }
 
 func TestConsentAndBotsAreDroppedAndCounted(t *testing.T) {
-	e := startEdge(t, nil)
+	e := startEdge(t)
 	ev := `[{"type":"pageview","url":"/a"}]`
 	for _, c := range []struct {
 		headers []string
@@ -314,18 +252,13 @@ func TestConsentAndBotsAreDroppedAndCounted(t *testing.T) {
 	}
 }
 
-// downStore is a ClickHouse that does not answer: a real client pointed at
-// a port nobody listens on.
-func downStore(t *testing.T) ingest.RawWriter {
-	c, err := clickhouse.New(clickhouse.Config{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond}, nil)
-	if err != nil {
+// A ClickHouse that is down does not stop acknowledgement (the spool keeps
+// the rows); a spool that cannot write does: 503 with the reason.
+func TestSpoolFailureGives503WithReason(t *testing.T) {
+	e := startEdge(t)
+	if err := os.RemoveAll(e.SpoolDir()); err != nil {
 		t.Fatal(err)
 	}
-	return c
-}
-
-func TestClickHouseDownGives503WithReason(t *testing.T) {
-	e := startEdge(t, downStore(t))
 	r := e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/a"}]`)
 	if r.status != 503 || r.body.Accepted != 0 || !strings.Contains(r.body.Error, "storage unavailable") || r.header.Get("Retry-After") == "" {
 		t.Fatalf("got %+v", r)
@@ -335,14 +268,9 @@ func TestClickHouseDownGives503WithReason(t *testing.T) {
 // The privacy test of docs/privacy.md: raw identifiers sent in every place a
 // client can put them never reach ClickHouse or a log line.
 func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
-	db := chtest.Migrated(t)
-	spoolDir := t.TempDir()
-	spool, err := ingest.OpenSpool(ingest.SpoolConfig{Dir: spoolDir}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := db.Names.Raw + ".events"
-	e := startEdgeOn(t, db, table, db.Writer, spool, edgeOptions{})
+	// The spool keeps its segments until the test inserts them.
+	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{InsertInterval: time.Hour})
+	spoolDir := e.SpoolDir()
 	secrets := []string{
 		"198.51.100.77",                      // IP
 		"CanaryBrowser/9.9 (Secret; Canary)", // UA fragment
@@ -387,13 +315,13 @@ func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 	if spooled.Len() == 0 || !strings.Contains(spooled.String(), ":redacted") {
 		t.Fatal("the spool holds nothing, so the scan saw no data")
 	}
-	if n, err := spool.Replay(context.Background(), db.Writer, table); err != nil || n != 7 {
-		t.Fatalf("replayed %d rows: %v", n, err)
+	if n, err := e.Flush(context.Background()); err != nil || n != 7 {
+		t.Fatalf("inserted %d rows: %v", n, err)
 	}
 
 	// Every String-like column of every table in both databases.
 	var cols [][3]string
-	err = e.db.Writer.Select(context.Background(),
+	err := e.db.Writer.Select(context.Background(),
 		"SELECT database, table, name FROM system.columns WHERE database IN ("+clickhouse.Quote(e.db.Names.Raw)+", "+clickhouse.Quote(e.db.Names.Pub)+
 			") AND (type LIKE '%String%' OR type LIKE 'Enum%')", func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
@@ -436,7 +364,7 @@ func TestRawIdentifiersNeverStoredOrLogged(t *testing.T) {
 }
 
 func TestTrackerIsServedAndCookieless(t *testing.T) {
-	e := startEdge(t, nil)
+	e := startEdge(t)
 	resp, err := http.Get(e.url + "/herd.js")
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +410,7 @@ func TestAcceptedAnswerIsWhatEncodingJSONWrites(t *testing.T) {
 // rows): many concurrent requests with distinct values must each store
 // exactly their own values, none overwritten by a later request's.
 func TestConcurrentRequestsKeepTheirOwnValues(t *testing.T) {
-	e := startEdge(t, nil)
+	e := startEdge(t)
 	raw := e.db.Names.Raw + ".events"
 	const requests, perRequest = 120, 7
 	var wg sync.WaitGroup
@@ -524,5 +452,28 @@ func TestConcurrentRequestsKeepTheirOwnValues(t *testing.T) {
 			t.Fatalf("stored row %q was never sent", l)
 		}
 		delete(want, l)
+	}
+}
+
+// herd's own failure (the key ring cannot store today's key) is a 500 with
+// a JSON reason, never a 400 blaming the client, and nothing is stored.
+func TestKeyRingFailureIs500(t *testing.T) {
+	e := startEdge(t)
+	keys := filepath.Join(e.dataDir, "keys")
+	if err := os.RemoveAll(keys); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keys, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/a"}]`)
+	if r.status != 500 || r.body.Accepted != 0 || !strings.Contains(r.body.Error, "pseudonyms unavailable") {
+		t.Fatalf("got %+v", r)
+	}
+	if n := e.query(t, "SELECT count() FROM "+e.db.Names.Raw+".events"); strings.TrimSpace(n) != "0" {
+		t.Fatalf("%s rows stored", n)
+	}
+	if !strings.Contains(e.logs.String(), "events not processed") {
+		t.Fatal("the failure was not logged")
 	}
 }

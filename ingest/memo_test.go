@@ -3,12 +3,15 @@ package ingest
 import (
 	"testing"
 	"time"
+
+	"github.com/herd-analytics/herd/ingest/keyring"
+	"github.com/herd-analytics/herd/ingest/scrub"
 )
 
 // What one request's events share is worked out once, but only where it
 // is really shared: the same URL, referrer and user agent, for the same site.
 func TestRequestMemoKeepsEventsApart(t *testing.T) {
-	keys, err := OpenKeyRing("", nil)
+	keys, err := keyring.Open("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +25,7 @@ func TestRequestMemoKeepsEventsApart(t *testing.T) {
 		wantPath      string
 		wantReferrer  string
 	}{
-		{shoes, "https://shoes.example/p/1?utm_source=news", "https://www.shoes.example/", "/p/1", ReferrerInternal},
+		{shoes, "https://shoes.example/p/1?utm_source=news", "https://www.shoes.example/", "/p/1", scrub.ReferrerInternal},
 		{hats, "https://shoes.example/p/1?utm_source=news", "https://www.shoes.example/", "/p/1", "shoes.example"},
 		{hats, "https://hats.example/c/felt", "https://www.shoes.example/", "/c/felt", "shoes.example"},
 		{shoes, "https://hats.example/c/felt", "", "/c/felt", ""},
@@ -30,9 +33,9 @@ func TestRequestMemoKeepsEventsApart(t *testing.T) {
 	var visitors []uint64
 	for i, e := range events {
 		ev := &Event{Type: "pageview", URL: e.url, Referrer: e.referrer, Index: i}
-		row, reason, prob := p.Process(e.site, req, ev, i)
-		if reason != "" || prob != nil {
-			t.Fatalf("event %d: %q %v", i, reason, prob)
+		row, reason, prob, err := p.Process(e.site, req, ev, i)
+		if reason != "" || prob != nil || err != nil {
+			t.Fatalf("event %d: %q %v %v", i, reason, prob, err)
 		}
 		if row.Path != e.wantPath || row.ReferrerHost != e.wantReferrer {
 			t.Errorf("event %d: path %q referrer %q, want %q %q", i, row.Path, row.ReferrerHost, e.wantPath, e.wantReferrer)

@@ -15,7 +15,7 @@ type Metrics struct {
 	accepted atomic.Int64
 	invalid  atomic.Int64
 	spooled  atomic.Int64
-	replayed atomic.Int64
+	inserted atomic.Int64
 
 	mu      sync.Mutex
 	dropped map[string]int64
@@ -50,16 +50,19 @@ func (m *Metrics) drop(reason string, n int) {
 	m.mu.Unlock()
 }
 
-func (m *Metrics) observeInsert(d time.Duration, rows int, err error) {
+// ObserveInsert counts one insert into ClickHouse (the spool's Observer).
+func (m *Metrics) ObserveInsert(d time.Duration, rows int, err error) {
 	if err != nil {
 		m.insertErrors.Add(1)
 		return
 	}
+	m.inserted.Add(int64(rows))
 	m.insertLatency.observe(d.Seconds())
 	m.batchSize.observe(float64(rows))
 }
 
-func (m *Metrics) observeCommit(d time.Duration, rows int) {
+// ObserveCommit counts one group commit (the spool's Observer).
+func (m *Metrics) ObserveCommit(d time.Duration, rows int) {
 	m.commitLatency.observe(d.Seconds())
 	m.commitSize.observe(float64(rows))
 }
@@ -82,7 +85,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 	m.mu.Unlock()
 	p("# HELP herd_ingest_events_spooled_total Events written to the disk spool.\n# TYPE herd_ingest_events_spooled_total counter\nherd_ingest_events_spooled_total %d\n", m.spooled.Load())
-	p("# HELP herd_ingest_events_replayed_total Spooled events inserted later.\n# TYPE herd_ingest_events_replayed_total counter\nherd_ingest_events_replayed_total %d\n", m.replayed.Load())
+	p("# HELP herd_ingest_events_inserted_total Spooled events inserted into ClickHouse.\n# TYPE herd_ingest_events_inserted_total counter\nherd_ingest_events_inserted_total %d\n", m.inserted.Load())
 	p("# HELP herd_ingest_insert_errors_total Failed batch inserts.\n# TYPE herd_ingest_insert_errors_total counter\nherd_ingest_insert_errors_total %d\n", m.insertErrors.Load())
 	if m.SpoolBytes != nil {
 		p("# HELP herd_ingest_spool_bytes Bytes in the disk spool.\n# TYPE herd_ingest_spool_bytes gauge\nherd_ingest_spool_bytes %d\n", m.SpoolBytes())

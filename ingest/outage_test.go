@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -32,23 +31,15 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := schemas.Migrations()
+	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := clickhouse.Migrate(ctx, c, clickhouse.DefaultDatabases, ms, nil); err != nil {
 		t.Fatal(err)
 	}
-	spool, err := ingest.OpenSpool(ingest.SpoolConfig{Dir: t.TempDir()}, nil, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const table = "herd_raw.events"
-	rctx, stopReplay := context.WithCancel(ctx)
-	replayDone := make(chan struct{})
-	go func() { defer close(replayDone); spool.Run(rctx, c, table) }()
-	t.Cleanup(func() { stopReplay(); <-replayDone })
-	e := startEdgeOn(t, nil, table, c, spool, edgeOptions{})
+	e := startEdgeWith(t, nil, ingesttest.Options{Store: c, Table: table})
 
 	var acked sync.Map
 	var ok, refused atomic.Int64
@@ -113,7 +104,7 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 
 	t.Logf("load over at %v", time.Since(t0))
 	deadline := time.Now().Add(60 * time.Second)
-	for spool.Pending() {
+	for e.Spool().Pending() {
 		if time.Now().After(deadline) {
 			t.Fatal("spool not drained within 60 s of ClickHouse's return")
 		}
@@ -148,12 +139,4 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged events are missing", missing, want)
 	}
 	t.Logf("%d events acknowledged (%d requests, %d refused), all stored once", want, ok.Load(), refused.Load())
-}
-
-// testWriter sends log lines to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }

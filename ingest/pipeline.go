@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"crypto/rand"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"slices"
@@ -11,46 +12,11 @@ import (
 	"time"
 
 	"github.com/medama-io/go-useragent"
-)
 
-// Row is one event as stored in herd_raw.events: desensitized and
-// pseudonymized. Nothing in it identifies a shopper without the day key.
-type Row struct {
-	EventID         [16]byte
-	Site            string
-	Received        time.Time
-	Seq             uint16
-	Type            EventType
-	Visitor         uint64
-	Session         uint64
-	UserHash        uint64
-	Path            string
-	PageType        string
-	UTMSource       string
-	UTMMedium       string
-	UTMCampaign     string
-	ReferrerHost    string
-	Browser         string
-	BrowserMajor    uint16
-	OS              string
-	Device          string // desktop, mobile, tablet, other
-	Country         string // ISO 3166 alpha-2 or ""
-	ProductID       string
-	ProductCategory string
-	ProductPrice    int64 // cents
-	Position        uint16
-	List            string
-	Slot            string
-	Variant         string
-	Step            uint8
-	OrderValue      int64 // cents
-	Currency        string
-	Items           uint16
-	Products        []string
-	SearchTerm      string
-	SearchResults   int32 // -1 unknown
-	Imported        bool
-}
+	"github.com/herd-analytics/herd/ingest/keyring"
+	"github.com/herd-analytics/herd/ingest/scrub"
+	"github.com/herd-analytics/herd/ingest/spool"
+)
 
 // Drop reasons: events refused without error, counted in the 202 answer and
 // in /metrics.
@@ -89,7 +55,7 @@ type requestMemo struct {
 	// A tracker's batch comes from one page: its events share the URL and
 	// the referrer.
 	urlInput, refInput, refSite string
-	url                         SanitizedURL
+	url                         scrub.SanitizedURL
 	refHost                     string
 	refSet                      bool
 }
@@ -97,7 +63,7 @@ type requestMemo struct {
 // Pipeline turns decoded events into rows (docs/ARCHITECTURE.md): consent → bot filter
 // → desensitize → pseudonymize.
 type Pipeline struct {
-	Keys     *KeyRing
+	Keys     *keyring.KeyRing
 	Sessions *Sessions
 	// HonorDNT drops events from browsers sending DNT: 1; GPC is always honoured.
 	HonorDNT bool
@@ -137,41 +103,42 @@ func (u *uaCache) put(h uint64, c uaClient) {
 }
 
 // NewPipeline builds a pipeline; keys and sessions are required.
-func NewPipeline(keys *KeyRing, sessions *Sessions) *Pipeline {
+func NewPipeline(keys *keyring.KeyRing, sessions *Sessions) *Pipeline {
 	p := &Pipeline{Keys: keys, Sessions: sessions, HonorDNT: true, ua: useragent.NewParser()}
 	p.uaCache.seed = maphash.MakeSeed()
 	return p
 }
 
 // Process turns one event into a row. It returns a drop reason for an event
-// that is refused by policy, or a problem for one that is malformed.
-func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, string, *Problem) {
+// that is refused by policy, a problem for one that is malformed, or an
+// error when herd itself fails (the key ring cannot make or store a key).
+func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (spool.Row, string, *Problem, error) {
 	// Consent and objection come first: nothing is derived from an event the
 	// shopper did not agree to.
 	if req.GPC {
-		return Row{}, DropGPC, nil
+		return spool.Row{}, DropGPC, nil, nil
 	}
 	if req.memo == nil {
 		req.memo = &requestMemo{}
 	}
 	if req.DNT && p.HonorDNT {
-		return Row{}, DropDNT, nil
+		return spool.Row{}, DropDNT, nil, nil
 	}
-	if ev.Consent != nil && !slices.Contains(ev.Consent, PurposeAnalytics) {
-		return Row{}, DropNoConsent, nil
+	if ev.Consent != nil && !slices.Contains(ev.Consent, keyring.PurposeAnalytics) {
+		return spool.Row{}, DropNoConsent, nil, nil
 	}
 	if ev.Site != "" && ev.Site != site.Name {
-		return Row{}, DropUnknownSite, nil
+		return spool.Row{}, DropUnknownSite, nil, nil
 	}
 	t, ok := ParseEventType(ev.Type)
 	if !ok {
 		if ev.Type == "" {
-			return Row{}, "", &Problem{Index: ev.Index, Field: "type", Reason: "missing"}
+			return spool.Row{}, "", &Problem{Index: ev.Index, Field: "type", Reason: "missing"}, nil
 		}
-		return Row{}, "", &Problem{Index: ev.Index, Field: "type", Reason: "unknown event type"}
+		return spool.Row{}, "", &Problem{Index: ev.Index, Field: "type", Reason: "unknown event type"}, nil
 	}
 	if prob := validate(t, ev); prob != nil {
-		return Row{}, "", prob
+		return spool.Row{}, "", prob, nil
 	}
 
 	ip, uaString := req.IP, req.UserAgent
@@ -183,14 +150,14 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	}
 	client := p.parseUACached(req, uaString)
 	if client.bot {
-		return Row{}, DropBot, nil
+		return spool.Row{}, DropBot, nil, nil
 	}
 
-	row := Row{
+	row := spool.Row{
 		Site:          site.Name,
 		Received:      req.Received.UTC().Truncate(time.Second),
 		Seq:           uint16(min(seq, math.MaxUint16)),
-		Type:          t,
+		Type:          uint8(t),
 		Browser:       client.browser,
 		BrowserMajor:  client.major,
 		OS:            client.os,
@@ -206,22 +173,22 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	row.PageType = pageType(row.Path)
 	row.ReferrerHost = req.memo.referrerHost(ev.Referrer, site)
 	if ev.Product != nil {
-		row.ProductID = scrubField(ev.Product.ID, maxField)
-		row.ProductCategory = scrubField(ev.Product.Category, maxField)
+		row.ProductID = scrub.Field(ev.Product.ID, scrub.MaxField)
+		row.ProductCategory = scrub.Field(ev.Product.Category, scrub.MaxField)
 		row.ProductPrice = cents(ev.Product.Price)
 		row.Position = uint16(ev.Product.Position)
-		row.List = scrubField(ev.Product.List, maxField)
+		row.List = scrub.Field(ev.Product.List, scrub.MaxField)
 	}
 	for _, pr := range ev.Products {
 		if len(row.Products) == 200 {
 			break
 		}
-		if id := scrubField(pr.ID, maxField); id != "" {
+		if id := scrub.Field(pr.ID, scrub.MaxField); id != "" {
 			row.Products = append(row.Products, id)
 		}
 	}
-	row.Slot = scrubField(ev.Slot, maxField)
-	row.Variant = scrubField(ev.Variant, maxField)
+	row.Slot = scrub.Field(ev.Slot, scrub.MaxField)
+	row.Variant = scrub.Field(ev.Variant, scrub.MaxField)
 	row.Step = uint8(ev.Step)
 	if ev.Order != nil {
 		row.OrderValue = cents(ev.Order.Value)
@@ -230,7 +197,7 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	}
 	switch {
 	case ev.Search != nil:
-		row.SearchTerm = ScrubTerm(ev.Search.Term)
+		row.SearchTerm = scrub.Term(ev.Search.Term)
 		if ev.Search.Results != nil {
 			row.SearchResults = int32(*ev.Search.Results)
 		}
@@ -250,12 +217,12 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	}
 	visitor, err := p.visitorCached(req, day, site.Name, parts)
 	if err != nil {
-		return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
+		return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)
 	}
 	// A session that began before midnight keeps yesterday's pseudonym
 	// until it ends: that is all yesterday's key is kept for.
 	if _, active := p.Sessions.Active(visitor, row.Received); !active && !req.Imported && row.Received.Sub(row.Received.Truncate(24*time.Hour)) < p.Sessions.Gap {
-		if prev, err := p.Keys.Pseudonym(day.Add(-24*time.Hour), site.Name, PurposeAnalytics, parts...); err == nil {
+		if prev, err := p.Keys.Pseudonym(day.Add(-24*time.Hour), site.Name, keyring.PurposeAnalytics, parts...); err == nil {
 			if _, ok := p.Sessions.Active(prev, row.Received); ok {
 				visitor = prev
 			}
@@ -264,20 +231,20 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (Row, s
 	row.Visitor = visitor
 	row.Session = p.Sessions.Touch(visitor, row.Received)
 	if ev.UserID != "" {
-		if row.UserHash, err = p.Keys.Pseudonym(day, site.Name, PurposeAnalytics, "user", ev.UserID); err != nil {
-			return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
+		if row.UserHash, err = p.Keys.Pseudonym(day, site.Name, keyring.PurposeAnalytics, "user", ev.UserID); err != nil {
+			return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)
 		}
 	}
 	if ev.ID != "" {
 		if row.EventID, err = p.Keys.EventID(day, site.Name, ev.ID); err != nil {
-			return Row{}, "", &Problem{Index: ev.Index, Reason: "internal: " + err.Error()}
+			return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)
 		}
 	} else {
 		_, _ = rand.Read(row.EventID[:])
 		row.EventID[6] = row.EventID[6]&0x0f | 0x40 // UUID v4
 		row.EventID[8] = row.EventID[8]&0x3f | 0x80
 	}
-	return row, "", nil
+	return row, "", nil, nil
 }
 
 // validate checks what each type needs and that numbers are in range.
@@ -330,7 +297,7 @@ func validate(t EventType, ev *Event) *Problem {
 			return bad("order.items", "negative")
 		}
 	case Search:
-		if (ev.Search == nil || strings.TrimSpace(ev.Search.Term) == "") && !SanitizeURL(ev.URL).HasSearch {
+		if (ev.Search == nil || strings.TrimSpace(ev.Search.Term) == "") && !scrub.URL(ev.URL).HasSearch {
 			return bad("search.term", "required for search")
 		}
 		if ev.Search != nil && ev.Search.Results != nil && (*ev.Search.Results < 0 || *ev.Search.Results > math.MaxInt32) {
@@ -391,9 +358,9 @@ func pageType(path string) string {
 	return "other"
 }
 
-func (m *requestMemo) sanitizeURL(raw string) SanitizedURL {
+func (m *requestMemo) sanitizeURL(raw string) scrub.SanitizedURL {
 	if raw != m.urlInput || raw == "" {
-		m.urlInput, m.url = raw, SanitizeURL(raw)
+		m.urlInput, m.url = raw, scrub.URL(raw)
 	}
 	return m.url
 }
@@ -402,7 +369,7 @@ func (m *requestMemo) sanitizeURL(raw string) SanitizedURL {
 // name different sites, whose own domains differ).
 func (m *requestMemo) referrerHost(raw string, site *Site) string {
 	if !m.refSet || raw != m.refInput || site.Name != m.refSite {
-		m.refInput, m.refSite, m.refHost, m.refSet = raw, site.Name, ReferrerHost(raw, site.Domains), true
+		m.refInput, m.refSite, m.refHost, m.refSet = raw, site.Name, scrub.ReferrerHost(raw, site.Domains), true
 	}
 	return m.refHost
 }
@@ -426,7 +393,7 @@ func (p *Pipeline) visitorCached(req *Request, day time.Time, site string, parts
 	if req.memo.pInput == key && req.memo.pDay == dayNum && req.memo.visitor != 0 {
 		return req.memo.visitor, nil
 	}
-	v, err := p.Keys.Pseudonym(day, site, PurposeAnalytics, parts...)
+	v, err := p.Keys.Pseudonym(day, site, keyring.PurposeAnalytics, parts...)
 	if err == nil {
 		req.memo.pInput, req.memo.pDay, req.memo.visitor = key, dayNum, v
 	}

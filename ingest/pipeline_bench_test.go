@@ -6,6 +6,9 @@ import (
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
+
+	"github.com/herd-analytics/herd/ingest/keyring"
+	"github.com/herd-analytics/herd/ingest/spool"
 )
 
 // BenchmarkPipeline is one event's way through the edge, per event: decode
@@ -23,12 +26,12 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	sb.WriteString("]")
 	body := []byte(sb.String())
-	keys, _ := OpenKeyRing("", nil)
+	keys, _ := keyring.Open("", nil)
 	p := NewPipeline(keys, NewSessions(30*time.Minute))
 	site := DefaultSites().All()[0]
-	rows := make([]Row, 0, 1000)
+	rows := make([]spool.Row, 0, 1000)
 	var buf chproto.Buffer
-	block := newRawBlock() // reused, as the spool reuses its block
+	var enc spool.Encoder // reuses its block, as the spool does
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
@@ -41,23 +44,21 @@ func BenchmarkPipeline(b *testing.B) {
 		// for its events only.
 		req := &Request{IP: "198.51.100.7", UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", Received: time.Now()}
 		for k := range events {
-			row, _, prob := p.Process(site, req, &events[k], k)
-			if prob != nil {
-				b.Fatal(prob)
+			row, _, prob, err := p.Process(site, req, &events[k], k)
+			if prob != nil || err != nil {
+				b.Fatal(prob, err)
 			}
 			rows = append(rows, row)
 		}
 		if len(rows) >= 1000 || i == b.N-1 {
-			rec := rowsToRecord(rows)
-			block.reset()
-			if err := block.add(rec); err != nil {
+			block, err := enc.Encode(rows)
+			if err != nil {
 				b.Fatal(err)
 			}
 			buf.Reset()
-			if err := block.block.Encode(&buf, 0); err != nil {
+			if err := block.Encode(&buf, 0); err != nil {
 				b.Fatal(err)
 			}
-			rec.Release()
 			rows = rows[:0]
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
 
@@ -39,7 +40,7 @@ func TestSegmentNodeSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := chtest.Migrated(t)
-	e := startEdgeOn(t, db, db.Names.Raw+".events", db.Writer, nil, edgeOptions{sites: sites})
+	e := startEdgeWith(t, db, ingesttest.Options{Sites: sites})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -17,7 +17,7 @@ import (
 // tracker from the ingest on another; the pageview, slot impressions and a
 // slot click arrive in ClickHouse with their slot and position.
 func TestTrackerInChromium(t *testing.T) {
-	e := startEdge(t, nil)
+	e := startEdge(t)
 	page := `<!doctype html><html><head><title>shop</title>
 <script defer src="` + e.url + `/herd.js" data-site="demo" data-variant="B"></script></head>
 <body>

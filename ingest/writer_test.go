@@ -4,73 +4,67 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
-
-	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/ingest/spool"
 )
 
-// insertFunc is a hand-written fake for the one-method RawWriter: these
-// tests are about batching, not storage (the ClickHouse path is tested in
-// ingest_test.go).
-type insertFunc func(ctx context.Context, table string, b *proto.Block) error
+// appendFunc is a hand-written fake for the one-method Spool: these tests
+// are about group commit, not the disk (the spool has its own tests, and
+// ingest_test.go runs the real one).
+type appendFunc func(ctx context.Context, batches ...[]spool.Row) error
 
-func (f insertFunc) Insert(ctx context.Context, table string, b *proto.Block, _ ...clickhouse.Option) error {
-	return f(ctx, table, b)
+func (f appendFunc) Append(ctx context.Context, batches ...[]spool.Row) error {
+	return f(ctx, batches...)
 }
 
-func TestWriterBatchesRequestsIntoFewInserts(t *testing.T) {
-	var mu sync.Mutex
-	var inserts, rows int
-	w := NewWriter(WriterConfig{MaxRows: 1000, MaxDelay: 50 * time.Millisecond}, insertFunc(func(_ context.Context, table string, b *proto.Block) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if table != "herd_raw.events" {
-			t.Errorf("table %q", table)
+func TestWriterGroupsRequestsIntoFewCommits(t *testing.T) {
+	var commits, rows atomic.Int64
+	w := NewWriter(WriterConfig{}, appendFunc(func(_ context.Context, batches ...[]spool.Row) error {
+		time.Sleep(5 * time.Millisecond) // an fsync
+		commits.Add(1)
+		for _, b := range batches {
+			rows.Add(int64(len(b)))
 		}
-		inserts++
-		rows += b.Rows()
 		return nil
-	}), nil, nil, nil)
+	}), nil, nil)
 	go w.Run()
 	var wg sync.WaitGroup
 	for range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := w.Write(context.Background(), rowsOf(5)); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 1000 || inserts > 10 {
-		t.Fatalf("%d rows in %d inserts", rows, inserts)
+	if rows.Load() != 1000 || commits.Load() > 40 {
+		t.Fatalf("%d rows in %d commits", rows.Load(), commits.Load())
 	}
 }
 
-func TestWriterReportsFailureWithoutSpool(t *testing.T) {
-	w := NewWriter(WriterConfig{MaxDelay: time.Millisecond}, insertFunc(func(context.Context, string, *proto.Block) error {
-		return errors.New("connection refused")
-	}), nil, nil, nil)
+func TestWriterReportsSpoolFailureWithItsCause(t *testing.T) {
+	disk := errors.New("input/output error")
+	w := NewWriter(WriterConfig{}, appendFunc(func(context.Context, ...[]spool.Row) error { return disk }), nil, nil)
 	go w.Run()
 	defer w.Close(context.Background())
-	if err := w.Write(context.Background(), rowsOf(3)); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("got %v, want ErrUnavailable", err)
+	if err := w.Write(context.Background(), rowsOf(3)); !errors.Is(err, ErrUnavailable) || !errors.Is(err, disk) {
+		t.Fatalf("got %v, want ErrUnavailable wrapping the disk's error", err)
 	}
 }
 
-func TestWriterCloseFlushes(t *testing.T) {
+func TestWriterCloseCommitsWhatItTook(t *testing.T) {
 	done := make(chan int, 1)
-	w := NewWriter(WriterConfig{MaxDelay: time.Hour}, insertFunc(func(_ context.Context, _ string, b *proto.Block) error {
-		done <- b.Rows()
+	w := NewWriter(WriterConfig{}, appendFunc(func(_ context.Context, batches ...[]spool.Row) error {
+		time.Sleep(50 * time.Millisecond)
+		done <- len(batches[0])
 		return nil
-	}), nil, nil, nil)
+	}), nil, nil)
 	go w.Run()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Write(context.Background(), rowsOf(7)) }()
@@ -79,50 +73,19 @@ func TestWriterCloseFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := <-done; n != 7 {
-		t.Fatalf("flushed %d rows", n)
+		t.Fatalf("committed %d rows", n)
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
 }
 
-func rowsOf(n int) []Row {
-	rows := make([]Row, n)
+func rowsOf(n int) []spool.Row {
+	rows := make([]spool.Row, n)
 	for i := range rows {
-		rows[i] = Row{Type: Pageview, Site: "demo", Path: "/", Received: time.Now()}
+		rows[i] = spool.Row{Type: uint8(Pageview), Site: "demo", Path: "/", Received: time.Now()}
 	}
 	return rows
-}
-
-func TestSplitByHours(t *testing.T) {
-	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var rows []Row
-	for h := range 250 {
-		for range 3 {
-			rows = append(rows, Row{Received: base.Add(time.Duration(h)*time.Hour + time.Minute)})
-		}
-	}
-	groups := splitByHours(rows, 90)
-	if len(groups) != 3 {
-		t.Fatalf("%d groups", len(groups))
-	}
-	total := 0
-	for _, g := range groups {
-		hours := map[int64]bool{}
-		for _, r := range g {
-			hours[r.Received.Unix()/3600] = true
-		}
-		if len(hours) > 90 {
-			t.Fatalf("group spans %d hours", len(hours))
-		}
-		total += len(g)
-	}
-	if total != len(rows) {
-		t.Fatalf("%d rows in groups, want %d", total, len(rows))
-	}
-	if g := splitByHours(rows[:30], 90); len(g) != 1 || len(g[0]) != 30 {
-		t.Fatal("live traffic was split")
-	}
 }
 
 // stuckSpool is a Spool whose Append blocks until released: a disk that
@@ -133,7 +96,7 @@ type stuckSpool struct {
 	rows    int
 }
 
-func (s *stuckSpool) Append(_ context.Context, batches ...[]Row) error {
+func (s *stuckSpool) Append(_ context.Context, batches ...[]spool.Row) error {
 	<-s.release
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,7 +108,7 @@ func (s *stuckSpool) Append(_ context.Context, batches ...[]Row) error {
 
 func TestWriterAnswersWhenACommitStalls(t *testing.T) {
 	sp := &stuckSpool{release: make(chan struct{})}
-	w := NewWriter(WriterConfig{CommitTimeout: 50 * time.Millisecond}, nil, sp, nil, nil)
+	w := NewWriter(WriterConfig{CommitTimeout: 50 * time.Millisecond}, sp, nil, nil)
 	go w.Run()
 	start := time.Now()
 	err := w.Write(context.Background(), rowsOf(3))

@@ -1,18 +1,15 @@
 // Package schemas holds what herd's storage and policy are made of, as data:
-// the ClickHouse migrations (embedded, applied in order by herd migrate) and,
-// in later files, the purpose inventory and the funnel and slot definitions.
+// the ClickHouse migrations (embedded, applied in order by herd migrate), the
+// purpose inventory and the funnel and slot definitions.
 package schemas
 
-import (
-	"embed"
+import "embed"
 
-	"github.com/herd-analytics/herd/internal/clickhouse"
-)
-
+// Migrations holds herd's ClickHouse migrations as migrations/NNNN_name.sql;
+// clickhouse.LoadMigrations(Migrations, MigrationsDir) reads them in order.
+//
 //go:embed migrations/*.sql
-var migrationFS embed.FS
+var Migrations embed.FS
 
-// Migrations returns herd's ClickHouse migrations in version order.
-func Migrations() ([]clickhouse.Migration, error) {
-	return clickhouse.LoadMigrations(migrationFS, "migrations")
-}
+// MigrationsDir is the folder of Migrations that holds the files.
+const MigrationsDir = "migrations"

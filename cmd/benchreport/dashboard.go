@@ -17,6 +17,7 @@ import (
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -78,7 +79,7 @@ func benchDashboard(ctx context.Context, c *clickhouse.Client, local *clickhouse
 	}
 	app := dashboard.NewApp(dashboard.Config{Reader: reader, Database: db, Users: users,
 		Downloads: &dashboard.DownloadLog{Writer: c, Database: db},
-		Statement: func(ctx context.Context) (aggregate.Statement, error) {
+		Statement: func(ctx context.Context) (privacy.Statement, error) {
 			return aggregate.BuildStatement(ctx, reader, db, aggregate.Config{}, tables)
 		}}, probe.NewReadiness(reader), nil)
 	ws, err := webserver.Start(app, "127.0.0.1:0")

@@ -297,7 +297,7 @@ func cpuSeconds(pid int) float64 {
 func countRows(ctx context.Context, c *clickhouse.Client, table string) (uint64, error) {
 	var n uint64
 	err := c.Select(ctx, "SELECT count() FROM "+table, func(b *proto.Block) error {
-		n = b.Columns[0].Row(0, false).(uint64)
+		n = clickhouse.Get[uint64](b, 0, 0)
 		return nil
 	})
 	return n, err

@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/ingest/spool"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -75,7 +76,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 	if err != nil {
 		return err
 	}
-	ms, err := schemas.Migrations()
+	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func benchInsert(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 	count := func(table string) (uint64, error) {
 		var n uint64
 		err := c.Select(ctx, "SELECT count() FROM herd_raw."+table, func(b *proto.Block) error {
-			n = b.Columns[0].Row(0, false).(uint64)
+			n = clickhouse.Get[uint64](b, 0, 0)
 			return nil
 		})
 		return n, err
@@ -266,13 +267,13 @@ func rawEventsBlock(n int) (*proto.Block, error) {
 	browsers := []string{"Chrome", "Safari", "Firefox", "Edge"}
 	cats := []string{"shoes", "shirts", "bags", "jackets", "hats", "socks"}
 	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	rows := make([]ingest.Row, n)
+	rows := make([]spool.Row, n)
 	for i := range rows {
 		p := zipf.Uint64()
 		id := uuid.New()
-		row := ingest.Row{
+		row := spool.Row{
 			EventID: id, Site: "demo", Received: base.Add(time.Duration(r.Int64N(int64(time.Hour)))).Truncate(time.Second),
-			Seq: uint16(i % 20), Type: types[r.IntN(len(types))], Visitor: r.Uint64(), Session: r.Uint64(),
+			Seq: uint16(i % 20), Type: uint8(types[r.IntN(len(types))]), Visitor: r.Uint64(), Session: r.Uint64(),
 			Path: "/product/" + strconv.FormatUint(p, 10), PageType: "product",
 			ReferrerHost: []string{"", "google.com", "instagram.com"}[r.IntN(3)],
 			Browser:      browsers[r.IntN(len(browsers))], BrowserMajor: uint16(100 + r.IntN(30)),
@@ -282,12 +283,12 @@ func rawEventsBlock(n int) (*proto.Block, error) {
 			ProductPrice: int64(500 + p*37%20000), Position: uint16(r.IntN(48)), List: "category",
 			Variant: []string{"A", "B"}[r.IntN(2)], SearchResults: -1,
 		}
-		if row.Type == ingest.Purchase {
+		if row.Type == uint8(ingest.Purchase) {
 			row.OrderValue, row.Currency = row.ProductPrice*int64(1+r.IntN(3)), "EUR"
 		}
 		rows[i] = row
 	}
-	return ingest.EncodeRows(rows)
+	return spool.EncodeRows(rows)
 }
 
 // writeSection replaces the text between <!-- bench:NAME --> and

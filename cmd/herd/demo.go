@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/shopsim"
 )
 
@@ -118,7 +119,7 @@ func countRows(ctx context.Context, r running, q string) (uint64, error) {
 	var n uint64
 	err := r.store.writer.Select(ctx, q, func(b *proto.Block) error {
 		if b.Rows() > 0 {
-			n = b.Columns[0].Row(0, false).(uint64)
+			n = clickhouse.Get[uint64](b, 0, 0)
 		}
 		return nil
 	})

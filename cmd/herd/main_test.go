@@ -19,6 +19,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -191,7 +192,7 @@ func TestMigrateThenSQLOnStoppedServer(t *testing.T) {
 	if err := run(context.Background(), []string{"sql", "SELECT count() FROM herd.schema_migrations"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}
-	ms, err := schemas.Migrations()
+	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/audit"
 )
 
 // publishFlags are the publication rules (docs/privacy.md), shared by every
@@ -136,7 +137,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.close()
-	a := &aggregate.Auditor{Publisher: p, Reader: st.reader, KeyFile: filepath.Join(base.store.dataDir, "keys", "day-keys.json")}
+	a := &audit.Auditor{Publisher: p, Reader: st.reader, KeyFile: filepath.Join(base.store.dataDir, "keys", "day-keys.json")}
 	rep, err := a.Audit(ctx)
 	if err != nil {
 		return err
@@ -158,7 +159,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 var errAuditFailed = fmt.Errorf("audit found violations")
 
-func printAudit(w io.Writer, rep *aggregate.Report) {
+func printAudit(w io.Writer, rep *audit.Report) {
 	fmt.Fprintln(w, "herd privacy audit")
 	for _, c := range rep.Checks {
 		mark := "ok  "

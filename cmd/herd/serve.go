@@ -14,6 +14,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -114,22 +115,36 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	var (
 		ingestURL, dashboardURL string
 		ing, dash               *webserver.Server
-		edge                    *edge
+		edge                    *ingest.Edge
 		users                   *dashboard.Users
 		published               <-chan error
 	)
 	sctx, stopScheduler := context.WithCancel(ctx)
 	defer stopScheduler()
 	if r.ingest {
-		if edge, err = newEdge(ctx, ef.config(base.store.dataDir, pub.rawRetention), st, log); err != nil {
+		if edge, err = ef.open(base.store.dataDir, pub.rawRetention, st, log); err != nil {
 			return err
 		}
-		defer edge.close(st, log)
+		edgeDone := make(chan error, 1)
+		go func() { edgeDone <- edge.Run(context.WithoutCancel(ctx)) }()
+		// Closed after the ingest server stopped (below); bounded, so a
+		// frozen ClickHouse cannot hold the exit.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := edge.Close(cctx); err != nil {
+				log.Warn("ingest close", "err", err)
+			}
+			select {
+			case <-edgeDone:
+			case <-cctx.Done():
+			}
+		}()
 	}
 	if r.publisher {
 		var spool aggregate.SpoolPruner
 		if edge != nil {
-			spool = edge.spool
+			spool = edge.Spool()
 		}
 		if published, err = startScheduler(sctx, st, pub, spool, log); err != nil {
 			return err
@@ -143,7 +158,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		defer func() { stopScheduler(); <-reportsDone }()
 	}
 	if r.ingest {
-		if ing, err = webserver.Start(edge.server.App(probe.NewReadiness(st.writer)), ef.addr); err != nil {
+		if ing, err = webserver.Start(edge.App(probe.NewReadiness(st.writer)), ef.addr); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
 		ingestURL = "http://" + ing.Addr()
@@ -212,11 +227,6 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	if ing != nil {
 		if err := ing.Shutdown(sctx); err != nil {
 			log.Warn("ingest shutdown", "err", err)
-		}
-		// Requests are done; the writer flushes its last batch before the
-		// store closes.
-		if err := edge.writer.Close(sctx); err != nil {
-			log.Warn("ingest writer close", "err", err)
 		}
 	}
 	return runErr

@@ -88,7 +88,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger, needReader bool
 }
 
 func (s *store) migrate(ctx context.Context, log *slog.Logger) error {
-	ms, err := schemas.Migrations()
+	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/privacy"
 )
 
 // runUser manages dashboard accounts: herd user add --name N --role R.
@@ -59,13 +60,13 @@ func runUser(_ context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // statementFunc builds the privacy statement from what the reader may read.
-func statementFunc(st *store, pub publishFlags) (func(context.Context) (aggregate.Statement, error), error) {
+func statementFunc(st *store, pub publishFlags) (func(context.Context) (privacy.Statement, error), error) {
 	tables, err := aggregate.DefaultTables()
 	if err != nil {
 		return nil, err
 	}
 	cfg := pub.config()
-	return func(ctx context.Context) (aggregate.Statement, error) {
+	return func(ctx context.Context) (privacy.Statement, error) {
 		return aggregate.BuildStatement(ctx, st.reader, st.dbs.Pub, cfg, tables)
 	}, nil
 }

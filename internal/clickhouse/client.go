@@ -218,7 +218,7 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 	var v string
 	err := c.Select(ctx, "SELECT version()", func(b *proto.Block) error {
 		if b.Rows() > 0 {
-			v = b.Columns[0].Row(0, false).(string)
+			v = Get[string](b, 0, 0)
 		}
 		return nil
 	})
@@ -418,7 +418,7 @@ func decodeBlocks(body io.Reader, fn func(*proto.Block) error) error {
 			}
 			return fmt.Errorf("clickhouse: decode result block: %w", err)
 		}
-		if err := fn(&block); err != nil {
+		if err := callScan(fn, &block); err != nil {
 			return err
 		}
 	}

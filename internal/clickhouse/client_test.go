@@ -390,3 +390,27 @@ func TestReaderIsRefusedRawDatabase(t *testing.T) {
 		t.Fatalf("reader lifting readonly: got %v, want refused (164)", err)
 	}
 }
+
+// A result read with the wrong Go type (a schema that drifted from the code)
+// comes back from Select as an error naming the column, not as a panic.
+func TestGetOfTheWrongTypeIsAnError(t *testing.T) {
+	db := chtest.New(t)
+	var n uint64
+	err := db.Writer.Select(context.Background(), "SELECT toUInt32(7) AS n", func(b *proto.Block) error {
+		n = clickhouse.Get[uint64](b, 0, 0)
+		return nil
+	})
+	var te *clickhouse.ResultTypeError
+	if !errors.As(err, &te) || te.Column != "n" || te.Want != "uint64" || te.Got != "uint32" {
+		t.Fatalf("got %v (n = %d), want a ResultTypeError for column n", err, n)
+	}
+	err = db.Writer.Select(context.Background(), "SELECT toUInt32(7) AS n", func(b *proto.Block) error {
+		if got := clickhouse.Get[uint32](b, 0, 0); got != 7 {
+			t.Errorf("Get = %d", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

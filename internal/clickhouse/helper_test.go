@@ -41,7 +41,7 @@ func runHelper(role string) error {
 		if err != nil {
 			return err
 		}
-		ms, err := schemas.Migrations()
+		ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 		if err != nil {
 			return err
 		}

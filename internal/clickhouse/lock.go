@@ -134,8 +134,8 @@ func (l *Lock) state(ctx context.Context) (lockState, error) {
 	err := l.c.Select(ctx, "SELECT owner, toUInt8(expires < now()) FROM "+l.table+" ORDER BY expires DESC LIMIT 1",
 		func(b *proto.Block) error {
 			if b.Rows() > 0 {
-				st.owner = b.Columns[0].Row(0, false).(string)
-				st.expired = b.Columns[1].Row(0, false).(uint8) == 1
+				st.owner = Get[string](b, 0, 0)
+				st.expired = Get[uint8](b, 1, 0) == 1
 			}
 			return nil
 		})

@@ -158,7 +158,7 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 	applied := map[int]string{}
 	err = c.Select(ctx, "SELECT version, checksum FROM "+dbs.Pub+".schema_migrations", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
-			applied[int(b.Columns[0].Row(i, false).(uint32))] = b.Columns[1].Row(i, false).(string)
+			applied[int(Get[uint32](b, 0, i))] = Get[string](b, 1, i)
 		}
 		return nil
 	})

@@ -28,7 +28,7 @@ func schemaOf(t *testing.T, db *chtest.DB) string {
 
 func migrations(t *testing.T) []clickhouse.Migration {
 	t.Helper()
-	ms, err := schemas.Migrations()
+	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		t.Fatal(err)
 	}

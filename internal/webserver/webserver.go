@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/herd-analytics/herd/internal/probe"
 )
@@ -64,34 +66,49 @@ type AppConfig struct {
 	// (X-Forwarded-For), believed only from TrustedProxies.
 	ProxyHeader    string
 	TrustedProxies []string
+	// Log receives every 500 with its cause (the answer carries none);
+	// nil discards.
+	Log *slog.Logger
 }
 
 // jsonError answers every error not handled by a handler as JSON with the
 // right status: Fiber's own (413 body too large, 404, 405) keep theirs,
-// anything else is a 500 whose details stay out of the answer.
-func jsonError(c *fiber.Ctx, err error) error {
-	code, msg := fiber.StatusInternalServerError, "internal error"
-	var fe *fiber.Error
-	if errors.As(err, &fe) {
-		code, msg = fe.Code, fe.Message
+// anything else is a 500 whose details stay out of the answer and go to
+// the log (the route, never the request's payload or address).
+func jsonError(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		code, msg := fiber.StatusInternalServerError, "internal error"
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			code, msg = fe.Code, fe.Message
+		}
+		if code == fiber.StatusInternalServerError {
+			log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
+		}
+		return c.Status(code).JSON(fiber.Map{"error": msg})
 	}
-	return c.Status(code).JSON(fiber.Map{"error": msg})
 }
 
 // NewApp builds a Fiber app with herd's defaults: no banner, bounded
-// timeouts, and /healthz and /readyz answered from ready.
+// timeouts, a handler that panics answers 500 (logged) instead of killing
+// the process, and /healthz and /readyz answered from ready.
 func NewApp(cfg AppConfig, ready *probe.Readiness) *fiber.App {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	app := fiber.New(fiber.Config{
 		AppName:                 cfg.Name,
 		DisableStartupMessage:   true,
 		ReadTimeout:             cfg.ReadTimeout,
 		WriteTimeout:            cfg.WriteTimeout,
 		BodyLimit:               cfg.BodyLimit,
-		ErrorHandler:            jsonError,
+		ErrorHandler:            jsonError(log),
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
+	app.Use(recover.New())
 	probe.Register(app, ready)
 	return app
 }

@@ -16,10 +16,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/schemas"
@@ -153,7 +156,7 @@ func New(t testing.TB) *DB {
 func Migrated(t testing.TB) *DB {
 	t.Helper()
 	db := New(t)
-	ms, err := schemas.Migrations()
+	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +164,44 @@ func Migrated(t testing.TB) *DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// Rows runs q as the writer and returns every row as values.
+func (db *DB) Rows(t testing.TB, q string) [][]any {
+	t.Helper()
+	var out [][]any
+	err := db.Writer.Select(context.Background(), q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			r := make([]any, len(b.Columns))
+			for j, c := range b.Columns {
+				r[j] = c.Row(i, false)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+// DeleteWhere deletes rows of table (db.table) with a mutation and waits
+// for it: 18.16 runs mutations in the background.
+func (db *DB) DeleteWhere(t testing.TB, table, where string) {
+	t.Helper()
+	if err := db.Writer.Exec(context.Background(), "ALTER TABLE "+table+" DELETE WHERE "+where); err != nil {
+		t.Fatal(err)
+	}
+	database, name, _ := strings.Cut(table, ".")
+	for i := 0; ; i++ {
+		n := db.Rows(t, "SELECT count() FROM system.mutations WHERE database = "+clickhouse.Quote(database)+" AND table = "+clickhouse.Quote(name)+" AND is_done = 0")[0][0].(uint64)
+		if n == 0 {
+			return
+		}
+		if i > 300 {
+			t.Fatalf("mutation on %s not done after 30s", table)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package spool
 
 import (
 	"errors"
@@ -61,13 +61,13 @@ var rawColumns = []rawColumn{
 		put: func(b array.Builder, rows []Row) {
 			ub := b.(*array.Uint8Builder)
 			for i := range rows {
-				ub.Append(uint8(rows[i].Type))
+				ub.Append(rows[i].Type)
 			}
 		},
 		get: func(a arrow.Array, rows []Row) {
 			ua := a.(*array.Uint8)
 			for i := range rows {
-				rows[i].Type = EventType(ua.Value(i))
+				rows[i].Type = ua.Value(i)
 			}
 		},
 		native: nativeOf(func() chproto.ColumnOf[chproto.Enum8] { return new(chproto.ColEnum8) }, func(a arrow.Array) func(int) chproto.Enum8 {
@@ -210,10 +210,22 @@ func recordToRows(rec arrow.Record) []Row {
 // EncodeRows builds the Native block of rows for herd_raw.events, the way
 // the spool does: through one Arrow record.
 func EncodeRows(rows []Row) (*proto.Block, error) {
+	return new(Encoder).Encode(rows)
+}
+
+// Encoder builds Native blocks of rows the way the spool does, reusing its
+// block's memory from one call to the next. The zero value is ready.
+type Encoder struct{ b *rawBlock }
+
+// Encode returns the block of rows; it is valid until the next call.
+func (e *Encoder) Encode(rows []Row) (*proto.Block, error) {
+	if e.b == nil {
+		e.b = newRawBlock()
+	}
 	rec := rowsToRecord(rows)
 	defer rec.Release()
-	b := newRawBlock()
-	return b.block, b.add(rec)
+	e.b.reset()
+	return e.b.block, e.b.add(rec)
 }
 
 // rawBlock is a Native block of herd_raw.events that records are appended to.

@@ -1,4 +1,4 @@
-package ingest
+package spool
 
 import (
 	"context"
@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
 )
 
 func sampleRows(n int) []Row {
@@ -19,7 +22,7 @@ func sampleRows(n int) []Row {
 	for i := range rows {
 		rows[i] = Row{
 			EventID: [16]byte{byte(i), byte(i >> 8), 3}, Site: "demo", Received: time.Unix(1764064800+int64(i), 0).UTC(),
-			Seq: uint16(i), Type: Purchase, Visitor: uint64(i) * 7919, Session: 42, UserHash: 9, Path: "/checkout/done",
+			Seq: uint16(i), Type: 8, Visitor: uint64(i) * 7919, Session: 42, UserHash: 9, Path: "/checkout/done",
 			PageType: "checkout", UTMSource: "nl", UTMMedium: "email", UTMCampaign: "bf", ReferrerHost: "google.com",
 			Browser: "Firefox", BrowserMajor: 128, OS: "Linux", Device: "desktop", Country: "DE", ProductID: "p1",
 			ProductCategory: "shoes", ProductPrice: 5990, Position: 3, List: "home", Slot: "hero", Variant: "B", Step: 4,
@@ -32,7 +35,8 @@ func sampleRows(n int) []Row {
 }
 
 func TestSpoolRoundTripsRows(t *testing.T) {
-	s, err := OpenSpool(SpoolConfig{Dir: t.TempDir()}, nil, nil)
+	st := &store{}
+	s, err := Open(Config{Store: st, Table: "t", Dir: t.TempDir()}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,12 +48,13 @@ func TestSpoolRoundTripsRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []Row
-	n, err := s.Replay(context.Background(), insertFunc(func(_ context.Context, _ string, b *proto.Block) error {
+	st.set(func(b *proto.Block) error {
 		if b.Rows() == 0 {
 			t.Fatal("empty block")
 		}
 		return nil
-	}), "t")
+	})
+	n, err := s.Drain(context.Background())
 	if err != nil || n != 300 {
 		t.Fatalf("replayed %d: %v", n, err)
 	}
@@ -66,8 +71,9 @@ func TestSpoolRoundTripsRows(t *testing.T) {
 }
 
 func TestSpoolSurvivesRestartAndTornTail(t *testing.T) {
+	st := &store{}
 	dir := t.TempDir()
-	s, err := OpenSpool(SpoolConfig{Dir: dir}, nil, nil)
+	s, err := Open(Config{Store: st, Table: "t", Dir: dir}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +88,11 @@ func TestSpoolSurvivesRestartAndTornTail(t *testing.T) {
 	if len(segs) != 1 {
 		t.Fatalf("segments: %v", segs)
 	}
-	st, _ := os.Stat(segs[0])
-	if err := os.Truncate(segs[0], st.Size()-200); err != nil {
+	info, _ := os.Stat(segs[0])
+	if err := os.Truncate(segs[0], info.Size()-200); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := OpenSpool(SpoolConfig{Dir: dir}, nil, nil)
+	s2, err := Open(Config{Store: st, Table: "t", Dir: dir}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +100,11 @@ func TestSpoolSurvivesRestartAndTornTail(t *testing.T) {
 		t.Fatal("restart lost the spool")
 	}
 	var replayed int
-	n, err := s2.Replay(context.Background(), insertFunc(func(_ context.Context, _ string, b *proto.Block) error {
+	st.set(func(b *proto.Block) error {
 		replayed += b.Rows()
 		return nil
-	}), "t")
+	})
+	n, err := s2.Drain(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +120,9 @@ func TestSpoolSurvivesRestartAndTornTail(t *testing.T) {
 	}
 }
 
-func TestSpoolFullAndFailedReplayKeepsRows(t *testing.T) {
-	s, err := OpenSpool(SpoolConfig{Dir: t.TempDir(), MaxBytes: 4096}, nil, nil)
+func TestSpoolFullAndFailedInsertKeepsRows(t *testing.T) {
+	st := &store{}
+	s, err := Open(Config{Store: st, Table: "t", Dir: t.TempDir(), MaxBytes: 4096}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +134,15 @@ func TestSpoolFullAndFailedReplayKeepsRows(t *testing.T) {
 			appended += 10
 		}
 	}
-	if !errors.Is(err2, ErrSpoolFull) || appended == 0 {
-		t.Fatalf("got %v after %d rows, want ErrSpoolFull", err2, appended)
+	if !errors.Is(err2, ErrFull) || appended == 0 {
+		t.Fatalf("got %v after %d rows, want ErrFull", err2, appended)
 	}
-	if _, err := s.Replay(ctx, insertFunc(func(context.Context, string, *proto.Block) error { return errors.New("down") }), "t"); err == nil {
-		t.Fatal("replay into a down store succeeded")
+	st.set(func(*proto.Block) error { return errors.New("down") })
+	if _, err := s.Drain(ctx); err == nil {
+		t.Fatal("insert into a down store succeeded")
 	}
-	n, err := s.Replay(ctx, insertFunc(func(context.Context, string, *proto.Block) error { return nil }), "t")
+	st.set(nil)
+	n, err := s.Drain(ctx)
 	if err != nil || n != appended {
 		t.Fatalf("after a failed replay, replayed %d of %d rows: %v", n, appended, err)
 	}
@@ -142,8 +152,9 @@ func TestSpoolFullAndFailedReplayKeepsRows(t *testing.T) {
 }
 
 func FuzzSpoolSegment(f *testing.F) {
+	st := &store{}
 	dir := f.TempDir()
-	s, _ := OpenSpool(SpoolConfig{Dir: dir}, nil, nil)
+	s, _ := Open(Config{Store: st, Table: "t", Dir: dir}, nil, nil)
 	_ = s.Append(context.Background(), sampleRows(3))
 	_ = s.Close()
 	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
@@ -155,12 +166,12 @@ func FuzzSpoolSegment(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(d, "seg-00000000000000000001.arrows"), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		sp, err := OpenSpool(SpoolConfig{Dir: d}, nil, nil)
+		sp, err := Open(Config{Store: st, Table: "t", Dir: d}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// A corrupt segment must never crash the process.
-		_, _ = sp.Replay(context.Background(), insertFunc(func(context.Context, string, *proto.Block) error { return nil }), "t")
+		_, _ = sp.Drain(context.Background())
 	})
 }
 
@@ -199,4 +210,57 @@ func TestRecycledRecordBuffersHoldOnlyTheirRows(t *testing.T) {
 			t.Fatalf("recycled buffer byte %d = %#x", i, v)
 		}
 	}
+}
+
+func TestSplitByHours(t *testing.T) {
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var rows []Row
+	for h := range 250 {
+		for range 3 {
+			rows = append(rows, Row{Received: base.Add(time.Duration(h)*time.Hour + time.Minute)})
+		}
+	}
+	groups := splitByHours(rows, 90)
+	if len(groups) != 3 {
+		t.Fatalf("%d groups", len(groups))
+	}
+	total := 0
+	for _, g := range groups {
+		hours := map[int64]bool{}
+		for _, r := range g {
+			hours[r.Received.Unix()/3600] = true
+		}
+		if len(hours) > 90 {
+			t.Fatalf("group spans %d hours", len(hours))
+		}
+		total += len(g)
+	}
+	if total != len(rows) {
+		t.Fatalf("%d rows in groups, want %d", total, len(rows))
+	}
+	if g := splitByHours(rows[:30], 90); len(g) != 1 || len(g[0]) != 30 {
+		t.Fatal("live traffic was split")
+	}
+}
+
+// store is a hand-written fake for the one-method Inserter: these tests are
+// about the log on disk (ingest's tests insert into a real ClickHouse).
+type store struct {
+	mu     sync.Mutex
+	insert func(*proto.Block) error // nil accepts every block
+}
+
+func (s *store) set(f func(*proto.Block) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.insert = f
+}
+
+func (s *store) Insert(_ context.Context, _ string, b *proto.Block, _ ...clickhouse.Option) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.insert == nil {
+		return nil
+	}
+	return s.insert(b)
 }

@@ -1,10 +1,14 @@
-package aggregate
+// Package audit is herd audit: it checks, against the live databases, that
+// the privacy model holds — the k floor recomputed from raw events, the ε
+// budget, raw retention, pseudonym key lifetime, a scan of every stored
+// string for personal data, the dashboard user's grants, and the purpose
+// inventory both ways.
+package audit
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -12,14 +16,16 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
-	"github.com/herd-analytics/herd/ingest"
+	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/ingest/keyring"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
 
 // Auditor checks, against the live databases, that the privacy model holds.
 type Auditor struct {
-	Publisher *Publisher
+	Publisher *aggregate.Publisher
 	// Reader is the dashboard's ClickHouse user; it must not read raw events.
 	Reader *clickhouse.Client
 	// KeyFile is ingest's day-key file; empty when ingest runs elsewhere,
@@ -43,7 +49,7 @@ type Check struct {
 type Report struct {
 	OK        bool               `json:"ok"`
 	Checks    []Check            `json:"checks"`
-	Statement Statement          `json:"statement"`
+	Statement privacy.Statement  `json:"statement"`
 	Inventory *schemas.Inventory `json:"inventory"`
 }
 
@@ -69,7 +75,7 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 		}
 		rep.Checks = append(rep.Checks, c)
 	}
-	if rep.Statement, err = BuildStatement(ctx, a.Publisher.c, a.Publisher.dbs.Pub, a.Publisher.cfg, a.Publisher.tables); err != nil {
+	if rep.Statement, err = aggregate.BuildStatement(ctx, a.Publisher.Client(), a.Publisher.Databases().Pub, a.Publisher.Config(), a.Publisher.Tables()); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -81,32 +87,33 @@ func failed(name string, err error) Check {
 
 // checkKFloor recomputes every published cell's true visitor-days from raw
 // events, for every bucket whose raw hours still exist.
-func (a *Auditor) checkKFloor(ctx context.Context, _ time.Time) Check {
+func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 	const name = "k floor"
 	p := a.Publisher
-	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	cfg, dbs := p.Config(), p.Databases()
+	hours, err := p.RawHours(ctx, now)
 	if err != nil {
 		return failed(name, err)
 	}
 	c := Check{Name: name, OK: true}
-	if len(parts) == 0 {
+	if len(hours) == 0 {
 		c.Detail = "no raw events left to recompute from"
 		return c
 	}
-	oldest := parts[0].hour
-	for _, pt := range parts {
-		if pt.hour.Before(oldest) {
-			oldest = pt.hour
+	oldest := hours[0].Hour
+	for _, h := range hours {
+		if h.Hour.Before(oldest) {
+			oldest = h.Hour
 		}
 	}
 	cells, buckets := 0, 0
-	for _, t := range p.tables {
-		var bs []Bucket
-		err := p.c.Select(ctx, "SELECT DISTINCT site, toUInt8(grain), bucket FROM "+p.dbs.Pub+"."+t.Name+
+	for _, t := range p.Tables() {
+		var bs []aggregate.Bucket
+		err := a.Publisher.Client().Select(ctx, "SELECT DISTINCT site, toUInt8(grain), bucket FROM "+dbs.Pub+"."+t.Name+
 			" WHERE bucket >= toDateTime("+clickhouse.QuoteInt(oldest.Unix())+")", func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				bs = append(bs, Bucket{Site: b.Columns[0].Row(i, false).(string), Grain: Grain(b.Columns[1].Row(i, false).(uint8)),
-					Start: b.Columns[2].Row(i, false).(time.Time).UTC()})
+				bs = append(bs, aggregate.Bucket{Site: clickhouse.Get[string](b, 0, i), Grain: aggregate.Grain(clickhouse.Get[uint8](b, 1, i)),
+					Start: clickhouse.Get[time.Time](b, 2, i).UTC()})
 			}
 			return nil
 		})
@@ -122,16 +129,16 @@ func (a *Auditor) checkKFloor(ctx context.Context, _ time.Time) Check {
 			for _, tc := range truth {
 				visitors[tc.Key()] = tc.Visitors
 			}
-			published, err := p.publishedCells(ctx, t, b)
+			published, err := a.publishedCells(ctx, t, b)
 			if err != nil {
 				return failed(name, err)
 			}
 			buckets++
 			for _, pc := range published {
 				cells++
-				if v := visitors[pc.Key()]; v < uint64(p.cfg.K) {
+				if v := visitors[pc.Key()]; v < uint64(cfg.K) {
 					c.OK = false
-					c.Findings = append(c.Findings, fmt.Sprintf("%s %s: a published cell covers %d visitor-days, under k = %d", t.Name, b, v, p.cfg.K))
+					c.Findings = append(c.Findings, fmt.Sprintf("%s %s: a published cell covers %d visitor-days, under k = %d", t.Name, b, v, cfg.K))
 				}
 			}
 		}
@@ -141,7 +148,7 @@ func (a *Auditor) checkKFloor(ctx context.Context, _ time.Time) Check {
 }
 
 // publishedCells reads the dimension values of a bucket's published cells.
-func (p *Publisher) publishedCells(ctx context.Context, t *Table, b Bucket) ([]Cell, error) {
+func (a *Auditor) publishedCells(ctx context.Context, t *aggregate.Table, b aggregate.Bucket) ([]aggregate.Cell, error) {
 	dims := make([]string, len(t.Dims))
 	for i, d := range t.Dims {
 		dims[i] = d.Name
@@ -150,18 +157,18 @@ func (p *Publisher) publishedCells(ctx context.Context, t *Table, b Bucket) ([]C
 	if len(dims) > 0 {
 		q = "SELECT " + strings.Join(dims, ", ")
 	}
-	q += " FROM " + p.dbs.Pub + "." + t.Name + " WHERE site = " + clickhouse.Quote(b.Site) +
+	q += " FROM " + a.Publisher.Databases().Pub + "." + t.Name + " WHERE site = " + clickhouse.Quote(b.Site) +
 		" AND grain = " + clickhouse.Quote(b.Grain.String()) + " AND bucket = toDateTime(" + clickhouse.QuoteInt(b.Start.Unix()) + ")"
-	var out []Cell
-	err := p.c.Select(ctx, q, func(blk *proto.Block) error {
+	var out []aggregate.Cell
+	err := a.Publisher.Client().Select(ctx, q, func(blk *proto.Block) error {
 		for i := 0; i < blk.Rows(); i++ {
 			if len(dims) == 0 {
-				for range blk.Columns[0].Row(i, false).(uint64) {
-					out = append(out, Cell{})
+				for range clickhouse.Get[uint64](blk, 0, i) {
+					out = append(out, aggregate.Cell{})
 				}
 				continue
 			}
-			c := Cell{Dims: make([]any, len(dims))}
+			c := aggregate.Cell{Dims: make([]any, len(dims))}
 			for j := range dims {
 				c.Dims[j] = blk.Columns[j].Row(i, false)
 			}
@@ -177,25 +184,26 @@ func (p *Publisher) publishedCells(ctx context.Context, t *Table, b Bucket) ([]C
 func (a *Auditor) checkBudget(ctx context.Context, _ time.Time) Check {
 	const name = "ε budget"
 	p := a.Publisher
+	cfg, dbs := p.Config(), p.Databases()
 	// Any release counts, even one whose cells never landed.
 	q := `SELECT table_name, site, day,
-	sumIf(e, g = 'day') + ` + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ` * maxIf(e, g = 'hour') AS spent
+	sumIf(e, g = 'day') + ` + clickhouse.QuoteInt(cfg.HoursPerVisitor) + ` * maxIf(e, g = 'hour') AS spent
 FROM (SELECT table_name, site, toString(grain) AS g, bucket, toDate(bucket) AS day, max(epsilon) AS e
-	FROM ` + p.dbs.Pub + `.rollup_runs WHERE state != 'failed' GROUP BY table_name, site, g, bucket)
-GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", p.cfg.Epsilon*(1+1e-9))
+	FROM ` + dbs.Pub + `.rollup_runs WHERE state != 'failed' GROUP BY table_name, site, g, bucket)
+GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", cfg.Epsilon*(1+1e-9))
 	c := Check{Name: name, OK: true}
-	err := p.c.Select(ctx, q, func(b *proto.Block) error {
+	err := a.Publisher.Client().Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			c.OK = false
 			c.Findings = append(c.Findings, fmt.Sprintf("%s %s %v: ε %.3f spent, budget %.3f", b.Columns[0].Row(i, false), b.Columns[1].Row(i, false),
-				b.Columns[2].Row(i, false).(time.Time).Format(time.DateOnly), b.Columns[3].Row(i, false), p.cfg.Epsilon))
+				clickhouse.Get[time.Time](b, 2, i).Format(time.DateOnly), b.Columns[3].Row(i, false), cfg.Epsilon))
 		}
 		return nil
 	})
 	if err != nil {
 		return failed(name, err)
 	}
-	c.Detail = fmt.Sprintf("every table's ε per site per day within %g", p.cfg.Epsilon)
+	c.Detail = fmt.Sprintf("every table's ε per site per day within %g", cfg.Epsilon)
 	return c
 }
 
@@ -205,24 +213,24 @@ GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", p.cfg.Epsilo
 func (a *Auditor) checkRetention(ctx context.Context, now time.Time) Check {
 	const name = "raw retention"
 	p := a.Publisher
-	rs, err := p.rawState(ctx)
+	hours, err := p.RawHours(ctx, now)
 	if err != nil {
 		return failed(name, err)
 	}
-	parts, sites, done := rs.parts, rs.sites, rs.done
+	retention := p.Config().RawRetention
 	c := Check{Name: name, OK: true}
-	for _, pt := range parts {
-		end := pt.hour.Add(time.Hour)
+	for _, h := range hours {
+		end := h.Hour.Add(time.Hour)
 		switch {
-		case !end.After(now.Add(-MaxRawRetention)):
+		case !end.After(now.Add(-aggregate.MaxRawRetention)):
 			c.OK = false
-			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is older than the 7-day maximum", pt.hour.Format(time.DateTime), pt.rows))
-		case !end.After(now.Add(-p.cfg.RawRetention-time.Hour)) && p.hourPublished(done, pt.hour, sites[pt.hour], now):
+			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is older than the 7-day maximum", h.Hour.Format(time.DateTime), h.Rows))
+		case !end.After(now.Add(-retention-time.Hour)) && h.Published:
 			c.OK = false
-			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is published and older than the retention %v", pt.hour.Format(time.DateTime), pt.rows, p.cfg.RawRetention))
+			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is published and older than the retention %v", h.Hour.Format(time.DateTime), h.Rows, retention))
 		}
 	}
-	c.Detail = fmt.Sprintf("%d raw hours present, retention %v, maximum %v", len(parts), p.cfg.RawRetention, MaxRawRetention)
+	c.Detail = fmt.Sprintf("%d raw hours present, retention %v, maximum %v", len(hours), retention, aggregate.MaxRawRetention)
 	return c
 }
 
@@ -231,14 +239,14 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 	if a.KeyFile == "" {
 		return Check{Name: name, NotRun: "no key file given (ingest runs elsewhere: audit it there with --data-dir)"}
 	}
-	days, expired, mode, err := ingest.InspectKeyFile(a.KeyFile, now)
+	days, expired, mode, err := keyring.InspectKeyFile(a.KeyFile, now)
 	if os.IsNotExist(err) {
 		return Check{Name: name, OK: true, Detail: "no key file: no keys exist"}
 	}
 	if err != nil {
 		return failed(name, err)
 	}
-	c := Check{Name: name, OK: true, Detail: fmt.Sprintf("keys for %d days (%s), each destroyed %.0f h after its day", len(days), strings.Join(days, ", "), ingest.KeyLifetime.Hours())}
+	c := Check{Name: name, OK: true, Detail: fmt.Sprintf("keys for %d days (%s), each destroyed %.0f h after its day", len(days), strings.Join(days, ", "), privacy.KeyLifetime.Hours())}
 	for _, d := range expired {
 		c.OK = false
 		c.Findings = append(c.Findings, "the key of "+d+" is past its lifetime and still exists")
@@ -265,15 +273,15 @@ var personalPatterns = []struct{ name, re string }{
 // checkStrings scans every string column of both databases.
 func (a *Auditor) checkStrings(ctx context.Context, _ time.Time) Check {
 	const name = "personal data scan"
-	p := a.Publisher
+	dbs := a.Publisher.Databases()
 	type col struct{ db, table, name, typ string }
 	var cols []col
-	err := p.c.Select(ctx, "SELECT database, table, name, type FROM system.columns WHERE database IN ("+
-		clickhouse.Quote(p.dbs.Raw)+", "+clickhouse.Quote(p.dbs.Pub)+") AND (type = 'String' OR type LIKE 'FixedString%' OR type = 'Array(String)') ORDER BY database, table, name",
+	err := a.Publisher.Client().Select(ctx, "SELECT database, table, name, type FROM system.columns WHERE database IN ("+
+		clickhouse.Quote(dbs.Raw)+", "+clickhouse.Quote(dbs.Pub)+") AND (type = 'String' OR type LIKE 'FixedString%' OR type = 'Array(String)') ORDER BY database, table, name",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				cols = append(cols, col{b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(string),
-					b.Columns[2].Row(i, false).(string), b.Columns[3].Row(i, false).(string)})
+				cols = append(cols, col{clickhouse.Get[string](b, 0, i), clickhouse.Get[string](b, 1, i),
+					clickhouse.Get[string](b, 2, i), clickhouse.Get[string](b, 3, i)})
 			}
 			return nil
 		})
@@ -294,10 +302,10 @@ func (a *Auditor) checkStrings(ctx context.Context, _ time.Time) Check {
 			}
 			sel = append(sel, "countIf("+m+")")
 		}
-		err := p.c.Select(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+cl.db+".`"+cl.table+"`", func(b *proto.Block) error {
+		err := a.Publisher.Client().Select(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+cl.db+".`"+cl.table+"`", func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				for j, pat := range personalPatterns {
-					if n := b.Columns[j].Row(i, false).(uint64); n > 0 {
+					if n := clickhouse.Get[uint64](b, j, i); n > 0 {
 						c.OK = false
 						c.Findings = append(c.Findings, fmt.Sprintf("%s.%s.%s: %d values look like %s", cl.db, cl.table, cl.name, n, pat.name))
 					}
@@ -318,7 +326,7 @@ func (a *Auditor) checkReader(ctx context.Context, _ time.Time) Check {
 	if a.Reader == nil {
 		return Check{Name: name, NotRun: "no reader connection given"}
 	}
-	raw := a.Publisher.dbs.Raw
+	raw := a.Publisher.Databases().Raw
 	err := a.Reader.Exec(ctx, "SELECT count() FROM "+raw+".events")
 	switch {
 	case err == nil:
@@ -339,14 +347,14 @@ func (a *Auditor) checkReader(ctx context.Context, _ time.Time) Check {
 // ways. Lock tables (lock_*) are transient bookkeeping with two columns.
 func (a *Auditor) checkInventory(ctx context.Context, inv *schemas.Inventory) Check {
 	const name = "purpose inventory"
-	p := a.Publisher
+	dbs := a.Publisher.Databases()
 	live := map[string]map[string]bool{}
-	err := p.c.Select(ctx, "SELECT database, table, name FROM system.columns WHERE database IN ("+
-		clickhouse.Quote(p.dbs.Raw)+", "+clickhouse.Quote(p.dbs.Pub)+")", func(b *proto.Block) error {
+	err := a.Publisher.Client().Select(ctx, "SELECT database, table, name FROM system.columns WHERE database IN ("+
+		clickhouse.Quote(dbs.Raw)+", "+clickhouse.Quote(dbs.Pub)+")", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
-			db, table := b.Columns[0].Row(i, false).(string), b.Columns[1].Row(i, false).(string)
+			db, table := clickhouse.Get[string](b, 0, i), clickhouse.Get[string](b, 1, i)
 			key := "{herd}." + table
-			if db == p.dbs.Raw {
+			if db == dbs.Raw {
 				key = "{raw}." + table
 			}
 			if strings.HasPrefix(table, "lock_") {
@@ -355,7 +363,7 @@ func (a *Auditor) checkInventory(ctx context.Context, inv *schemas.Inventory) Ch
 			if live[key] == nil {
 				live[key] = map[string]bool{}
 			}
-			live[key][b.Columns[2].Row(i, false).(string)] = true
+			live[key][clickhouse.Get[string](b, 2, i)] = true
 		}
 		return nil
 	})
@@ -401,76 +409,3 @@ func firstLine(s string) string {
 	}
 	return s
 }
-
-// Statement is the privacy statement every chart, report and audit shows.
-type Statement struct {
-	K               int              `json:"k"`
-	Delta           float64          `json:"delta"`
-	EpsilonPerDay   float64          `json:"epsilon_per_table_per_day"`
-	Tables          []TableStatement `json:"tables"`
-	KeyLifetime     string           `json:"key_lifetime"`
-	RawRetention    string           `json:"raw_retention"`
-	MaxRawRetention string           `json:"max_raw_retention"`
-	CellsPublished  uint64           `json:"cells_published"`
-	CellsSuppressed uint64           `json:"cells_suppressed"`
-	LateEvents      uint64           `json:"late_events"`
-}
-
-// TableStatement is one rollup's parameters.
-type TableStatement struct {
-	Name          string  `json:"name"`
-	L             int64   `json:"max_cells_per_visitor_day"`
-	EpsilonDay    float64 `json:"epsilon_daily_bucket"`
-	EpsilonHour   float64 `json:"epsilon_hourly_bucket"`
-	HoursPerVisit int     `json:"hourly_buckets_per_visitor_day"`
-}
-
-// BuildStatement reads the publication totals (from pubDB, which the reader
-// user may read) and states the rules in force.
-func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg Config, tables []*Table) (Statement, error) {
-	cfg, err := cfg.WithDefaults()
-	if err != nil {
-		return Statement{}, err
-	}
-	st := Statement{
-		K: cfg.K, Delta: cfg.Delta, EpsilonPerDay: cfg.Epsilon,
-		KeyLifetime:  fmt.Sprintf("day keys destroyed %.0f h after their UTC day ends", ingest.KeyLifetime.Hours()),
-		RawRetention: hours(cfg.RawRetention), MaxRawRetention: hours(MaxRawRetention),
-	}
-	for _, t := range tables {
-		st.Tables = append(st.Tables, TableStatement{Name: t.Name, L: t.L(), EpsilonDay: round6(cfg.BucketEpsilon(Day)),
-			EpsilonHour: round6(cfg.BucketEpsilon(Hour)), HoursPerVisit: cfg.HoursPerVisitor})
-	}
-	err = c.Select(ctx, "SELECT sum(cells_published), sum(cells_suppressed) FROM "+pubDB+".rollup_runs WHERE state = 'published'", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			st.CellsPublished = b.Columns[0].Row(0, false).(uint64)
-			st.CellsSuppressed = b.Columns[1].Row(0, false).(uint64)
-		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("privacy statement: %w", err)
-	}
-	err = c.Select(ctx, "SELECT sum(late_events) FROM (SELECT argMax(late_events, checked) AS late_events FROM "+pubDB+".rollup_late GROUP BY site, grain, bucket)", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			st.LateEvents = b.Columns[0].Row(0, false).(uint64)
-		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("privacy statement: %w", err)
-	}
-	return st, nil
-}
-
-// Line is the statement in one line, for charts and reports.
-func (s Statement) Line() string {
-	return fmt.Sprintf("Only cells of ≥ %d shoppers are published, with differential-privacy noise (ε = %g per table per day, δ = %g); "+
-		"pseudonym keys destroyed after %s; raw events kept %s (never over %s); %d cells suppressed.",
-		s.K, s.EpsilonPerDay, s.Delta, strings.TrimSuffix(strings.TrimPrefix(s.KeyLifetime, "day keys destroyed "), " after their UTC day ends"),
-		s.RawRetention, s.MaxRawRetention, s.CellsSuppressed)
-}
-
-func hours(d time.Duration) string { return fmt.Sprintf("%.0f h", d.Hours()) }
-
-func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }

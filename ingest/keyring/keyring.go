@@ -1,4 +1,7 @@
-package ingest
+// Package keyring holds the pseudonym keys: one random key per UTC day,
+// per-site and per-purpose subkeys derived from it, a 0600 file so a restart
+// keeps the day, and destruction KeyLifetime after the day ends.
+package keyring
 
 import (
 	"crypto/hmac"
@@ -14,6 +17,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/herd-analytics/herd/internal/privacy"
 )
 
 // Purposes a pseudonym can be derived for. Pseudonyms of different purposes
@@ -24,9 +29,9 @@ const (
 )
 
 // KeyLifetime is how long after its UTC day ends a day key is destroyed
-// (docs/privacy.md): yesterday's key stays to finish sessions that cross midnight,
-// and nothing older exists.
-const KeyLifetime = 48 * time.Hour
+// (docs/privacy.md): yesterday's key stays to finish sessions that cross
+// midnight, and nothing older exists.
+const KeyLifetime = privacy.KeyLifetime
 
 // KeyRing holds one random 32-byte key per UTC day and derives per-site,
 // per-purpose subkeys from it. Without the key nobody, herd's operators
@@ -61,9 +66,9 @@ type ephemeralKey struct {
 
 type subkeyID struct{ day, site, purpose string }
 
-// OpenKeyRing loads the key file at path (created if missing; "" keeps keys
+// Open loads the key file at path (created if missing; "" keeps keys
 // in memory only) and destroys keys past their lifetime.
-func OpenKeyRing(path string, now func() time.Time) (*KeyRing, error) {
+func Open(path string, now func() time.Time) (*KeyRing, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -283,70 +288,6 @@ func (k *KeyRing) EventID(day time.Time, site, messageID string) ([16]byte, erro
 	id[6] = id[6]&0x0f | 0x80 // UUID version 8: custom
 	id[8] = id[8]&0x3f | 0x80
 	return id, nil
-}
-
-// Sessions splits a visitor's events into sessions after 30 minutes of
-// inactivity. State is in memory only; a restart starts new sessions.
-type Sessions struct {
-	Gap time.Duration
-
-	mu      sync.Mutex
-	last    map[uint64]sessionState
-	touches int
-}
-
-type sessionState struct {
-	id   uint64
-	seen time.Time
-}
-
-// NewSessions tracks sessions with the given inactivity gap.
-func NewSessions(gap time.Duration) *Sessions {
-	return &Sessions{Gap: gap, last: map[uint64]sessionState{}}
-}
-
-// Active reports the session visitor is in at t, if any.
-func (s *Sessions) Active(visitor uint64, t time.Time) (uint64, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.last[visitor]
-	if !ok || t.Sub(st.seen) > s.Gap {
-		return 0, false
-	}
-	return st.id, true
-}
-
-// Touch records activity of visitor at t and returns its session id.
-func (s *Sessions) Touch(visitor uint64, t time.Time) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.last[visitor]
-	if !ok || t.Sub(st.seen) > s.Gap {
-		st.id = mix64(visitor ^ uint64(t.UnixNano()))
-	}
-	if t.After(st.seen) {
-		st.seen = t
-	}
-	s.last[visitor] = st
-	s.touches++
-	if s.touches%65536 == 0 {
-		for v, x := range s.last {
-			if t.Sub(x.seen) > s.Gap {
-				delete(s.last, v)
-			}
-		}
-	}
-	return st.id
-}
-
-// mix64 is SplitMix64's finalizer: a bijection that spreads bits.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // InspectKeyFile reads a key file as the audit sees it: the days it holds

@@ -1,4 +1,4 @@
-package ingest
+package spool
 
 import (
 	"math/bits"

@@ -1,4 +1,4 @@
-package ingest
+package keyring
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 
 func TestPseudonymsPerDaySiteAndPurpose(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	k, err := OpenKeyRing("", func() time.Time { return now })
+	k, err := Open("", func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestPseudonymsPerDaySiteAndPurpose(t *testing.T) {
 	if p(now, "demo", PurposeAnalytics, "203.0.113.7M", "ozilla/5.0") == a {
 		t.Fatal("field boundary ignored")
 	}
-	k2, _ := OpenKeyRing("", func() time.Time { return now })
+	k2, _ := Open("", func() time.Time { return now })
 	if v, _ := k2.Pseudonym(now, "demo", PurposeAnalytics, ip, ua); v == a {
 		t.Fatal("a different key ring (key) gives the same pseudonym")
 	}
@@ -48,7 +48,7 @@ func TestKeyFileKeepsTheDayAndDestroysOldKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	k, err := OpenKeyRing(path, clock)
+	k, err := Open(path, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestKeyFileKeepsTheDayAndDestroysOldKeys(t *testing.T) {
 		t.Fatalf("key file: %v %v", err, st)
 	}
 	// A restart keeps the day's continuity.
-	k2, err := OpenKeyRing(path, clock)
+	k2, err := Open(path, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestKeyFileKeepsTheDayAndDestroysOldKeys(t *testing.T) {
 	if days := k2.Days(); len(days) != 0 {
 		t.Fatalf("days after 48 h: %v", days)
 	}
-	k3, err := OpenKeyRing(path, clock)
+	k3, err := Open(path, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,23 +95,5 @@ func TestKeyFileKeepsTheDayAndDestroysOldKeys(t *testing.T) {
 	}
 	if len(k3.Days()) != 0 {
 		t.Fatal("an ephemeral import key was persisted")
-	}
-}
-
-func TestSessionsSplitAfterInactivity(t *testing.T) {
-	s := NewSessions(30 * time.Minute)
-	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	a := s.Touch(1, t0)
-	if s.Touch(1, t0.Add(29*time.Minute)) != a {
-		t.Fatal("split within 30 min")
-	}
-	if s.Touch(1, t0.Add(58*time.Minute)) != a {
-		t.Fatal("split although active every 29 min")
-	}
-	if b := s.Touch(1, t0.Add(89*time.Minute)); b == a {
-		t.Fatal("no split after 31 min of inactivity")
-	}
-	if s.Touch(2, t0) == a {
-		t.Fatal("two visitors share a session")
 	}
 }

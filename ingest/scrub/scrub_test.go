@@ -1,4 +1,4 @@
-package ingest
+package scrub
 
 import (
 	"net"
@@ -12,8 +12,8 @@ import (
 func TestSanitizeURL(t *testing.T) {
 	f := func(raw string, want SanitizedURL) {
 		t.Helper()
-		if got := SanitizeURL(raw); got != want {
-			t.Fatalf("SanitizeURL(%q) =\n%+v\nwant\n%+v", raw, got, want)
+		if got := URL(raw); got != want {
+			t.Fatalf("URL(%q) =\n%+v\nwant\n%+v", raw, got, want)
 		}
 	}
 	f("", SanitizedURL{})
@@ -69,7 +69,7 @@ func FuzzSanitizeURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		u := SanitizeURL(raw)
+		u := URL(raw)
 		for _, v := range []string{u.Path, u.UTMSource, u.UTMMedium, u.UTMCampaign, u.SearchTerm} {
 			checkClean(t, raw, v)
 		}
@@ -84,8 +84,8 @@ func FuzzScrubTerm(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		checkClean(t, raw, ScrubTerm(raw))
-		checkClean(t, raw, scrubField(raw, maxField))
+		checkClean(t, raw, Term(raw))
+		checkClean(t, raw, Field(raw, MaxField))
 	})
 }
 

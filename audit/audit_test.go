@@ -1,21 +1,48 @@
-package aggregate_test
+package audit_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/audit"
+	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
+	"github.com/herd-analytics/herd/internal/shopsim"
 )
 
-// audit runs herd's audit over a published day, then plants one violation at
-// a time and expects exactly the check that guards against it to fail.
-func audit(t *testing.T, db *chtest.DB, p *aggregate.Publisher, keyFile string, now time.Time) {
+func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+
+// TestAuditCatchesPlantedViolations runs herd's audit over a published day
+// of a synthetic shop, then plants one violation at a time and expects
+// exactly the check that guards against it to fail.
+func TestAuditCatchesPlantedViolations(t *testing.T) {
 	ctx := context.Background()
-	a := &aggregate.Auditor{Publisher: p, Reader: db.Reader, KeyFile: keyFile, Now: func() time.Time { return now }}
+	db := chtest.Migrated(t)
+	e := ingesttest.Start(t, db, ingesttest.Options{})
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	st, err := shopsim.Generate(ctx, shopsim.GenConfig{
+		Target: e.URL, Shop: shopsim.Config{Site: "demo", Seed: 7, Products: 300, Categories: 8},
+		Visitors: 2000, Days: 1, Import: true, Now: day.Add(24 * time.Hour), Workers: 32,
+	}, nil)
+	if err != nil || st.Failed > 0 || st.Accepted == 0 {
+		t.Fatalf("import: %v %v", st, err)
+	}
+	e.Sync(t)
+	p, err := aggregate.NewPublisher(db.Writer, db.Names, aggregate.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := day.Add(24*time.Hour + 10*time.Minute)
+	if sum, err := p.RunOnce(ctx, now); err != nil || sum.Published == 0 {
+		t.Fatalf("publish: %+v %v", sum, err)
+	}
+	keyFile := e.KeyFile()
+	a := &audit.Auditor{Publisher: p, Reader: db.Reader, KeyFile: keyFile, Now: func() time.Time { return now }}
 	failing := func() []string {
 		t.Helper()
 		rep, err := a.Audit(ctx)
@@ -60,7 +87,6 @@ func audit(t *testing.T, db *chtest.DB, p *aggregate.Publisher, keyFile string, 
 	expect("old raw hour dropped")
 
 	// A published cell no k shoppers support.
-	day := now.Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	plant := func(table, cols, values string) {
 		t.Helper()
 		if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Pub+"."+table+" (site, grain, bucket, "+cols+") VALUES ('demo', 'day', toDateTime("+
@@ -70,12 +96,12 @@ func audit(t *testing.T, db *chtest.DB, p *aggregate.Publisher, keyFile string, 
 	}
 	plant("products", "product_id, category, visitors, views", "'P-PLANTED', 'shoes', 25, 40")
 	expect("cell below k", "k floor")
-	deleteRows(t, db, db.Names.Pub+".products", "product_id = 'P-PLANTED'")
+	db.DeleteWhere(t, db.Names.Pub+".products", "product_id = 'P-PLANTED'")
 
 	// Personal data in a published string (and a cell nobody supports).
 	plant("searches", "term, visitors, searches", "'write to jane.doe@example.com', 12, 12")
 	expect("email in a published term", "k floor", "personal data scan")
-	deleteRows(t, db, db.Names.Pub+".searches", "term LIKE '%@%'")
+	db.DeleteWhere(t, db.Names.Pub+".searches", "term LIKE '%@%'")
 
 	// A column nobody declared a purpose for.
 	if err := db.Writer.Exec(ctx, "ALTER TABLE "+db.Names.Raw+".events ADD COLUMN ip_address String"); err != nil {

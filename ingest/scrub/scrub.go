@@ -1,4 +1,8 @@
-package ingest
+// Package scrub desensitizes what a client sends before anything is stored:
+// page URLs (path kept, personal-looking segments redacted, campaign
+// parameters and the site-search term kept), referrers (registrable host
+// only), search terms and short identifier fields.
+package scrub
 
 import (
 	"net"
@@ -16,11 +20,11 @@ const Redacted = ":redacted"
 // Length caps of stored strings, in bytes.
 const (
 	maxPath  = 512
-	maxField = 128
+	MaxField = 128
 	maxTerm  = 100
 )
 
-// SanitizeURL keeps what analytics needs of a page URL and nothing personal:
+// SanitizedURL is what analytics needs of a page URL and nothing personal:
 // the path with personal-looking segments redacted, the allowlisted campaign
 // parameters, and the site-search term (scrubbed) if a search parameter is
 // present. Query string, fragment, user info and host are dropped.
@@ -36,8 +40,8 @@ type SanitizedURL struct {
 // SearchParams are the query parameters that carry a site-search term.
 var SearchParams = []string{"q", "query", "search", "s", "term", "keyword"}
 
-// SanitizeURL desensitizes a page URL (absolute or a bare path).
-func SanitizeURL(raw string) SanitizedURL {
+// URL desensitizes a page URL (absolute or a bare path).
+func URL(raw string) SanitizedURL {
 	var out SanitizedURL
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -51,13 +55,13 @@ func SanitizeURL(raw string) SanitizedURL {
 	}
 	out.Path = sanitizePath(u.EscapedPath())
 	q := scanQuery(u.RawQuery)
-	out.UTMSource = scrubField(q.values[qUTMSource], maxField)
-	out.UTMMedium = scrubField(q.values[qUTMMedium], maxField)
-	out.UTMCampaign = scrubField(q.values[qUTMCampaign], maxField)
+	out.UTMSource = Field(q.values[qUTMSource], MaxField)
+	out.UTMMedium = Field(q.values[qUTMMedium], MaxField)
+	out.UTMCampaign = Field(q.values[qUTMCampaign], MaxField)
 	for i := range SearchParams {
 		if q.has[qSearch+i] {
 			out.HasSearch = true
-			out.SearchTerm = ScrubTerm(q.values[qSearch+i])
+			out.SearchTerm = Term(q.values[qSearch+i])
 			break
 		}
 	}
@@ -201,16 +205,16 @@ func hasWordSeparator(s string) bool {
 	return false
 }
 
-// ScrubTerm prepares a site-search term: decoded, lowercased, whitespace
+// Term prepares a site-search term: decoded, lowercased, whitespace
 // folded, every personal-looking word redacted, capped.
-func ScrubTerm(s string) string {
+func Term(s string) string {
 	s = strings.ToLower(unescapeAll(strings.ReplaceAll(s, "+", " ")))
 	return scrubWords(s, maxTerm)
 }
 
-// scrubField prepares a short free-text value (campaign, category, list,
+// Field prepares a short free-text value (campaign, category, list,
 // slot): personal-looking words redacted, capped.
-func scrubField(s string, max int) string {
+func Field(s string, max int) string {
 	return scrubWords(unescapeAll(s), max)
 }
 
@@ -464,7 +468,7 @@ func ReferrerHost(raw string, siteDomains []string) string {
 			return ReferrerInternal
 		}
 	}
-	if looksPersonal(reg) || len(reg) > maxField {
+	if looksPersonal(reg) || len(reg) > MaxField {
 		return Redacted
 	}
 	return reg

@@ -40,6 +40,10 @@ func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner
 		end := h.Hour.Add(time.Hour)
 		reason := ""
 		switch {
+		case h.Hour.After(now.Add(time.Hour)):
+			// Nothing may be dated past now (ingest refuses it): such rows
+			// would escape every age-based rule.
+			reason = "dated in the future"
 		case !end.After(now.Add(-MaxRawRetention)):
 			reason = "older than the 7-day maximum"
 			if !h.Published {

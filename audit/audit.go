@@ -222,6 +222,9 @@ func (a *Auditor) checkRetention(ctx context.Context, now time.Time) Check {
 	for _, h := range hours {
 		end := h.Hour.Add(time.Hour)
 		switch {
+		case h.Hour.After(now.Add(time.Hour)):
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is dated in the future", h.Hour.Format(time.DateTime), h.Rows))
 		case !end.After(now.Add(-aggregate.MaxRawRetention)):
 			c.OK = false
 			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is older than the 7-day maximum", h.Hour.Format(time.DateTime), h.Rows))
@@ -239,7 +242,7 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 	if a.KeyFile == "" {
 		return Check{Name: name, NotRun: "no key file given (ingest runs elsewhere: audit it there with --data-dir)"}
 	}
-	days, expired, mode, err := keyring.InspectKeyFile(a.KeyFile, now)
+	days, expired, future, mode, err := keyring.InspectKeyFile(a.KeyFile, now)
 	if os.IsNotExist(err) {
 		return Check{Name: name, OK: true, Detail: "no key file: no keys exist"}
 	}
@@ -250,6 +253,10 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 	for _, d := range expired {
 		c.OK = false
 		c.Findings = append(c.Findings, "the key of "+d+" is past its lifetime and still exists")
+	}
+	for _, d := range future {
+		c.OK = false
+		c.Findings = append(c.Findings, "a key exists for "+d+", a day still to come")
 	}
 	if mode&0o077 != 0 {
 		c.OK = false

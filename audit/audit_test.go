@@ -86,6 +86,34 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	}
 	expect("old raw hour dropped")
 
+	// A raw hour dated in the future (an import from a wrong clock) escapes
+	// every age-based rule: the audit flags it and retention drops it.
+	future := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Raw+".events (event_id, site, received, visitor) SELECT generateUUIDv4(), 'demo', toDateTime("+clickhouse.QuoteInt(future.Unix())+"), 1"); err != nil {
+		t.Fatal(err)
+	}
+	expect("future raw hour", "raw retention")
+	dropped, err := p.Retain(ctx, now, nil)
+	if err != nil || len(dropped) != 1 || dropped[0].Reason != "dated in the future" {
+		t.Fatalf("retention of the future hour: %+v %v", dropped, err)
+	}
+	expect("future raw hour dropped")
+
+	// A key for a day still to come.
+	keys, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := strings.Replace(string(keys), "{", `{"2030-01-01":"`+strings.Repeat("ab", 32)+`",`, 1)
+	if err := os.WriteFile(keyFile, []byte(planted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expect("future key", "pseudonym keys")
+	if err := os.WriteFile(keyFile, keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expect("future key removed")
+
 	// A published cell no k shoppers support.
 	plant := func(table, cols, values string) {
 		t.Helper()

@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,12 +18,19 @@ import (
 
 const (
 	sessionCookie = "herd_session"
-	loginCSRF     = "herd_login_csrf"
 	sessionTTL    = 12 * time.Hour
 	// freeFailures wrong passwords per name and address are answered at
 	// once; after that each attempt must wait twice as long, up to a minute.
-	freeFailures = 5
-	maxLockout   = time.Minute
+	// An address trying many names gets freeAddressFailures in all.
+	freeFailures        = 5
+	freeAddressFailures = 20
+	maxLockout          = time.Minute
+	// Password checks (bcrypt, ~60 ms of a core each here) run one at a
+	// time and at most checksPerSecond on average (bursts of checkBurst): a
+	// login flood from many addresses gets 429s instead of taking the cores
+	// from the users who are logged in.
+	checksPerSecond = 8
+	checkBurst      = 16
 )
 
 type session struct {
@@ -44,11 +53,70 @@ type auth struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	fails    map[string]*failures
+	fails    map[string]*failures // by name and address, and by address ("|" + address)
+	forms    map[string]time.Time // login form tokens this server handed out, until they expire
+	tokens   float64              // password checks the global bucket allows now
+	filled   time.Time            // when tokens was last topped up
+	checking chan struct{}        // one password check at a time
 }
 
 func newAuth(users *Users, log *slog.Logger) *auth {
-	return &auth{users: users, log: log, now: time.Now, sessions: map[string]*session{}, fails: map[string]*failures{}}
+	return &auth{users: users, log: log, now: time.Now, sessions: map[string]*session{}, fails: map[string]*failures{},
+		forms: map[string]time.Time{}, tokens: checkBurst, checking: make(chan struct{}, 1)}
+}
+
+// lockedOut reports how long key must still wait, locked.
+func (a *auth) lockedOutLocked(key string) time.Duration {
+	if f := a.fails[key]; f != nil && a.now().Before(f.until) {
+		return f.until.Sub(a.now())
+	}
+	return 0
+}
+
+// failLocked counts a wrong password against key; after free failures
+// each further one locks key out twice as long as the last, up to a minute.
+func (a *auth) failLocked(key string, free int) int {
+	f := a.fails[key]
+	if f == nil {
+		f = &failures{}
+		a.fails[key] = f
+	}
+	if len(a.fails) > maxTracked {
+		a.pruneLocked()
+	}
+	f.n++
+	if f.n >= free {
+		f.until = a.now().Add(min(time.Second<<min(f.n-free, 10), maxLockout))
+	}
+	return f.n
+}
+
+// takeCheckLocked takes a token from the global bucket of password checks.
+func (a *auth) takeCheckLocked() bool {
+	now := a.now()
+	a.tokens = min(checkBurst, a.tokens+now.Sub(a.filled).Seconds()*checksPerSecond)
+	a.filled = now
+	if a.tokens < 1 {
+		return false
+	}
+	a.tokens--
+	return true
+}
+
+// refusedLoginDelay holds every refused login's answer: a person retyping
+// a password does not notice, a flood of attempts slows to what its
+// connections can wait for instead of what the cores can answer.
+const refusedLoginDelay = 300 * time.Millisecond
+
+func refused(err error) error {
+	time.Sleep(refusedLoginDelay)
+	return err
+}
+
+// tooMany answers 429 with a Retry-After of wait.
+func tooMany(c *fiber.Ctx, wait time.Duration, why string) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait/time.Second)+1))
+	return fiber.NewError(fiber.StatusTooManyRequests, why)
 }
 
 func token() string {
@@ -63,52 +131,140 @@ func equal(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// loginForm sets the login CSRF cookie (double submit) and renders the form.
+// maxTracked bounds the throttle's and the login forms' memory under a flood.
+const maxTracked = 50_000
+
+// pruneLocked forgets failures whose lockout is over and form tokens that
+// expired; if a flood still fills the maps, it forgets the oldest half.
+func (a *auth) pruneLocked() {
+	now := a.now()
+	for k, f := range a.fails {
+		if now.After(f.until) {
+			delete(a.fails, k)
+		}
+	}
+	for t, until := range a.forms {
+		if now.After(until) {
+			delete(a.forms, t)
+		}
+	}
+	for _, m := range []int{len(a.fails), len(a.forms)} {
+		if m > maxTracked {
+			// Map order is random: this drops about half, whichever.
+			n := 0
+			for k := range a.fails {
+				if n++; n > maxTracked/2 {
+					break
+				}
+				delete(a.fails, k)
+			}
+			n = 0
+			for t := range a.forms {
+				if n++; n > maxTracked/2 {
+					break
+				}
+				delete(a.forms, t)
+			}
+			break
+		}
+	}
+}
+
+// formToken hands out a login form token: random, remembered by this
+// server for an hour, good for one login attempt.
+func (a *auth) formToken() string {
+	t := token()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.forms) > maxTracked {
+		a.pruneLocked()
+	}
+	a.forms[t] = a.now().Add(time.Hour)
+	return t
+}
+
+// useFormToken reports whether t is a live token of this server, and
+// spends it.
+func (a *auth) useFormToken(t string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	until, ok := a.forms[t]
+	delete(a.forms, t)
+	return ok && a.now().Before(until)
+}
+
+// sameOrigin: a browser posting the login form from another site says so,
+// in Sec-Fetch-Site (every current browser), else in Origin or Referer
+// (the login page lets them carry this origin); a client sending none of
+// them is not a browser. Hosts are compared (with port), not schemes: behind
+// a TLS proxy herd may see http.
+func sameOrigin(c *fiber.Ctx) bool {
+	switch c.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "same-site", "cross-site":
+		return false
+	}
+	from := c.Get(fiber.HeaderOrigin)
+	if from == "" {
+		from = c.Get(fiber.HeaderReferer)
+	}
+	if from == "" {
+		return true
+	}
+	u, err := url.Parse(from)
+	return err == nil && u.Host == c.Hostname()
+}
+
+// loginForm renders the form with a token this server remembers. Its
+// post carries this origin (the rest of the dashboard sends no referrer).
 func (a *auth) loginForm(render func(c *fiber.Ctx, csrf, problem string) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		t := token()
-		c.Cookie(&fiber.Cookie{Name: loginCSRF, Value: t, Path: "/login", HTTPOnly: true, SameSite: "Strict", Secure: secure(c), MaxAge: 3600})
-		return render(c, t, "")
+		c.Set(fiber.HeaderReferrerPolicy, "same-origin")
+		return render(c, a.formToken(), "")
 	}
 }
 
 // login checks the CSRF token, the throttle, then the password.
 func (a *auth) login(render func(c *fiber.Ctx, csrf, problem string) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !equal(c.FormValue("csrf"), c.Cookies(loginCSRF)) {
-			return fiber.NewError(fiber.StatusForbidden, "missing or wrong CSRF token: reload the login page")
+		if !sameOrigin(c) || !a.useFormToken(c.FormValue("csrf")) {
+			return refused(fiber.NewError(fiber.StatusForbidden, "missing, used or wrong login token: reload the login page"))
 		}
 		name := strings.TrimSpace(c.FormValue("name"))
-		key := name + "|" + c.IP()
+		key, addrKey := name+"|"+c.IP(), "|"+c.IP()
 		a.mu.Lock()
-		f := a.fails[key]
-		if f != nil && a.now().Before(f.until) {
-			wait := f.until.Sub(a.now())
+		if wait := max(a.lockedOutLocked(key), a.lockedOutLocked(addrKey)); wait > 0 {
 			a.mu.Unlock()
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait/time.Second)+1))
-			return fiber.NewError(fiber.StatusTooManyRequests, "too many wrong passwords: wait "+wait.Round(time.Second).String())
+			return refused(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
+		}
+		if !a.takeCheckLocked() {
+			a.mu.Unlock()
+			return refused(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
 		a.mu.Unlock()
+		select {
+		case a.checking <- struct{}{}:
+		case <-time.After(2 * time.Second):
+			return refused(tooMany(c, time.Second, "too many logins at once: try again in a second"))
+		}
 		u, err := a.users.Check(name, c.FormValue("password"))
+		<-a.checking
+		if err != nil && !errors.Is(err, ErrBadLogin) {
+			return err // the account file could not be read: herd's fault
+		}
 		if err != nil {
 			a.mu.Lock()
-			if a.fails[key] == nil {
-				a.fails[key] = &failures{}
-			}
-			f := a.fails[key]
-			f.n++
-			if f.n >= freeFailures {
-				f.until = a.now().Add(min(time.Second<<(f.n-freeFailures), maxLockout))
-			}
+			n := a.failLocked(key, freeFailures)
+			a.failLocked(addrKey, freeAddressFailures)
 			a.mu.Unlock()
-			a.log.Warn("dashboard login refused", "failures", f.n)
+			a.log.Warn("dashboard login refused", "failures", n)
 			c.Status(fiber.StatusUnauthorized)
-			t := token()
-			c.Cookie(&fiber.Cookie{Name: loginCSRF, Value: t, Path: "/login", HTTPOnly: true, SameSite: "Strict", Secure: secure(c), MaxAge: 3600})
-			return render(c, t, ErrBadLogin.Error())
+			return refused(render(c, a.formToken(), ErrBadLogin.Error()))
 		}
 		a.mu.Lock()
 		delete(a.fails, key)
+		delete(a.fails, addrKey)
 		s := &session{user: u, csrf: token(), expires: a.now().Add(sessionTTL)}
 		id := token()
 		a.sessions[id] = s

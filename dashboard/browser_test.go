@@ -68,15 +68,19 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := chromedp.Do(ctx,
+	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+	err := chromedp.Do(lctx,
 		chromedp.Navigate(s.url+"/"),
 		chromedp.WaitVisible(`input[name="name"]`),
 		chromedp.SendKeys(`input[name="name"]`, "admin"),
 		chromedp.SendKeys(`input[name="password"]`, password),
 		chromedp.Submit(`input[name="password"]`),
 		chromedp.WaitVisible(`.tiles`),
-	); err != nil {
-		t.Fatalf("log in: %v", err)
+	)
+	lcancel()
+	if err != nil {
+		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ": " + document.body.innerText`))
+		t.Fatalf("log in: %v (%.300s)", err, page)
 	}
 
 	// canvasInk counts painted pixels of every canvas once ECharts is done.

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
+	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
@@ -41,6 +42,9 @@ type Config struct {
 	Downloads DownloadRecorder
 	// ReportDir holds the scheduled reports' archive.
 	ReportDir string
+	// HSTS sends Strict-Transport-Security (a year): set it when the
+	// dashboard is served over TLS, directly or by a proxy.
+	HSTS bool
 	// RequestTimeout bounds one request; zero means 30 s (report downloads).
 	RequestTimeout time.Duration
 	// Now is the clock (default time.Now).
@@ -79,13 +83,29 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app := webserver.NewApp(webserver.AppConfig{
 		Name:        "herd-dashboard",
 		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
-		Log: log,
+		Log: log, Unavailable: clickhouse.IsUnavailable,
 	}, ready)
 	app.Use(func(c *fiber.Ctx) error {
-		// Nothing on a page may come from, or go to, another host.
-		c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		// Every query of a request ends before the request's own timeout,
+		// so a frozen ClickHouse gets a 503 in time, not a dropped answer.
+		ctx, cancel := context.WithTimeout(c.UserContext(), cfg.RequestTimeout*3/4)
+		defer cancel()
+		c.SetUserContext(ctx)
+		return c.Next()
+	})
+	app.Use(func(c *fiber.Ctx) error {
+		// Nothing on a page may come from, or go to, another host; the
+		// only inline scripts are the charts', each with the page's nonce
+		// (render).
+		c.Set("Content-Security-Policy", contentSecurityPolicy(""))
 		c.Set("X-Content-Type-Options", "nosniff")
 		c.Set("Referrer-Policy", "no-referrer")
+		// Pages and downloads show what a logged-in user may see: no
+		// cache keeps them (the assets below set their own).
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		if cfg.HSTS {
+			c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
+		}
 		return c.Next()
 	})
 	app.Use("/assets", filesystem.New(filesystem.Config{Root: http.FS(assetFS), PathPrefix: "assets", MaxAge: 86400}))
@@ -116,4 +136,14 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app.Get("/api/v1/categories", merch, d.apiCategories)
 	app.Get("/api/v1/:name", everyone, d.apiDataset)
 	return app
+}
+
+// contentSecurityPolicy is the dashboard's policy; nonce, when set, lets the
+// page's own inline chart scripts run.
+func contentSecurityPolicy(nonce string) string {
+	script := "script-src 'self'"
+	if nonce != "" {
+		script += " 'nonce-" + nonce + "'"
+	}
+	return "default-src 'self'; " + script + "; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
 }

@@ -37,16 +37,23 @@ const password = "correct horse battery"
 const hostile = `</script><script>window.__pwned=1</script>"'; DROP TABLE herd.kpis; --`
 
 type site struct {
-	url   string
-	db    *chtest.DB
-	today time.Time
+	url       string
+	db        *chtest.DB
+	today     time.Time
+	usersFile string
 }
 
 // start serves the dashboard over published rows written straight into the
 // rollup tables (the dashboard reads nothing else), with one user per role.
 func start(t *testing.T) *site {
 	t.Helper()
-	db := chtest.Migrated(t)
+	return startWith(t, chtest.Migrated(t), 0)
+}
+
+// startWith is start over db, with the dashboard's request timeout (0: its
+// default).
+func startWith(t *testing.T, db *chtest.DB, timeout time.Duration) *site {
+	t.Helper()
 	ctx := context.Background()
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	exec := func(q string) {
@@ -84,7 +91,8 @@ func start(t *testing.T) *site {
 		}
 		exec(fmt.Sprintf(`INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('slots', 'demo', 'day', %s, 4, 0.8, 'published', %s)`, db.Names.Pub, b, clickhouse.Quote(string(params))))
 	}
-	users, err := dashboard.OpenUsers(filepath.Join(t.TempDir(), "users.json"))
+	usersFile := filepath.Join(t.TempDir(), "users.json")
+	users, err := dashboard.OpenUsers(usersFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +108,7 @@ func start(t *testing.T) *site {
 	}
 	app := dashboard.NewApp(dashboard.Config{
 		Reader: db.Reader, Database: db.Names.Pub, Users: users,
-		Downloads: &dashboard.DownloadLog{Writer: db.Writer, Database: db.Names.Pub}, ReportDir: reportDir,
+		Downloads: &dashboard.DownloadLog{Writer: db.Writer, Database: db.Names.Pub}, ReportDir: reportDir, RequestTimeout: timeout,
 		Statement: func(ctx context.Context) (privacy.Statement, error) {
 			return aggregate.BuildStatement(ctx, db.Reader, db.Names.Pub, aggregate.Config{}, tables)
 		},
@@ -110,7 +118,7 @@ func start(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ws.Shutdown(context.Background()) })
-	return &site{url: "http://" + ws.Addr(), db: db, today: today}
+	return &site{url: "http://" + ws.Addr(), db: db, today: today, usersFile: usersFile}
 }
 
 // client is a cookie-keeping HTTP client that does not follow redirects.

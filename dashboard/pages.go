@@ -98,8 +98,13 @@ func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
 
 func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
 	f := filters{site: c.Query("site"), preset: c.Query("range", "28d")}
-	if f.site == "" && len(sites) > 0 {
+	switch {
+	case f.site == "" && len(sites) > 0:
 		f.site = sites[0]
+	case f.site != "" && !slices.Contains(sites, f.site):
+		// Only sites with published data exist here: anything else would
+		// reach report names and headers as sent.
+		return f, fiber.NewError(fiber.StatusBadRequest, "site: not a site with published data")
 	}
 	today := d.now().UTC().Truncate(24 * time.Hour)
 	switch f.preset {
@@ -168,9 +173,17 @@ func render(c *fiber.Ctx, name string, data any) error {
 	if err := pageTemplates[name].ExecuteTemplate(&buf, templateRoot(name), data); err != nil {
 		return err
 	}
+	// The charts' scripts (snippet) run under this page's nonce.
+	nonce := token()[:32]
+	page := bytes.ReplaceAll(buf.Bytes(), []byte(chartScriptOpen), []byte(`<script nonce="`+nonce+`">`))
+	c.Set("Content-Security-Policy", contentSecurityPolicy(nonce))
 	c.Type("html", "utf-8")
-	return c.Send(buf.Bytes())
+	return c.Send(page)
 }
+
+// chartScriptOpen opens every chart script snippet writes; render gives it
+// the page's nonce.
+const chartScriptOpen = `<script data-herd-chart>`
 
 // snippet renders a chart as its element and script. go-echarts writes the
 // option JSON into the script as is, so data such as a product named
@@ -185,7 +198,7 @@ func snippet(c interface{ RenderSnippet() gorender.ChartSnippet }) (element, scr
 		return template.HTML(s.Element), ""
 	}
 	inner := strings.NewReplacer("</", `<\/`, "<!--", `<\!--`).Replace(body[i+len(open) : j])
-	return template.HTML(s.Element), template.HTML(open + inner + end)
+	return template.HTML(s.Element), template.HTML(chartScriptOpen + inner + end)
 }
 
 // stampPrivacy puts the page's privacy line under each of its charts.
@@ -537,7 +550,7 @@ func (d *Dashboard) answer(c *fiber.Ctx, name string, header []string, recs [][]
 		return err
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="herd-`+name+`.csv"`)
-	c.Type("csv", "utf-8")
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	return c.Send(buf.Bytes())
 }
 

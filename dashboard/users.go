@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -46,6 +47,11 @@ type Users struct {
 	// dummy is compared against for unknown names, so that a wrong name
 	// takes as long as a wrong password.
 	dummy []byte
+	// loaded is the file's modification time and size when last read: a
+	// user added by `herd user add` (another process) is seen at the next
+	// login without a restart.
+	loadedMod  time.Time
+	loadedSize int64
 }
 
 // OpenUsers reads the account file; a missing file is an empty set.
@@ -55,21 +61,37 @@ func OpenUsers(path string) (*Users, error) {
 		return nil, err
 	}
 	u := &Users{path: path, m: map[string]User{}, dummy: dummy}
-	data, err := os.ReadFile(path)
+	if err := u.reloadLocked(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// reloadLocked reads the file again if it changed since it was last read.
+func (u *Users) reloadLocked() error {
+	st, err := os.Stat(u.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return u, nil
+		return nil
 	case err != nil:
-		return nil, fmt.Errorf("users: %w", err)
+		return fmt.Errorf("users: %w", err)
+	case st.ModTime().Equal(u.loadedMod) && st.Size() == u.loadedSize:
+		return nil
+	}
+	data, err := os.ReadFile(u.path)
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
 	}
 	var list []User
 	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("users %s: %w", path, err)
+		return fmt.Errorf("users %s: %w", u.path, err)
 	}
+	m := make(map[string]User, len(list))
 	for _, x := range list {
-		u.m[x.Name] = x
+		m[x.Name] = x
 	}
-	return u, nil
+	u.m, u.loadedMod, u.loadedSize = m, st.ModTime(), st.Size()
+	return nil
 }
 
 // Add creates or replaces a user. Passwords have at least 10 characters.
@@ -89,6 +111,9 @@ func (u *Users) Add(name string, role Role, password string) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if err := u.reloadLocked(); err != nil {
+		return err
+	}
 	u.m[name] = User{Name: name, Role: role, Hash: hash}
 	return u.saveLocked()
 }
@@ -96,6 +121,10 @@ func (u *Users) Add(name string, role Role, password string) error {
 // Check returns the user whose name and password match.
 func (u *Users) Check(name, password string) (User, error) {
 	u.mu.Lock()
+	if err := u.reloadLocked(); err != nil {
+		u.mu.Unlock()
+		return User{}, err
+	}
 	x, ok := u.m[name]
 	u.mu.Unlock()
 	hash := x.Hash

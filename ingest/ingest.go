@@ -24,6 +24,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/herd-analytics/herd/ingest/keyring"
 	"github.com/herd-analytics/herd/ingest/spool"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
@@ -72,6 +73,18 @@ func (s *server) App(ready *probe.Readiness) *fiber.App {
 		TrustedProxies: s.cfg.TrustedProxies,
 		Log:            s.log,
 	}, ready)
+	app.Use(func(c *fiber.Ctx) error {
+		err := c.Next()
+		status := c.Response().StatusCode()
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			status = fe.Code
+		} else if err != nil {
+			status = fiber.StatusInternalServerError
+		}
+		s.metrics.answered(status)
+		return err
+	})
 	app.Use("/api", s.cors)
 	app.Post("/api/event", s.ownJSON((*decoder).decodeOne))
 	app.Post("/api/events", s.ownJSON((*decoder).decodeMany))
@@ -155,9 +168,13 @@ func (s *server) ownJSON(decode decodeFunc) fiber.Handler {
 		if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
 			return unsupportedType(c, "application/json, text/plain, application/x-ndjson")
 		}
+		body, err := requestBody(c)
+		if err != nil {
+			return s.badBody(c, err)
+		}
 		buf := requestBufs.Get().(*requestBuf)
 		buf.dec.slab = buf.dec.slab[:0]
-		events, problems, err := decode(&buf.dec, buf.events, c.Body())
+		events, problems, err := decode(&buf.dec, buf.events, body)
 		held := false
 		defer func() {
 			if held {
@@ -184,19 +201,23 @@ func (s *server) segment(kind string) fiber.Handler {
 		if !contentTypeOK(c, "application/json", "text/plain") {
 			return unsupportedType(c, "application/json, text/plain")
 		}
+		body, err := requestBody(c)
+		if err != nil {
+			return s.badBody(c, err)
+		}
 		key := writeKey(c.Get(fiber.HeaderAuthorization))
 		if key == "" {
-			var body struct {
+			var k struct {
 				WriteKey string `json:"writeKey"`
 			}
-			_ = json.Unmarshal(c.Body(), &body) // a bad body is reported by the decoder
-			key = body.WriteKey
+			_ = json.Unmarshal(body, &k) // a bad body is reported by the decoder
+			key = k.WriteKey
 		}
 		site, err := s.sites.ByWriteKey(key)
 		if err != nil {
 			return c.Status(fiber.StatusUnauthorized).JSON(Answer{Error: "unknown or missing write key"})
 		}
-		events, problems, dropped, err := DecodeSegment(kind, c.Body(), site.Name)
+		events, problems, dropped, err := DecodeSegment(kind, body, site.Name)
 		if err != nil {
 			return s.badBody(c, err)
 		}
@@ -206,8 +227,13 @@ func (s *server) segment(kind string) fiber.Handler {
 }
 
 func (s *server) badBody(c *fiber.Ctx, err error) error {
-	if errors.Is(err, ErrTooManyEvents) {
+	switch {
+	case errors.Is(err, ErrTooManyEvents):
 		return c.Status(fiber.StatusRequestEntityTooLarge).JSON(Answer{Error: "more than 500 events in one request"})
+	case errors.Is(err, errBodyTooLarge):
+		return c.Status(fiber.StatusRequestEntityTooLarge).JSON(Answer{Error: "body over 1 MiB once decompressed"})
+	case errors.Is(err, errUnsupportedEncoding):
+		return c.Status(fiber.StatusUnsupportedMediaType).JSON(Answer{Error: "content encoding must be gzip, deflate, br or none"})
 	}
 	var p Problem
 	if errors.As(err, &p) {
@@ -267,6 +293,12 @@ func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		if importMode {
 			if !evSite.AllowImport || ev.TS.IsZero() {
 				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "imports need a site with allow_import and a ts on every event"})
+				continue
+			}
+			if ev.TS.After(req.Received.Add(keyring.MaxSkew)) {
+				// Rows dated in the future would escape retention and
+				// need keys made before their day.
+				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "in the future"})
 				continue
 			}
 			r.Received, r.Imported = ev.TS.Time, true
@@ -354,18 +386,23 @@ func appendAccepted(b []byte, accepted int, dropped map[string]int) []byte {
 }
 
 // contentTypeOK accepts text/plain too: navigator.sendBeacon with a string
-// body sends it, and it needs no CORS preflight.
+// body sends it, and it needs no CORS preflight. A charset other than UTF-8
+// is refused: the decoders read UTF-8 only.
 func contentTypeOK(c *fiber.Ctx, allowed ...string) bool {
 	ct := c.Get(fiber.HeaderContentType)
 	if slices.Contains(allowed, ct) {
 		return true // the usual case, without parsing
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && slices.Contains(allowed, mt)
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !slices.Contains(allowed, mt) {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
 }
 
 func unsupportedType(c *fiber.Ctx, allowed string) error {
-	return c.Status(fiber.StatusUnsupportedMediaType).JSON(Answer{Error: "content type must be one of " + allowed})
+	return c.Status(fiber.StatusUnsupportedMediaType).JSON(Answer{Error: "content type must be one of " + allowed + ", in UTF-8"})
 }
 
 func writeKey(auth string) string {

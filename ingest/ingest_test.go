@@ -2,6 +2,9 @@ package ingest_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,12 +14,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"github.com/andybalholm/brotli"
 
 	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/ingest/ingesttest"
@@ -172,21 +177,35 @@ func TestEndpointsStoreDerivedFields(t *testing.T) {
 
 func TestBadInputGetsPreciseErrors(t *testing.T) {
 	e := startEdge(t)
+	// 100 MiB of spaces inside a JSON string, gzip'd to about 100 KiB.
+	bomb := gz(`[{"type":"pageview","url":"/` + strings.Repeat(" ", 100<<20) + `"}]`)
 	cases := []struct {
 		name, path, ctype, body string
 		status                  int
 		errPart                 string
+		headers                 []string
 	}{
-		{"wrong content type", "/api/events", "application/xml", "[]", 415, "content type"},
-		{"no content type", "/api/event", "", "{}", 415, "content type"},
-		{"malformed JSON", "/api/events", "application/json", `[{"type":"pageview",]`, 400, "malformed JSON"},
-		{"not an object", "/api/event", "application/json", `[1]`, 400, "one JSON object"},
-		{"all bad", "/api/events", "application/json", `[{"type":"nope"},{"type":"pageview"}]`, 400, "event 0: type"},
-		{"unknown field", "/api/event", "application/json", `{"type":"pageview","url":"/","email":"a@b.c"}`, 400, "unknown field"},
-		{"wrong type", "/api/event", "application/json", `{"type":"pageview","url":7}`, 400, "url"},
-		{"too many events", "/api/events", "application/json", "[" + strings.Repeat(`{"type":"pageview","url":"/"},`, 500) + `{"type":"pageview","url":"/"}]`, 413, "500 events"},
-		{"too big", "/api/events", "application/json", `[{"type":"pageview","url":"/` + strings.Repeat("a", ingest.MaxBodyBytes) + `"}]`, 413, "Too Large"},
-		{"segment without key", "/v1/batch", "application/json", `{"batch":[]}`, 202, ""},
+		{"wrong content type", "/api/events", "application/xml", "[]", 415, "content type", nil},
+		{"no content type", "/api/event", "", "{}", 415, "content type", nil},
+		{"malformed JSON", "/api/events", "application/json", `[{"type":"pageview",]`, 400, "malformed JSON", nil},
+		{"not an object", "/api/event", "application/json", `[1]`, 400, "one JSON object", nil},
+		{"all bad", "/api/events", "application/json", `[{"type":"nope"},{"type":"pageview"}]`, 400, "event 0: type", nil},
+		{"unknown field", "/api/event", "application/json", `{"type":"pageview","url":"/","email":"a@b.c"}`, 400, "unknown field", nil},
+		{"wrong type", "/api/event", "application/json", `{"type":"pageview","url":7}`, 400, "url", nil},
+		{"too many events", "/api/events", "application/json", "[" + strings.Repeat(`{"type":"pageview","url":"/"},`, 500) + `{"type":"pageview","url":"/"}]`, 413, "500 events", nil},
+		{"too big", "/api/events", "application/json", `[{"type":"pageview","url":"/` + strings.Repeat("a", ingest.MaxBodyBytes) + `"}]`, 413, "Too Large", nil},
+		{"segment empty batch", "/v1/batch", "application/json", `{"batch":[]}`, 400, "batch", nil},
+		{"gzip bomb", "/api/events", "application/json", bomb, 413, "once decompressed", []string{"Content-Encoding", "gzip"}},
+		{"gzip bomb on segment", "/v1/batch", "application/json", bomb, 413, "once decompressed", []string{"Content-Encoding", "gzip"}},
+		{"broken gzip", "/api/events", "application/json", "not gzip", 400, "not valid gzip", []string{"Content-Encoding", "gzip"}},
+		{"unknown encoding", "/api/events", "application/json", "x", 415, "content encoding", []string{"Content-Encoding", "compress"}},
+		{"multipart", "/api/events", "multipart/form-data; boundary=x", "--x\r\nbroken", 415, "content type", nil},
+		{"utf-16", "/api/events", "application/json; charset=utf-16", `[{"type":"pageview","url":"/"}]`, 415, "UTF-8", nil},
+		{"negative step", "/api/event", "application/json", `{"type":"pageview","url":"/","step":-1}`, 400, "step", nil},
+		{"segment price a word", "/v1/track", "application/json", `{"event":"Product Viewed","properties":{"product_id":"p1","price":"x"}}`, 400, "properties.price", nil},
+		{"segment price a boolean", "/v1/track", "application/json", `{"event":"Product Viewed","properties":{"product_id":"p1","price":true}}`, 400, "properties.price", nil},
+		{"segment price out of range", "/v1/track", "application/json", `{"event":"Product Viewed","properties":{"product_id":"p1","price":1e400}}`, 400, "properties.price", nil},
+		{"segment product price a word", "/v1/track", "application/json", `{"event":"Order Completed","properties":{"revenue":10,"products":[{"product_id":"a","price":"x"}]}}`, 400, "properties.products[0].price", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -194,7 +213,7 @@ func TestBadInputGetsPreciseErrors(t *testing.T) {
 			if len(c.body) > ingest.MaxBodyBytes {
 				r = e.postAnnounced(t, c.path, c.ctype, c.body)
 			} else {
-				r = e.post(t, c.path, c.ctype, c.body)
+				r = e.post(t, c.path, c.ctype, c.body, c.headers...)
 			}
 			if r.status != c.status || !strings.Contains(r.body.Error, c.errPart) {
 				t.Fatalf("got %d %+v, want %d with %q", r.status, r.body, c.status, c.errPart)
@@ -475,5 +494,84 @@ func TestKeyRingFailureIs500(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "events not processed") {
 		t.Fatal("the failure was not logged")
+	}
+}
+
+func gz(s string) string {
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	_, _ = w.Write([]byte(s))
+	_ = w.Close()
+	return b.String()
+}
+
+// Compressed bodies are read once, in every encoding clients use.
+func TestCompressedBodiesAreRead(t *testing.T) {
+	e := startEdge(t)
+	body := `[{"type":"pageview","url":"/gz"}]`
+	var deflated, brotlied bytes.Buffer
+	zw := zlib.NewWriter(&deflated)
+	_, _ = zw.Write([]byte(body))
+	_ = zw.Close()
+	bw := brotli.NewWriter(&brotlied)
+	_, _ = bw.Write([]byte(body))
+	_ = bw.Close()
+	for enc, data := range map[string]string{"gzip": gz(body), "deflate": deflated.String(), "br": brotlied.String(), "identity": body} {
+		r := e.post(t, "/api/events", "application/json", data, "Content-Encoding", enc)
+		if r.status != 202 || r.body.Accepted != 1 {
+			t.Fatalf("%s: %+v", enc, r)
+		}
+	}
+	seg := gz(`{"batch":[{"type":"page","properties":{"url":"https://shop.example/seg"}}]}`)
+	if r := e.post(t, "/v1/batch", "application/json", seg, "Content-Encoding", "gzip"); r.status != 202 || r.body.Accepted != 1 {
+		t.Fatalf("segment gzip: %+v", r)
+	}
+	if n := e.query(t, "SELECT count() FROM "+e.db.Names.Raw+".events"); n != "5\n" {
+		t.Fatalf("stored %q rows, want 5", n)
+	}
+}
+
+// A full spool answers 429 with Retry-After, and /metrics counts refusals
+// by status.
+func TestFullSpoolIs429AndCounted(t *testing.T) {
+	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{InsertInterval: time.Hour, SpoolMaxBytes: 4096})
+	var r reply
+	for i := 0; i < 50; i++ {
+		if r = e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/full"}]`); r.status != 202 {
+			break
+		}
+	}
+	if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.Contains(r.body.Error, "spool is full") {
+		t.Fatalf("got %+v, want 429 once the spool is full", r)
+	}
+	e.post(t, "/api/events", "application/xml", "<x/>") // a 415 too
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`herd_ingest_requests_refused_total{code="429"} 1`, `herd_ingest_requests_refused_total{code="415"} 1`} {
+		if !strings.Contains(string(m), want+"\n") {
+			t.Fatalf("metrics lack %s:\n%s", want, m)
+		}
+	}
+}
+
+// An import dated in the future is refused: its rows would escape retention
+// and need a key made before its day (none is).
+func TestFutureDatedImportIsRefused(t *testing.T) {
+	e := startEdge(t)
+	body := `[{"type":"pageview","url":"/a","ts":1893456000000},{"type":"pageview","url":"/b","ts":` + strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10) + `}]`
+	r := e.post(t, "/api/events", "application/json", body, "X-Herd-Import", "1")
+	if r.status != 202 || r.body.Accepted != 1 || len(r.body.Problems) != 1 || r.body.Problems[0] != (ingest.Problem{Index: 0, Field: "ts", Reason: "in the future"}) {
+		t.Fatalf("got %+v", r)
+	}
+	keys, err := os.ReadFile(e.KeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(keys), "2030") {
+		t.Fatalf("a key was made for 2030: %s", keys)
 	}
 }

@@ -19,12 +19,14 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	dropped map[string]int64
+	refused map[int]int64 // answers with a 4xx or 5xx status, by status
 
 	insertLatency *histogram // seconds
 	batchSize     *histogram // rows
 	commitLatency *histogram // seconds: a spool write + fsync
 	commitSize    *histogram // rows per group commit
 	insertErrors  atomic.Int64
+	quarantined   atomic.Int64
 
 	// SpoolBytes reports the spool's size on disk; nil when there is no spool.
 	SpoolBytes func() int64
@@ -34,6 +36,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	return &Metrics{
 		dropped:       map[string]int64{},
+		refused:       map[int]int64{},
 		insertLatency: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 		batchSize:     newHistogram(1, 10, 100, 1000, 5000, 10000, 20000, 50000),
 		commitLatency: newHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
@@ -49,6 +52,20 @@ func (m *Metrics) drop(reason string, n int) {
 	m.dropped[reason] += int64(n)
 	m.mu.Unlock()
 }
+
+// answered counts a request's answer when it refused the request (4xx, 5xx).
+func (m *Metrics) answered(status int) {
+	if status < 400 {
+		return
+	}
+	m.mu.Lock()
+	m.refused[status]++
+	m.mu.Unlock()
+}
+
+// ObserveQuarantine counts a damaged spool segment moved aside (the spool's
+// Observer).
+func (m *Metrics) ObserveQuarantine() { m.quarantined.Add(1) }
 
 // ObserveInsert counts one insert into ClickHouse (the spool's Observer).
 func (m *Metrics) ObserveInsert(d time.Duration, rows int, err error) {
@@ -83,9 +100,19 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	for _, r := range reasons {
 		p("herd_ingest_events_dropped_total{reason=%q} %d\n", r, m.dropped[r])
 	}
+	p("# HELP herd_ingest_requests_refused_total Requests answered with a 4xx or 5xx status (429: spool full, 503: storage unavailable), by status.\n# TYPE herd_ingest_requests_refused_total counter\n")
+	codes := make([]int, 0, len(m.refused))
+	for c := range m.refused {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	for _, c := range codes {
+		p("herd_ingest_requests_refused_total{code=\"%d\"} %d\n", c, m.refused[c])
+	}
 	m.mu.Unlock()
 	p("# HELP herd_ingest_events_spooled_total Events written to the disk spool.\n# TYPE herd_ingest_events_spooled_total counter\nherd_ingest_events_spooled_total %d\n", m.spooled.Load())
 	p("# HELP herd_ingest_events_inserted_total Spooled events inserted into ClickHouse.\n# TYPE herd_ingest_events_inserted_total counter\nherd_ingest_events_inserted_total %d\n", m.inserted.Load())
+	p("# HELP herd_ingest_spool_quarantined_total Damaged spool segments moved to spool/quarantine (their rows are not inserted).\n# TYPE herd_ingest_spool_quarantined_total counter\nherd_ingest_spool_quarantined_total %d\n", m.quarantined.Load())
 	p("# HELP herd_ingest_insert_errors_total Failed batch inserts.\n# TYPE herd_ingest_insert_errors_total counter\nherd_ingest_insert_errors_total %d\n", m.insertErrors.Load())
 	if m.SpoolBytes != nil {
 		p("# HELP herd_ingest_spool_bytes Bytes in the disk spool.\n# TYPE herd_ingest_spool_bytes gauge\nherd_ingest_spool_bytes %d\n", m.SpoolBytes())

@@ -270,6 +270,9 @@ func validate(t EventType, ev *Event) *Problem {
 	if len(ev.Products) > 500 {
 		return bad("products", "more than 500 products")
 	}
+	if ev.Step < 0 || ev.Step > 255 {
+		return bad("step", "out of range 0..255")
+	}
 	switch t {
 	case Pageview:
 		if ev.URL == "" {

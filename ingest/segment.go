@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -15,15 +16,15 @@ import (
 
 // segmentMessage is the part of a Segment message herd reads.
 type segmentMessage struct {
-	Type        string          `json:"type"`
-	MessageID   string          `json:"messageId"`
-	Event       string          `json:"event"`
-	Name        string          `json:"name"`
-	UserID      json.RawMessage `json:"userId"`
-	AnonymousID json.RawMessage `json:"anonymousId"`
-	Properties  map[string]any  `json:"properties"`
-	Context     segmentContext  `json:"context"`
-	Timestamp   ClientTime      `json:"timestamp"`
+	Type        string                     `json:"type"`
+	MessageID   string                     `json:"messageId"`
+	Event       string                     `json:"event"`
+	Name        string                     `json:"name"`
+	UserID      json.RawMessage            `json:"userId"`
+	AnonymousID json.RawMessage            `json:"anonymousId"`
+	Properties  map[string]json.RawMessage `json:"properties"`
+	Context     segmentContext             `json:"context"`
+	Timestamp   ClientTime                 `json:"timestamp"`
 }
 
 type segmentContext struct {
@@ -83,6 +84,9 @@ func DecodeSegment(kind string, body []byte, site string) (events []Event, probl
 		if len(b.Context) > 0 {
 			_ = json.Unmarshal(b.Context, &shared)
 		}
+		if len(b.Batch) == 0 {
+			return nil, nil, nil, Problem{Index: -1, Field: "batch", Reason: "missing or empty: a batch request needs at least one message"}
+		}
 		raws = b.Batch
 	} else {
 		raws = []json.RawMessage{body}
@@ -124,7 +128,7 @@ func segmentEvent(m *segmentMessage, shared *segmentContext, i int) (Event, stri
 	if ctx.UserAgent == "" {
 		ctx.UserAgent = shared.UserAgent
 	}
-	props := m.Properties
+	props := &properties{m: m.Properties, path: "properties"}
 	ev := Event{
 		ID:        m.MessageID,
 		TS:        m.Timestamp,
@@ -146,13 +150,13 @@ func segmentEvent(m *segmentMessage, shared *segmentContext, i int) (Event, stri
 	switch m.Type {
 	case "page":
 		ev.Type = "pageview"
-		if u := str(props, "url"); u != "" {
+		if u := props.str("url"); u != "" {
 			ev.URL = u
 		}
-		if r := str(props, "referrer"); r != "" {
+		if r := props.str("referrer"); r != "" {
 			ev.Referrer = r
 		}
-		return ev, "", nil
+		return ev, "", props.problem(i)
 	case "track":
 	default:
 		return ev, DropUnsupportedType, nil
@@ -162,24 +166,17 @@ func segmentEvent(m *segmentMessage, shared *segmentContext, i int) (Event, stri
 		return ev, DropUnsupportedEvent, nil
 	}
 	ev.Type = t.String()
-	if u := str(props, "url"); u != "" {
+	if u := props.str("url"); u != "" {
 		ev.URL = u
 	}
-	product := func(p map[string]any) Product {
-		id := str(p, "product_id")
-		if id == "" {
-			id = str(p, "sku")
-		}
-		if id == "" {
-			id = str(p, "id")
-		}
+	product := func(p *properties) Product {
 		return Product{
-			ID:       id,
-			Category: str(p, "category"),
-			Price:    num(p, "price"),
-			Position: int(num(p, "position")),
-			List:     firstNonEmpty(str(p, "list_id"), str(p, "list_name")),
-			Quantity: int(num(p, "quantity")),
+			ID:       firstNonEmpty(p.str("product_id"), p.str("sku"), p.str("id")),
+			Category: p.str("category"),
+			Price:    p.num("price"),
+			Position: int(p.num("position")),
+			List:     firstNonEmpty(p.str("list_id"), p.str("list_name")),
+			Quantity: int(p.num("quantity")),
 		}
 	}
 	switch t {
@@ -188,47 +185,45 @@ func segmentEvent(m *segmentMessage, shared *segmentContext, i int) (Event, stri
 		ev.Product = &p
 	case ProductClick:
 		if m.Event == "Promotion Clicked" {
-			ev.Slot = firstNonEmpty(str(props, "creative"), str(props, "promotion_id"), str(props, "name"))
-			ev.Product = &Product{ID: str(props, "promotion_id"), Position: int(num(props, "position"))}
+			ev.Slot = firstNonEmpty(props.str("creative"), props.str("promotion_id"), props.str("name"))
+			ev.Product = &Product{ID: props.str("promotion_id"), Position: int(props.num("position"))}
 			break
 		}
 		p := product(props)
 		ev.Product = &p
 	case SlotImpression:
-		ev.Slot = firstNonEmpty(str(props, "creative"), str(props, "promotion_id"), str(props, "name"))
+		ev.Slot = firstNonEmpty(props.str("creative"), props.str("promotion_id"), props.str("name"))
 	case ProductListView:
-		ev.Product = &Product{Category: str(props, "category"), List: firstNonEmpty(str(props, "list_id"), str(props, "list_name"))}
+		ev.Product = &Product{Category: props.str("category"), List: firstNonEmpty(props.str("list_id"), props.str("list_name"))}
 		ev.Products = segmentProducts(props, product)
 	case CheckoutStep:
-		ev.Step = int(num(props, "step"))
+		ev.Step = int(props.num("step"))
 		if ev.Step == 0 {
 			ev.Step = 1
 		}
 	case Purchase:
-		value := num(props, "revenue")
+		value := props.num("revenue")
 		if value == 0 {
-			value = num(props, "total")
+			value = props.num("total")
 		}
 		ev.Products = segmentProducts(props, product)
-		ev.Order = &Order{Value: value, Currency: str(props, "currency"), Items: len(ev.Products)}
+		ev.Order = &Order{Value: value, Currency: props.str("currency"), Items: len(ev.Products)}
 	case Search:
-		ev.Search = &SearchAct{Term: str(props, "query")}
-		if _, ok := props["results"]; ok {
-			n := int(num(props, "results"))
+		ev.Search = &SearchAct{Term: props.str("query")}
+		if props.has("results") {
+			n := int(props.num("results"))
 			ev.Search.Results = &n
 		}
 	}
-	ev.Variant = str(props, "variant")
-	return ev, "", nil
+	ev.Variant = props.str("variant")
+	return ev, "", props.problem(i)
 }
 
-func segmentProducts(props map[string]any, product func(map[string]any) Product) []Product {
-	list, _ := props["products"].([]any)
-	var out []Product
-	for _, item := range list {
-		if m, ok := item.(map[string]any); ok {
-			out = append(out, product(m))
-		}
+func segmentProducts(props *properties, product func(*properties) Product) []Product {
+	items := props.list("products")
+	out := make([]Product, 0, min(len(items), 200))
+	for _, item := range items {
+		out = append(out, product(item))
 		if len(out) == 200 {
 			break
 		}
@@ -236,36 +231,144 @@ func segmentProducts(props map[string]any, product func(map[string]any) Product)
 	return out
 }
 
+// properties reads a Segment message's properties (or one product's),
+// keeping the first value of the wrong type as a problem that names it by
+// its path (properties.price, properties.products[2].price). Absent and
+// null values read as empty.
+type properties struct {
+	m      map[string]json.RawMessage
+	path   string
+	field  *string // shared by a message's nested readers: the first bad value's path
+	reason *string
+}
+
+func (p *properties) bad(key, reason string) {
+	if p.field == nil {
+		p.field, p.reason = new(string), new(string)
+	}
+	if *p.field == "" {
+		*p.field, *p.reason = p.path+"."+key, reason
+	}
+}
+
+func (p *properties) problem(i int) *Problem {
+	if p.field == nil || *p.field == "" {
+		return nil
+	}
+	return &Problem{Index: i, Field: *p.field, Reason: *p.reason}
+}
+
+func (p *properties) has(key string) bool {
+	v, ok := p.m[key]
+	return ok && string(v) != "null"
+}
+
 // str reads a string property; numbers are accepted as their decimal text
 // (Segment senders are loose about ids).
-func str(m map[string]any, key string) string {
-	switch v := m[key].(type) {
-	case string:
-		return v
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-			return strconv.FormatInt(int64(v), 10)
-		}
-		return strconv.FormatFloat(v, 'f', -1, 64)
+func (p *properties) str(key string) string {
+	v, ok := p.m[key]
+	if !ok || len(v) == 0 {
+		return ""
 	}
+	switch v[0] {
+	case 'n':
+		return ""
+	case '"':
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			p.bad(key, "invalid string")
+		}
+		return s
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			p.bad(key, "number out of range")
+			return ""
+		}
+		if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+			return strconv.FormatInt(int64(f), 10)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	p.bad(key, "wrong type: got JSON "+rawKind(v)+", want string")
 	return ""
 }
 
-// num reads a numeric property; numeric strings are accepted, anything else is 0.
-func num(m map[string]any, key string) float64 {
-	switch v := m[key].(type) {
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+// num reads a numeric property; numeric strings are accepted.
+func (p *properties) num(key string) float64 {
+	v, ok := p.m[key]
+	if !ok || len(v) == 0 {
+		return 0
+	}
+	text := string(v)
+	switch v[0] {
+	case 'n':
+		return 0
+	case '"':
+		if err := json.Unmarshal(v, &text); err != nil {
+			p.bad(key, "invalid string")
 			return 0
 		}
-		return v
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-			return f
-		}
+		text = strings.TrimSpace(text)
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+	default:
+		p.bad(key, "wrong type: got JSON "+rawKind(v)+", want number")
+		return 0
 	}
-	return 0
+	f, err := strconv.ParseFloat(text, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange):
+		p.bad(key, "number out of range")
+		return 0
+	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+		p.bad(key, "wrong type: got a string that is not a number, want number")
+		return 0
+	}
+	return f
+}
+
+// list reads an array of objects (products); anything else in it is a
+// problem.
+func (p *properties) list(key string) []*properties {
+	v, ok := p.m[key]
+	if !ok || string(v) == "null" {
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err != nil {
+		p.bad(key, "wrong type: got JSON "+rawKind(v)+", want array")
+		return nil
+	}
+	if p.field == nil {
+		p.field, p.reason = new(string), new(string)
+	}
+	out := make([]*properties, 0, len(items))
+	for j, item := range items {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(item, &m); err != nil {
+			p.bad(key+"["+strconv.Itoa(j)+"]", "wrong type: got JSON "+rawKind(item)+", want object")
+			continue
+		}
+		out = append(out, &properties{m: m, path: p.path + "." + key + "[" + strconv.Itoa(j) + "]", field: p.field, reason: p.reason})
+	}
+	return out
+}
+
+// rawKind names a JSON value's kind by its first byte.
+func rawKind(v json.RawMessage) string {
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case '"':
+		return "string"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 func jsonID(raw json.RawMessage) string {

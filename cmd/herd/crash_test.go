@@ -19,11 +19,7 @@ import (
 // as a separate process and kill it with SIGKILL.
 func TestMain(m *testing.M) {
 	if os.Getenv("HERD_TEST_AS_HERD") == "1" {
-		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "herd:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

@@ -56,6 +56,10 @@ type roles struct {
 
 var allRoles = roles{ingest: true, publisher: true, dashboard: true}
 
+// stopBudget bounds a shutdown: systemd's default stop timeout is 90 s and
+// container runtimes give 30 s before SIGKILL.
+const stopBudget = 15 * time.Second
+
 // running is what a serve hook gets once everything listens.
 type running struct {
 	ingestURL, dashboardURL string
@@ -75,12 +79,14 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		pub           publishFlags
 		ef            edgeFlags
 		dashboardAddr string
+		hsts          bool
 	)
 	if r.ingest {
 		ef.register(fs)
 	}
 	if r.dashboard {
 		fs.StringVar(&dashboardAddr, "dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
+		fs.BoolVar(&hsts, "hsts", false, "send Strict-Transport-Security: set when the dashboard is reached over TLS (directly or through a proxy)")
 	}
 	if r.publisher || r.dashboard {
 		pub.register(fs) // the dashboard states the publication rules
@@ -103,11 +109,25 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		return err
 	}
 	// Start order: storage, schema, then the servers that depend on them.
+	// Stop order is the reverse, within stopBudget in all (a frozen
+	// ClickHouse must not hold the exit): stopping() is the deadline every
+	// step shares once shutdown begins.
+	var stopDeadline time.Time
+	stopping := func() (context.Context, context.CancelFunc) {
+		if stopDeadline.IsZero() {
+			stopDeadline = time.Now().Add(stopBudget)
+		}
+		return context.WithDeadline(context.Background(), stopDeadline)
+	}
 	st, err := base.store.open(ctx, log, r.dashboard)
 	if err != nil {
 		return err
 	}
-	defer st.close()
+	defer func() {
+		sctx, cancel := stopping()
+		defer cancel()
+		st.closeWithin(sctx)
+	}()
 	if err := st.migrate(ctx, log); err != nil {
 		return err
 	}
@@ -127,10 +147,10 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		}
 		edgeDone := make(chan error, 1)
 		go func() { edgeDone <- edge.Run(context.WithoutCancel(ctx)) }()
-		// Closed after the ingest server stopped (below); bounded, so a
-		// frozen ClickHouse cannot hold the exit.
+		// Closed after the ingest server stopped (below); what the spool
+		// cannot insert in time waits on disk for the next start.
 		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			cctx, cancel := stopping()
 			defer cancel()
 			if err := edge.Close(cctx); err != nil {
 				log.Warn("ingest close", "err", err)
@@ -155,7 +175,16 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		if err != nil {
 			return err
 		}
-		defer func() { stopScheduler(); <-reportsDone }()
+		defer func() {
+			stopScheduler()
+			sctx, cancel := stopping()
+			defer cancel()
+			select {
+			case <-reportsDone:
+			case <-sctx.Done():
+				log.Warn("scheduled reports did not stop in time")
+			}
+		}()
 	}
 	if r.ingest {
 		if ing, err = webserver.Start(edge.App(probe.NewReadiness(st.writer)), ef.addr); err != nil {
@@ -166,7 +195,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		fmt.Fprintf(stdout, "ingest:    %s\n", ingestURL)
 	}
 	if r.dashboard {
-		if dash, users, err = startDashboard(st, pub, dashboardAddr, base.store.dataDir, name, log); err != nil {
+		if dash, users, err = startDashboard(st, pub, dashboardAddr, hsts, base.store.dataDir, name, log); err != nil {
 			if ing != nil {
 				_ = ing.Shutdown(context.Background())
 			}
@@ -205,20 +234,20 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		runErr = err
 	}
 	// The publisher finishes its bucket and records it before the store
-	// closes.
+	// closes, if ClickHouse lets it in time.
+	sctx, cancel := stopping()
+	defer cancel()
 	stopScheduler()
 	if published != nil {
 		select {
 		case <-published:
-		case <-time.After(30 * time.Second):
-			log.Warn("publisher did not stop within 30s")
+		case <-sctx.Done():
+			log.Warn("publisher did not stop in time")
 		}
 	}
 
-	// Stop order is the reverse: stop taking requests (ingest flushes its
-	// batches), then the store goes last (deferred).
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// Then stop taking requests (ingest's writer commits what it took, the
+	// spool inserts what it can), and the store goes last (deferred).
 	if dash != nil {
 		if err := dash.Shutdown(sctx); err != nil {
 			log.Warn("dashboard shutdown", "err", err)
@@ -233,7 +262,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 }
 
 // startDashboard serves the dashboard over the published rollups.
-func startDashboard(st *store, pub publishFlags, addr, dataDir, name string, log *slog.Logger) (*webserver.Server, *dashboard.Users, error) {
+func startDashboard(st *store, pub publishFlags, addr string, hsts bool, dataDir, name string, log *slog.Logger) (*webserver.Server, *dashboard.Users, error) {
 	users, err := dashboard.OpenUsers(filepath.Join(dataDir, "users.json"))
 	if err != nil {
 		return nil, nil, err
@@ -248,7 +277,7 @@ func startDashboard(st *store, pub publishFlags, addr, dataDir, name string, log
 	dash, err := webserver.Start(dashboard.NewApp(dashboard.Config{
 		Reader: st.reader, Database: st.dbs.Pub, Users: users, Statement: statement,
 		Downloads: &dashboard.DownloadLog{Writer: st.writer, Database: st.dbs.Pub},
-		ReportDir: filepath.Join(dataDir, "reports"),
+		ReportDir: filepath.Join(dataDir, "reports"), HSTS: hsts,
 	}, probe.NewReadiness(st.reader), log), addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dashboard: %w", err)

@@ -97,6 +97,14 @@ func (s *store) migrate(ctx context.Context, log *slog.Logger) error {
 
 // close stops the managed server last, after every client is done with it.
 func (s *store) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s.closeWithin(ctx)
+}
+
+// closeWithin closes the clients and stops a managed server by ctx's
+// deadline (at least 5 s from now).
+func (s *store) closeWithin(ctx context.Context) {
 	if s.writer != nil {
 		s.writer.Close()
 	}
@@ -104,8 +112,13 @@ func (s *store) close() {
 		s.reader.Close()
 	}
 	if s.local != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
+		// A server that does not stop in time is killed; ClickHouse
+		// recovers from that on its next start.
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < 5*time.Second {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+		}
 		_ = s.local.Stop(ctx)
 	}
 }

@@ -38,6 +38,8 @@ type Options struct {
 	InsertInterval time.Duration
 	// Ready answers /readyz; nil pings db.
 	Ready probe.Pinger
+	// SpoolMaxBytes bounds the spool; zero is the default (1 GiB).
+	SpoolMaxBytes int64
 }
 
 // Edge is a running test ingest.
@@ -71,7 +73,7 @@ func Start(t testing.TB, db *chtest.DB, o Options) *Edge {
 	dir := t.TempDir()
 	e, err := ingest.New(ingest.Config{
 		DataDir: dir, Table: o.Table, Sites: o.Sites, Country: o.Country,
-		TrustedProxies: []string{"127.0.0.1"}, InsertInterval: o.InsertInterval,
+		TrustedProxies: []string{"127.0.0.1"}, InsertInterval: o.InsertInterval, SpoolMaxBytes: o.SpoolMaxBytes,
 	}, o.Store, log)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@
 package keyring
 
 import (
+	"errors"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -32,6 +33,14 @@ const (
 // (docs/privacy.md): yesterday's key stays to finish sessions that cross
 // midnight, and nothing older exists.
 const KeyLifetime = privacy.KeyLifetime
+
+// MaxSkew is how far ahead of this server's clock an event may be dated
+// (clients' and servers' clocks differ a little); no key is ever made for a
+// day beyond it, so no key outlives its lifetime by being made early.
+const MaxSkew = 5 * time.Minute
+
+// ErrFutureDay is returned for a day after today (as of now plus MaxSkew).
+var ErrFutureDay = errors.New("day in the future")
 
 // KeyRing holds one random 32-byte key per UTC day and derives per-site,
 // per-purpose subkeys from it. Without the key nobody, herd's operators
@@ -230,6 +239,9 @@ func (k *KeyRing) dayKeyLocked(day string) ([32]byte, error) {
 		return e.key, nil
 	}
 	var key [32]byte
+	if day > dayOf(k.now().Add(MaxSkew)) {
+		return key, fmt.Errorf("day key for %s: %w", day, ErrFutureDay)
+	}
 	if _, err := rand.Read(key[:]); err != nil {
 		return key, fmt.Errorf("day key: %w", err)
 	}
@@ -291,27 +303,34 @@ func (k *KeyRing) EventID(day time.Time, site, messageID string) ([16]byte, erro
 }
 
 // InspectKeyFile reads a key file as the audit sees it: the days it holds
-// keys for, those among them past their lifetime at now, and its permissions.
-func InspectKeyFile(path string, now time.Time) (days, expiredDays []string, mode os.FileMode, err error) {
+// keys for, those among them past their lifetime at now, those for days
+// after today (a key made early would outlive its lifetime), and its
+// permissions.
+func InspectKeyFile(path string, now time.Time) (days, expiredDays, futureDays []string, mode os.FileMode, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, 0, err
 	}
 	var stored map[string]string
 	if err := json.Unmarshal(data, &stored); err != nil {
-		return nil, nil, 0, fmt.Errorf("key file %s: %w", path, err)
+		return nil, nil, nil, 0, fmt.Errorf("key file %s: %w", path, err)
 	}
+	tomorrow := dayOf(now.Add(MaxSkew))
 	for day := range stored {
 		days = append(days, day)
 		if expired(day, now) {
 			expiredDays = append(expiredDays, day)
 		}
+		if day > tomorrow {
+			futureDays = append(futureDays, day)
+		}
 	}
 	sort.Strings(days)
 	sort.Strings(expiredDays)
-	return days, expiredDays, st.Mode().Perm(), nil
+	sort.Strings(futureDays)
+	return days, expiredDays, futureDays, st.Mode().Perm(), nil
 }

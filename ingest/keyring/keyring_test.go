@@ -1,8 +1,10 @@
 package keyring
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -25,7 +27,7 @@ func TestPseudonymsPerDaySiteAndPurpose(t *testing.T) {
 	if b := p(now.Add(-11*time.Hour), "demo", PurposeAnalytics, ip, ua); a != b {
 		t.Fatal("same day, same inputs: different pseudonyms")
 	}
-	if p(now.Add(24*time.Hour), "demo", PurposeAnalytics, ip, ua) == a {
+	if p(now.Add(-24*time.Hour), "demo", PurposeAnalytics, ip, ua) == a {
 		t.Fatal("next day gives the same pseudonym")
 	}
 	if p(now, "other", PurposeAnalytics, ip, ua) == a {
@@ -95,5 +97,25 @@ func TestKeyFileKeepsTheDayAndDestroysOldKeys(t *testing.T) {
 	}
 	if len(k3.Days()) != 0 {
 		t.Fatal("an ephemeral import key was persisted")
+	}
+}
+
+func TestNoKeyForAFutureDay(t *testing.T) {
+	now := time.Date(2026, 11, 25, 23, 58, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "keys.json")
+	k, err := Open(path, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within the skew (two minutes to midnight): tomorrow is allowed.
+	if _, err := k.Pseudonym(now.Add(3*time.Minute), "demo", PurposeAnalytics, "a"); err != nil {
+		t.Fatalf("within the skew: %v", err)
+	}
+	if _, err := k.Pseudonym(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), "demo", PurposeAnalytics, "a"); !errors.Is(err, ErrFutureDay) {
+		t.Fatalf("2030: %v, want ErrFutureDay", err)
+	}
+	days, _, future, _, err := InspectKeyFile(path, now)
+	if err != nil || len(future) != 0 || slices.Contains(days, "2030-01-01") {
+		t.Fatalf("key file days %v, future %v: %v", days, future, err)
 	}
 }

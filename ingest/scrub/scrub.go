@@ -5,6 +5,7 @@
 package scrub
 
 import (
+	"html"
 	"net"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/publicsuffix"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Redacted replaces a path segment or word that looks personal.
@@ -157,6 +159,7 @@ func sanitizePath(escaped string) string {
 		}
 		segs[i] = dec
 	}
+	redactRunsAcross(segs)
 	p := strings.Join(segs, "/")
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
@@ -164,10 +167,42 @@ func sanitizePath(escaped string) string {
 	return truncateUTF8(p, maxPath)
 }
 
+// redactRunsAcross redacts the segments a number spans when it is split
+// across them (/card/4111/1111/1111/1111, /call/+49/170/1234/567): each
+// segment alone looks harmless, the path does not.
+func redactRunsAcross(segs []string) {
+	joined := strings.Join(segs, "/")
+	runs := digitRuns(judged(joined), false)
+	if len(runs) == 0 {
+		return
+	}
+	if judged(joined) != joined {
+		// Offsets moved with the normalisation: judge segment by segment
+		// and redact every segment that holds digits.
+		for i, seg := range segs {
+			if digitCount(judged(seg)) > 0 {
+				segs[i] = Redacted
+			}
+		}
+		return
+	}
+	start := 0
+	for i, seg := range segs {
+		end := start + len(seg)
+		for _, r := range runs {
+			if r[0] < end && r[1] > start {
+				segs[i] = Redacted
+			}
+		}
+		start = end + 1
+	}
+}
+
 // cleanPath reports whether sanitizePath would keep a path exactly as it
-// is: it starts with "/", has nothing escaped, and no segment looks personal.
+// is: it starts with "/", has nothing escaped, no segment looks personal,
+// and no number runs across segments.
 func cleanPath(p string) bool {
-	if !strings.HasPrefix(p, "/") || strings.Contains(p, "%") || !utf8.ValidString(p) || hasControl(p) {
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "%") || !utf8.ValidString(p) || hasControl(p) || longDigitRun(judged(p)) {
 		return false
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
@@ -225,7 +260,7 @@ func scrubWords(s string, max int) string {
 	if plainWords(s) {
 		// Already single-spaced words, none personal: joining them again
 		// would give s back.
-		if digitCount(s) >= 9 && looksPersonal(s) {
+		if longDigitRun(judged(s)) {
 			return Redacted
 		}
 		return truncateUTF8(s, max)
@@ -238,7 +273,7 @@ func scrubWords(s string, max int) string {
 	}
 	// A phone or card number written with spaces is personal only as a whole.
 	joined := strings.Join(words, " ")
-	if digitCount(joined) >= 9 && looksPersonal(joined) {
+	if longDigitRun(judged(joined)) {
 		return Redacted
 	}
 	return truncateUTF8(joined, max)
@@ -269,6 +304,7 @@ func looksPersonal(s string) bool {
 	if s == "" {
 		return false
 	}
+	s = judged(s)
 	if strings.Contains(s, "@") {
 		return true // emails, and anything else with an at sign
 	}
@@ -283,6 +319,27 @@ func looksPersonal(s string) bool {
 	}
 	return false
 }
+
+// judged is s as it reads to a person: Unicode compatibility forms folded
+// (＠ is @, full-width digits are digits), HTML entities decoded (&#64;),
+// and the usual spellings of an at sign ("(at)", "[at]", "{at}") as "@".
+// Only the judgement uses it; what is stored is never rewritten this way.
+func judged(s string) string {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c == '&' || c == '(' || c == '[' || c == '{' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	s = norm.NFKC.String(html.UnescapeString(s))
+	return atSpellings.Replace(s)
+}
+
+var atSpellings = strings.NewReplacer("(at)", "@", "[at]", "@", "{at}", "@", "(AT)", "@", "[AT]", "@", "{AT}", "@", "(At)", "@", " (at) ", "@", " [at] ", "@")
 
 // isIP is net.ParseIP(s) != nil, without parsing (and allocating an
 // error for) strings that cannot be an address.
@@ -303,26 +360,56 @@ func isIP(s string) bool {
 	return sep && net.ParseIP(s) != nil
 }
 
-// longDigitRun finds 9 or more digits with at most phone/card separators
-// between them, or a "+" followed by 7 or more: phone, card, account and
-// order numbers.
+// longDigitRun finds 9 or more digits with at most separators between
+// them, or a "+" followed by 7 or more: phone, card, account and order
+// numbers, however they are written (4111 1111…, 4111_1111…, 4111*1111…,
+// +49/170/…).
 func longDigitRun(s string) bool {
-	digits, plus := 0, false
+	return len(digitRuns(s, true)) > 0
+}
+
+// digitRuns returns the byte spans [start, end) of the long digit runs in
+// s (see longDigitRun); with first set it stops at the first.
+func digitRuns(s string, first bool) [][2]int {
+	var out [][2]int
+	digits, plus, start, end := 0, false, -1, 0
+	flush := func() {
+		if digits >= 9 || (plus && digits >= 7) {
+			out = append(out, [2]int{start, end})
+		}
+		digits, plus, start = 0, false, -1
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= '0' && c <= '9':
-			digits++
-			if digits >= 9 || (plus && digits >= 7) {
-				return true
+			if start < 0 {
+				start = i
 			}
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/':
-			// separators inside a number
+			digits++
+			end = i + 1
+			if first && (digits >= 9 || (plus && digits >= 7)) {
+				return [][2]int{{start, end}}
+			}
+		case isNumberSeparator(c):
+			// inside a number
 		case c == '+':
-			plus, digits = true, 0
+			flush()
+			plus, start = true, i
 		default:
-			digits, plus = 0, false
+			flush()
 		}
+	}
+	flush()
+	return out
+}
+
+// isNumberSeparator: what people and systems put between the digit groups
+// of phone and card numbers.
+func isNumberSeparator(c byte) bool {
+	switch c {
+	case ' ', '-', '.', '(', ')', '/', '_', ',', ':', '*', '\t':
+		return true
 	}
 	return false
 }

@@ -39,21 +39,36 @@ func TestSanitizeURL(t *testing.T) {
 	f("/x/%ff%fe", SanitizedURL{Path: "/x/:redacted"})
 	f("/x/a%00b", SanitizedURL{Path: "/x/:redacted"})
 	f("http://[::1", SanitizedURL{Path: "/:redacted"})
+	// Numbers written with any separator, or split across segments.
+	f("/order/4111_1111_1111_1111", SanitizedURL{Path: "/order/:redacted"})
+	f("/order/4111,1111,1111,1111", SanitizedURL{Path: "/order/:redacted"})
+	f("/order/4111:1111:1111:1111", SanitizedURL{Path: "/order/:redacted"})
+	f("/order/4111*1111*1111*1111", SanitizedURL{Path: "/order/:redacted"})
+	f("/card/4111/1111/1111/1111", SanitizedURL{Path: "/card/:redacted/:redacted/:redacted/:redacted"})
+	f("/call/+49/170/1234/567", SanitizedURL{Path: "/call/:redacted/:redacted/:redacted/:redacted"})
+	f("/c/+44-7700/900-123", SanitizedURL{Path: "/c/:redacted/:redacted"})
+	f("/blog/2024/01/15/new-boots", SanitizedURL{Path: "/blog/2024/01/15/new-boots"})
+	f("/x?utm_campaign=4111_1111_1111_1111", SanitizedURL{Path: "/x", UTMCampaign: ":redacted"})
+	// Disguised emails.
+	f("/u/jane.doe＠example.com", SanitizedURL{Path: "/u/:redacted"})
+	f("/u/jane.doe(at)example.com", SanitizedURL{Path: "/u/:redacted"})
+	f("/search?q=jane.doe%26%2364%3Bexample.com", SanitizedURL{Path: "/search", SearchTerm: ":redacted", HasSearch: true})
 }
 
 func TestReferrerHost(t *testing.T) {
 	own := []string{"shop.example"}
 	cases := map[string]string{
-		"":                                    "",
-		"https://www.google.com/search?q=x":   "google.com",
-		"https://news.bbc.co.uk/a/b":          "bbc.co.uk",
-		"https://shop.example/cart":           ReferrerInternal,
-		"https://m.shop.example/":             ReferrerInternal,
-		"http://192.168.0.1:8080/admin":       ReferrerIP,
-		"http://[2001:db8::1]/":               ReferrerIP,
-		"android-app://com.google.android.gm": "android.gm",
-		"not a url":                           "",
-		"https://localhost:3000/":             "localhost",
+		"":                                          "",
+		"https://www.google.com/search?q=x":         "google.com",
+		"https://news.bbc.co.uk/a/b":                "bbc.co.uk",
+		"https://shop.example/cart":                 ReferrerInternal,
+		"https://m.shop.example/":                   ReferrerInternal,
+		"http://192.168.0.1:8080/admin":             ReferrerIP,
+		"http://[2001:db8::1]/":                     ReferrerIP,
+		"android-app://com.google.android.gm":       "android.gm",
+		"not a url":                                 "",
+		"https://4111_1111_1111_1111.blogspot.com/": Redacted,
+		"https://localhost:3000/":                   "localhost",
 	}
 	for in, want := range cases {
 		if got := ReferrerHost(in, own); got != want {
@@ -103,7 +118,7 @@ func checkClean(t *testing.T, in, out string) {
 	if !utf8.ValidString(out) {
 		t.Fatalf("%q → invalid UTF-8 %q", in, out)
 	}
-	if strings.Contains(out, "@") || longDigitRun(out) {
+	if j := judged(out); strings.Contains(j, "@") || longDigitRun(j) {
 		t.Fatalf("%q → personal-looking %q", in, out)
 	}
 	for _, w := range strings.FieldsFunc(out, func(r rune) bool { return r == '/' || r == ' ' }) {
@@ -129,7 +144,7 @@ func refScrubWords(s string, max int) string {
 		}
 	}
 	joined := strings.Join(words, " ")
-	if digitCount(joined) >= 9 && looksPersonal(joined) {
+	if longDigitRun(judged(joined)) {
 		return Redacted
 	}
 	return truncateUTF8(joined, max)
@@ -160,6 +175,7 @@ func refSanitizePath(escaped string) string {
 		}
 		segs[i] = dec
 	}
+	redactRunsAcross(segs)
 	p := strings.Join(segs, "/")
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p

@@ -14,6 +14,11 @@ import (
 // zeroed allocations the garbage collector must then find. Buffers come in
 // power-of-two classes, 64-byte aligned as Arrow wants, zeroed as Go's
 // allocator would give them. A record never released is simply collected.
+//
+// Measured against Arrow's Go allocator alone (2026-12-02, BenchmarkPipeline,
+// six interleaved pairs of 3 s): 5.3 µs vs 5.9 µs per event (median, −11%)
+// and 13.0 vs 18.6 KB allocated per 20-event request; see
+// docs/benchmarks.md, "Memory tricks".
 var recordAlloc memory.Allocator = &classAllocator{}
 
 const (

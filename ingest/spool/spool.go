@@ -40,6 +40,8 @@ type Observer interface {
 	ObserveCommit(d time.Duration, rows int)
 	// ObserveInsert is one insert into ClickHouse: err nil if it stored rows rows.
 	ObserveInsert(d time.Duration, rows int, err error)
+	// ObserveQuarantine is one damaged segment moved aside.
+	ObserveQuarantine()
 }
 
 // ErrFull is returned by Append when the spool has reached MaxBytes: the
@@ -461,7 +463,12 @@ func (s *Disk) Drain(ctx context.Context) (int, error) {
 		} else {
 			err = s.readSegment(p, func(rec arrow.Record) error { return ins.add(ctx, rec) })
 		}
-		if err == nil {
+		if errors.Is(err, errCorrupt) {
+			// What came before the damage is in the block; the file goes
+			// aside now so that no later Drain trips on it again.
+			s.quarantine(p, err)
+			err = nil
+		} else if err == nil {
 			ins.done = append(ins.done, p)
 		}
 		if err == nil && ins.block.rows() >= insertBatchRows {
@@ -588,32 +595,91 @@ func (s *Disk) drop(path, why string) {
 }
 
 // readSegment hands every complete record batch of a segment file to add.
+// A torn tail (a crash mid-write) ends the segment; damage anywhere is
+// errCorrupt, after the batches before it were handed over.
 func (s *Disk) readSegment(path string, add func(arrow.Record) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() == 0 {
-		return nil // created for an Append that never came (or a crash right after)
-	}
-	rd, err := ipc.NewReader(f, ipc.WithSchema(spoolSchema), ipc.WithAllocator(memory.DefaultAllocator))
+	st, err := f.Stat()
 	if err != nil {
-		// Torn before the first batch was complete: nothing in it was acknowledged.
-		s.log.Warn("spool: unreadable segment skipped", "segment", filepath.Base(path), "err", err)
-		return nil
+		return fmt.Errorf("spool: %w", err)
+	}
+	torn, err := readRecords(f, st.Size(), add)
+	if torn > 0 && err == nil {
+		s.log.Warn("spool: torn segment tail ignored", "segment", filepath.Base(path), "bytes", torn)
+	}
+	return err
+}
+
+// readRecords reads the record batches of a segment of size bytes (see
+// checkFraming) and returns how many bytes at the end were torn off. It
+// never allocates more than the segment's size for what the bytes claim,
+// and never panics, whatever the bytes are.
+func readRecords(r io.ReaderAt, size int64, add func(arrow.Record) error) (torn int64, err error) {
+	if size == 0 {
+		return 0, nil // created for an Append that never came (or a crash right after)
+	}
+	valid, ferr := checkFraming(r, size)
+	if ferr != nil && !errors.Is(ferr, errCorrupt) {
+		return 0, ferr
+	}
+	if ferr == nil {
+		torn = size - valid
+	}
+	if valid == 0 {
+		return torn, ferr // nil: torn before its first batch, nothing in it was acknowledged
+	}
+	// The framing holds, but the batches inside may not: whatever the Arrow
+	// reader or the column fill makes of damaged buffers, it must not take
+	// the process down.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errCorrupt, r)
+		}
+	}()
+	rd, err := ipc.NewReader(io.NewSectionReader(r, 0, valid), ipc.WithSchema(spoolSchema), ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		return torn, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	defer rd.Release()
 	for rd.Next() {
 		if err := add(rd.Record()); err != nil {
-			return err
+			return torn, err
 		}
 	}
-	if err := rd.Err(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		s.log.Warn("spool: torn segment tail ignored", "segment", filepath.Base(path), "err", err)
+	if err := rd.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return torn, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	return nil
+	return torn, ferr
 }
+
+// quarantine moves a damaged segment aside (quarantine/ in the spool
+// directory), out of the way of the segments after it; it is deleted with
+// the rest once past the raw retention.
+func (s *Disk) quarantine(path string, why error) {
+	dir := filepath.Join(s.cfg.Dir, quarantineDir)
+	st, serr := os.Stat(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		s.log.Error("spool: quarantine", "segment", filepath.Base(path), "err", err)
+		return
+	}
+	if err := os.Rename(path, filepath.Join(dir, filepath.Base(path))); err != nil {
+		s.log.Error("spool: quarantine", "segment", filepath.Base(path), "err", err)
+		return
+	}
+	if serr == nil {
+		s.mu.Lock()
+		s.bytes -= st.Size()
+		s.mu.Unlock()
+	}
+	s.obs.ObserveQuarantine()
+	s.log.Error("spool: damaged segment moved to quarantine; the segments after it go on", "segment", filepath.Base(path), "dir", dir, "err", why)
+}
+
+const quarantineDir = "quarantine"
 
 // insertTimeout bounds one insert into ClickHouse.
 const insertTimeout = 30 * time.Second
@@ -675,6 +741,20 @@ func (s *Disk) Prune() ([]string, error) {
 			dropped = append(dropped, filepath.Base(p))
 		}
 	}
+	// Quarantined segments hold rows too: they go at the same age.
+	quarantined, err := filepath.Glob(filepath.Join(s.cfg.Dir, quarantineDir, "seg-*"+segmentExt))
+	if err != nil {
+		return dropped, fmt.Errorf("spool: %w", err)
+	}
+	for _, p := range quarantined {
+		if !expiredSegment(p, s.cfg.Retention) {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return dropped, fmt.Errorf("spool: %w", err)
+		}
+		dropped = append(dropped, quarantineDir+"/"+filepath.Base(p))
+	}
 	return dropped, nil
 }
 
@@ -682,3 +762,4 @@ type nobody struct{}
 
 func (nobody) ObserveCommit(time.Duration, int)        {}
 func (nobody) ObserveInsert(time.Duration, int, error) {}
+func (nobody) ObserveQuarantine()                      {}

@@ -25,11 +25,17 @@ import (
 // Client sends queries to one ClickHouse server as one user. It is safe for
 // concurrent use; copies made with WithDatabase share its connections.
 type Client struct {
-	cfg  Config
-	base string
-	hc   *http.Client
-	log  *slog.Logger
+	cfg   Config
+	base  string
+	hc    *http.Client
+	log   *slog.Logger
+	kills chan struct{} // background kills in flight (killAfterCancel)
 }
+
+// DefaultTimeout bounds a request when Config.Timeout is zero: no call to
+// ClickHouse waits forever, even on a server that stopped answering. The
+// longest herd runs are publication queries over a day of raw events.
+const DefaultTimeout = 10 * time.Minute
 
 // New builds a client. It does not connect; call Ping to check the server.
 func New(cfg Config, log *slog.Logger) (*Client, error) {
@@ -65,11 +71,15 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if cfg.Secure {
 		scheme = "https"
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	return &Client{
-		cfg:  cfg,
-		base: scheme + "://" + cfg.Addr + "/",
-		hc:   &http.Client{Transport: tr},
-		log:  log.With("clickhouse", cfg.Addr, "user", cfg.User),
+		cfg:   cfg,
+		base:  scheme + "://" + cfg.Addr + "/",
+		hc:    &http.Client{Transport: tr},
+		log:   log.With("clickhouse", cfg.Addr, "user", cfg.User),
+		kills: make(chan struct{}, maxKills),
 	}, nil
 }
 
@@ -122,6 +132,7 @@ type request struct {
 	queryID    string
 	settings   map[string]string
 	idempotent bool
+	isKill     bool // a KILL QUERY: never itself followed by a kill
 }
 
 // Exec runs a statement that returns no rows (DDL, INSERT ... SELECT, ALTER).
@@ -229,6 +240,7 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 // the server has been told, not when the query has ended.
 func (c *Client) Kill(ctx context.Context, queryID string) error {
 	r := c.newRequest("KILL QUERY WHERE query_id = "+Quote(queryID)+" ASYNC FORMAT Null", nil, nil)
+	r.isKill = true
 	return c.do(ctx, r, func(resp *http.Response) error {
 		_, err := io.Copy(io.Discard, resp.Body)
 		return err
@@ -275,7 +287,7 @@ func (c *Client) do(ctx context.Context, r *request, read func(*http.Response) e
 			return nil
 		}
 		if ctx.Err() != nil {
-			if sent {
+			if sent && !r.isKill {
 				c.killAfterCancel(r.queryID)
 			}
 			return fmt.Errorf("clickhouse: query %s: %w", r.queryID, ctx.Err())
@@ -290,13 +302,33 @@ func (c *Client) do(ctx context.Context, r *request, read func(*http.Response) e
 // killAfterCancel tells the server to stop a query whose caller went away.
 // Closing the connection is not enough: 18.16 only notices a gone client when
 // it next writes to it, which for a long aggregation may be minutes later.
+//
+// The kill runs in the background with its own deadline, so a caller's
+// deadline is kept even when the server does not answer (a frozen server
+// would hold the caller for the kill's deadline too), and a kill that
+// fails is never followed by another. At most maxKills run at once; beyond
+// that a server is not answering anyway, and the rest are dropped.
 func (c *Client) killAfterCancel(queryID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Kill(ctx, queryID); err != nil {
-		c.log.Warn("clickhouse: kill cancelled query", "query_id", queryID, "err", err)
+	select {
+	case c.kills <- struct{}{}:
+	default:
+		c.log.Warn("clickhouse: cancelled query not killed: too many kills pending", "query_id", queryID)
+		return
 	}
+	go func() {
+		defer func() { <-c.kills }()
+		ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
+		defer cancel()
+		if err := c.Kill(ctx, queryID); err != nil {
+			c.log.Warn("clickhouse: kill cancelled query", "query_id", queryID, "err", err)
+		}
+	}()
 }
+
+const (
+	maxKills    = 8
+	killTimeout = 5 * time.Second
+)
 
 // once sends the request one time. sent reports whether the server may have
 // started the query.
@@ -367,7 +399,9 @@ func (c *Client) once(ctx context.Context, r *request, read func(*http.Response)
 		}
 		// The caller gave up on the stream (fn failed) or the stream broke:
 		// either way the server may still be working for nobody.
-		c.killAfterCancel(r.queryID)
+		if !r.isKill {
+			c.killAfterCancel(r.queryID)
+		}
 		return true, err
 	}
 	return true, nil

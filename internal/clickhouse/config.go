@@ -40,7 +40,7 @@ type Config struct {
 	// Worth it across a network, a waste of CPU on loopback.
 	Compress bool
 	// Timeout bounds one request, from dial to the last byte of the answer.
-	// Zero means no bound beyond the caller's context.
+	// Zero means DefaultTimeout (10 min): no request waits forever.
 	Timeout time.Duration
 	// DialTimeout bounds connecting; zero means 5 s.
 	DialTimeout time.Duration

@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strconv"
@@ -94,4 +95,13 @@ func parseException(status int, header string, body []byte) *Exception {
 		ex.Message = "empty answer with HTTP status " + strconv.Itoa(status)
 	}
 	return ex
+}
+
+// IsUnavailable reports whether err means the server could not serve the
+// request now — down, frozen, too slow for the caller's deadline, or
+// overloaded — rather than that the request was wrong. Callers answer 503.
+func IsUnavailable(err error) bool {
+	var te *transportError
+	return errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) ||
+		IsCode(err, CodeTooManyQueries, CodeTimeoutExceeded, CodeMemoryLimit)
 }

@@ -5,6 +5,8 @@ package probe
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,42 +18,74 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// PingTimeout bounds one readiness ping: /readyz answers within it whatever
+// the dependency does (down, frozen or slow).
+const PingTimeout = 800 * time.Millisecond
+
 // Readiness remembers the last ping for a second so that a busy load
-// balancer does not turn into a query storm.
+// balancer does not turn into a query storm; concurrent checks share one
+// ping.
 type Readiness struct {
 	p Pinger
 
-	mu      sync.Mutex
-	checked time.Time
-	err     error
+	mu       sync.Mutex
+	checked  time.Time
+	err      error
+	inflight chan struct{} // closed when the running ping ends; nil when none runs
 }
 
 // NewReadiness checks p on demand.
 func NewReadiness(p Pinger) *Readiness { return &Readiness{p: p} }
 
-// Check returns nil when the dependency answered within the last second.
+// Check returns nil when the dependency answered within the last second. It
+// returns within PingTimeout (or when ctx ends).
 func (r *Readiness) Check(ctx context.Context) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if time.Since(r.checked) < time.Second {
-		return r.err
+	if !r.checked.IsZero() && time.Since(r.checked) < time.Second {
+		err := r.err
+		r.mu.Unlock()
+		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	r.err = r.p.Ping(ctx)
-	r.checked = time.Now()
+	if r.inflight == nil {
+		r.inflight = make(chan struct{})
+		go r.ping(r.inflight)
+	}
+	done := r.inflight
+	r.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return r.err
 }
 
+func (r *Readiness) ping(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), PingTimeout)
+	err := r.p.Ping(ctx)
+	cancel()
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %v", PingTimeout)
+	}
+	r.mu.Lock()
+	r.err, r.checked, r.inflight = err, time.Now(), nil
+	r.mu.Unlock()
+	close(done)
+}
+
 // Register adds GET /healthz and GET /readyz to app. /readyz answers 503
-// with the reason until the dependency answers.
+// with the reason until the dependency answers. A nil r is always ready.
 func Register(app *fiber.App, r *Readiness) {
 	app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
 	app.Get("/readyz", func(c *fiber.Ctx) error {
-		if err := r.Check(c.UserContext()); err != nil {
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "clickhouse: " + err.Error()})
+		if r != nil {
+			if err := r.Check(c.UserContext()); err != nil {
+				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "clickhouse: " + err.Error()})
+			}
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})

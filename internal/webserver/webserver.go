@@ -69,18 +69,27 @@ type AppConfig struct {
 	// Log receives every 500 with its cause (the answer carries none);
 	// nil discards.
 	Log *slog.Logger
+	// Unavailable tells errors that mean a dependency cannot serve now
+	// (answered 503 with Retry-After) from herd's own failures (500); nil
+	// treats every error as herd's.
+	Unavailable func(error) bool
 }
 
 // jsonError answers every error not handled by a handler as JSON with the
 // right status: Fiber's own (413 body too large, 404, 405) keep theirs,
 // anything else is a 500 whose details stay out of the answer and go to
 // the log (the route, never the request's payload or address).
-func jsonError(log *slog.Logger) fiber.ErrorHandler {
+func jsonError(log *slog.Logger, unavailable func(error) bool) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal error"
 		var fe *fiber.Error
-		if errors.As(err, &fe) {
+		switch {
+		case errors.As(err, &fe):
 			code, msg = fe.Code, fe.Message
+		case unavailable != nil && unavailable(err):
+			log.Warn("dependency unavailable", "method", c.Method(), "route", c.Route().Path, "err", err)
+			c.Set(fiber.HeaderRetryAfter, "10")
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": "ClickHouse is unavailable; retry later"})
 		}
 		if code == fiber.StatusInternalServerError {
 			log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
@@ -103,10 +112,13 @@ func NewApp(cfg AppConfig, ready *probe.Readiness) *fiber.App {
 		ReadTimeout:             cfg.ReadTimeout,
 		WriteTimeout:            cfg.WriteTimeout,
 		BodyLimit:               cfg.BodyLimit,
-		ErrorHandler:            jsonError(log),
+		ErrorHandler:            jsonError(log, cfg.Unavailable),
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
+		// herd reads no multipart forms; parsing one before the handler
+		// would answer a malformed one with fasthttp's own 400.
+		DisablePreParseMultipartForm: true,
 	})
 	app.Use(recover.New())
 	probe.Register(app, ready)

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
+	"github.com/herd-analytics/herd/ingest/spool"
+	"github.com/herd-analytics/herd/internal/clickhouse"
+)
+
+// managedPID is the pid of the ClickHouse a herd process started under dir.
+func managedPID(t *testing.T, dir string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "clickhouse", "server.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "<herd pid> <clickhouse pid>"
+	fields := strings.Fields(string(data))
+	pid, err := strconv.Atoi(fields[len(fields)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// timedGet is one GET with a client timeout, and how long it took.
+func timedGet(t *testing.T, url string) (int, string, time.Duration) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	start := time.Now()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error(), time.Since(start)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), time.Since(start)
+}
+
+func postEvents(t *testing.T, url string, ids ...string) int {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[")
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id":%q,"type":"product_view","url":"/product/%s","product":{"id":%q}}`, id, id, id)
+	}
+	b.WriteString("]")
+	req, _ := http.NewRequest("POST", url+"/api/events", strings.NewReader(b.String()))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A ClickHouse that is alive but answers nothing (SIGSTOP): readiness says
+// so at once, events are still taken into the spool, SIGTERM ends herd in
+// time, and after a restart every acknowledged event is stored once.
+func TestFrozenClickHouse(t *testing.T) {
+	dir := t.TempDir()
+	ingestAddr, dashAddr := freeAddr(t), freeAddr(t)
+	args := []string{"serve", "--data-dir", dir, "--ingest-addr", ingestAddr, "--dashboard-addr", dashAddr, "--log-level", "warn"}
+	herd := startHerdProcess(t, args...)
+	ingestURL, dashURL := "http://"+ingestAddr, "http://"+dashAddr
+	waitReady(t, ingestURL)
+	waitReady(t, dashURL)
+	var acked []string
+	for i := range 3 {
+		ids := []string{fmt.Sprintf("before-%d-a", i), fmt.Sprintf("before-%d-b", i)}
+		if code := postEvents(t, ingestURL, ids...); code != 202 {
+			t.Fatalf("before the freeze: %d", code)
+		}
+		acked = append(acked, ids...)
+	}
+
+	pid := managedPID(t, dir)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	time.Sleep(1100 * time.Millisecond) // past the readiness cache
+	for _, u := range []string{ingestURL, dashURL} {
+		code, body, took := timedGet(t, u+"/readyz")
+		t.Logf("%s/readyz with ClickHouse frozen: %d in %v", u, code, took)
+		if code != 503 || !strings.Contains(body, "clickhouse") || took > 3*time.Second {
+			t.Fatalf("%s/readyz: %d %q after %v, want a prompt 503 with the reason", u, code, body, took)
+		}
+	}
+	for i := range 3 {
+		ids := []string{fmt.Sprintf("frozen-%d-a", i), fmt.Sprintf("frozen-%d-b", i)}
+		if code := postEvents(t, ingestURL, ids...); code != 202 {
+			t.Fatalf("while frozen: %d, want 202 (spooled)", code)
+		}
+		acked = append(acked, ids...)
+	}
+
+	start := time.Now()
+	if err := herd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- herd.Wait() }()
+	select {
+	case err := <-exited:
+		t.Logf("herd exited (%v) %v after SIGTERM with ClickHouse frozen", err, time.Since(start).Round(100*time.Millisecond))
+		if err != nil {
+			t.Fatalf("herd did not stop cleanly: %v\n%s", err, herd.Stdout)
+		}
+	case <-time.After(30 * time.Second):
+		_ = herd.Process.Kill()
+		t.Fatal("herd still running 30 s after SIGTERM with ClickHouse frozen")
+	}
+	_ = syscall.Kill(pid, syscall.SIGCONT) // herd killed it; let it die
+	time.Sleep(500 * time.Millisecond)
+
+	// Started again on the same data, herd inserts what it spooled.
+	startHerdProcess(t, args...)
+	waitReady(t, ingestURL)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := sqlOut(t, dir, "SELECT uniqExact(event_id), count() FROM herd_raw.events")
+		var distinct, rows int
+		fmt.Sscan(out, &distinct, &rows)
+		if distinct == len(acked) {
+			t.Logf("%d acknowledged events stored (%d rows)", distinct, rows)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d distinct events stored, %d acknowledged", distinct, len(acked))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sqlOut runs herd sql on dir's running managed ClickHouse and returns
+// the answer's rows (TSV, without the header).
+func sqlOut(t *testing.T, dir, q string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"sql", "--data-dir", dir, q + " FORMAT TSV"}, &out, &errb); err != nil {
+		t.Fatalf("%s: %v %s", q, err, errb.String())
+	}
+	return out.String()
+}
+
+var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
+
+// peakRSS is a process's peak resident memory in MiB.
+func peakRSS(t *testing.T, pid int) float64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := vmHWM.FindSubmatch(data)
+	if m == nil {
+		t.Fatal("no VmHWM")
+	}
+	kb, _ := strconv.Atoi(string(m[1]))
+	return float64(kb) / 1024
+}
+
+// A few compressed bombs (100 MiB of spaces in 100 KiB of gzip) at once: each
+// gets 413, and herd ingest's memory stays bounded.
+func TestGzipBombsKeepMemoryBounded(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	herd := startHerdProcess(t, "ingest", "--data-dir", dir, "--ingest-addr", addr, "--log-level", "warn")
+	url := "http://" + addr
+	waitReady(t, url)
+	var z bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	_, _ = w.Write([]byte(`[{"type":"pageview","url":"/`))
+	chunk := bytes.Repeat([]byte(" "), 1<<20)
+	for range 100 {
+		_, _ = w.Write(chunk)
+	}
+	_, _ = w.Write([]byte(`"}]`))
+	_ = w.Close()
+	bomb := z.Bytes()
+	results := make(chan string, 8)
+	for range 8 {
+		go func() {
+			req, _ := http.NewRequest("POST", url+"/api/events", bytes.NewReader(bomb))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Content-Encoding", "gzip")
+			resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			var ans struct{ Error string }
+			_ = json.NewDecoder(resp.Body).Decode(&ans)
+			results <- fmt.Sprintf("%d %s", resp.StatusCode, ans.Error)
+		}()
+	}
+	for range 8 {
+		if r := <-results; !strings.HasPrefix(r, "413 ") {
+			t.Fatalf("bomb answered %q, want 413", r)
+		}
+	}
+	peak := peakRSS(t, herd.Process.Pid)
+	t.Logf("8 bombs of %d KiB (100 MiB inflated): peak RSS %.0f MiB", len(bomb)>>10, peak)
+	if peak > 250 {
+		t.Fatalf("peak RSS %.0f MiB, want under 250", peak)
+	}
+	if code := postEvents(t, url, "after-the-bombs"); code != 202 {
+		t.Fatalf("a good request after the bombs: %d", code)
+	}
+}
+
+// A damaged spool segment left in the data directory neither stops herd
+// nor the segments after it: it is moved to quarantine and counted, and the
+// rows of the good segment after it are inserted.
+func TestDamagedSpoolSegmentIsQuarantined(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	damaged, err := os.ReadFile(filepath.Join("..", "..", "ingest", "spool", "testdata", "damaged-segment.arrows"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(spoolDir, "seg-00000000000000000001.arrows"), damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeGoodSegment(t, spoolDir, 25)
+
+	addr := freeAddr(t)
+	herd := startHerdProcess(t, "ingest", "--data-dir", dir, "--ingest-addr", addr, "--log-level", "warn")
+	url := "http://" + addr
+	waitReady(t, url)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n := strings.TrimSpace(sqlOut(t, dir, "SELECT count() FROM herd_raw.events WHERE site = 'spooled'")); n == "25" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s of 25 rows of the good segment inserted", n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(spoolDir, "quarantine", "seg-00000000000000000001.arrows")); err != nil {
+		t.Fatalf("damaged segment not in quarantine: %v", err)
+	}
+	_, metrics, _ := timedGet(t, url+"/metrics")
+	if !strings.Contains(metrics, "herd_ingest_spool_quarantined_total 1\n") {
+		t.Fatalf("quarantine not counted:\n%s", metrics)
+	}
+	if herd.ProcessState != nil {
+		t.Fatal("herd exited")
+	}
+}
+
+// writeGoodSegment leaves n rows in a sealed spool segment under dir, as a
+// herd that stopped before inserting them would.
+func writeGoodSegment(t *testing.T, dir string, n int) {
+	t.Helper()
+	sp, err := spool.Open(spool.Config{Dir: dir, Store: refuseInsert{}, Table: "herd_raw.events"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]spool.Row, n)
+	for i := range rows {
+		rows[i] = spool.Row{Site: "spooled", Received: time.Now().UTC().Truncate(time.Second), Type: 1, Visitor: uint64(i + 1),
+			Path: "/", PageType: "home", Device: "desktop", Browser: "Firefox", OS: "Linux", SearchResults: -1}
+		rows[i].EventID[0], rows[i].EventID[1] = byte(i), 0x5a
+	}
+	if err := sp.Append(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refuseInsert is a store the test never lets the spool reach.
+type refuseInsert struct{}
+
+func (refuseInsert) Insert(context.Context, string, *proto.Block, ...clickhouse.Option) error {
+	return errors.New("not in this test")
+}

@@ -596,33 +596,53 @@ func (p *Publisher) insertRun(ctx context.Context, run Run, m privacy.Params, st
 	if run.Err != nil {
 		errText = run.Err.Error()
 	}
-	blk := proto.NewBlock()
-	for _, c := range [][2]string{
-		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
-		{"cells_published", "UInt32"}, {"cells_suppressed", "UInt32"}, {"epsilon", "Float64"}, {"delta", "Float64"},
-		{"params", "String"}, {"raw_events", "UInt64"}, {"started", "DateTime"}, {"finished", "DateTime"}, {"error", "String"},
-		{"state", "Enum8('releasing' = 1, 'published' = 2, 'failed' = 3)"},
-	} {
-		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
-			return err
-		}
-	}
 	eps := run.Epsilon
 	if run.Err != nil {
 		eps = 0 // nothing was released
 	}
-	err := blk.Append(run.Table, run.Bucket.Site, run.Bucket.Grain.String(), run.Bucket.Start,
-		uint32(run.Published), uint32(run.Suppressed), eps, m.Delta, string(params), run.RawEvents,
-		started.UTC().Truncate(time.Second), time.Now().UTC().Truncate(time.Second), errText, state)
-	if err == nil {
-		// A context that outlives a cancelled run: a released bucket must
-		// not stay unrecorded because the process is stopping.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err = p.c.Insert(rctx, p.dbs.Pub+".rollup_runs", blk)
-		cancel()
-	}
+	now := time.Now().UTC().Truncate(time.Second)
+	grain := run.Bucket.Grain.String()
+	runs, err := newBlock([][2]string{
+		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
+		{"cells_published", "UInt32"}, {"epsilon", "Float64"}, {"delta", "Float64"},
+		{"params", "String"}, {"started", "DateTime"}, {"finished", "DateTime"}, {"error", "String"},
+		{"state", "Enum8('releasing' = 1, 'published' = 2, 'failed' = 3)"},
+	}, run.Table, run.Bucket.Site, grain, run.Bucket.Start, uint32(run.Published), eps, m.Delta, string(params),
+		started.UTC().Truncate(time.Second), now, errText, state)
 	if err != nil {
+		return err
+	}
+	// The exact figures go where only operators read (docs/privacy.md).
+	counts, err := newBlock([][2]string{
+		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
+		{"cells_suppressed", "UInt32"}, {"raw_events", "UInt64"}, {"recorded", "DateTime"},
+	}, run.Table, run.Bucket.Site, grain, run.Bucket.Start, uint32(run.Suppressed), run.RawEvents, now)
+	if err != nil {
+		return err
+	}
+	// A context that outlives a cancelled run: a released bucket must not
+	// stay unrecorded because the process is stopping.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := p.c.Insert(rctx, p.dbs.Raw+".rollup_counts", counts); err != nil {
+		return fmt.Errorf("record %s counts of %s %s: %w", state, run.Table, run.Bucket, err)
+	}
+	if err := p.c.Insert(rctx, p.dbs.Pub+".rollup_runs", runs); err != nil {
 		return fmt.Errorf("record %s run of %s %s: %w", state, run.Table, run.Bucket, err)
 	}
 	return nil
+}
+
+// newBlock is a one-row block of the given columns (name, ClickHouse type).
+func newBlock(cols [][2]string, values ...any) (*proto.Block, error) {
+	blk := proto.NewBlock()
+	for _, c := range cols {
+		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
+			return nil, err
+		}
+	}
+	if err := blk.Append(values...); err != nil {
+		return nil, err
+	}
+	return blk, nil
 }

@@ -161,7 +161,7 @@ func TestPublication(t *testing.T) {
 		if err := p.CountLate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		got := rows(t, db, "SELECT toString(grain), late_events FROM "+db.Names.Pub+".rollup_late FINAL ORDER BY grain")
+		got := rows(t, db, "SELECT toString(grain), late_events FROM "+db.Names.Raw+".rollup_late FINAL ORDER BY grain")
 		if len(got) != 2 || got[0][1].(uint64) != 5 || got[1][1].(uint64) != 5 {
 			t.Fatalf("late events: %v, want 5 for the hour and 5 for the day", got)
 		}
@@ -259,7 +259,7 @@ func TestRawRetention(t *testing.T) {
 	if old != 0 {
 		t.Fatalf("%d raw events older than the retention remain", old)
 	}
-	rec := rows(t, db, "SELECT count() FROM "+db.Names.Pub+".retention_runs WHERE kind = 'raw_partition'")
+	rec := rows(t, db, "SELECT count() FROM "+db.Names.Raw+".retention_runs WHERE kind = 'raw_partition'")
 	if rec[0][0].(uint64) != uint64(len(dropped)) {
 		t.Fatalf("retention_runs has %v rows for %d drops", rec, len(dropped))
 	}

@@ -28,7 +28,7 @@ type Dropped struct {
 // Retain drops raw hour partitions past the retention. An hour whose buckets
 // are not all published yet is kept (an outage must not lose a day) until
 // MaxRawRetention, which nothing outlives. Spool files past the retention go
-// too. Everything dropped is recorded in retention_runs.
+// too. Everything dropped is recorded in {raw}.retention_runs.
 func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner) ([]Dropped, error) {
 	hours, err := p.RawHours(ctx, now)
 	if err != nil {
@@ -40,9 +40,10 @@ func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner
 		end := h.Hour.Add(time.Hour)
 		reason := ""
 		switch {
-		case h.Hour.After(now.Add(time.Hour)):
-			// Nothing may be dated past now (ingest refuses it): such rows
-			// would escape every age-based rule.
+		case h.Hour.After(time.Now().Add(time.Hour)):
+			// Nothing may be dated past the present (ingest refuses it):
+			// such rows would escape every age-based rule. The wall clock,
+			// not now: a back-fill runs with now in the past.
 			reason = "dated in the future"
 		case !end.After(now.Add(-MaxRawRetention)):
 			reason = "older than the 7-day maximum"
@@ -176,7 +177,7 @@ func (p *Publisher) recordDrops(ctx context.Context, now time.Time, dropped []Dr
 			return err
 		}
 	}
-	if err := p.c.Insert(ctx, p.dbs.Pub+".retention_runs", blk); err != nil {
+	if err := p.c.Insert(ctx, p.dbs.Raw+".retention_runs", blk); err != nil {
 		return fmt.Errorf("record retention: %w", err)
 	}
 	return nil
@@ -184,34 +185,19 @@ func (p *Publisher) recordDrops(ctx context.Context, now time.Time, dropped []Dr
 
 // CountLate compares each recently published bucket's raw events with the
 // number it covered when published, and records the difference in
-// rollup_late. Late events are counted, never re-published.
+// {raw}.rollup_late (exact: operators only). Late events are counted, never
+// re-published.
 func (p *Publisher) CountLate(ctx context.Context) error {
 	q := `SELECT r.site, toUInt8(r.grain), r.bucket, r.published, n.now_events FROM (
-	SELECT site, grain, bucket, max(raw_events) AS published FROM ` + p.dbs.Pub + `.rollup_runs
-	WHERE state != 'failed' GROUP BY site, grain, bucket) AS r
+	SELECT site, grain, bucket, max(raw_events) AS published FROM ` + p.dbs.Raw + `.rollup_counts
+	WHERE (table_name, site, grain, bucket) IN (SELECT table_name, site, grain, bucket FROM ` + p.dbs.Pub + `.rollup_runs WHERE state != 'failed')
+	GROUP BY site, grain, bucket) AS r
 ALL INNER JOIN (
 	SELECT site, 1 AS g, toStartOfHour(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
 	UNION ALL
 	SELECT site, 2 AS g, toStartOfDay(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
 ) AS n ON r.site = n.site AND toUInt8(r.grain) = n.g AND r.bucket = n.b
 WHERE n.now_events > r.published`
-	var late [][5]any
-	err := p.c.Select(ctx, q, func(b *proto.Block) error {
-		for i := 0; i < b.Rows(); i++ {
-			var r [5]any
-			for j := range r {
-				r[j] = b.Columns[j].Row(i, false)
-			}
-			late = append(late, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("count late events: %w", err)
-	}
-	if len(late) == 0 {
-		return nil
-	}
 	blk := proto.NewBlock()
 	for _, c := range [][2]string{{"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
 		{"published_events", "UInt64"}, {"late_events", "UInt64"}, {"checked", "DateTime"}} {
@@ -220,13 +206,22 @@ WHERE n.now_events > r.published`
 		}
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	for _, r := range late {
-		pub, cur := r[3].(uint64), r[4].(uint64)
-		if err := blk.Append(r[0], Grain(r[1].(uint8)).String(), r[2], pub, cur-pub, now); err != nil {
-			return err
+	err := p.c.Select(ctx, q, func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			pub, cur := clickhouse.Get[uint64](b, 3, i), clickhouse.Get[uint64](b, 4, i)
+			if err := blk.Append(clickhouse.Get[string](b, 0, i), Grain(clickhouse.Get[uint8](b, 1, i)).String(), clickhouse.Get[time.Time](b, 2, i), pub, cur-pub, now); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count late events: %w", err)
 	}
-	if err := p.c.Insert(ctx, p.dbs.Pub+".rollup_late", blk); err != nil {
+	if blk.Rows() == 0 {
+		return nil
+	}
+	if err := p.c.Insert(ctx, p.dbs.Raw+".rollup_late", blk); err != nil {
 		return fmt.Errorf("record late events: %w", err)
 	}
 	return nil

@@ -13,7 +13,8 @@ import (
 )
 
 // BuildStatement reads the publication totals (from pubDB, which the reader
-// user may read) and states the rules in force.
+// user may read) and states the rules in force. It holds no exact figure
+// (see OperatorFigures).
 func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg Config, tables []*Table) (privacy.Statement, error) {
 	cfg, err := cfg.WithDefaults()
 	if err != nil {
@@ -28,19 +29,9 @@ func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg
 		st.Tables = append(st.Tables, privacy.TableStatement{Name: t.Name, L: t.L(), EpsilonDay: round6(cfg.BucketEpsilon(Day)),
 			EpsilonHour: round6(cfg.BucketEpsilon(Hour)), HoursPerVisit: cfg.HoursPerVisitor})
 	}
-	err = c.Select(ctx, "SELECT sum(cells_published), sum(cells_suppressed) FROM "+pubDB+".rollup_runs WHERE state = 'published'", func(b *proto.Block) error {
+	err = c.Select(ctx, "SELECT sum(cells_published) FROM "+pubDB+".rollup_runs WHERE state = 'published'", func(b *proto.Block) error {
 		if b.Rows() > 0 {
 			st.CellsPublished = clickhouse.Get[uint64](b, 0, 0)
-			st.CellsSuppressed = clickhouse.Get[uint64](b, 1, 0)
-		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("privacy statement: %w", err)
-	}
-	err = c.Select(ctx, "SELECT sum(late_events) FROM (SELECT argMax(late_events, checked) AS late_events FROM "+pubDB+".rollup_late GROUP BY site, grain, bucket)", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			st.LateEvents = clickhouse.Get[uint64](b, 0, 0)
 		}
 		return nil
 	})
@@ -48,6 +39,33 @@ func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg
 		return st, fmt.Errorf("privacy statement: %w", err)
 	}
 	return st, nil
+}
+
+// OperatorFigures adds the exact figures only operators may see (cells
+// suppressed, late events) to a statement; they live in the raw database,
+// which the dashboard's user cannot read.
+func (p *Publisher) OperatorFigures(ctx context.Context, st *privacy.Statement) error {
+	err := p.c.Select(ctx, "SELECT sum(cells_suppressed) FROM (SELECT argMax(cells_suppressed, recorded) AS cells_suppressed FROM "+p.dbs.Raw+".rollup_counts"+
+		" WHERE (table_name, site, grain, bucket) IN (SELECT table_name, site, grain, bucket FROM "+p.dbs.Pub+".rollup_runs WHERE state = 'published')"+
+		" GROUP BY table_name, site, grain, bucket)", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			st.CellsSuppressed = clickhouse.Get[uint64](b, 0, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("operator figures: %w", err)
+	}
+	err = p.c.Select(ctx, "SELECT sum(late_events) FROM (SELECT argMax(late_events, checked) AS late_events FROM "+p.dbs.Raw+".rollup_late GROUP BY site, grain, bucket)", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			st.LateEvents = clickhouse.Get[uint64](b, 0, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("operator figures: %w", err)
+	}
+	return nil
 }
 
 func hours(d time.Duration) string { return fmt.Sprintf("%.0f h", d.Hours()) }

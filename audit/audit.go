@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,6 +67,7 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 	rep := &Report{OK: true, Inventory: inv}
 	checks := []func(context.Context, time.Time) Check{
 		a.checkKFloor, a.checkBudget, a.checkRetention, a.checkKeys, a.checkStrings, a.checkReader,
+		func(ctx context.Context, _ time.Time) Check { return a.checkExact(ctx, inv) },
 		func(ctx context.Context, _ time.Time) Check { return a.checkInventory(ctx, inv) },
 	}
 	for _, f := range checks {
@@ -76,6 +78,9 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 		rep.Checks = append(rep.Checks, c)
 	}
 	if rep.Statement, err = aggregate.BuildStatement(ctx, a.Publisher.Client(), a.Publisher.Databases().Pub, a.Publisher.Config(), a.Publisher.Tables()); err != nil {
+		return nil, err
+	}
+	if err := a.Publisher.OperatorFigures(ctx, &rep.Statement); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -98,7 +103,7 @@ func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 	c := Check{Name: name, OK: true}
 	if len(hours) == 0 {
 		c.Detail = "no raw events left to recompute from"
-		return c
+		return a.storedFloor(ctx, c)
 	}
 	oldest := hours[0].Hour
 	for _, h := range hours {
@@ -144,6 +149,29 @@ func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 		}
 	}
 	c.Detail = fmt.Sprintf("%d published cells in %d buckets since %s recomputed from raw events", cells, buckets, oldest.Format(time.DateTime))
+	return a.storedFloor(ctx, c)
+}
+
+// storedFloor: every published cell, whatever its age, states at least k
+// visitor-days (the publisher never shows fewer). Raw events are gone after
+// the retention; this part of the check is not.
+func (a *Auditor) storedFloor(ctx context.Context, c Check) Check {
+	p := a.Publisher
+	k := p.Config().K
+	for _, t := range p.Tables() {
+		q := "SELECT count(), min(visitors) FROM " + p.Databases().Pub + "." + t.Name + " WHERE visitors < " + clickhouse.QuoteInt(k)
+		err := p.Client().Select(ctx, q, func(b *proto.Block) error {
+			if n := clickhouse.Get[uint64](b, 0, 0); n > 0 {
+				c.OK = false
+				c.Findings = append(c.Findings, fmt.Sprintf("%s: %d published cells state fewer than k = %d visitor-days (as few as %d)", t.Name, n, k, clickhouse.Get[uint64](b, 1, 0)))
+			}
+			return nil
+		})
+		if err != nil {
+			return failed(c.Name, err)
+		}
+	}
+	c.Detail += fmt.Sprintf("; every stored cell of %d tables states ≥ %d visitor-days", len(p.Tables()), k)
 	return c
 }
 
@@ -222,7 +250,7 @@ func (a *Auditor) checkRetention(ctx context.Context, now time.Time) Check {
 	for _, h := range hours {
 		end := h.Hour.Add(time.Hour)
 		switch {
-		case h.Hour.After(now.Add(time.Hour)):
+		case h.Hour.After(time.Now().Add(time.Hour)): // the wall clock, as retention uses
 			c.OK = false
 			c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is dated in the future", h.Hour.Format(time.DateTime), h.Rows))
 		case !end.After(now.Add(-aggregate.MaxRawRetention)):
@@ -268,9 +296,9 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 // personalPatterns are what must never appear in a stored string (RE2, as
 // ClickHouse's match() reads them).
 var personalPatterns = []struct{ name, re string }{
-	{"email", `[A-Za-z0-9._%+-]+(@|%40|%2540)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`},
-	{"phone", `\+[0-9]{1,3}[ .-]?\(?[0-9]{2,4}\)?[ .-]?[0-9]{3,4}[ .-]?[0-9]{3,5}`},
-	{"card", `\b(?:[0-9][ -]?){12,18}[0-9]\b`},
+	{"email", `[A-Za-z0-9._%+-]+(@|%40|%2540|＠|﹫|\((?i:at)\)|\[(?i:at)\]|\{(?i:at)\}|&#64;|&#x40;|&commat;)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`},
+	{"phone", `\+[0-9]{1,3}[ ./_:,*-]?\(?[0-9]{2,4}\)?[ ./_:,*-]?[0-9]{3,4}[ ./_:,*-]?[0-9]{3,5}`},
+	{"card", `(?:^|[^0-9])(?:[0-9][ ./_:,*-]?){12,18}[0-9](?:[^0-9]|$)`},
 	{"jwt", `eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.`},
 	{"ipv4", `\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`},
 	{"ipv6", `\b(?:[0-9A-Fa-f]{1,4}:){4,7}[0-9A-Fa-f]{1,4}\b|\b[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){1,5}[0-9A-Fa-f]{1,4}\b`},
@@ -415,4 +443,53 @@ func firstLine(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+// checkExact: exact operational figures (the inventory's category "exact")
+// are stored only where the dashboard's user cannot read them, and no table
+// it can read holds a column of that name.
+func (a *Auditor) checkExact(ctx context.Context, inv *schemas.Inventory) Check {
+	const name = "exact figures"
+	dbs := a.Publisher.Databases()
+	c := Check{Name: name, OK: true}
+	exact := map[string]bool{}
+	var tables []string
+	for table, t := range inv.Tables {
+		for col, cd := range t.Columns {
+			if cd.Category != "exact" {
+				continue
+			}
+			exact[col] = true
+			if !strings.HasPrefix(table, "{raw}.") {
+				c.Findings = append(c.Findings, "the inventory puts exact figure "+table+"."+col+" where the dashboard's user reads")
+			}
+			if !slices.Contains(tables, table) {
+				tables = append(tables, table)
+			}
+		}
+	}
+	err := a.Publisher.Client().Select(ctx, "SELECT table, name FROM system.columns WHERE database = "+clickhouse.Quote(dbs.Pub), func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			if col := clickhouse.Get[string](b, 1, i); exact[col] {
+				c.Findings = append(c.Findings, "{herd}."+clickhouse.Get[string](b, 0, i)+"."+col+" holds an exact figure the dashboard's user can read")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return failed(name, err)
+	}
+	if a.Reader != nil {
+		sort.Strings(tables)
+		for _, t := range tables {
+			real := strings.NewReplacer("{raw}", dbs.Raw, "{herd}", dbs.Pub).Replace(t)
+			if err := a.Reader.Exec(ctx, "SELECT count() FROM "+real); err == nil {
+				c.Findings = append(c.Findings, "the dashboard's user read "+real)
+			}
+		}
+	}
+	sort.Strings(c.Findings)
+	c.OK = len(c.Findings) == 0
+	c.Detail = fmt.Sprintf("%d exact columns in %d tables, none readable by the dashboard's user", len(exact), len(tables))
+	return c
 }

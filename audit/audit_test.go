@@ -62,7 +62,7 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 		if rep.OK != (len(bad) == 0) {
 			t.Errorf("report OK = %v with failing checks %v", rep.OK, bad)
 		}
-		if rep.Statement.K != 10 || rep.Statement.CellsPublished == 0 || len(rep.Statement.Tables) != len(p.Tables()) {
+		if rep.Statement.K != 10 || rep.Statement.CellsPublished == 0 || rep.Statement.CellsSuppressed == 0 || len(rep.Statement.Tables) != len(p.Tables()) {
 			t.Errorf("statement: %+v", rep.Statement)
 		}
 		return bad
@@ -126,6 +126,16 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	expect("cell below k", "k floor")
 	db.DeleteWhere(t, db.Names.Pub+".products", "product_id = 'P-PLANTED'")
 
+	// A cell stating one visitor, on a day whose raw events are long gone:
+	// nothing is left to recompute, and the stored number alone fails.
+	longAgo := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
+	if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Pub+".products (site, grain, bucket, product_id, category, visitors, views) VALUES ('demo', 'day', toDateTime("+
+		clickhouse.QuoteInt(longAgo.Unix())+"), 'P-OLD', 'shoes', 1, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	expect("a stored cell of one visitor", "k floor")
+	db.DeleteWhere(t, db.Names.Pub+".products", "product_id = 'P-OLD'")
+
 	// Personal data in a published string (and a cell nobody supports).
 	plant("searches", "term, visitors, searches", "'write to jane.doe@example.com', 12, 12")
 	expect("email in a published term", "k floor", "personal data scan")
@@ -137,6 +147,15 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	}
 	expect("undeclared column", "purpose inventory")
 	if err := db.Writer.Exec(ctx, "ALTER TABLE "+db.Names.Raw+".events DROP COLUMN ip_address"); err != nil {
+		t.Fatal(err)
+	}
+
+	// An exact figure where the dashboard's user can read it.
+	if err := db.Writer.Exec(ctx, "ALTER TABLE "+db.Names.Pub+".rollup_runs ADD COLUMN raw_events UInt64"); err != nil {
+		t.Fatal(err)
+	}
+	expect("exact figure readable by the reader", "exact figures", "purpose inventory")
+	if err := db.Writer.Exec(ctx, "ALTER TABLE "+db.Names.Pub+".rollup_runs DROP COLUMN raw_events"); err != nil {
 		t.Fatal(err)
 	}
 	expect("clean again")

@@ -230,11 +230,6 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (spool.
 	}
 	row.Visitor = visitor
 	row.Session = p.Sessions.Touch(visitor, row.Received)
-	if ev.UserID != "" {
-		if row.UserHash, err = p.Keys.Pseudonym(day, site.Name, keyring.PurposeAnalytics, "user", ev.UserID); err != nil {
-			return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)
-		}
-	}
 	if ev.ID != "" {
 		if row.EventID, err = p.Keys.EventID(day, site.Name, ev.ID); err != nil {
 			return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)

@@ -52,17 +52,17 @@ func TestSegmentNodeSDK(t *testing.T) {
 		t.Fatalf("node send.mjs: %v\n%s", err, out)
 	}
 
-	got := e.query(t, "SELECT site, type, path, utm_source, referrer_host, browser, os, product_id, product_category, product_price, position, list, step, order_value, currency, items, products, search_term, user_hash != 0 FROM "+
+	got := e.query(t, "SELECT site, type, path, utm_source, referrer_host, browser, os, product_id, product_category, product_price, position, list, step, order_value, currency, items, products, search_term FROM "+
 		db.Names.Raw+".events ORDER BY type, product_id")
 	want := strings.Join([]string{
-		"shop\tpageview\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t0\t0.00\t\\0\\0\\0\t0\t[]\t\t0",
-		"shop\tproduct_list_view\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\tshirts\t0.00\t0\tcategory:shirts\t0\t0.00\t\\0\\0\\0\t0\t['P-41','P-42']\t\t0",
-		"shop\tproduct_view\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\tP-42\tshirts\t49.90\t3\t\t0\t0.00\t\\0\\0\\0\t0\t[]\t\t0",
-		"shop\tproduct_click\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\tP-42\tshirts\t49.90\t3\tcategory:shirts\t0\t0.00\t\\0\\0\\0\t0\t[]\t\t0",
-		"shop\tadd_to_cart\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\tP-42\tshirts\t49.90\t3\t\t0\t0.00\t\\0\\0\\0\t0\t[]\t\t0",
-		"shop\tcheckout_step\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t2\t0.00\t\\0\\0\\0\t0\t[]\t\t0",
-		"shop\tpurchase\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t0\t99.80\tEUR\t2\t['P-42','P-43']\t\t1",
-		"shop\tsearch\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t0\t0.00\t\\0\\0\\0\t0\t[]\tlinen shirt\t0",
+		"shop\tpageview\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t0\t0.00\t\\0\\0\\0\t0\t[]\t",
+		"shop\tproduct_list_view\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\tshirts\t0.00\t0\tcategory:shirts\t0\t0.00\t\\0\\0\\0\t0\t['P-41','P-42']\t",
+		"shop\tproduct_view\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\tP-42\tshirts\t49.90\t3\t\t0\t0.00\t\\0\\0\\0\t0\t[]\t",
+		"shop\tproduct_click\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\tP-42\tshirts\t49.90\t3\tcategory:shirts\t0\t0.00\t\\0\\0\\0\t0\t[]\t",
+		"shop\tadd_to_cart\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\tP-42\tshirts\t49.90\t3\t\t0\t0.00\t\\0\\0\\0\t0\t[]\t",
+		"shop\tcheckout_step\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t2\t0.00\t\\0\\0\\0\t0\t[]\t",
+		"shop\tpurchase\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t0\t99.80\tEUR\t2\t['P-42','P-43']\t",
+		"shop\tsearch\t/product/p-42-linen-shirt\tnewsletter\tgoogle.com\tSafari\tMacOS\t\t\t0.00\t0\t\t0\t0.00\t\\0\\0\\0\t0\t[]\tlinen shirt",
 	}, "\n") + "\n"
 	if got != want {
 		t.Fatalf("rows from the Segment SDK:\n%s\nwant:\n%s", got, want)

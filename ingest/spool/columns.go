@@ -76,7 +76,6 @@ var rawColumns = []rawColumn{
 		})},
 	numberColumn("visitor", "UInt64", arrow.PrimitiveTypes.Uint64, func(r *Row) *uint64 { return &r.Visitor }, func() chproto.ColumnOf[uint64] { return new(chproto.ColUInt64) }),
 	numberColumn("session", "UInt64", arrow.PrimitiveTypes.Uint64, func(r *Row) *uint64 { return &r.Session }, func() chproto.ColumnOf[uint64] { return new(chproto.ColUInt64) }),
-	numberColumn("user_hash", "UInt64", arrow.PrimitiveTypes.Uint64, func(r *Row) *uint64 { return &r.UserHash }, func() chproto.ColumnOf[uint64] { return new(chproto.ColUInt64) }),
 	stringColumn("path", func(r *Row) *string { return &r.Path }),
 	stringColumn("page_type", func(r *Row) *string { return &r.PageType }),
 	stringColumn("utm_source", func(r *Row) *string { return &r.UTMSource }),

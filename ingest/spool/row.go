@@ -12,7 +12,6 @@ type Row struct {
 	Type            uint8 // the event type's number, the Enum8 value of herd_raw.events.type
 	Visitor         uint64
 	Session         uint64
-	UserHash        uint64
 	Path            string
 	PageType        string
 	UTMSource       string

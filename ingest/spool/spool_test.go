@@ -24,7 +24,7 @@ func sampleRows(n int) []Row {
 	for i := range rows {
 		rows[i] = Row{
 			EventID: [16]byte{byte(i), byte(i >> 8), 3}, Site: "demo", Received: time.Unix(1764064800+int64(i), 0).UTC(),
-			Seq: uint16(i), Type: 8, Visitor: uint64(i) * 7919, Session: 42, UserHash: 9, Path: "/checkout/done",
+			Seq: uint16(i), Type: 8, Visitor: uint64(i) * 7919, Session: 42, Path: "/checkout/done",
 			PageType: "checkout", UTMSource: "nl", UTMMedium: "email", UTMCampaign: "bf", ReferrerHost: "google.com",
 			Browser: "Firefox", BrowserMajor: 128, OS: "Linux", Device: "desktop", Country: "DE", ProductID: "p1",
 			ProductCategory: "shoes", ProductPrice: 5990, Position: 3, List: "home", Slot: "hero", Variant: "B", Step: 4,

@@ -173,7 +173,7 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := c.Exec(ctx, dbs.Expand(stmt)); err != nil {
+			if err := execMigration(ctx, c, dbs.Expand(stmt)); err != nil {
 				return fmt.Errorf("migrate: %04d_%s.sql statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -186,6 +186,29 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 		}
 	}
 	return nil
+}
+
+// dropColumnIfExists is ALTER TABLE db.t DROP COLUMN IF EXISTS c, which
+// 18.16 cannot parse.
+var dropColumnIfExists = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\w+)\.(\w+)\s+DROP\s+COLUMN\s+IF\s+EXISTS\s+(\w+)\s*;?\s*$`)
+
+// execMigration runs one migration statement. DROP COLUMN IF EXISTS (current
+// releases) is done by looking the column up first, so a migration cut short
+// can be run again on every server version.
+func execMigration(ctx context.Context, c *Client, stmt string) error {
+	m := dropColumnIfExists.FindStringSubmatch(stmt)
+	if m == nil {
+		return c.Exec(ctx, stmt)
+	}
+	exists := false
+	err := c.Select(ctx, "SELECT count() FROM system.columns WHERE database = "+Quote(m[1])+" AND table = "+Quote(m[2])+" AND name = "+Quote(m[3]), func(b *proto.Block) error {
+		exists = b.Rows() > 0 && Get[uint64](b, 0, 0) > 0
+		return nil
+	})
+	if err != nil || !exists {
+		return err
+	}
+	return c.Exec(ctx, "ALTER TABLE "+m[1]+"."+m[2]+" DROP COLUMN "+m[3])
 }
 
 func recordMigration(ctx context.Context, c *Client, db string, m Migration) error {

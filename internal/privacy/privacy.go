@@ -26,9 +26,14 @@ type Statement struct {
 	KeyLifetime     string           `json:"key_lifetime"`
 	RawRetention    string           `json:"raw_retention"`
 	MaxRawRetention string           `json:"max_raw_retention"`
-	CellsPublished  uint64           `json:"cells_published"`
-	CellsSuppressed uint64           `json:"cells_suppressed"`
-	LateEvents      uint64           `json:"late_events"`
+	// CellsPublished counts published cells: which cells are published is
+	// itself decided with differential privacy, so the count is safe to show.
+	CellsPublished uint64 `json:"cells_published"`
+	// CellsSuppressed and LateEvents are exact: one shopper moves them. Only
+	// herd audit (an operator) fills them in; the dashboard, reports and
+	// their users never see them.
+	CellsSuppressed uint64 `json:"cells_suppressed,omitempty"`
+	LateEvents      uint64 `json:"late_events,omitempty"`
 }
 
 // TableStatement is one rollup's parameters.
@@ -43,9 +48,9 @@ type TableStatement struct {
 // Line is the statement in one line, for charts and reports.
 func (s Statement) Line() string {
 	return fmt.Sprintf("Only cells of ≥ %d shoppers are published, with differential-privacy noise (ε = %g per table per day, δ = %g); "+
-		"pseudonym keys destroyed after %s; raw events kept %s (never over %s); %d cells suppressed.",
+		"smaller cells are suppressed; pseudonym keys destroyed after %s; raw events kept %s (never over %s).",
 		s.K, s.EpsilonPerDay, s.Delta, strings.TrimSuffix(strings.TrimPrefix(s.KeyLifetime, "day keys destroyed "), " after their UTC day ends"),
-		s.RawRetention, s.MaxRawRetention, s.CellsSuppressed)
+		s.RawRetention, s.MaxRawRetention)
 }
 
 // Params are one release's mechanisms, as recorded in

@@ -59,3 +59,40 @@ func TestReadyzFollowsDependency(t *testing.T) {
 		t.Fatalf("healthz while dependency down: %d", code)
 	}
 }
+
+// A dependency that never answers (a frozen ClickHouse) still gets a prompt
+// 503, and concurrent checks share the one ping in flight.
+func TestReadyzAnswersWhenTheDependencyHangs(t *testing.T) {
+	var calls atomic.Int32
+	r := NewReadiness(pingFunc(func(ctx context.Context) error {
+		calls.Add(1)
+		<-ctx.Done()
+		return ctx.Err()
+	}))
+	app := fiber.New()
+	Register(app, r)
+	done := make(chan string, 4)
+	start := time.Now()
+	for range 4 {
+		go func() {
+			resp, err := app.Test(httptest.NewRequest("GET", "/readyz", nil), 5000)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			done <- strings.Join([]string{resp.Status, string(body)}, " ")
+		}()
+	}
+	for range 4 {
+		if got := <-done; !strings.HasPrefix(got, "503") || !strings.Contains(got, "no answer within") {
+			t.Fatalf("got %q", got)
+		}
+	}
+	if took := time.Since(start); took > 3*PingTimeout {
+		t.Fatalf("answered after %v", took)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d pings for 4 concurrent checks", calls.Load())
+	}
+}

@@ -414,3 +414,27 @@ func TestGetOfTheWrongTypeIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The dashboard's user reads and does nothing else: no writes, no table
+// functions (url() would make the server open connections on its behalf),
+// no lifting its own limits.
+func TestReaderIsReadOnly(t *testing.T) {
+	db := chtest.Migrated(t)
+	ctx := context.Background()
+	if err := db.Reader.Exec(ctx, "SELECT count() FROM "+db.Names.Pub+".kpis"); err != nil {
+		t.Fatalf("the reader cannot read its database: %v", err)
+	}
+	for _, q := range []string{
+		"SELECT * FROM url('http://127.0.0.1:1/', CSV, 'x String')",
+		"SELECT * FROM numbers(3)",
+		"INSERT INTO " + db.Names.Pub + ".kpis (site) VALUES ('x')",
+		"CREATE TEMPORARY TABLE t (x UInt8)",
+	} {
+		if err := db.Reader.Exec(ctx, q); err == nil {
+			t.Errorf("the reader may: %s", q)
+		}
+	}
+	if err := db.Reader.Exec(ctx, "SELECT 1", clickhouse.WithSetting("max_memory_usage", "99999999999")); err == nil {
+		t.Error("the reader lifted its memory limit")
+	}
+}

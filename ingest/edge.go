@@ -16,6 +16,7 @@ import (
 	"github.com/herd-analytics/herd/ingest/spool"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/probe"
+	"github.com/herd-analytics/herd/schemas"
 )
 
 // Config configures the edge. DataDir is required; the zero value of every
@@ -80,6 +81,16 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	layout, err := schemas.Layout()
+	if err != nil {
+		return nil, err
+	}
+	slots := map[string]bool{}
+	for _, page := range layout {
+		for _, slot := range page.Slots {
+			slots[slot.Slot] = true
+		}
+	}
 	keys, err := keyring.Open(filepath.Join(cfg.DataDir, "keys", "day-keys.json"), cfg.Now)
 	if err != nil {
 		return nil, err
@@ -96,6 +107,7 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 	pipeline := NewPipeline(keys, NewSessions(30*time.Minute))
 	pipeline.HonorDNT = !cfg.IgnoreDNT
 	pipeline.Country = cfg.Country
+	pipeline.Slots = slots
 	writer := NewWriter(WriterConfig{}, sp, metrics, log)
 	return &Edge{
 		cfg: cfg, log: log, keys: keys, spool: sp, writer: writer, metrics: metrics,

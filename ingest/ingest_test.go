@@ -575,3 +575,29 @@ func TestFutureDatedImportIsRefused(t *testing.T) {
 		t.Fatalf("a key was made for 2030: %s", keys)
 	}
 }
+
+// Identifier fields the shop's patterns do not fit, and slots the layout
+// does not declare, are stored as "unlisted", not as sent.
+func TestUnknownIdentifiersAreUnlisted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sites.yaml")
+	if err := os.WriteFile(path, []byte("sites:\n  - name: shop\n    origins: ['*']\n    identifiers: {product_id: 'P[0-9]{5}', category: '[a-z-]+', variant: '[AB]'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := ingest.LoadSites(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
+	body := `[{"site":"shop","type":"product_view","url":"/p","product":{"id":"P00042","category":"shoes"},"variant":"B"},
+	 {"site":"shop","type":"product_view","url":"/p","product":{"id":"Jane Doe Elm Street 5","category":"Jane Doe"},"variant":"jane"},
+	 {"site":"shop","type":"slot_impression","url":"/","slot":"home-hero-1"},
+	 {"site":"shop","type":"slot_impression","url":"/","slot":"jane-doe-promo"}]`
+	if r := e.post(t, "/api/events", "application/json", body); r.status != 202 || r.body.Accepted != 4 {
+		t.Fatalf("got %+v", r)
+	}
+	got := e.query(t, "SELECT product_id, product_category, variant, slot FROM "+e.db.Names.Raw+".events ORDER BY type, product_id, slot")
+	want := "P00042\tshoes\tB\t\nunlisted\tunlisted\tunlisted\t\n\t\t\thome-hero-1\n\t\t\tunlisted\n"
+	if got != want {
+		t.Fatalf("stored:\n%s\nwant:\n%s", got, want)
+	}
+}

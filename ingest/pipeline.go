@@ -69,6 +69,9 @@ type Pipeline struct {
 	HonorDNT bool
 	// Country maps an IP to a country code; nil stores no country.
 	Country func(ip string) string
+	// Slots are the declared layout slots (schemas/layout.yaml); any other
+	// slot is stored as "unlisted". Nil stores every slot as scrubbed.
+	Slots map[string]bool
 
 	ua      *useragent.Parser
 	uaCache uaCache
@@ -173,22 +176,25 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (spool.
 	row.PageType = pageType(row.Path)
 	row.ReferrerHost = req.memo.referrerHost(ev.Referrer, site)
 	if ev.Product != nil {
-		row.ProductID = scrub.Field(ev.Product.ID, scrub.MaxField)
-		row.ProductCategory = scrub.Field(ev.Product.Category, scrub.MaxField)
+		row.ProductID = site.identifier("product_id", scrub.Field(ev.Product.ID, scrub.MaxField))
+		row.ProductCategory = site.identifier("category", scrub.Field(ev.Product.Category, scrub.MaxField))
 		row.ProductPrice = cents(ev.Product.Price)
 		row.Position = uint16(ev.Product.Position)
-		row.List = scrub.Field(ev.Product.List, scrub.MaxField)
+		row.List = site.identifier("list", scrub.Field(ev.Product.List, scrub.MaxField))
 	}
 	for _, pr := range ev.Products {
 		if len(row.Products) == 200 {
 			break
 		}
-		if id := scrub.Field(pr.ID, scrub.MaxField); id != "" {
+		if id := site.identifier("product_id", scrub.Field(pr.ID, scrub.MaxField)); id != "" {
 			row.Products = append(row.Products, id)
 		}
 	}
 	row.Slot = scrub.Field(ev.Slot, scrub.MaxField)
-	row.Variant = scrub.Field(ev.Variant, scrub.MaxField)
+	if row.Slot != "" && p.Slots != nil && !p.Slots[row.Slot] {
+		row.Slot = Unlisted // only the declared slots (schemas/layout.yaml) are the shop's
+	}
+	row.Variant = site.identifier("variant", scrub.Field(ev.Variant, scrub.MaxField))
 	row.Step = uint8(ev.Step)
 	if ev.Order != nil {
 		row.OrderValue = cents(ev.Order.Value)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -29,6 +30,45 @@ type Site struct {
 	// AllowImport lets `herd gen --import` replay history with past
 	// timestamps. Production sites leave it off.
 	AllowImport bool `yaml:"allow_import"`
+	// Identifiers are patterns (RE2, whole value) the shop's identifier
+	// fields follow: product_id, category, list, variant. A value that does
+	// not match is stored as "unlisted", not as sent: a name typed into a
+	// field that should hold a SKU never reaches storage. Fields without a
+	// pattern are only scrubbed.
+	Identifiers map[string]string `yaml:"identifiers"`
+
+	patterns map[string]*regexp.Regexp
+}
+
+// identifierFields are the fields Identifiers may constrain.
+var identifierFields = []string{"product_id", "category", "list", "variant"}
+
+// Unlisted replaces an identifier that is not the shop's.
+const Unlisted = "unlisted"
+
+// identifier returns v if it is empty or fits the site's pattern for
+// field, else Unlisted.
+func (site *Site) identifier(field, v string) string {
+	re := site.patterns[field]
+	if v == "" || re == nil || re.MatchString(v) {
+		return v
+	}
+	return Unlisted
+}
+
+func (site *Site) compile() error {
+	site.patterns = map[string]*regexp.Regexp{}
+	for field, pat := range site.Identifiers {
+		if !slices.Contains(identifierFields, field) {
+			return fmt.Errorf("identifiers: %q is not one of %v", field, identifierFields)
+		}
+		re, err := regexp.Compile("^(?:" + pat + ")$")
+		if err != nil {
+			return fmt.Errorf("identifiers: %s: %w", field, err)
+		}
+		site.patterns[field] = re
+	}
+	return nil
 }
 
 // Sites is the set of configured sites.
@@ -50,6 +90,7 @@ func DefaultSites() *Sites {
 //	    domains: [shop.example]
 //	    origins: [https://shop.example, https://www.shop.example]
 //	    write_keys: [k3y...]
+//	    identifiers: {product_id: 'P[0-9]{5}', variant: '[AB]'}
 func LoadSites(path string) (*Sites, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -76,6 +117,9 @@ func LoadSites(path string) (*Sites, error) {
 			return nil, fmt.Errorf("sites %s: site %q listed twice", path, site.Name)
 		}
 		names[site.Name] = true
+		if err := site.compile(); err != nil {
+			return nil, fmt.Errorf("sites %s: site %q: %w", path, site.Name, err)
+		}
 		for _, o := range site.Origins {
 			if o == "*" {
 				continue

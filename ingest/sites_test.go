@@ -52,6 +52,8 @@ func TestLoadSitesRejects(t *testing.T) {
 		"16 characters":          "sites:\n  - name: a\n    write_keys: [short]\n",
 		"shared by":              "sites:\n  - name: a\n    write_keys: [0123456789abcdef]\n  - name: b\n    write_keys: [0123456789abcdef]\n",
 		"field colour not found": "sites:\n  - name: a\n    colour: red\n",
+		"not one of":             "sites:\n  - name: a\n    identifiers: {email: '.*'}\n",
+		"identifiers: variant":   "sites:\n  - name: a\n    identifiers: {variant: '[A-'}\n",
 	} {
 		_, err := LoadSites(writeSites(t, yaml))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -264,6 +264,7 @@ func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		memo:      &requestMemo{},
 	}
 	importMode := c.Get("X-Herd-Import") == "1"
+	importKey := writeKey(c.Get(fiber.HeaderAuthorization))
 	origin := c.Get(fiber.HeaderOrigin)
 	rowBuf := rowSlices.Get().(*[]spool.Row)
 	rows := slices.Grow((*rowBuf)[:0], len(events))
@@ -291,8 +292,8 @@ func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		}
 		r := req
 		if importMode {
-			if !evSite.AllowImport || ev.TS.IsZero() {
-				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "imports need a site with allow_import and a ts on every event"})
+			if !s.sites.ImportAllowed(evSite, importKey) || ev.TS.IsZero() {
+				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "imports need a site with allow_import, its write key, and a ts on every event"})
 				continue
 			}
 			if ev.TS.After(req.Received.Add(keyring.MaxSkew)) {

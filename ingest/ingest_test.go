@@ -601,3 +601,27 @@ func TestUnknownIdentifiersAreUnlisted(t *testing.T) {
 		t.Fatalf("stored:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A configured site takes history imports only with its write key; the
+// configuration-free demo site takes them from anyone.
+func TestImportsNeedTheSiteWriteKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sites.yaml")
+	if err := os.WriteFile(path, []byte("sites:\n  - name: shop\n    origins: ['*']\n    allow_import: true\n    write_keys: [0123456789abcdef-import]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := ingest.LoadSites(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
+	body := `[{"site":"shop","type":"pageview","url":"/old","ts":` + strconv.FormatInt(time.Now().Add(-2*time.Hour).UnixMilli(), 10) + `}]`
+	if r := e.post(t, "/api/events", "application/json", body, "X-Herd-Import", "1"); r.status != 400 || !strings.Contains(r.body.Error, "write key") {
+		t.Fatalf("import without the key: %+v", r)
+	}
+	if r := e.post(t, "/api/events", "application/json", body, "X-Herd-Import", "1", "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("wrong-key-0123456789:"))); r.status != 400 {
+		t.Fatalf("import with another key: %+v", r)
+	}
+	if r := e.post(t, "/api/events", "application/json", body, "X-Herd-Import", "1", "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef-import:"))); r.status != 202 || r.body.Accepted != 1 {
+		t.Fatalf("import with the site's key: %+v", r)
+	}
+}

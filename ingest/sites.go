@@ -43,6 +43,17 @@ type Site struct {
 // identifierFields are the fields Identifiers may constrain.
 var identifierFields = []string{"product_id", "category", "list", "variant"}
 
+// ImportAllowed reports whether a request may import history for site:
+// the site allows imports and, once sites are configured, the request
+// carries one of its write keys. The configuration-free demo site takes
+// imports from anyone (it exists for make demo and the tests).
+func (s *Sites) ImportAllowed(site *Site, key string) bool {
+	if !site.AllowImport {
+		return false
+	}
+	return s.open || (key != "" && slices.Contains(site.WriteKeys, key))
+}
+
 // Unlisted replaces an identifier that is not the shop's.
 const Unlisted = "unlisted"
 

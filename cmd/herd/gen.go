@@ -23,6 +23,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		duration = fs.Duration("duration", 0, "live traffic for this long (0: until interrupted); ignored with --import")
 		products = fs.Int("products", 2000, "products in the catalog")
 		workers  = fs.Int("workers", 8, "parallel senders")
+		writeKey = fs.String("write-key", "", "the site's write key: configured sites take imports only with it")
 	)
 	lf.register(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
@@ -35,7 +36,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	st, err := shopsim.Generate(ctx, shopsim.GenConfig{
 		Target:   *target,
 		Shop:     shopsim.Config{Site: *site, Seed: *seed, Products: *products},
-		Visitors: *visitors, Days: *days, Import: *importH, Duration: *duration, Rate: *rate, Workers: *workers,
+		Visitors: *visitors, Days: *days, Import: *importH, Duration: *duration, Rate: *rate, Workers: *workers, WriteKey: *writeKey,
 	}, log)
 	if st != nil {
 		fmt.Fprintln(stdout, st.String())

@@ -28,6 +28,9 @@ type GenConfig struct {
 	// the request is marked X-Herd-Import: 1, which only a site with
 	// allow_import accepts. Without it, sessions happen now, for Duration.
 	Import bool
+	// WriteKey authenticates imports to a configured site (Basic auth, the
+	// key as the user name); the configuration-free demo site needs none.
+	WriteKey string
 	// Duration of live traffic; zero means until ctx ends.
 	Duration time.Duration
 	// Rate caps events per second; zero means as fast as the ingest takes them.
@@ -187,6 +190,9 @@ func send(ctx context.Context, client *http.Client, cfg GenConfig, ss Session, s
 		}
 		if cfg.Import {
 			req.Header.Set("X-Herd-Import", "1")
+		}
+		if cfg.WriteKey != "" {
+			req.SetBasicAuth(cfg.WriteKey, "")
 		}
 		atomic.AddInt64(&st.Requests, 1)
 		atomic.AddInt64(&st.Events, int64(len(batch)))

@@ -190,3 +190,20 @@ func TestDecodeNamesNestedFields(t *testing.T) {
 		t.Fatalf("events: %+v", events)
 	}
 }
+
+func FuzzDecodePlausible(f *testing.F) {
+	for _, s := range []string{
+		`{"n":"pageview","v":36,"u":"https://shop.example/","d":"shop.example","r":null}`,
+		`{"n":"Purchase","u":"/x","d":"shop.example","$":{"amount":"99.80","currency":"EUR"},"p":{"product_id":"P1"}}`,
+		`{"n":"Search","d":"a","p":{"query":"red shoes"}}`, `{"n":1}`, `{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	sites := DefaultSites()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, _, _, err := DecodePlausible(body, sites)
+		if err == nil && len(events) > 1 {
+			t.Fatalf("%d events from one body", len(events))
+		}
+	})
+}

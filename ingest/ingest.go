@@ -85,12 +85,20 @@ func (s *server) App(ready *probe.Readiness) *fiber.App {
 		s.metrics.answered(status)
 		return err
 	})
-	app.Use("/api", s.cors)
-	app.Post("/api/event", s.ownJSON((*decoder).decodeOne))
+	// Browsers send from the shop's pages, another origin: every event
+	// route answers CORS (trackers such as analytics.js post with headers
+	// that need a preflight).
+	app.Use(s.cors)
+	app.Post("/api/event", s.event)
 	app.Post("/api/events", s.ownJSON((*decoder).decodeMany))
-	for _, kind := range []string{"batch", "track", "page"} {
+	// Segment's HTTP API, its short paths (analytics.js builds them from
+	// the call: /v1/t, /v1/p, ...) and its beacon path.
+	for short, kind := range segmentPaths {
 		app.Post("/v1/"+kind, s.segment(kind))
+		app.Post("/v1/"+short, s.segment(kind))
 	}
+	app.Post("/beacon/v1/batch", s.segment("batch"))
+	app.Get("/v1/projects/:writeKey/settings", s.segmentSettings)
 	app.Get("/herd.js", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
 		c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
@@ -120,21 +128,34 @@ type Answer struct {
 	Error    string         `json:"error,omitempty"`
 }
 
+// segmentPaths are analytics.js's short paths and the calls they stand for.
+var segmentPaths = map[string]string{"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias", "b": "batch"}
+
+// corsHeaders are the request headers browser trackers send: herd.js and
+// own JSON (Content-Type), Segment's analytics.js (Authorization with the
+// write key, and its retry and delivery headers), herd's import marker.
+const corsHeaders = "Content-Type, Content-Encoding, Authorization, X-Retry-Count, AnonymousId, SentAt, X-Herd-Import"
+
 // cors answers preflights and sets CORS headers for browser senders. An
-// origin no site allows gets no CORS headers, so browsers refuse to send.
+// origin no site allows gets no CORS headers (a preflight gets 403), so
+// browsers refuse to send. No credentials: herd sets no cookies.
 func (s *server) cors(c *fiber.Ctx) error {
 	origin := c.Get(fiber.HeaderOrigin)
-	if origin != "" && s.originAllowed(origin) {
+	c.Vary(fiber.HeaderOrigin)
+	allowed := origin != "" && s.originAllowed(origin)
+	if allowed {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
-		c.Set(fiber.HeaderVary, fiber.HeaderOrigin)
-		c.Set(fiber.HeaderAccessControlAllowMethods, "POST, OPTIONS")
-		c.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type")
-		c.Set(fiber.HeaderAccessControlMaxAge, "86400")
 	}
-	if c.Method() == fiber.MethodOptions {
-		return c.SendStatus(fiber.StatusNoContent)
+	if c.Method() != fiber.MethodOptions {
+		return c.Next()
 	}
-	return c.Next()
+	if !allowed {
+		return c.Status(fiber.StatusForbidden).JSON(Answer{Error: "origin not allowed by any site"})
+	}
+	c.Set(fiber.HeaderAccessControlAllowMethods, "POST, GET, OPTIONS")
+	c.Set(fiber.HeaderAccessControlAllowHeaders, corsHeaders)
+	c.Set(fiber.HeaderAccessControlMaxAge, "86400")
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (s *server) originAllowed(origin string) bool {
@@ -162,7 +183,7 @@ var (
 	rowSlices   = sync.Pool{New: func() any { return new([]spool.Row) }}
 )
 
-// ownJSON serves /api/event and /api/events.
+// ownJSON serves /api/events (and /api/event through event).
 func (s *server) ownJSON(decode decodeFunc) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
@@ -172,25 +193,54 @@ func (s *server) ownJSON(decode decodeFunc) fiber.Handler {
 		if err != nil {
 			return s.badBody(c, err)
 		}
-		buf := requestBufs.Get().(*requestBuf)
-		buf.dec.slab = buf.dec.slab[:0]
-		events, problems, err := decode(&buf.dec, buf.events, body)
-		held := false
-		defer func() {
-			if held {
-				return // the writer still has rows that may point into the slab
-			}
-			clear(events) // no shopper's data waits in the pool
-			clear(buf.dec.slab)
-			buf.events = events[:0]
-			requestBufs.Put(buf)
-		}()
-		if err != nil {
-			return s.badBody(c, err)
-		}
-		held, err = s.accept(c, events, problems, nil, nil)
-		return err
+		return s.ownBody(c, decode, body)
 	}
+}
+
+// ownBody decodes and accepts a body in herd's own format.
+func (s *server) ownBody(c *fiber.Ctx, decode decodeFunc, body []byte) error {
+	buf := requestBufs.Get().(*requestBuf)
+	buf.dec.slab = buf.dec.slab[:0]
+	events, problems, err := decode(&buf.dec, buf.events, body)
+	held := false
+	defer func() {
+		if held {
+			return // the writer still has rows that may point into the slab
+		}
+		clear(events) // no shopper's data waits in the pool
+		clear(buf.dec.slab)
+		buf.events = events[:0]
+		requestBufs.Put(buf)
+	}()
+	if err != nil {
+		return s.badBody(c, err)
+	}
+	held, err = s.accept(c, events, problems, nil, nil)
+	return err
+}
+
+// event serves /api/event: herd's own single event, or Plausible's event
+// API body (the Plausible tracker pointed at herd).
+func (s *server) event(c *fiber.Ctx) error {
+	if !contentTypeOK(c, "application/json", "text/plain", "application/x-ndjson") {
+		return unsupportedType(c, "application/json, text/plain, application/x-ndjson")
+	}
+	body, err := requestBody(c)
+	if err != nil {
+		return s.badBody(c, err)
+	}
+	if !isPlausible(body) {
+		return s.ownBody(c, (*decoder).decodeOne, body)
+	}
+	events, site, dropped, err := DecodePlausible(body, s.sites)
+	if err != nil {
+		return s.badBody(c, err)
+	}
+	if site == nil { // unknown domain: nothing to store, said in dropped
+		return c.Status(fiber.StatusAccepted).JSON(Answer{Dropped: dropped})
+	}
+	_, err = s.accept(c, events, nil, dropped, site)
+	return err
 }
 
 // segment serves Segment's /v1/batch, /v1/track and /v1/page. The write key
@@ -212,6 +262,9 @@ func (s *server) segment(kind string) fiber.Handler {
 			}
 			_ = json.Unmarshal(body, &k) // a bad body is reported by the decoder
 			key = k.WriteKey
+		}
+		if key == "" {
+			key = c.Query("writeKey") // the beacon path: no headers
 		}
 		site, err := s.sites.ByWriteKey(key)
 		if err != nil {
@@ -286,7 +339,7 @@ func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 				continue
 			}
 		}
-		if origin != "" && site == nil && !evSite.AllowsOrigin(origin) {
+		if origin != "" && !evSite.AllowsOrigin(origin) {
 			drop("origin")
 			continue
 		}
@@ -417,4 +470,32 @@ func writeKey(auth string) string {
 	}
 	user, _, _ := strings.Cut(string(dec), ":")
 	return user
+}
+
+// segmentSettings answers analytics.js's settings request
+// (cdnURL pointed at herd): send everything to this herd's /v1 with the
+// write key, no other integration, no plan filtering.
+func (s *server) segmentSettings(c *fiber.Ctx) error {
+	key := c.Params("writeKey")
+	if _, err := s.sites.ByWriteKey(key); err != nil {
+		return c.Status(fiber.StatusNotFound).JSON(Answer{Error: "unknown write key"})
+	}
+	proto := "https"
+	if c.Protocol() == "http" {
+		proto = "http"
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.JSON(fiber.Map{
+		"integrations": fiber.Map{"Segment.io": fiber.Map{
+			"apiKey": key, "apiHost": c.Hostname() + "/v1", "protocol": proto,
+			"unbundledIntegrations": []string{}, "addBundledMetadata": false,
+		}},
+		"plan":                      fiber.Map{"track": fiber.Map{"__default": fiber.Map{"enabled": true}}, "identify": fiber.Map{"__default": fiber.Map{"enabled": true}}, "group": fiber.Map{"__default": fiber.Map{"enabled": true}}},
+		"analyticsNextEnabled":      true,
+		"middlewareSettings":        fiber.Map{},
+		"enabledMiddleware":         fiber.Map{},
+		"metrics":                   fiber.Map{"sampleRate": 0},
+		"legacyVideoPluginsEnabled": false,
+		"remotePlugins":             []any{},
+	})
 }

@@ -36,6 +36,9 @@ type Site struct {
 	// field that should hold a SKU never reaches storage. Fields without a
 	// pattern are only scrubbed.
 	Identifiers map[string]string `yaml:"identifiers"`
+	// PlausibleEvents maps the shop's Plausible goal names onto herd's
+	// event types ({"Basket": "add_to_cart"}); common names are known.
+	PlausibleEvents map[string]string `yaml:"plausible_events"`
 
 	patterns map[string]*regexp.Regexp
 }
@@ -68,6 +71,11 @@ func (site *Site) identifier(field, v string) string {
 }
 
 func (site *Site) compile() error {
+	for name, t := range site.PlausibleEvents {
+		if _, ok := ParseEventType(t); !ok {
+			return fmt.Errorf("plausible_events: %q maps to %q, not an event type", name, t)
+		}
+	}
 	site.patterns = map[string]*regexp.Regexp{}
 	for field, pat := range site.Identifiers {
 		if !slices.Contains(identifierFields, field) {
@@ -177,6 +185,23 @@ func (s *Sites) Named(name string) (*Site, error) {
 		if site.Name == name {
 			return site, nil
 		}
+	}
+	return nil, ErrUnknownSite
+}
+
+// ByDomain returns the site that lists domain (or a parent of it) among its
+// domains. Without configuration every domain belongs to the demo site.
+func (s *Sites) ByDomain(domain string) (*Site, error) {
+	domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
+	for _, site := range s.list {
+		for _, d := range site.Domains {
+			if domain == d || strings.HasSuffix(domain, "."+d) {
+				return site, nil
+			}
+		}
+	}
+	if s.open {
+		return s.list[0], nil
 	}
 	return nil, ErrUnknownSite
 }

@@ -51,8 +51,8 @@ func start(t *testing.T) *site {
 }
 
 // startWith is start over db, with the dashboard's request timeout (0: its
-// default).
-func startWith(t *testing.T, db *chtest.DB, timeout time.Duration) *site {
+// default) and any other configuration changes.
+func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(*dashboard.Config)) *site {
 	t.Helper()
 	ctx := context.Background()
 	today := time.Now().UTC().Truncate(24 * time.Hour)
@@ -106,13 +106,17 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := dashboard.NewApp(dashboard.Config{
+	cfg := dashboard.Config{
 		Reader: db.Reader, Database: db.Names.Pub, Users: users,
 		Downloads: &dashboard.DownloadLog{Writer: db.Writer, Database: db.Names.Pub}, ReportDir: reportDir, RequestTimeout: timeout,
 		Statement: func(ctx context.Context) (privacy.Statement, error) {
 			return aggregate.BuildStatement(ctx, db.Reader, db.Names.Pub, aggregate.Config{}, tables)
 		},
-	}, probe.NewReadiness(db.Reader), nil)
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	app := dashboard.NewApp(cfg, probe.NewReadiness(db.Reader), nil)
 	ws, err := webserver.Start(app, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

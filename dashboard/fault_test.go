@@ -244,3 +244,18 @@ func TestHeadersSitesAndNewUsers(t *testing.T) {
 		t.Fatalf("a user added after start: login %d", got)
 	}
 }
+
+// Strict-Transport-Security only when asked for (the dashboard behind TLS).
+func TestHSTS(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := startWith(t, chtest.Migrated(t), 0, func(c *dashboard.Config) { c.HSTS = on })
+		resp, err := http.Get(s.url + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Strict-Transport-Security"); (got != "") != on {
+			t.Fatalf("HSTS %v: header %q", on, got)
+		}
+	}
+}

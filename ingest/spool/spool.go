@@ -180,6 +180,11 @@ func (s *Disk) Bytes() int64 {
 // Append writes batches of rows as one record batch (more for an import
 // spanning many hours) and fsyncs it.
 func (s *Disk) Append(ctx context.Context, batches ...[]Row) error {
+	// A write and its fsync cannot be interrupted once started; a caller
+	// that has given up does not start one.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
 	rows := 0
 	for _, b := range batches {
 		rows += len(b)

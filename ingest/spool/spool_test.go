@@ -361,3 +361,15 @@ func damagedSegment(t *testing.T) []byte {
 	}
 	return b
 }
+
+func TestAppendHonoursContext(t *testing.T) {
+	s, err := Open(Config{Store: &store{}, Table: "t", Dir: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Append(ctx, sampleRows(3)); !errors.Is(err, context.Canceled) || s.Pending() {
+		t.Fatalf("append after the caller gave up: %v, pending %v", err, s.Pending())
+	}
+}

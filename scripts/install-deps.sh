@@ -19,14 +19,23 @@ for want in "$@"; do
 	esac
 done
 
-# The official Segment Node SDK the ingest tests drive, at the version the
-# lock file pins; installed after node itself (below).
-segment_sdk() {
-	dir="$(dirname "$0")/../ingest/testdata/segment-sdk"
-	[ -d "$dir/node_modules/@segment/analytics-node" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
-	echo "installing: @segment/analytics-node (npm ci in ingest/testdata/segment-sdk)"
+# The trackers the ingest tests drive, at the versions their lock files pin,
+# installed after node itself (below): the official Segment Node SDK, and
+# Segment's analytics.js and Plausible's tracker bundled for the browser.
+npm_dir() { # dir, a package that must exist afterwards
+	dir="$(dirname "$0")/../ingest/testdata/$1"
+	[ -d "$dir/node_modules/$2" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
+	echo "installing: $1 (npm ci in ingest/testdata/$1)"
 	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-	[ -d "$dir/node_modules/@segment/analytics-node" ] || { echo "install-deps: the Segment SDK is still missing after npm ci" >&2; exit 1; }
+	[ -d "$dir/node_modules/$2" ] || { echo "install-deps: $2 is still missing after npm ci" >&2; exit 1; }
+}
+segment_sdk() {
+	npm_dir segment-sdk @segment/analytics-node
+	npm_dir browser-trackers @segment/analytics-next
+	dir="$(dirname "$0")/../ingest/testdata/browser-trackers"
+	if [ ! -f "$dir/bundle.js" ] || [ "$dir/trackers.js" -nt "$dir/bundle.js" ] || [ "$dir/package-lock.json" -nt "$dir/bundle.js" ]; then
+		(cd "$dir" && npm run --silent build) || { echo "install-deps: bundling the browser trackers failed" >&2; exit 1; }
+	fi
 }
 want_sdk=false
 for want in "$@"; do [ "$want" = node ] && want_sdk=true; done

@@ -298,7 +298,9 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 var personalPatterns = []struct{ name, re string }{
 	{"email", `[A-Za-z0-9._%+-]+(@|%40|%2540|＠|﹫|\((?i:at)\)|\[(?i:at)\]|\{(?i:at)\}|&#64;|&#x40;|&commat;)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`},
 	{"phone", `\+[0-9]{1,3}[ ./_:,*-]?\(?[0-9]{2,4}\)?[ ./_:,*-]?[0-9]{3,4}[ ./_:,*-]?[0-9]{3,5}`},
-	{"card", `(?:^|[^0-9])(?:[0-9][ ./_:,*-]?){12,18}[0-9](?:[^0-9]|$)`},
+	// Not ':' between groups: date-times ("2026-11-24 00:00:00", retention's
+	// own records) would read as card numbers. The scrubbers redact those too.
+	{"card", `(?:^|[^0-9])(?:[0-9][ ./_,*-]?){12,18}[0-9](?:[^0-9]|$)`},
 	{"jwt", `eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.`},
 	{"ipv4", `\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`},
 	{"ipv6", `\b(?:[0-9A-Fa-f]{1,4}:){4,7}[0-9A-Fa-f]{1,4}\b|\b[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){1,5}[0-9A-Fa-f]{1,4}\b`},

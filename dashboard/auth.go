@@ -105,12 +105,30 @@ func (a *auth) takeCheckLocked() bool {
 
 // refusedLoginDelay holds every refused login's answer: a person retyping
 // a password does not notice, a flood of attempts slows to what its
-// connections can wait for instead of what the cores can answer.
-const refusedLoginDelay = 300 * time.Millisecond
+// connections can wait for instead of what the cores can answer. An
+// address that is locked out waits lockedOutDelay for every answer of the
+// login page, the form included.
+const (
+	refusedLoginDelay = 300 * time.Millisecond
+	lockedOutDelay    = 2 * time.Second
+)
 
 func refused(err error) error {
 	time.Sleep(refusedLoginDelay)
 	return err
+}
+
+// lockedOutLonger holds an answer to a locked-out address a while longer.
+func lockedOutLonger(err error) error {
+	time.Sleep(lockedOutDelay - refusedLoginDelay)
+	return refused(err)
+}
+
+// addressLockedOut reports whether c's address is locked out.
+func (a *auth) addressLockedOut(c *fiber.Ctx) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lockedOutLocked("|"+c.IP()) > 0
 }
 
 // tooMany answers 429 with a Retry-After of wait.
@@ -220,6 +238,9 @@ func sameOrigin(c *fiber.Ctx) bool {
 // post carries this origin (the rest of the dashboard sends no referrer).
 func (a *auth) loginForm(render func(c *fiber.Ctx, csrf, problem string) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if a.addressLockedOut(c) {
+			time.Sleep(lockedOutDelay)
+		}
 		c.Set(fiber.HeaderReferrerPolicy, "same-origin")
 		return render(c, a.formToken(), "")
 	}
@@ -236,17 +257,17 @@ func (a *auth) login(render func(c *fiber.Ctx, csrf, problem string) error) fibe
 		a.mu.Lock()
 		if wait := max(a.lockedOutLocked(key), a.lockedOutLocked(addrKey)); wait > 0 {
 			a.mu.Unlock()
-			return refused(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
+			return lockedOutLonger(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
 		}
 		if !a.takeCheckLocked() {
 			a.mu.Unlock()
-			return refused(tooMany(c, time.Second, "too many logins at once: try again in a second"))
+			return lockedOutLonger(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
 		a.mu.Unlock()
 		select {
 		case a.checking <- struct{}{}:
 		case <-time.After(2 * time.Second):
-			return refused(tooMany(c, time.Second, "too many logins at once: try again in a second"))
+			return lockedOutLonger(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
 		u, err := a.users.Check(name, c.FormValue("password"))
 		<-a.checking

@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
@@ -40,15 +38,7 @@ func TestBrowserTrackersFromNPM(t *testing.T) {
 	}))
 	defer shop.Close()
 
-	sitesFile := filepath.Join(t.TempDir(), "sites.yaml")
-	yaml := "sites:\n  - name: shop\n    domains: [shop.example]\n    origins: ['" + shop.URL + "']\n    write_keys: [" + trackerKey + "]\n"
-	if err := os.WriteFile(sitesFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sites, err := ingest.LoadSites(sitesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sites := configuredSites(t, "sites:\n  - name: shop\n    domains: [shop.example]\n    origins: ['"+shop.URL+"']\n    write_keys: ["+trackerKey+"]\n")
 	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
 	pageHTML = `<!doctype html><html><head><title>shop</title><script src="/bundle.js"></script></head><body><p id="shop">shop</p>
 <script>
@@ -73,18 +63,7 @@ func TestBrowserTrackersFromNPM(t *testing.T) {
 })().catch(err => { window.failed = String(err && err.stack || err) })
 </script></body></html>`
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true),
-		chromedp.UserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx := browser(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(shop.URL+"/shop?utm_source=news"), chromedp.WaitVisible("#shop")); err != nil {
 		t.Fatal(err)
 	}

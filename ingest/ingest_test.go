@@ -579,14 +579,7 @@ func TestFutureDatedImportIsRefused(t *testing.T) {
 // Identifier fields the shop's patterns do not fit, and slots the layout
 // does not declare, are stored as "unlisted", not as sent.
 func TestUnknownIdentifiersAreUnlisted(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sites.yaml")
-	if err := os.WriteFile(path, []byte("sites:\n  - name: shop\n    origins: ['*']\n    identifiers: {product_id: 'P[0-9]{5}', category: '[a-z-]+', variant: '[AB]'}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sites, err := ingest.LoadSites(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sites := configuredSites(t, "sites:\n  - name: shop\n    origins: ['*']\n    identifiers: {product_id: 'P[0-9]{5}', category: '[a-z-]+', variant: '[AB]'}\n")
 	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
 	body := `[{"site":"shop","type":"product_view","url":"/p","product":{"id":"P00042","category":"shoes"},"variant":"B"},
 	 {"site":"shop","type":"product_view","url":"/p","product":{"id":"Jane Doe Elm Street 5","category":"Jane Doe"},"variant":"jane"},
@@ -605,14 +598,7 @@ func TestUnknownIdentifiersAreUnlisted(t *testing.T) {
 // A configured site takes history imports only with its write key; the
 // configuration-free demo site takes them from anyone.
 func TestImportsNeedTheSiteWriteKey(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sites.yaml")
-	if err := os.WriteFile(path, []byte("sites:\n  - name: shop\n    origins: ['*']\n    allow_import: true\n    write_keys: [0123456789abcdef-import]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sites, err := ingest.LoadSites(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sites := configuredSites(t, "sites:\n  - name: shop\n    origins: ['*']\n    allow_import: true\n    write_keys: [0123456789abcdef-import]\n")
 	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
 	body := `[{"site":"shop","type":"pageview","url":"/old","ts":` + strconv.FormatInt(time.Now().Add(-2*time.Hour).UnixMilli(), 10) + `}]`
 	if r := e.post(t, "/api/events", "application/json", body, "X-Herd-Import", "1"); r.status != 400 || !strings.Contains(r.body.Error, "write key") {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
@@ -31,14 +30,7 @@ func TestSegmentNodeSDK(t *testing.T) {
 		t.Fatalf("node is not installed (make test installs it): %v", err)
 	}
 
-	sitesFile := filepath.Join(t.TempDir(), "sites.yaml")
-	if err := os.WriteFile(sitesFile, []byte("sites:\n  - name: shop\n    domains: [shop.example]\n    write_keys: [wk-test-3f9a8c21d7e4]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sites, err := ingest.LoadSites(sitesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sites := configuredSites(t, "sites:\n  - name: shop\n    domains: [shop.example]\n    write_keys: [wk-test-3f9a8c21d7e4]\n")
 	db := chtest.Migrated(t)
 	e := startEdgeWith(t, db, ingesttest.Options{Sites: sites})
 

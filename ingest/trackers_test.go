@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -9,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/ingest/ingesttest"
@@ -17,12 +21,10 @@ import (
 
 const trackerKey = "0123456789abcdef-tracker"
 
-// trackerEdge serves one configured site, shop.example, that browsers on
-// https://shop.example may send from with its write key.
-func trackerEdge(t *testing.T) *edge {
+// configuredSites loads a sites file with the given YAML, as --sites does.
+func configuredSites(t *testing.T, yaml string) *ingest.Sites {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sites.yaml")
-	yaml := "sites:\n  - name: shop\n    domains: [shop.example]\n    origins: ['https://shop.example']\n    write_keys: [" + trackerKey + "]\n    plausible_events: {Basket: add_to_cart}\n"
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,35 @@ func trackerEdge(t *testing.T) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sites
+}
+
+// trackerEdge serves one configured site, shop.example, that browsers on
+// https://shop.example may send from with its write key.
+func trackerEdge(t *testing.T) *edge {
+	t.Helper()
+	sites := configuredSites(t, "sites:\n  - name: shop\n    domains: [shop.example]\n    origins: ['https://shop.example']\n    write_keys: ["+trackerKey+"]\n    plausible_events: {Basket: add_to_cart}\n")
 	return startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
+}
+
+// browser is a headless Chromium that presents as the ordinary browser it
+// is (headless Chromium says "HeadlessChrome", which herd rightly drops as
+// a bot), for a minute.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true),
+		chromedp.UserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func do(t *testing.T, method, url, contentType, body string, headers ...string) *http.Response {

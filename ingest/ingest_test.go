@@ -63,20 +63,7 @@ type reply struct {
 
 func (e *edge) post(t *testing.T, path, contentType, body string, headers ...string) reply {
 	t.Helper()
-	req, err := http.NewRequest("POST", e.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("User-Agent", chromeUA)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return readReply(t, path, resp)
+	return readReply(t, path, do(t, "POST", e.url+path, contentType, body, headers...))
 }
 
 func readReply(t *testing.T, path string, resp *http.Response) reply {

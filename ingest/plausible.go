@@ -45,7 +45,10 @@ var plausibleNames = map[string]EventType{
 // with "n" and no "type".
 func isPlausible(body []byte) bool {
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
+	// A Plausible body always has an "n" key; herd's own events (herd.js
+	// posts every event here) almost never hold that string: no parse for
+	// them.
+	if len(body) == 0 || body[0] != '{' || !bytes.Contains(body, []byte(`"n"`)) {
 		return false
 	}
 	var probe struct {

@@ -1,7 +1,8 @@
 // Package aggregate is the only reader of raw events: it publishes closed
-// hourly and daily buckets into the rollup tables under the k floor, bounded
-// contributions and differential privacy (docs/privacy.md), drops raw data past
-// its retention, and audits that all of it holds.
+// daily, ISO-week and calendar-month buckets into the rollup tables under the
+// k floor, bounded contributions and one differential-privacy budget per
+// visitor-day (docs/privacy.md), drops raw data past its retention, and keeps
+// the per-day partial sums week and month cells are built from.
 package aggregate
 
 import (
@@ -13,39 +14,33 @@ import (
 // unpublished.
 const MaxRawRetention = 7 * 24 * time.Hour
 
+// MaxPartialRetention is how long a day's partial sums may wait for its week
+// and month to be published: a month's last day plus the grace, with room for
+// an outage. Nothing outlives it.
+const MaxPartialRetention = 40 * 24 * time.Hour
+
 // Config holds the publication rules. The zero value of a field means its
 // default.
 type Config struct {
 	// K is the floor on true distinct visitor-days per published cell
-	// (default 10, at least 2). It is also the partition selection's
-	// pre-threshold.
+	// (default 10, at least 2).
 	K int
-	// Epsilon is the ε budget per table per day (default 1); a table's
-	// daily bucket and its hourly buckets share it.
-	Epsilon float64
-	// Delta is δ for partition selection (default 1e-6).
-	Delta float64
-	// HourlyShare is the part of Epsilon the hourly buckets spend (default
-	// 0.2). A visitor-day counts in at most HoursPerVisitor hourly buckets
-	// (its first active hours), so each hourly bucket gets
-	// Epsilon × HourlyShare / HoursPerVisitor.
-	HourlyShare float64
-	// HoursPerVisitor bounds the hourly buckets one visitor-day counts in
-	// (default 2).
-	HoursPerVisitor int
-	// HourlyHorizon: hourly buckets are published only while younger than
-	// this (default 48h); imported history gets daily buckets only.
-	HourlyHorizon time.Duration
+	// Epsilon and Delta are the total (ε, δ) one visitor-day may spend
+	// across every table and grain (defaults 4 and 1e-6). The accountant
+	// (Budget) turns them into zCDP ρ for the Gaussian noise and a
+	// threshold δ for the k floor.
+	Epsilon, Delta float64
 	// Grace is how long after a bucket closes publication waits for
 	// stragglers (default 5m).
 	Grace time.Duration
 	// RawRetention is how long raw hours are kept once published (default
 	// 48h, at most MaxRawRetention).
 	RawRetention time.Duration
-	// SelectionShare and VisitorsShare are the parts of a bucket's ε spent
-	// on partition selection and on the visitors count (defaults 0.25 and 0.3);
-	// the rest is split among the table's metrics by weight.
-	SelectionShare, VisitorsShare float64
+	// Catalog is the shop's product catalog file (CSV: product_id, name,
+	// category, price, optionally site), re-read when it changes; rows
+	// without a site are CatalogSite's. Empty: product ids are a private
+	// key space.
+	Catalog, CatalogSite string
 }
 
 // WithDefaults fills zero fields and validates the rest, naming the bad field.
@@ -54,31 +49,16 @@ func (c Config) WithDefaults() (Config, error) {
 		c.K = 10
 	}
 	if c.Epsilon == 0 {
-		c.Epsilon = 1
+		c.Epsilon = 4
 	}
 	if c.Delta == 0 {
 		c.Delta = 1e-6
-	}
-	if c.HourlyShare == 0 {
-		c.HourlyShare = 0.2
-	}
-	if c.HoursPerVisitor == 0 {
-		c.HoursPerVisitor = 2
-	}
-	if c.HourlyHorizon == 0 {
-		c.HourlyHorizon = 48 * time.Hour
 	}
 	if c.Grace == 0 {
 		c.Grace = 5 * time.Minute
 	}
 	if c.RawRetention == 0 {
 		c.RawRetention = 48 * time.Hour
-	}
-	if c.SelectionShare == 0 {
-		c.SelectionShare = 0.25
-	}
-	if c.VisitorsShare == 0 {
-		c.VisitorsShare = 0.3
 	}
 	switch {
 	case c.K < 2:
@@ -87,53 +67,67 @@ func (c Config) WithDefaults() (Config, error) {
 		return c, fmt.Errorf("epsilon = %g: must be in (0, 20]", c.Epsilon)
 	case c.Delta <= 0 || c.Delta >= 1e-3:
 		return c, fmt.Errorf("delta = %g: must be in (0, 1e-3)", c.Delta)
-	case c.HourlyShare < 0 || c.HourlyShare >= 1:
-		return c, fmt.Errorf("hourly share = %g: must be in [0, 1)", c.HourlyShare)
-	case c.HoursPerVisitor < 1 || c.HoursPerVisitor > 24:
-		return c, fmt.Errorf("hours per visitor = %d: must be 1 to 24", c.HoursPerVisitor)
 	case c.RawRetention < time.Hour || c.RawRetention > MaxRawRetention:
 		return c, fmt.Errorf("raw retention = %v: must be 1h to %v", c.RawRetention, MaxRawRetention)
 	case c.Grace < 0 || c.Grace > 6*time.Hour:
 		return c, fmt.Errorf("grace = %v: must be 0 to 6h", c.Grace)
-	case c.SelectionShare <= 0 || c.VisitorsShare <= 0 || c.SelectionShare+c.VisitorsShare >= 1:
-		return c, fmt.Errorf("selection share %g + visitors share %g: each positive, together under 1", c.SelectionShare, c.VisitorsShare)
 	}
 	return c, nil
-}
-
-// BucketEpsilon is the ε one bucket of grain g spends.
-func (c Config) BucketEpsilon(g Grain) float64 {
-	if g == Hour {
-		return c.Epsilon * c.HourlyShare / float64(c.HoursPerVisitor)
-	}
-	return c.Epsilon * (1 - c.HourlyShare)
 }
 
 // Grain is a bucket's length.
 type Grain uint8
 
-// Grains, numbered as the Enum8 in the rollup tables.
+// Grains, numbered as the Enum8 in the rollup tables. Hour is retired: it
+// names rows published before week and month cells existed.
 const (
-	Hour Grain = 1
-	Day  Grain = 2
+	Hour  Grain = 1
+	Day   Grain = 2
+	Week  Grain = 3 // ISO week, Monday to Sunday (UTC)
+	Month Grain = 4 // calendar month (UTC)
 )
 
+// Grains are the published grains, shortest first.
+var Grains = []Grain{Day, Week, Month}
+
 func (g Grain) String() string {
-	if g == Hour {
+	switch g {
+	case Hour:
 		return "hour"
+	case Week:
+		return "week"
+	case Month:
+		return "month"
 	}
 	return "day"
 }
 
-// Duration of one bucket.
-func (g Grain) Duration() time.Duration {
-	if g == Hour {
-		return time.Hour
+// ParseGrain is the grain named s.
+func ParseGrain(s string) (Grain, error) {
+	for _, g := range []Grain{Hour, Day, Week, Month} {
+		if g.String() == s {
+			return g, nil
+		}
 	}
-	return 24 * time.Hour
+	return 0, fmt.Errorf("unknown grain %q", s)
 }
 
-// Bucket is one site's closed interval [Start, Start+grain).
+// Start is the start of the grain's bucket holding t (UTC).
+func (g Grain) Start(t time.Time) time.Time {
+	t = t.UTC()
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	switch g {
+	case Hour:
+		return t.Truncate(time.Hour)
+	case Week:
+		return day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+	case Month:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return day
+}
+
+// Bucket is one site's closed interval [Start, End()).
 type Bucket struct {
 	Site  string
 	Grain Grain
@@ -141,8 +135,27 @@ type Bucket struct {
 }
 
 // End of the bucket (exclusive).
-func (b Bucket) End() time.Time { return b.Start.Add(b.Grain.Duration()) }
+func (b Bucket) End() time.Time {
+	switch b.Grain {
+	case Hour:
+		return b.Start.Add(time.Hour)
+	case Week:
+		return b.Start.AddDate(0, 0, 7)
+	case Month:
+		return b.Start.AddDate(0, 1, 0)
+	}
+	return b.Start.AddDate(0, 0, 1)
+}
+
+// Days are the UTC days the bucket covers.
+func (b Bucket) Days() []time.Time {
+	var out []time.Time
+	for d := b.Start; d.Before(b.End()); d = d.AddDate(0, 0, 1) {
+		out = append(out, d)
+	}
+	return out
+}
 
 func (b Bucket) String() string {
-	return fmt.Sprintf("%s/%s/%s", b.Site, b.Grain, b.Start.UTC().Format("2006-01-02T15"))
+	return fmt.Sprintf("%s/%s/%s", b.Site, b.Grain, b.Start.UTC().Format(time.DateOnly))
 }

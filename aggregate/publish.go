@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
-	"github.com/google/differential-privacy/go/v3/dpagg"
-	"github.com/google/differential-privacy/go/v3/noise"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/privacy"
@@ -27,7 +23,10 @@ type Publisher struct {
 	dbs    clickhouse.Databases
 	cfg    Config
 	tables []*Table
+	budget Budget
 	log    *slog.Logger
+	// catalogStamp identifies the catalog file version last loaded.
+	catalogStamp string
 }
 
 // NewPublisher checks cfg and the tables' column use against the purpose
@@ -56,10 +55,14 @@ func NewPublisher(c *clickhouse.Client, dbs clickhouse.Databases, cfg Config, lo
 			}
 		}
 	}
+	budget, err := NewBudget(cfg, tables)
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{c: c, dbs: dbs, cfg: cfg, tables: tables, log: log}, nil
+	return &Publisher{c: c, dbs: dbs, cfg: cfg, tables: tables, budget: budget, log: log}, nil
 }
 
 // DefaultTables are the rollups with the funnels and layout in schemas/.
@@ -78,6 +81,9 @@ func DefaultTables() ([]*Table, error) {
 // Tables returns the rollups this publisher publishes.
 func (p *Publisher) Tables() []*Table { return p.tables }
 
+// Budget is the accountant's split of the per-visitor-day budget.
+func (p *Publisher) Budget() Budget { return p.budget }
+
 // Config is the publication rules in force, defaults filled in.
 func (p *Publisher) Config() Config { return p.cfg }
 
@@ -93,7 +99,7 @@ type Run struct {
 	Bucket     Bucket
 	Published  int
 	Suppressed int
-	Epsilon    float64
+	Rho        float64 // the release's share of the per-visitor-day budget
 	RawEvents  uint64
 	Adopted    bool // cells were already stored by a run that died before recording itself
 	Err        error
@@ -108,31 +114,42 @@ type Summary struct {
 	Failed     int
 }
 
-// RunOnce publishes every closed bucket with raw data that some table has not
-// published yet, oldest first, as of now.
+// RunOnce publishes every closed bucket that some table has not published
+// yet, oldest first, as of now: days from raw events, then the weeks and
+// months their partial sums completed.
 func (p *Publisher) RunOnce(ctx context.Context, now time.Time) (Summary, error) {
 	var sum Summary
-	due, err := p.Due(ctx, now)
-	if err != nil {
+	var errs []error
+	if err := p.refreshCatalog(ctx); err != nil {
 		return sum, err
 	}
-	sum.Buckets = len(due)
-	var errs []error
-	for _, d := range due {
-		events, err := p.bucketEvents(ctx, d.Bucket)
+	for pass := 0; pass < 2; pass++ {
+		due, err := p.Due(ctx, now)
 		if err != nil {
-			return sum, err
+			return sum, errors.Join(append(errs, err)...)
 		}
-		for _, t := range d.Tables {
-			run := p.PublishBucket(ctx, t, d.Bucket, events)
-			sum.Runs++
-			sum.Published += run.Published
-			sum.Suppressed += run.Suppressed
-			if run.Err != nil {
-				sum.Failed++
-				errs = append(errs, run.Err)
-				if ctx.Err() != nil {
-					return sum, errors.Join(errs...)
+		if len(due) == 0 {
+			break
+		}
+		sum.Buckets += len(due)
+		for _, d := range due {
+			var events BucketEvents
+			if d.Bucket.Grain == Day {
+				if events, err = p.bucketEvents(ctx, d.Bucket); err != nil {
+					return sum, errors.Join(append(errs, err)...)
+				}
+			}
+			for _, t := range d.Tables {
+				run := p.PublishBucket(ctx, t, d.Bucket, events)
+				sum.Runs++
+				sum.Published += run.Published
+				sum.Suppressed += run.Suppressed
+				if run.Err != nil {
+					sum.Failed++
+					errs = append(errs, run.Err)
+					if ctx.Err() != nil {
+						return sum, errors.Join(errs...)
+					}
 				}
 			}
 		}
@@ -146,8 +163,10 @@ type DueBucket struct {
 	Tables []*Table
 }
 
-// Due lists closed buckets with raw data not yet published by every table,
-// oldest first, hourly before daily.
+// Due lists closed buckets not yet published by every table, oldest first,
+// days before the weeks and months that end with them. A day is due when its
+// raw events exist; a week or month when its days' partial sums exist and
+// none of its days is still due for the table.
 func (p *Publisher) Due(ctx context.Context, now time.Time) ([]DueBucket, error) {
 	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
 	if err != nil {
@@ -157,31 +176,50 @@ func (p *Publisher) Due(ctx context.Context, now time.Time) ([]DueBucket, error)
 	if err != nil {
 		return nil, err
 	}
-	candidates := map[Bucket]bool{}
+	closed := func(b Bucket) bool { return !b.End().Add(p.cfg.Grace).After(now) }
+	due := map[Bucket][]*Table{}
+	pendingDay := map[runKey]bool{} // (table, day) still to publish
 	for _, h := range hours {
-		hb := Bucket{Site: h.site, Grain: Hour, Start: h.start}
-		if !hb.End().Add(p.cfg.Grace).After(now) && !hb.Start.Before(now.Add(-p.cfg.HourlyHorizon)) {
-			candidates[hb] = true
+		b := Bucket{Site: h.site, Grain: Day, Start: Day.Start(h.start)}
+		if !closed(b) {
+			continue
 		}
-		db := Bucket{Site: h.site, Grain: Day, Start: h.start.Truncate(24 * time.Hour)}
-		if !db.End().Add(p.cfg.Grace).After(now) {
-			candidates[db] = true
-		}
-	}
-	var due []DueBucket
-	for b := range candidates {
-		var ts []*Table
 		for _, t := range p.tables {
-			if !done[runKey{t.Name, b}] {
-				ts = append(ts, t)
+			if k := (runKey{t.Name, b}); !done[k] && !pendingDay[k] {
+				pendingDay[k] = true
+				due[b] = append(due[b], t)
 			}
 		}
-		if len(ts) > 0 {
-			due = append(due, DueBucket{Bucket: b, Tables: ts})
+	}
+	days, err := partialDays(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*Table{}
+	for _, t := range p.tables {
+		byName[t.Name] = t
+	}
+	for _, pd := range days {
+		t := byName[pd.table]
+		if t == nil {
+			continue
+		}
+		for _, g := range []Grain{Week, Month} {
+			b := Bucket{Site: pd.site, Grain: g, Start: g.Start(pd.day)}
+			k := runKey{t.Name, b}
+			if !t.publishes(g) || !closed(b) || done[k] || pendingDay[k] || p.dayPending(pendingDay, t, b) {
+				continue
+			}
+			pendingDay[k] = true // listed once
+			due[b] = append(due[b], t)
 		}
 	}
-	sort.Slice(due, func(i, j int) bool {
-		a, b := due[i].Bucket, due[j].Bucket
+	var out []DueBucket
+	for b, ts := range due {
+		out = append(out, DueBucket{Bucket: b, Tables: ts})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Bucket, out[j].Bucket
 		if !a.End().Equal(b.End()) {
 			return a.End().Before(b.End())
 		}
@@ -190,7 +228,38 @@ func (p *Publisher) Due(ctx context.Context, now time.Time) ([]DueBucket, error)
 		}
 		return a.Site < b.Site
 	})
-	return due, nil
+	return out, nil
+}
+
+// dayPending: some day of period b is still due for table t.
+func (p *Publisher) dayPending(pending map[runKey]bool, t *Table, b Bucket) bool {
+	for _, d := range b.Days() {
+		if pending[runKey{t.Name, Bucket{Site: b.Site, Grain: Day, Start: d}}] {
+			return true
+		}
+	}
+	return false
+}
+
+type partialDay struct {
+	site, table string
+	day         time.Time
+}
+
+// partialDays lists the (site, table, day) with partial sums.
+func partialDays(ctx context.Context, c *clickhouse.Client, rawDB string) ([]partialDay, error) {
+	var out []partialDay
+	err := c.Select(ctx, "SELECT site, table_name, day FROM "+rawDB+".cell_partials GROUP BY site, table_name, day ORDER BY day, site, table_name",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				out = append(out, partialDay{clickhouse.Get[string](b, 0, i), clickhouse.Get[string](b, 1, i), clickhouse.Get[time.Time](b, 2, i).UTC()})
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list partial days: %w", err)
+	}
+	return out, nil
 }
 
 type siteHour struct {
@@ -270,32 +339,54 @@ func rangeWhere(b Bucket) string {
 
 // PublishBucket publishes table t's cells of bucket b, once: a bucket whose
 // cells are already stored is adopted, never recomputed (fresh noise on a
-// re-run would let averaging undo it).
+// re-run would let averaging undo it). A day's true cells are first kept as
+// partial sums when the table publishes weeks or months; a table that
+// publishes no daily cells records the day as done once they are kept.
 func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, events BucketEvents) Run {
-	run := Run{Table: t.Name, Bucket: b, Epsilon: p.cfg.BucketEpsilon(b.Grain), RawEvents: events.Distinct}
+	run := Run{Table: t.Name, Bucket: b, RawEvents: events.Distinct}
 	started := time.Now()
 	log := p.log.With("table", t.Name, "bucket", b.String())
+	release, releases := p.budget.Release(t.Name, b.Grain)
+	prm := release.Params
 	existing, err := p.storedCells(ctx, t, b)
 	if err != nil {
 		run.Err = err
 		return run
 	}
-	mech := p.mechanisms(t, b.Grain)
-	if existing > 0 {
+	var cells []Cell
+	if b.Grain == Day && t.keepsPartials() {
+		if cells, err = p.keepPartials(ctx, t, b, events); err != nil {
+			run.Err = err
+			return p.record(ctx, run, prm, started)
+		}
+	}
+	switch {
+	case !releases:
+		log.Debug("partial sums kept", "cells", len(cells))
+	case existing > 0:
+		run.Rho = release.Rho
 		run.Published, run.Adopted = existing, true
 		log.Warn("adopting cells stored by an interrupted run", "cells", existing)
-	} else {
-		cells, err := p.trueCells(ctx, t, b, events.Duplicated)
-		if err != nil {
-			run.Err = err
-			return p.record(ctx, run, mech, started)
+	default:
+		run.Rho = release.Rho
+		if cells == nil {
+			if cells, err = p.cellsOf(ctx, t, b, events); err != nil {
+				run.Err = err
+				return p.record(ctx, run, prm, started)
+			}
 		}
-		rel, err := p.release(t, cells, mech)
+		rel, err := p.release(t, cells, prm)
 		if err == nil {
-			run.Published, run.Suppressed = len(rel), len(cells)-len(rel)
+			run.Published = len(rel)
+			run.Suppressed = len(cells)
+			for _, r := range rel {
+				if !r.Other {
+					run.Suppressed--
+				}
+			}
 			// Say what is about to be released before it is: a crash
 			// after this leaves either these cells or nothing visible.
-			err = p.insertRun(ctx, run, mech, started, "releasing")
+			err = p.insertRun(ctx, run, prm, started, "releasing")
 		}
 		if err == nil && len(rel) > 0 {
 			var blk *proto.Block
@@ -309,11 +400,38 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, event
 		if err != nil {
 			run.Err = err
 			run.Published = 0
-			return p.record(ctx, run, mech, started)
+			return p.record(ctx, run, prm, started)
 		}
 	}
-	log.Debug("published", "cells", run.Published, "suppressed", run.Suppressed, "epsilon", run.Epsilon)
-	return p.record(ctx, run, mech, started)
+	log.Debug("published", "cells", run.Published, "suppressed", run.Suppressed, "rho", run.Rho)
+	return p.record(ctx, run, prm, started)
+}
+
+// cellsOf is bucket b's true cells: a day's from raw events, a period's
+// from partial sums.
+func (p *Publisher) cellsOf(ctx context.Context, t *Table, b Bucket, events BucketEvents) ([]Cell, error) {
+	if b.Grain == Day {
+		return p.trueCells(ctx, t, b, events.Duplicated)
+	}
+	return p.partialCells(ctx, t, b)
+}
+
+// keepPartials computes a day's true cells and stores them as partial sums,
+// unless an earlier run did (then they are read back, so that the day's
+// cells and its partials are one computation).
+func (p *Publisher) keepPartials(ctx context.Context, t *Table, b Bucket, events BucketEvents) ([]Cell, error) {
+	n, err := p.storedPartials(ctx, t, b)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return p.partialCells(ctx, t, b)
+	}
+	cells, err := p.trueCells(ctx, t, b, events.Duplicated)
+	if err != nil {
+		return nil, err
+	}
+	return cells, p.writePartials(ctx, t, b, cells)
 }
 
 func (p *Publisher) storedCells(ctx context.Context, t *Table, b Bucket) (int, error) {
@@ -330,251 +448,6 @@ func (p *Publisher) storedCells(ctx context.Context, t *Table, b Bucket) (int, e
 		return 0, fmt.Errorf("check stored %s cells of %s: %w", t.Name, b, err)
 	}
 	return int(n), nil
-}
-
-// Cell is one cell's true, bounded aggregates: never stored, only noised.
-type Cell struct {
-	Dims     []any
-	Visitors uint64
-	Values   []float64 // per metric
-}
-
-// Key joins the dimension values, for matching cells.
-func (c Cell) Key() string {
-	parts := make([]string, len(c.Dims))
-	for i, d := range c.Dims {
-		parts[i] = fmt.Sprint(d)
-	}
-	return strings.Join(parts, "\x00")
-}
-
-// TrueCells computes bucket b's cells of t from raw events: contributions
-// bounded per visitor-day, true distinct visitor-days per cell. The audit
-// uses it to recompute what was published.
-func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, error) {
-	events, err := p.bucketEvents(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	return p.trueCells(ctx, t, b, events.Duplicated)
-}
-
-func (p *Publisher) trueCells(ctx context.Context, t *Table, b Bucket, dedup bool) ([]Cell, error) {
-	var cells []Cell
-	nd := len(t.Dims)
-	err := p.c.Select(ctx, p.CellsSQL(t, b, dedup), func(blk *proto.Block) error {
-		for i := 0; i < blk.Rows(); i++ {
-			c := Cell{Dims: make([]any, nd), Values: make([]float64, len(t.Metrics))}
-			for j := range nd {
-				c.Dims[j] = blk.Columns[j].Row(i, false)
-			}
-			c.Visitors = clickhouse.Get[uint64](blk, nd, i)
-			for j := range t.Metrics {
-				c.Values[j] = clickhouse.Get[float64](blk, nd+1+j, i)
-			}
-			cells = append(cells, c)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("compute %s cells of %s: %w", t.Name, b, err)
-	}
-	return cells, nil
-}
-
-// CellsSQL is the query of bucket b's true, bounded cells of t. With dedup,
-// events stored more than once count once (a slower query, needed only
-// while ClickHouse has not merged away a replay's copies).
-func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup bool) string {
-	where := rangeWhere(b)
-	if b.Grain == Hour {
-		// A visitor-day counts only in its first HoursPerVisitor active
-		// hours, which bounds what all hourly buckets of a day reveal.
-		dayStart := b.Start.Truncate(24 * time.Hour)
-		where += " AND visitor IN (SELECT visitor FROM " + p.dbs.Raw + ".events WHERE site = " + clickhouse.Quote(b.Site) +
-			" AND received >= toDateTime(" + clickhouse.QuoteInt(dayStart.Unix()) + ") AND received < toDateTime(" + clickhouse.QuoteInt(b.End().Unix()) + ")" +
-			" GROUP BY visitor HAVING uniqExact(toStartOfHour(received)) <= " + clickhouse.QuoteInt(p.cfg.HoursPerVisitor) + ")"
-	}
-	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
-	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events", phWhere, where, phTS, ts)
-	if dedup {
-		// Each event once, with the columns the table reads.
-		events := "(SELECT " + strings.Join(t.Reads, ", ") + " FROM " + p.dbs.Raw + ".events WHERE " + where + " LIMIT 1 BY event_id)"
-		expand = strings.NewReplacer(phEvents, events, phWhere, "1", phTS, ts)
-	}
-
-	var dimFrom, dimNames []string
-	for _, d := range t.Dims {
-		dimFrom = append(dimFrom, d.from())
-		dimNames = append(dimNames, d.Name)
-	}
-	order := "visitor"
-	if len(dimFrom) > 0 {
-		order += ", cityHash64(visitor, " + strings.Join(dimFrom, ", ") + ")"
-	}
-	members := make([]string, len(t.Parts))
-	for i, part := range t.Parts {
-		members[i] = "SELECT * FROM (SELECT * FROM (" + expand.Replace(part.SQL) + ") ORDER BY " + order +
-			" LIMIT " + clickhouse.QuoteInt(part.Limit) + " BY visitor)"
-	}
-	union := strings.Join(members, " UNION ALL ")
-	if len(t.Metrics) == 0 {
-		sel := []string{}
-		for i, d := range t.Dims {
-			sel = append(sel, dimFrom[i]+" AS "+d.Name)
-		}
-		return "SELECT " + strings.Join(append(sel, "uniqExact(visitor) AS visitors"), ", ") +
-			" FROM (" + union + ") GROUP BY " + strings.Join(dimNames, ", ")
-	}
-	// Per visitor-day: its cells as tuples of (dims..., capped metrics...)
-	// and each metric's total, so contributions over Total scale down.
-	var tuple, totals, outer, final []string
-	tuple = append(tuple, dimFrom...)
-	for j, m := range t.Metrics {
-		capped := fmt.Sprintf("least(greatest(toFloat64(%s), 0.), %g)", m.Name, m.Cap)
-		tuple = append(tuple, capped)
-		totals = append(totals, fmt.Sprintf("sum(%s) AS total%d", capped, j))
-	}
-	for i, d := range t.Dims {
-		outer = append(outer, fmt.Sprintf("tupleElement(c, %d) AS %s", i+1, d.Name))
-	}
-	for j, m := range t.Metrics {
-		scale := "1."
-		if m.Total > 0 {
-			scale = fmt.Sprintf("least(1., %g / greatest(total%d, 1e-9))", m.Total, j)
-		}
-		outer = append(outer, fmt.Sprintf("tupleElement(c, %d) * %s AS m%d", len(t.Dims)+j+1, scale, j))
-		final = append(final, fmt.Sprintf("sum(m%d) AS %s", j, m.Name))
-	}
-	q := "SELECT " + strings.Join(append(append(append([]string{}, dimNames...), "uniqExact(visitor) AS visitors"), final...), ", ") +
-		" FROM (SELECT visitor, " + strings.Join(outer, ", ") +
-		" FROM (SELECT visitor, groupArray(tuple(" + strings.Join(tuple, ", ") + ")) AS cells, " + strings.Join(totals, ", ") +
-		" FROM (" + union + ") GROUP BY visitor) ARRAY JOIN cells AS c)"
-	if len(dimNames) > 0 {
-		q += " GROUP BY " + strings.Join(dimNames, ", ")
-	}
-	return q
-}
-
-// mechanisms splits the bucket's ε: partition selection, the visitors count,
-// then the metrics by weight.
-func (p *Publisher) mechanisms(t *Table, g Grain) privacy.Params {
-	eps := p.cfg.BucketEpsilon(g)
-	m := privacy.Params{K: p.cfg.K, L: t.L(), Delta: p.cfg.Delta, Selection: round6(eps * p.cfg.SelectionShare)}
-	rest := eps - m.Selection
-	if len(t.Metrics) == 0 {
-		m.Visitors = round6(rest)
-		return m
-	}
-	m.Visitors = round6(eps * p.cfg.VisitorsShare)
-	rest -= m.Visitors
-	var w float64
-	for _, mt := range t.Metrics {
-		w += mt.Weight
-	}
-	for _, mt := range t.Metrics {
-		l0, lInf := mt.sensitivity(m.L)
-		m.Metrics = append(m.Metrics, privacy.Mechanism{Name: mt.Name, Epsilon: round6(rest * mt.Weight / w), Cap: mt.Cap, Total: mt.Total, L0: l0, LInf: lInf})
-	}
-	return m
-}
-
-// released is one published cell: its dimensions and noised values.
-type released struct {
-	Dims     []any
-	Visitors uint64
-	Values   []any // per metric: uint64 counts, float64 sums
-}
-
-// release applies the k floor and DP partition selection to every cell and
-// Laplace noise to the kept cells' counts and sums. Contributions were
-// bounded in SQL (LIMIT L BY visitor, per-cell caps), so the visitors count
-// is a dpagg.Count with L partitions, and each capped metric gets the
-// library's Laplace noise with l0 = L and l∞ = its cap.
-func (p *Publisher) release(t *Table, cells []Cell, m privacy.Params) ([]released, error) {
-	lap := noise.Laplace()
-	var out []released
-	for _, c := range cells {
-		if c.Visitors < uint64(p.cfg.K) {
-			continue
-		}
-		sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
-			Epsilon: m.Selection, Delta: m.Delta, PreThreshold: int64(p.cfg.K), MaxPartitionsContributed: m.L,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := sel.IncrementBy(int64(c.Visitors)); err != nil {
-			return nil, err
-		}
-		keep, err := sel.ShouldKeepPartition()
-		if err != nil {
-			return nil, err
-		}
-		if !keep {
-			continue
-		}
-		cnt, err := dpagg.NewCount(&dpagg.CountOptions{Epsilon: m.Visitors, MaxPartitionsContributed: m.L})
-		if err != nil {
-			return nil, err
-		}
-		if err := cnt.IncrementBy(int64(c.Visitors)); err != nil {
-			return nil, err
-		}
-		visitors, err := cnt.Result()
-		if err != nil {
-			return nil, err
-		}
-		// Post-processing only: a published cell never shows fewer than k.
-		r := released{Dims: c.Dims, Visitors: uint64(max(visitors, int64(p.cfg.K))), Values: make([]any, len(t.Metrics))}
-		for j, mt := range t.Metrics {
-			l0, lInf := mt.sensitivity(m.L)
-			v, err := lap.AddNoiseFloat64(c.Values[j], l0, lInf, m.Metrics[j].Epsilon, 0)
-			if err != nil {
-				return nil, err
-			}
-			v = math.Max(v, 0)
-			if mt.Sum {
-				r.Values[j] = math.Round(v*100) / 100
-			} else {
-				r.Values[j] = uint64(math.Round(v))
-			}
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// block builds the insert of a bucket's released cells.
-func block(t *Table, b Bucket, cells []released) (*proto.Block, error) {
-	blk := proto.NewBlock()
-	cols := [][2]string{{"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"}}
-	for _, d := range t.Dims {
-		cols = append(cols, [2]string{d.Name, d.Type})
-	}
-	cols = append(cols, [2]string{"visitors", "UInt64"})
-	for _, mt := range t.Metrics {
-		typ := "UInt64"
-		if mt.Sum {
-			typ = "Float64"
-		}
-		cols = append(cols, [2]string{mt.Name, typ})
-	}
-	for _, c := range cols {
-		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
-			return nil, err
-		}
-	}
-	for _, c := range cells {
-		row := []any{b.Site, b.Grain.String(), b.Start}
-		row = append(row, c.Dims...)
-		row = append(row, c.Visitors)
-		row = append(row, c.Values...)
-		if err := blk.Append(row...); err != nil {
-			return nil, fmt.Errorf("cell %v: %w", c.Dims, err)
-		}
-	}
-	return blk, nil
 }
 
 // record appends the run's outcome to rollup_runs: published, or failed with
@@ -596,25 +469,25 @@ func (p *Publisher) insertRun(ctx context.Context, run Run, m privacy.Params, st
 	if run.Err != nil {
 		errText = run.Err.Error()
 	}
-	eps := run.Epsilon
+	rho := run.Rho
 	if run.Err != nil {
-		eps = 0 // nothing was released
+		rho = 0 // nothing was released
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	grain := run.Bucket.Grain.String()
 	runs, err := newBlock([][2]string{
-		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
-		{"cells_published", "UInt32"}, {"epsilon", "Float64"}, {"delta", "Float64"},
+		{"table_name", "String"}, {"site", "String"}, {"grain", grainEnum}, {"bucket", "DateTime"},
+		{"cells_published", "UInt32"}, {"rho", "Float64"}, {"epsilon", "Float64"}, {"delta", "Float64"},
 		{"params", "String"}, {"started", "DateTime"}, {"finished", "DateTime"}, {"error", "String"},
 		{"state", "Enum8('releasing' = 1, 'published' = 2, 'failed' = 3)"},
-	}, run.Table, run.Bucket.Site, grain, run.Bucket.Start, uint32(run.Published), eps, m.Delta, string(params),
+	}, run.Table, run.Bucket.Site, grain, run.Bucket.Start, uint32(run.Published), rho, p.budget.Epsilon, p.budget.Delta, string(params),
 		started.UTC().Truncate(time.Second), now, errText, state)
 	if err != nil {
 		return err
 	}
 	// The exact figures go where only operators read (docs/privacy.md).
 	counts, err := newBlock([][2]string{
-		{"table_name", "String"}, {"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
+		{"table_name", "String"}, {"site", "String"}, {"grain", grainEnum}, {"bucket", "DateTime"},
 		{"cells_suppressed", "UInt32"}, {"raw_events", "UInt64"}, {"recorded", "DateTime"},
 	}, run.Table, run.Bucket.Site, grain, run.Bucket.Start, uint32(run.Suppressed), run.RawEvents, now)
 	if err != nil {

@@ -19,7 +19,7 @@ type SpoolPruner interface {
 
 // Dropped is one thing the retention job removed.
 type Dropped struct {
-	Kind   string // raw_partition or spool_file
+	Kind   string // raw_partition, partial_day or spool_file
 	Item   string
 	Rows   uint64
 	Reason string
@@ -61,6 +61,11 @@ func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner
 		}
 		dropped = append(dropped, Dropped{Kind: "raw_partition", Item: h.Hour.Format(time.DateTime), Rows: h.Rows, Reason: reason})
 	}
+	partials, err := p.retainPartials(ctx, now)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	dropped = append(dropped, partials...)
 	if spool != nil {
 		files, err := spool.Prune()
 		if err != nil {
@@ -84,23 +89,74 @@ func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner
 	return dropped, errors.Join(errs...)
 }
 
-// hourPublished: every site's daily bucket of the hour is published by every
-// table, and so is the hourly bucket while it is within the hourly horizon.
-func (p *Publisher) hourPublished(done map[runKey]bool, hour time.Time, sites []string, now time.Time) bool {
+// hourPublished: every site's daily bucket of the hour is published (or
+// its partial sums kept) by every table.
+func (p *Publisher) hourPublished(done map[runKey]bool, hour time.Time, sites []string) bool {
 	for _, site := range sites {
-		buckets := []Bucket{{Site: site, Grain: Day, Start: hour.Truncate(24 * time.Hour)}}
-		if !hour.Before(now.Add(-p.cfg.HourlyHorizon)) {
-			buckets = append(buckets, Bucket{Site: site, Grain: Hour, Start: hour})
-		}
-		for _, b := range buckets {
-			for _, t := range p.tables {
-				if !done[runKey{t.Name, b}] {
-					return false
-				}
+		b := Bucket{Site: site, Grain: Day, Start: Day.Start(hour)}
+		for _, t := range p.tables {
+			if !done[runKey{t.Name, b}] {
+				return false
 			}
 		}
 	}
 	return true
+}
+
+// retainPartials drops the partial sums of days whose weeks and months every
+// table has published, and of every day past MaxPartialRetention.
+func (p *Publisher) retainPartials(ctx context.Context, now time.Time) ([]Dropped, error) {
+	days, err := partialDays(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, err
+	}
+	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*Table{}
+	for _, t := range p.tables {
+		byName[t.Name] = t
+	}
+	needed := map[time.Time]bool{}
+	var order []time.Time
+	for _, pd := range days {
+		if _, seen := needed[pd.day]; !seen {
+			needed[pd.day] = false
+			order = append(order, pd.day)
+		}
+		t := byName[pd.table]
+		for _, g := range []Grain{Week, Month} {
+			if t != nil && t.publishes(g) && !done[runKey{t.Name, Bucket{Site: pd.site, Grain: g, Start: g.Start(pd.day)}}] {
+				needed[pd.day] = true
+			}
+		}
+	}
+	var dropped []Dropped
+	var errs []error
+	for _, day := range order {
+		reason := "its weeks and months are published"
+		switch {
+		case !day.After(now.Add(-MaxPartialRetention)):
+			reason = "older than the 40-day maximum"
+		case needed[day]:
+			continue
+		}
+		var rows uint64
+		err := p.c.Select(ctx, "SELECT count() FROM "+p.dbs.Raw+".cell_partials WHERE day = toDate("+clickhouse.Quote(day.Format(time.DateOnly))+")", func(b *proto.Block) error {
+			rows = clickhouse.Get[uint64](b, 0, 0)
+			return nil
+		})
+		if err == nil {
+			err = p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Raw+".cell_partials DROP PARTITION "+clickhouse.Quote(day.Format(time.DateOnly)))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drop partial day %s: %w", day.Format(time.DateOnly), err))
+			continue
+		}
+		dropped = append(dropped, Dropped{Kind: "partial_day", Item: day.Format(time.DateOnly), Rows: rows, Reason: reason})
+	}
+	return dropped, errors.Join(errs...)
 }
 
 // RawHour is one hour partition of raw events.
@@ -134,7 +190,7 @@ func (p *Publisher) RawHours(ctx context.Context, now time.Time) ([]RawHour, err
 	}
 	out := make([]RawHour, len(parts))
 	for i, pt := range parts {
-		out[i] = RawHour{ID: pt.id, Hour: pt.hour, Rows: pt.rows, Published: p.hourPublished(done, pt.hour, sites[pt.hour], now)}
+		out[i] = RawHour{ID: pt.id, Hour: pt.hour, Rows: pt.rows, Published: p.hourPublished(done, pt.hour, sites[pt.hour])}
 	}
 	return out, nil
 }
@@ -167,7 +223,7 @@ func rawPartitions(ctx context.Context, c *clickhouse.Client, rawDB string) ([]r
 
 func (p *Publisher) recordDrops(ctx context.Context, now time.Time, dropped []Dropped) error {
 	blk := proto.NewBlock()
-	for _, c := range [][2]string{{"ran", "DateTime"}, {"kind", "Enum8('raw_partition' = 1, 'spool_file' = 2)"}, {"item", "String"}, {"rows", "UInt64"}, {"reason", "String"}} {
+	for _, c := range [][2]string{{"ran", "DateTime"}, {"kind", "Enum8('raw_partition' = 1, 'spool_file' = 2, 'partial_day' = 3)"}, {"item", "String"}, {"rows", "UInt64"}, {"reason", "String"}} {
 		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
 			return err
 		}
@@ -193,13 +249,11 @@ func (p *Publisher) CountLate(ctx context.Context) error {
 	WHERE (table_name, site, grain, bucket) IN (SELECT table_name, site, grain, bucket FROM ` + p.dbs.Pub + `.rollup_runs WHERE state != 'failed')
 	GROUP BY site, grain, bucket) AS r
 ALL INNER JOIN (
-	SELECT site, 1 AS g, toStartOfHour(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
-	UNION ALL
 	SELECT site, 2 AS g, toStartOfDay(received) AS b, uniqExact(event_id) AS now_events FROM ` + p.dbs.Raw + `.events GROUP BY site, b
 ) AS n ON r.site = n.site AND toUInt8(r.grain) = n.g AND r.bucket = n.b
 WHERE n.now_events > r.published`
 	blk := proto.NewBlock()
-	for _, c := range [][2]string{{"site", "String"}, {"grain", "Enum8('hour' = 1, 'day' = 2)"}, {"bucket", "DateTime"},
+	for _, c := range [][2]string{{"site", "String"}, {"grain", grainEnum}, {"bucket", "DateTime"},
 		{"published_events", "UInt64"}, {"late_events", "UInt64"}, {"checked", "DateTime"}} {
 		if err := blk.AddColumn(c[0], column.Type(c[1])); err != nil {
 			return err

@@ -11,17 +11,17 @@ import (
 )
 
 // TestSchedulerCatchUpAndOnePublisher: two herd processes' schedulers (two
-// publishers with their own connections) tick together; after a six-hour
-// outage every missed bucket is published exactly once.
+// publishers with their own connections) tick together; after an
+// outage of two days every missed bucket is published exactly once.
 func TestSchedulerCatchUpAndOnePublisher(t *testing.T) {
 	ctx := context.Background()
 	db := chtest.Migrated(t)
 	e := edge(t, db)
-	end := time.Now().UTC().Truncate(time.Hour)
-	importShop(t, e, 11, 400, 1, end)
+	end := time.Now().UTC().Truncate(24 * time.Hour)
+	importShop(t, e, 11, 400, 3, end)
 
 	var mu sync.Mutex
-	clock := end.Add(-6 * time.Hour).Add(10 * time.Minute)
+	clock := end.Add(-48 * time.Hour).Add(10 * time.Minute)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	var scheds []*aggregate.Scheduler
 	for range 2 {
@@ -51,11 +51,11 @@ func TestSchedulerCatchUpAndOnePublisher(t *testing.T) {
 		return skipped
 	}
 	tickBoth()
-	before := rows(t, db, "SELECT count() FROM "+db.Names.Pub+".rollup_runs WHERE state = 'published' AND grain = 'hour'")[0][0].(uint64)
+	before := rows(t, db, "SELECT count() FROM "+db.Names.Pub+".rollup_runs WHERE state = 'published' AND grain = 'day'")[0][0].(uint64)
 
-	// Six hours down, then both come back at once.
+	// Two days down, then both come back at once.
 	mu.Lock()
-	clock = clock.Add(6 * time.Hour)
+	clock = clock.Add(48 * time.Hour)
 	mu.Unlock()
 	skipped := 0
 	for range 3 {
@@ -64,9 +64,9 @@ func TestSchedulerCatchUpAndOnePublisher(t *testing.T) {
 	t.Logf("ticks skipped because the other process held the lock: %d", skipped)
 
 	tables := len(scheds[0].Publisher.Tables())
-	after := rows(t, db, "SELECT count() FROM "+db.Names.Pub+".rollup_runs WHERE state = 'published' AND grain = 'hour'")[0][0].(uint64)
-	if after-before != uint64(6*tables) {
-		t.Fatalf("hourly publications after the outage: %d, want the 6 missed hours × %d tables", after-before, tables)
+	after := rows(t, db, "SELECT count() FROM "+db.Names.Pub+".rollup_runs WHERE state = 'published' AND grain = 'day'")[0][0].(uint64)
+	if after-before != uint64(2*tables) {
+		t.Fatalf("daily publications after the outage: %d, want the 2 missed days × %d tables", after-before, tables)
 	}
 	dup := rows(t, db, "SELECT table_name, grain, bucket, count() AS n FROM "+db.Names.Pub+".rollup_runs WHERE state = 'published' GROUP BY table_name, grain, bucket HAVING n > 1")
 	if len(dup) > 0 {

@@ -16,18 +16,19 @@ import (
 // user may read) and states the rules in force. It holds no exact figure
 // (see OperatorFigures).
 func BuildStatement(ctx context.Context, c *clickhouse.Client, pubDB string, cfg Config, tables []*Table) (privacy.Statement, error) {
-	cfg, err := cfg.WithDefaults()
+	b, err := NewBudget(cfg, tables)
 	if err != nil {
 		return privacy.Statement{}, err
 	}
+	cfg, _ = cfg.WithDefaults()
 	st := privacy.Statement{
-		K: cfg.K, Delta: cfg.Delta, EpsilonPerDay: cfg.Epsilon,
+		K: cfg.K, Epsilon: b.Epsilon, Delta: b.Delta, Rho: round6(b.Rho), Spent: round6(b.Spent()),
 		KeyLifetime:  fmt.Sprintf("day keys destroyed %.0f h after their UTC day ends", privacy.KeyLifetime.Hours()),
-		RawRetention: hours(cfg.RawRetention), MaxRawRetention: hours(MaxRawRetention),
+		RawRetention: hours(cfg.RawRetention), MaxRawRetention: hours(MaxRawRetention), PartialRetention: hours(MaxPartialRetention),
 	}
-	for _, t := range tables {
-		st.Tables = append(st.Tables, privacy.TableStatement{Name: t.Name, L: t.L(), EpsilonDay: round6(cfg.BucketEpsilon(Day)),
-			EpsilonHour: round6(cfg.BucketEpsilon(Hour)), HoursPerVisit: cfg.HoursPerVisitor})
+	for _, r := range b.Releases {
+		st.Releases = append(st.Releases, privacy.ReleaseStatement{Table: r.Table, Grain: r.Grain.String(), L: r.Params.L,
+			Rho: round6(r.Rho), Threshold: math.Round(r.Params.Threshold*10) / 10, Sigma: math.Round(r.Params.Visitors.Sigma*100) / 100})
 	}
 	err = c.Select(ctx, "SELECT sum(cells_published) FROM "+pubDB+".rollup_runs WHERE state = 'published'", func(b *proto.Block) error {
 		if b.Rows() > 0 {

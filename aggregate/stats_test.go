@@ -110,14 +110,17 @@ func differencing(t *testing.T, p *aggregate.Publisher, day time.Time) {
 
 // utility measures the published counts' relative error against the true
 // (bounded) counts for daily cells of at least 200 visitor-days, over many
-// releases: the utility target is a median of at most 5% at the default ε, for
-// the cells' visitors and for their other counts of at least 200.
+// releases, at the default budget. The day's visitor-days (kpis) must be
+// within 1% (median); the rest is logged for docs/benchmarks.md.
 func utility(t *testing.T, p *aggregate.Publisher, day time.Time) {
 	ctx := context.Background()
 	b := aggregate.Bucket{Site: "demo", Grain: aggregate.Day, Start: day}
 	const releases = 50
-	var visitorsErr, countErr []float64
+	var visitorsErr, countErr, kpiErr []float64
 	for _, tb := range p.Tables() {
+		if _, ok := p.Budget().Release(tb.Name, aggregate.Day); !ok {
+			continue
+		}
 		truth, err := p.TrueCells(ctx, tb, b)
 		if err != nil {
 			t.Fatal(err)
@@ -153,6 +156,9 @@ func utility(t *testing.T, p *aggregate.Publisher, day time.Time) {
 			}
 		}
 		visitorsErr = append(visitorsErr, tv...)
+		if tb.Name == "kpis" {
+			kpiErr = tv
+		}
 		line := ""
 		for j, m := range tb.Metrics {
 			if len(tm[j]) > 0 {
@@ -166,13 +172,8 @@ func utility(t *testing.T, p *aggregate.Publisher, day time.Time) {
 	}
 	mv, mc := quantile(visitorsErr, 0.5), quantile(countErr, 0.5)
 	t.Logf("all tables: visitors median relative error %s (%d cell releases); counts ≥ 200 median %s (%d)", pct(mv), len(visitorsErr), pct(mc), len(countErr))
-	if !(mv <= 0.05) {
-		t.Errorf("visitors: median relative error %s over cells of ≥ 200 visitor-days, target ≤ 5%%", pct(mv))
-	}
-	// The cells' other counts (views, pageviews, impressions...) where they
-	// reach 200 too.
-	if !(mc <= 0.05) {
-		t.Errorf("counts: median relative error %s over counts of ≥ 200 in those cells, target ≤ 5%%", pct(mc))
+	if m := quantile(kpiErr, 0.5); !(m <= 0.01) {
+		t.Errorf("the day's visitor-days: median relative error %s, target ≤ 1%%", pct(m))
 	}
 }
 

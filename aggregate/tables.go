@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -21,7 +22,45 @@ type Table struct {
 	// Columns of {raw}.events the parts read, checked against the purpose
 	// inventory at startup.
 	Reads []string
+	// Grains the table publishes, each with its weight in the budget split
+	// (Budget): a release's ρ is the total ρ × weight / all weights.
+	Grains []GrainWeight
+	// VisitorsWeight is the visitors count's weight among the metrics'.
+	VisitorsWeight float64
+	// Parent names the dimensions an "other" row keeps: the cells below the
+	// threshold are summed per parent value (no parent: one row per
+	// bucket). Tables without dimensions have no other row.
+	Parent []string
+	// Chains are metrics (or "visitors") that the event model orders,
+	// largest first: a published cell is made to respect them.
+	Chains [][]string
+	// StepDim names a funnel's step dimension: steps of one funnel never
+	// grow, so published steps are made non-increasing and a step after a
+	// suppressed one is not published.
+	StepDim string
 }
+
+// GrainWeight is a grain a table publishes and its weight in the budget.
+type GrainWeight struct {
+	Grain  Grain
+	Weight float64
+}
+
+// HasOther: the table publishes "other" rows.
+func (t *Table) HasOther() bool { return len(t.Dims) > 0 }
+
+// publishes reports whether the table has grain g.
+func (t *Table) publishes(g Grain) bool {
+	for _, gw := range t.Grains {
+		if gw.Grain == g {
+			return true
+		}
+	}
+	return false
+}
+
+// keepsPartials: the table builds week or month cells from per-day sums.
+func (t *Table) keepsPartials() bool { return t.publishes(Week) || t.publishes(Month) }
 
 // Dim is a cell dimension: its published column name and ClickHouse type,
 // and the parts' column it comes from when that differs (an alias may not
@@ -48,15 +87,31 @@ type Metric struct {
 	Cap    float64
 	Total  float64 // 0: no bound beyond L × Cap
 	Weight float64
+	// Per names the count whose events this sum adds up (revenue of
+	// purchases): a published sum is 0 when that count is.
+	Per string
 }
 
-// sensitivity is the metric's (l0, l∞) for Laplace noise: L cells of at most
-// Cap each, or one visitor-day's Total across cells when that is smaller.
-func (m Metric) sensitivity(l int64) (int64, float64) {
-	if m.Total > 0 && m.Total < float64(l)*m.Cap {
-		return 1, m.Total
+// l2 is the metric's L2 sensitivity over a release's cells: the largest
+// √Σx² of a visitor-day's contributions x, with at most l cells of at most
+// Cap each and, with Total, Σx ≤ Total.
+func (m Metric) l2(l int64) float64 {
+	n := float64(l)
+	if m.Total > 0 && m.Total < n*m.Cap {
+		full := math.Floor(m.Total / m.Cap)
+		rest := m.Total - full*m.Cap
+		return math.Sqrt(full*m.Cap*m.Cap + rest*rest)
 	}
-	return l, m.Cap
+	return math.Sqrt(n) * m.Cap
+}
+
+// l1 is the metric's L1 sensitivity: what one visitor-day adds to a row
+// that sums all its cells.
+func (m Metric) l1(l int64) float64 {
+	if m.Total > 0 && m.Total < float64(l)*m.Cap {
+		return m.Total
+	}
+	return float64(l) * m.Cap
 }
 
 // Part is SQL over the bucket's events producing (visitor, dims..., metrics...)
@@ -83,10 +138,15 @@ func (t *Table) L() int64 {
 //	           short), so the subquery keeps one row per event_id
 //	{where}    site, bucket time range and the hourly visitor cap
 //	{ts}       a UInt32 timestamp within the bucket that orders events of one request
+//	{product}  the product key of pid: the id, or "unlisted" when the site's
+//	           catalog does not list it
+//	{category} pid's category: the catalog's, else what the events say
 const (
-	phEvents = "{events}"
-	phWhere  = "{where}"
-	phTS     = "{ts}"
+	phEvents   = "{events}"
+	phWhere    = "{where}"
+	phTS       = "{ts}"
+	phProduct  = "{product}"
+	phCategory = "{category}"
 )
 
 // sessionsSQL is one row per session of pageviews, the base of traffic.
@@ -107,32 +167,38 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 			Metrics: []Metric{
 				{Name: "sessions", Cap: 4, Weight: 1}, {Name: "pageviews", Cap: 30, Weight: 1},
 				{Name: "orders", Cap: 2, Weight: 1}, {Name: "buyers", Cap: 1, Weight: 1},
-				{Name: "revenue", Sum: true, Cap: 500, Weight: 2},
+				{Name: "revenue", Sum: true, Cap: 500, Weight: 2, Per: "orders"},
 			},
 			Parts: []Part{{Limit: 1, SQL: `SELECT visitor,
 	toUInt64(uniqExact(session)) AS sessions, toUInt64(countIf(type = 'pageview')) AS pageviews,
 	toUInt64(countIf(type = 'purchase')) AS orders, toUInt64(max(type = 'purchase')) AS buyers,
 	sumIf(toFloat64(order_value), type = 'purchase') AS revenue
 FROM {events} WHERE {where} GROUP BY visitor`}},
-			Reads: []string{"event_id", "visitor", "session", "type", "order_value"},
+			Reads:  []string{"event_id", "visitor", "session", "type", "order_value"},
+			Grains: []GrainWeight{{Day, 6}}, VisitorsWeight: 1,
+			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}, {"orders", "buyers"}},
 		},
 		{
 			Name: "products",
-			Dims: []Dim{{"product_id", "String", "pid"}, {"category", "String", ""}},
+			Dims: []Dim{{"product_id", "String", "key_id"}, {"category", "String", ""}},
 			Metrics: []Metric{
 				{Name: "views", Cap: 3, Total: 6, Weight: 3}, {Name: "clicks", Cap: 2, Total: 3, Weight: 1}, {Name: "adds", Cap: 2, Total: 3, Weight: 1},
-				{Name: "purchases", Cap: 2, Total: 3, Weight: 1}, {Name: "revenue", Sum: true, Cap: 500, Total: 600, Weight: 1},
+				{Name: "purchases", Cap: 2, Total: 3, Weight: 1}, {Name: "revenue", Sum: true, Cap: 500, Total: 600, Weight: 1, Per: "purchases"},
 			},
 			// A purchase lists product ids; its revenue per product is the
 			// list price the shopper saw on that product's events.
-			Parts: []Part{{Limit: 5, SQL: `SELECT visitor, pid, anyIf(product_category, product_category != '') AS category,
+			// With a catalog, ids it does not list are one key, "unlisted",
+			// and categories are the catalog's ({product}, {category}).
+			Parts: []Part{{Limit: 5, SQL: `SELECT visitor, {product} AS key_id, {category} AS category,
 	toUInt64(countIf(type = 'product_view')) AS views, toUInt64(countIf(type = 'product_click')) AS clicks,
 	toUInt64(countIf(type = 'add_to_cart')) AS adds, toUInt64(countIf(type = 'purchase')) AS purchases,
 	purchases * toFloat64(max(product_price)) AS revenue
 FROM {events} ARRAY JOIN if(type = 'purchase', products, [product_id]) AS pid
 WHERE {where} AND type IN ('product_view', 'product_click', 'add_to_cart', 'purchase') AND pid != ''
-GROUP BY visitor, pid`}},
-			Reads: []string{"event_id", "visitor", "type", "product_id", "product_category", "product_price", "products"},
+GROUP BY visitor, key_id`}},
+			Reads:  []string{"event_id", "visitor", "type", "product_id", "product_category", "product_price", "products"},
+			Grains: []GrainWeight{{Week, 2}, {Month, 6}}, VisitorsWeight: 5, Parent: []string{"category"},
+			Chains: [][]string{{"views", "adds", "purchases"}},
 		},
 		{
 			Name: "categories",
@@ -146,7 +212,9 @@ GROUP BY visitor, pid`}},
 FROM {events} WHERE {where} AND product_category != ''
 	AND type IN ('product_view', 'product_list_view', 'product_click', 'add_to_cart')
 GROUP BY visitor, category`}},
-			Reads: []string{"event_id", "visitor", "type", "product_category", "device"},
+			Reads:  []string{"event_id", "visitor", "type", "product_category", "device"},
+			Grains: []GrainWeight{{Week, 1}, {Month, 1}}, VisitorsWeight: 2, Parent: []string{"device"},
+			Chains: [][]string{{"views", "clicks"}, {"views", "adds"}},
 		},
 		{
 			// Category preference by time of day: four day-parts inside
@@ -159,7 +227,8 @@ GROUP BY visitor, category`}},
 	toUInt64(countIf(type IN ('product_view', 'product_list_view'))) AS views
 FROM {events} WHERE {where} AND product_category != '' AND type IN ('product_view', 'product_list_view')
 GROUP BY visitor, category, daypart`}},
-			Reads: []string{"event_id", "visitor", "type", "product_category", "received"},
+			Reads:  []string{"event_id", "visitor", "type", "product_category", "received"},
+			Grains: []GrainWeight{{Month, 0.5}}, VisitorsWeight: 1, Parent: []string{"daypart"},
 		},
 		{
 			Name: "slots",
@@ -173,7 +242,9 @@ GROUP BY visitor, category, daypart`}},
 	toUInt64(countIf(type = 'slot_impression')) AS impressions, toUInt64(countIf(type = 'product_click')) AS clicks
 FROM {events} WHERE {where} AND type IN ('slot_impression', 'product_click') AND slot != ''
 GROUP BY visitor, page_type, slot_name, variant`}},
-			Reads: []string{"event_id", "visitor", "type", "page_type", "slot", "variant"},
+			Reads:  []string{"event_id", "visitor", "type", "page_type", "slot", "variant"},
+			Grains: []GrainWeight{{Week, 1.5}, {Month, 1}}, VisitorsWeight: 2, Parent: []string{"page_type"},
+			Chains: [][]string{{"impressions", "clicks"}},
 		},
 		{
 			Name: "positions",
@@ -189,13 +260,16 @@ GROUP BY visitor, page_type, slot_name, variant`}},
 FROM {events} ARRAY JOIN if(type = 'product_list_view', arrayEnumerate(products), [toUInt32(position)]) AS p
 WHERE {where} AND type IN ('product_list_view', 'product_click') AND list != '' AND p BETWEEN 1 AND 100
 GROUP BY visitor, kind, pos`}},
-			Reads: []string{"event_id", "visitor", "type", "list", "products", "position"},
+			Reads:  []string{"event_id", "visitor", "type", "list", "products", "position"},
+			Grains: []GrainWeight{{Week, 1}, {Month, 0.5}}, VisitorsWeight: 2, Parent: []string{"list_kind"},
+			Chains: [][]string{{"impressions", "clicks"}},
 		},
 		{
-			Name:  "funnels",
-			Dims:  []Dim{{"funnel", "String", ""}, {"step", "UInt8", ""}, {"device", "String", "dev"}},
-			Parts: fparts,
-			Reads: []string{"event_id", "visitor", "type", "received", "seq", "step", "page_type", "slot", "device"},
+			Name:   "funnels",
+			Dims:   []Dim{{"funnel", "String", ""}, {"step", "UInt8", ""}, {"device", "String", "dev"}},
+			Parts:  fparts,
+			Reads:  []string{"event_id", "visitor", "type", "received", "seq", "step", "page_type", "slot", "device"},
+			Grains: []GrainWeight{{Day, 1}, {Week, 2}, {Month, 1}}, VisitorsWeight: 1, Parent: []string{"funnel", "step"}, StepDim: "step",
 		},
 		{
 			Name: "traffic",
@@ -206,13 +280,13 @@ GROUP BY visitor, kind, pos`}},
 			Parts: []Part{
 				// A bounce belongs to the page the session entered at,
 				// so path rows carry none.
-				{Limit: 3, SQL: `SELECT visitor, 'path' AS dimension, path AS value, toUInt64(count()) AS pageviews,
+				{Limit: 2, SQL: `SELECT visitor, 'path' AS dimension, path AS value, toUInt64(count()) AS pageviews,
 	toUInt64(uniqExact(session)) AS sessions, toUInt64(0) AS bounces
 FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, value`},
-				{Limit: 2, SQL: `SELECT visitor, 'entry' AS dimension, entry AS value, toUInt64(sum(pv)) AS pageviews,
+				{Limit: 1, SQL: `SELECT visitor, 'entry' AS dimension, entry AS value, toUInt64(sum(pv)) AS pageviews,
 	toUInt64(count()) AS sessions, toUInt64(countIf(pv = 1)) AS bounces
 FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
-				{Limit: 2, SQL: `SELECT visitor, 'referrer' AS dimension, ref AS value, toUInt64(sum(pv)) AS pageviews,
+				{Limit: 1, SQL: `SELECT visitor, 'referrer' AS dimension, ref AS value, toUInt64(sum(pv)) AS pageviews,
 	toUInt64(count()) AS sessions, toUInt64(countIf(pv = 1)) AS bounces
 FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
 				// Device, browser, OS and country derive from what the
@@ -222,7 +296,9 @@ FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
 FROM (` + sessionsSQL + `) ARRAY JOIN [('device', dev), ('browser', br), ('os', sys), ('country', cc)] AS kv
 GROUP BY visitor, dimension, value`},
 			},
-			Reads: []string{"event_id", "visitor", "session", "type", "received", "seq", "path", "referrer_host", "device", "browser", "os", "country"},
+			Reads:  []string{"event_id", "visitor", "session", "type", "received", "seq", "path", "referrer_host", "device", "browser", "os", "country"},
+			Grains: []GrainWeight{{Day, 1}, {Month, 1}}, VisitorsWeight: 2, Parent: []string{"dimension"},
+			Chains: [][]string{{"pageviews", "sessions", "bounces"}},
 		},
 		{
 			Name:    "habits",
@@ -231,7 +307,8 @@ GROUP BY visitor, dimension, value`},
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, toUInt8(toDayOfWeek(received)) AS weekday, toUInt8(toHour(received)) AS hour,
 	toString(any(device)) AS dev, toUInt64(count()) AS pageviews
 FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hour`}},
-			Reads: []string{"event_id", "visitor", "type", "received", "device"},
+			Reads:  []string{"event_id", "visitor", "type", "received", "device"},
+			Grains: []GrainWeight{{Month, 0.5}}, VisitorsWeight: 1, Parent: []string{"weekday", "hour"},
 		},
 		{
 			Name: "searches",
@@ -242,7 +319,9 @@ FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, weekday, hou
 			Parts: []Part{{Limit: 3, SQL: `SELECT visitor, lowerUTF8(search_term) AS term,
 	toUInt64(count()) AS searches, toUInt64(countIf(search_results = 0)) AS zero_results
 FROM {events} WHERE {where} AND type = 'search' AND search_term != '' GROUP BY visitor, term`}},
-			Reads: []string{"event_id", "visitor", "type", "search_term", "search_results"},
+			Reads:  []string{"event_id", "visitor", "type", "search_term", "search_results"},
+			Grains: []GrainWeight{{Week, 1}, {Month, 1}}, VisitorsWeight: 2,
+			Chains: [][]string{{"searches", "zero_results"}},
 		},
 	}, nil
 }

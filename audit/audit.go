@@ -90,35 +90,42 @@ func failed(name string, err error) Check {
 	return Check{Name: name, Detail: "could not run: " + err.Error()}
 }
 
-// checkKFloor recomputes every published cell's true visitor-days from raw
-// events, for every bucket whose raw hours still exist.
+// checkKFloor recomputes every published cell's true visitor-days — and
+// every other row's — for every day whose raw hours still exist and every
+// week and month whose days' partial sums still exist.
 func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 	const name = "k floor"
 	p := a.Publisher
-	cfg, dbs := p.Config(), p.Databases()
 	hours, err := p.RawHours(ctx, now)
 	if err != nil {
 		return failed(name, err)
 	}
-	c := Check{Name: name, OK: true}
-	if len(hours) == 0 {
-		c.Detail = "no raw events left to recompute from"
-		return a.storedFloor(ctx, c)
+	oldestPartial, err := p.OldestPartialDay(ctx)
+	if err != nil {
+		return failed(name, err)
 	}
-	oldest := hours[0].Hour
+	c := Check{Name: name, OK: true}
+	var oldestRaw time.Time
 	for _, h := range hours {
-		if h.Hour.Before(oldest) {
-			oldest = h.Hour
+		if oldestRaw.IsZero() || h.Hour.Before(oldestRaw) {
+			oldestRaw = h.Hour
 		}
+	}
+	recomputable := func(b aggregate.Bucket) bool {
+		if b.Grain == aggregate.Day {
+			return !oldestRaw.IsZero() && !b.Start.Before(oldestRaw)
+		}
+		return b.Grain != aggregate.Hour && !oldestPartial.IsZero() && !b.Start.Before(oldestPartial)
 	}
 	cells, buckets := 0, 0
 	for _, t := range p.Tables() {
 		var bs []aggregate.Bucket
-		err := a.Publisher.Client().Select(ctx, "SELECT DISTINCT site, toUInt8(grain), bucket FROM "+dbs.Pub+"."+t.Name+
-			" WHERE bucket >= toDateTime("+clickhouse.QuoteInt(oldest.Unix())+")", func(b *proto.Block) error {
+		err := p.Client().Select(ctx, "SELECT DISTINCT site, toUInt8(grain), bucket FROM "+p.Databases().Pub+"."+t.Name, func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
-				bs = append(bs, aggregate.Bucket{Site: clickhouse.Get[string](b, 0, i), Grain: aggregate.Grain(clickhouse.Get[uint8](b, 1, i)),
-					Start: clickhouse.Get[time.Time](b, 2, i).UTC()})
+				bk := aggregate.Bucket{Site: clickhouse.Get[string](b, 0, i), Grain: aggregate.Grain(clickhouse.Get[uint8](b, 1, i)), Start: clickhouse.Get[time.Time](b, 2, i).UTC()}
+				if recomputable(bk) {
+					bs = append(bs, bk)
+				}
 			}
 			return nil
 		})
@@ -126,29 +133,19 @@ func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 			return failed(name, err)
 		}
 		for _, b := range bs {
-			truth, err := p.TrueCells(ctx, t, b)
-			if err != nil {
-				return failed(name, err)
-			}
-			visitors := make(map[string]uint64, len(truth))
-			for _, tc := range truth {
-				visitors[tc.Key()] = tc.Visitors
-			}
-			published, err := a.publishedCells(ctx, t, b)
+			n, findings, err := p.CheckFloor(ctx, t, b)
 			if err != nil {
 				return failed(name, err)
 			}
 			buckets++
-			for _, pc := range published {
-				cells++
-				if v := visitors[pc.Key()]; v < uint64(cfg.K) {
-					c.OK = false
-					c.Findings = append(c.Findings, fmt.Sprintf("%s %s: a published cell covers %d visitor-days, under k = %d", t.Name, b, v, cfg.K))
-				}
+			cells += n
+			if len(findings) > 0 {
+				c.OK = false
+				c.Findings = append(c.Findings, findings...)
 			}
 		}
 	}
-	c.Detail = fmt.Sprintf("%d published cells in %d buckets since %s recomputed from raw events", cells, buckets, oldest.Format(time.DateTime))
+	c.Detail = fmt.Sprintf("%d published cells and other rows in %d buckets recomputed from raw events (days) and partial sums (weeks, months)", cells, buckets)
 	return a.storedFloor(ctx, c)
 }
 
@@ -175,63 +172,46 @@ func (a *Auditor) storedFloor(ctx context.Context, c Check) Check {
 	return c
 }
 
-// publishedCells reads the dimension values of a bucket's published cells.
-func (a *Auditor) publishedCells(ctx context.Context, t *aggregate.Table, b aggregate.Bucket) ([]aggregate.Cell, error) {
-	dims := make([]string, len(t.Dims))
-	for i, d := range t.Dims {
-		dims[i] = d.Name
-	}
-	q := "SELECT count()"
-	if len(dims) > 0 {
-		q = "SELECT " + strings.Join(dims, ", ")
-	}
-	q += " FROM " + a.Publisher.Databases().Pub + "." + t.Name + " WHERE site = " + clickhouse.Quote(b.Site) +
-		" AND grain = " + clickhouse.Quote(b.Grain.String()) + " AND bucket = toDateTime(" + clickhouse.QuoteInt(b.Start.Unix()) + ")"
-	var out []aggregate.Cell
-	err := a.Publisher.Client().Select(ctx, q, func(blk *proto.Block) error {
-		for i := 0; i < blk.Rows(); i++ {
-			if len(dims) == 0 {
-				for range clickhouse.Get[uint64](blk, 0, i) {
-					out = append(out, aggregate.Cell{})
-				}
-				continue
-			}
-			c := aggregate.Cell{Dims: make([]any, len(dims))}
-			for j := range dims {
-				c.Dims[j] = blk.Columns[j].Row(i, false)
-			}
-			out = append(out, c)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// checkBudget: ε spent per table per site per day (daily bucket plus
-// HoursPerVisitor × the largest hourly bucket) stays within the budget.
+// checkBudget: for every site and day, the ρ of every release covering that
+// day (its day, the week and the month holding it, in every table) adds up
+// to no more than the budget, whatever configuration each release ran with.
+// Any release counts, even one whose cells never landed.
 func (a *Auditor) checkBudget(ctx context.Context, _ time.Time) Check {
-	const name = "ε budget"
+	const name = "privacy budget"
 	p := a.Publisher
-	cfg, dbs := p.Config(), p.Databases()
-	// Any release counts, even one whose cells never landed.
-	q := `SELECT table_name, site, day,
-	sumIf(e, g = 'day') + ` + clickhouse.QuoteInt(cfg.HoursPerVisitor) + ` * maxIf(e, g = 'hour') AS spent
-FROM (SELECT table_name, site, toString(grain) AS g, bucket, toDate(bucket) AS day, max(epsilon) AS e
-	FROM ` + dbs.Pub + `.rollup_runs WHERE state != 'failed' GROUP BY table_name, site, g, bucket)
-GROUP BY table_name, site, day HAVING spent > ` + fmt.Sprintf("%g", cfg.Epsilon*(1+1e-9))
-	c := Check{Name: name, OK: true}
-	err := a.Publisher.Client().Select(ctx, q, func(b *proto.Block) error {
+	budget := p.Budget()
+	type siteDay struct {
+		site string
+		day  time.Time
+	}
+	spent := map[siteDay]float64{}
+	q := "SELECT site, toUInt8(grain), bucket, max(rho) FROM " + p.Databases().Pub + ".rollup_runs WHERE state != 'failed' AND grain != 'hour'" +
+		" GROUP BY table_name, site, grain, bucket"
+	err := p.Client().Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
-			c.OK = false
-			c.Findings = append(c.Findings, fmt.Sprintf("%s %s %v: ε %.3f spent, budget %.3f", b.Columns[0].Row(i, false), b.Columns[1].Row(i, false),
-				clickhouse.Get[time.Time](b, 2, i).Format(time.DateOnly), b.Columns[3].Row(i, false), cfg.Epsilon))
+			bk := aggregate.Bucket{Site: clickhouse.Get[string](b, 0, i), Grain: aggregate.Grain(clickhouse.Get[uint8](b, 1, i)), Start: clickhouse.Get[time.Time](b, 2, i).UTC()}
+			for _, d := range bk.Days() {
+				spent[siteDay{bk.Site, d}] += clickhouse.Get[float64](b, 3, i)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return failed(name, err)
 	}
-	c.Detail = fmt.Sprintf("every table's ε per site per day within %g", cfg.Epsilon)
+	c := Check{Name: name, OK: true}
+	var most float64
+	for sd, rho := range spent {
+		most = max(most, rho)
+		if rho > budget.Rho*(1+1e-9) {
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("%s %s: ρ %.4f spent (ε %.3f), budget ρ %.4f (ε %g)", sd.site, sd.day.Format(time.DateOnly),
+				rho, aggregate.EpsilonFor(rho, budget.NoiseDelta), budget.Rho, budget.Epsilon))
+		}
+	}
+	sort.Strings(c.Findings)
+	c.Detail = fmt.Sprintf("per visitor-day, every release of every table and grain together within ρ = %.4f (ε = %g, δ = %g); the most any day spent: ρ = %.4f over %d site-days",
+		budget.Rho, budget.Epsilon, budget.Delta, most, len(spent))
 	return c
 }
 
@@ -262,6 +242,19 @@ func (a *Auditor) checkRetention(ctx context.Context, now time.Time) Check {
 		}
 	}
 	c.Detail = fmt.Sprintf("%d raw hours present, retention %v, maximum %v", len(hours), retention, aggregate.MaxRawRetention)
+	// Partial sums: never past their 40 days (retention drops them earlier,
+	// once their weeks and months are published).
+	oldest, err := p.OldestPartialDay(ctx)
+	if err != nil {
+		return failed(name, err)
+	}
+	if !oldest.IsZero() && !oldest.After(now.Add(-aggregate.MaxPartialRetention-24*time.Hour)) {
+		c.OK = false
+		c.Findings = append(c.Findings, fmt.Sprintf("partial sums of %s are older than the %v maximum", oldest.Format(time.DateOnly), aggregate.MaxPartialRetention))
+	}
+	if !oldest.IsZero() {
+		c.Detail += fmt.Sprintf("; partial sums since %s (maximum %v)", oldest.Format(time.DateOnly), aggregate.MaxPartialRetention)
+	}
 	return c
 }
 

@@ -62,7 +62,7 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 		if rep.OK != (len(bad) == 0) {
 			t.Errorf("report OK = %v with failing checks %v", rep.OK, bad)
 		}
-		if rep.Statement.K != 10 || rep.Statement.CellsPublished == 0 || rep.Statement.CellsSuppressed == 0 || len(rep.Statement.Tables) != len(p.Tables()) {
+		if rep.Statement.K != 10 || rep.Statement.CellsPublished == 0 || rep.Statement.CellsSuppressed == 0 || len(rep.Statement.Releases) != len(p.Budget().Releases) || rep.Statement.Spent > rep.Statement.Rho {
 			t.Errorf("statement: %+v", rep.Statement)
 		}
 		return bad

@@ -269,6 +269,15 @@ func (a *auth) login(render func(c *fiber.Ctx, csrf, problem string) error) fibe
 		case <-time.After(2 * time.Second):
 			return lockedOutLonger(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
+		// Checks run one at a time: looked at again now, the lockout counts
+		// every guess that was checked while this one waited.
+		a.mu.Lock()
+		wait := max(a.lockedOutLocked(key), a.lockedOutLocked(addrKey))
+		a.mu.Unlock()
+		if wait > 0 {
+			<-a.checking
+			return lockedOutLonger(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
+		}
 		u, err := a.users.Check(name, c.FormValue("password"))
 		<-a.checking
 		if err != nil && !errors.Is(err, ErrBadLogin) {

@@ -117,12 +117,12 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, l := range lines {
-			if !strings.Contains(l, "≥ 10 shoppers") {
+			if !strings.Contains(l, "≥ 10 visitor-days") {
 				t.Errorf("%s: chart %d states no privacy line: %q", pg.path, i, l)
 			}
 		}
 		footer, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('footer').innerText`))
-		if err != nil || !strings.Contains(footer, "≥ 10 shoppers") {
+		if err != nil || !strings.Contains(footer, "≥ 10 visitor-days") {
 			t.Errorf("%s: privacy statement %q, %v", pg.path, footer, err)
 		}
 		if pg.path == "/?range=28d" {

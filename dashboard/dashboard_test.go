@@ -65,27 +65,27 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	for i := 1; i <= 56; i++ {
 		day := today.Add(-time.Duration(i) * 24 * time.Hour)
 		b := fmt.Sprintf("toDateTime(%d)", day.Unix())
-		exec(fmt.Sprintf("INSERT INTO %s.kpis VALUES ('demo', 'day', %s, %d, %d, %d, %d, %d, %f)", db.Names.Pub, b, 1000+i*10, 1300+i*12, 5200+i*30, 30+i%7, 28+i%7, 2500.5+float64(i)*11))
-		exec(fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'day', %s, 'P-1', 'shirts', %d, %d, 20, 10, 3, 150.0), ('demo', 'day', %s, 'P-2', 'shoes', %d, %d, 15, 8, 2, 90.5), ('demo', 'day', %s, %s, 'shoes', 40, 60, 2, 1, 0, 0)",
+		exec(fmt.Sprintf("INSERT INTO %s.kpis VALUES ('demo', 'day', %s, %d, %d, %d, %d, %d, %f, 0)", db.Names.Pub, b, 1000+i*10, 1300+i*12, 5200+i*30, 30+i%7, 28+i%7, 2500.5+float64(i)*11))
+		exec(fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'day', %s, 'P-1', 'shirts', %d, %d, 20, 10, 3, 150.0, 0), ('demo', 'day', %s, 'P-2', 'shoes', %d, %d, 15, 8, 2, 90.5, 0), ('demo', 'day', %s, %s, 'shoes', 40, 60, 2, 1, 0, 0, 0)",
 			db.Names.Pub, b, 300+i, 400+i, b, 200+i, 260+i, b, clickhouse.Quote(hostile)))
-		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5)",
+		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12, 0), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9, 0), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5, 0)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published')", db.Names.Pub, b))
-		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700), ('demo', 'day', %s, 'shirts', 'morning', 120, 200), ('demo', 'day', %s, 'shoes', 'evening', 150, 260)",
+		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700, 0), ('demo', 'day', %s, 'shirts', 'morning', 120, 200, 0), ('demo', 'day', %s, 'shoes', 'evening', 150, 260, 0)",
 			db.Names.Pub, b, b, b))
-		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70), ('demo', 'day', %s, %s, 20, 25, 25)",
+		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70, 0), ('demo', 'day', %s, %s, 20, 25, 25, 0)",
 			db.Names.Pub, b, b, b, clickhouse.Quote(hostile)))
-		exec(fmt.Sprintf("INSERT INTO %s.funnels VALUES ('demo', 'day', %s, 'purchase', 1, 'desktop', 400), ('demo', 'day', %s, 'purchase', 2, 'desktop', 60), ('demo', 'day', %s, 'purchase', 1, 'mobile', 500), ('demo', 'day', %s, 'purchase', 2, 'mobile', 50), ('demo', 'day', %s, 'search', 1, 'mobile', 200), ('demo', 'day', %s, 'search', 2, 'mobile', 90)",
+		exec(fmt.Sprintf("INSERT INTO %s.funnels VALUES ('demo', 'day', %s, 'purchase', 1, 'desktop', 400, 0), ('demo', 'day', %s, 'purchase', 2, 'desktop', 60, 0), ('demo', 'day', %s, 'purchase', 1, 'mobile', 500, 0), ('demo', 'day', %s, 'purchase', 2, 'mobile', 50, 0), ('demo', 'day', %s, 'search', 1, 'mobile', 200, 0), ('demo', 'day', %s, 'search', 2, 'mobile', 90, 0)",
 			db.Names.Pub, b, b, b, b, b, b))
-		exec(fmt.Sprintf("INSERT INTO %s.slots VALUES ('demo', 'day', %s, 'home', 'home-hero-1', 'A', 300, 310, 20), ('demo', 'day', %s, 'home', 'home-hero-1', 'B', 300, 305, 29), ('demo', 'day', %s, 'home', 'home-row-1', 'A', 280, 290, 12), ('demo', 'day', %s, 'home', 'home-row-4', 'B', 270, 280, 8)",
+		exec(fmt.Sprintf("INSERT INTO %s.slots VALUES ('demo', 'day', %s, 'home', 'home-hero-1', 'A', 300, 310, 20, 0), ('demo', 'day', %s, 'home', 'home-hero-1', 'B', 300, 305, 29, 0), ('demo', 'day', %s, 'home', 'home-row-1', 'A', 280, 290, 12, 0), ('demo', 'day', %s, 'home', 'home-row-4', 'B', 270, 280, 8, 0)",
 			db.Names.Pub, b, b, b, b))
-		exec(fmt.Sprintf("INSERT INTO %s.positions VALUES ('demo', 'day', %s, 'category', 1, 400, 420, 50), ('demo', 'day', %s, 'category', 2, 390, 410, 33), ('demo', 'day', %s, 'search', 1, 200, 210, 30)",
+		exec(fmt.Sprintf("INSERT INTO %s.positions VALUES ('demo', 'day', %s, 'category', 1, 400, 420, 50, 0), ('demo', 'day', %s, 'category', 2, 390, 410, 33, 0), ('demo', 'day', %s, 'search', 1, 200, 210, 30, 0)",
 			db.Names.Pub, b, b, b))
-		exec(fmt.Sprintf("INSERT INTO %s.habits VALUES ('demo', 'day', %s, %d, 20, 'mobile', 120, 400), ('demo', 'day', %s, %d, 12, 'desktop', 90, 300)",
+		exec(fmt.Sprintf("INSERT INTO %s.habits VALUES ('demo', 'day', %s, %d, 20, 'mobile', 120, 400, 0), ('demo', 'day', %s, %d, 12, 'desktop', 90, 300, 0)",
 			db.Names.Pub, b, int(day.Weekday()+6)%7+1, b, int(day.Weekday()+6)%7+1))
-		exec(fmt.Sprintf("INSERT INTO %s.traffic VALUES ('demo', 'day', %s, 'device', 'mobile', 600, 2000, 800, 200), ('demo', 'day', %s, 'device', 'desktop', 400, 1500, 500, 100), ('demo', 'day', %s, 'browser', 'Chrome', 700, 2500, 900, 200), ('demo', 'day', %s, 'entry', '/', 500, 1200, 600, 150), ('demo', 'day', %s, 'referrer', 'google.com', 300, 900, 350, 80), ('demo', 'day', %s, 'referrer', '', 200, 700, 250, 60)",
+		exec(fmt.Sprintf("INSERT INTO %s.traffic VALUES ('demo', 'day', %s, 'device', 'mobile', 600, 2000, 800, 200, 0), ('demo', 'day', %s, 'device', 'desktop', 400, 1500, 500, 100, 0), ('demo', 'day', %s, 'browser', 'Chrome', 700, 2500, 900, 200, 0), ('demo', 'day', %s, 'entry', '/', 500, 1200, 600, 150, 0), ('demo', 'day', %s, 'referrer', 'google.com', 300, 900, 350, 80, 0), ('demo', 'day', %s, 'referrer', '', 200, 700, 250, 60, 0)",
 			db.Names.Pub, b, b, b, b, b, b))
-		params, err := json.Marshal(privacy.Params{Metrics: []privacy.Mechanism{{Name: "impressions", Epsilon: 0.16, L0: 1, LInf: 14}, {Name: "clicks", Epsilon: 0.16, L0: 1, LInf: 3}}})
+		params, err := json.Marshal(privacy.Params{Metrics: []privacy.Mechanism{{Name: "impressions", Sensitivity: 10, Sigma: 60}, {Name: "clicks", Sensitivity: 2.5, Sigma: 15}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +284,7 @@ func TestNumbersArePublishedRows(t *testing.T) {
 	if len(ans.Data) != n || got != want || n != 28 {
 		t.Fatalf("API: %d days, %d visitors; published rows: %d days, %d visitors", len(ans.Data), got, n, want)
 	}
-	if !strings.Contains(ans.Privacy, "≥ 10 shoppers") {
+	if !strings.Contains(ans.Privacy, "≥ 10 visitor-days") {
 		t.Errorf("no privacy statement with the numbers: %q", ans.Privacy)
 	}
 

@@ -22,57 +22,59 @@ type dataset struct {
 var datasets = map[string]dataset{
 	"search": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"term", "searches", "zero_result_searches", "visitors"},
 		query: func(s *store, f filters) string {
-			return "SELECT term, sum(searches) AS n, sum(zero_results), sum(visitors) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
+			return "SELECT term, sum(searches) AS n, sum(zero_results), sum(visitors) FROM " + s.db + ".searches WHERE " + s.cells("searches", f.site, f.r) +
 				" GROUP BY term ORDER BY n DESC, term LIMIT 50"
 		}},
 	"search_zero": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"term", "zero_result_searches", "searches", "visitors"},
 		query: func(s *store, f filters) string {
-			return "SELECT term, sum(zero_results) AS z, sum(searches), sum(visitors) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
+			return "SELECT term, sum(zero_results) AS z, sum(searches), sum(visitors) FROM " + s.db + ".searches WHERE " + s.cells("searches", f.site, f.r) +
 				" GROUP BY term HAVING z > 0 ORDER BY z DESC, term LIMIT 50"
 		}},
 	"search_trend": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"day", "searches", "zero_result_searches"},
 		query: func(s *store, f filters) string {
-			return "SELECT toString(toDate(bucket)), sum(searches), sum(zero_results) FROM " + s.db + ".searches WHERE " + f.r.where(f.site) +
+			return "SELECT toString(toDate(bucket)), sum(searches), sum(zero_results) FROM " + s.db + ".searches WHERE " + s.cells("searches", f.site, f.r) +
 				" GROUP BY bucket ORDER BY bucket"
 		}},
 	"category_dayparts": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"category", "daypart", "views", "visitors"},
 		query: func(s *store, f filters) string {
-			return "SELECT category, daypart, sum(views), sum(visitors) FROM " + s.db + ".category_dayparts WHERE " + f.r.where(f.site) +
+			return "SELECT category, daypart, sum(views), sum(visitors) FROM " + s.db + ".category_dayparts WHERE " + s.cells("category_dayparts", f.site, f.r) +
 				" GROUP BY category, daypart ORDER BY category, daypart"
 		}},
 	"funnels": {roles: []Role{UX, Manager, Admin}, header: []string{"funnel", "step", "device", "visitors"},
 		query: func(s *store, f filters) string {
-			return "SELECT funnel, step, device, sum(visitors) FROM " + s.db + ".funnels WHERE " + f.r.where(f.site) +
-				" GROUP BY funnel, step, device ORDER BY funnel, step, device"
+			// Other rows hold the devices below the threshold, so that a
+			// step's devices add up to the step.
+			return "SELECT funnel, step, if(other = 1, 'other', device) AS dev, sum(visitors) FROM " + s.db + ".funnels WHERE " + s.cellsAndOther("funnels", f.site, f.r) +
+				" GROUP BY funnel, step, dev ORDER BY funnel, step, dev"
 		}},
 	"slots": {roles: []Role{UX, Manager, Admin}, header: []string{"page_type", "slot", "variant", "impressions", "clicks", "cells"},
 		query: func(s *store, f filters) string {
-			return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + f.r.where(f.site) +
+			return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + s.cells("slots", f.site, f.r) +
 				" GROUP BY page_type, slot, variant ORDER BY page_type, slot, variant"
 		}},
 	"positions": {roles: []Role{UX, Manager, Admin}, header: []string{"list_kind", "position", "impressions", "clicks"},
 		query: func(s *store, f filters) string {
-			return "SELECT list_kind, position, sum(impressions), sum(clicks) FROM " + s.db + ".positions WHERE " + f.r.where(f.site) +
+			return "SELECT list_kind, position, sum(impressions), sum(clicks) FROM " + s.db + ".positions WHERE " + s.cells("positions", f.site, f.r) +
 				" GROUP BY list_kind, position ORDER BY list_kind, position"
 		}},
 	"habits": {header: []string{"weekday", "hour", "visitors", "pageviews"},
 		query: func(s *store, f filters) string {
-			return "SELECT weekday, hour, sum(visitors), sum(pageviews) FROM " + s.db + ".habits WHERE " + f.r.where(f.site) +
+			return "SELECT weekday, hour, sum(visitors), sum(pageviews) FROM " + s.db + ".habits WHERE " + s.cells("habits", f.site, f.r) +
 				" GROUP BY weekday, hour ORDER BY weekday, hour"
 		}},
 	"audience": {header: []string{"dimension", "value", "visitors", "sessions"},
 		query: func(s *store, f filters) string {
-			return "SELECT dimension, value, sum(visitors) AS v, sum(sessions) FROM " + s.db + ".traffic WHERE " + f.r.where(f.site) +
+			return "SELECT dimension, value, sum(visitors) AS v, sum(sessions) FROM " + s.db + ".traffic WHERE " + s.cells("traffic", f.site, f.r) +
 				" AND dimension IN ('device', 'browser', 'os', 'country') GROUP BY dimension, value ORDER BY dimension, v DESC, value"
 		}},
 	"entries": {header: []string{"entry_page", "sessions", "bounces", "visitors"},
 		query: func(s *store, f filters) string {
-			return "SELECT value, sum(sessions) AS n, sum(bounces), sum(visitors) FROM " + s.db + ".traffic WHERE " + f.r.where(f.site) +
+			return "SELECT value, sum(sessions) AS n, sum(bounces), sum(visitors) FROM " + s.db + ".traffic WHERE " + s.cells("traffic", f.site, f.r) +
 				" AND dimension = 'entry' GROUP BY value ORDER BY n DESC, value LIMIT 30"
 		}},
 	"referrers": {header: []string{"referrer_host", "sessions", "bounces", "visitors"},
 		query: func(s *store, f filters) string {
-			return "SELECT if(value = '', '(direct)', value), sum(sessions) AS n, sum(bounces), sum(visitors) FROM " + s.db + ".traffic WHERE " + f.r.where(f.site) +
+			return "SELECT if(value = '', '(direct)', value), sum(sessions) AS n, sum(bounces), sum(visitors) FROM " + s.db + ".traffic WHERE " + s.cells("traffic", f.site, f.r) +
 				" AND dimension = 'referrer' GROUP BY value ORDER BY n DESC, value LIMIT 30"
 		}},
 }

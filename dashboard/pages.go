@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"encoding/csv"
@@ -52,7 +53,19 @@ type navItem struct {
 
 type preset struct{ Value, Label string }
 
-var presets = []preset{{"7d", "Last 7 days"}, {"28d", "Last 28 days"}, {"90d", "Last 90 days"}, {"custom", "Custom"}}
+// presets follow the published grains: whole weeks read week cells, whole
+// months month cells (where most products reach the threshold); rolling
+// days and month to date read daily cells, which only the tables with
+// daily cells have (docs/dashboard.md).
+var presets = []preset{
+	{"week", "Last full week"}, {"4w", "Last 4 full weeks"}, {"month", "Last full month"}, {"3m", "Last 3 full months"},
+	{"mtd", "Month to date (daily cells)"}, {"7d", "Last 7 days (daily cells)"}, {"28d", "Last 28 days (daily cells)"}, {"90d", "Last 90 days (daily cells)"},
+	{"custom", "Custom"},
+}
+
+// defaultPreset: the last four whole weeks, the period with most published
+// cells that still shows this month's changes.
+const defaultPreset = "4w"
 
 // navigation lists the pages and the roles that see them.
 var navigation = []struct {
@@ -97,7 +110,7 @@ func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
 }
 
 func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
-	f := filters{site: c.Query("site"), preset: c.Query("range", "28d")}
+	f := filters{site: c.Query("site"), preset: c.Query("range", defaultPreset)}
 	switch {
 	case f.site == "" && len(sites) > 0:
 		f.site = sites[0]
@@ -107,7 +120,22 @@ func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
 		return f, fiber.NewError(fiber.StatusBadRequest, "site: not a site with published data")
 	}
 	today := d.now().UTC().Truncate(24 * time.Hour)
+	monday := today.AddDate(0, 0, -((int(today.Weekday()) + 6) % 7))
+	first := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
 	switch f.preset {
+	case "week":
+		f.r = Range{From: monday.AddDate(0, 0, -7), To: monday}
+	case "4w":
+		f.r = Range{From: monday.AddDate(0, 0, -28), To: monday}
+	case "month":
+		f.r = Range{From: first.AddDate(0, -1, 0), To: first}
+	case "3m":
+		f.r = Range{From: first.AddDate(0, -3, 0), To: first}
+	case "mtd":
+		f.r = Range{From: first, To: today}
+		if !today.After(first) { // the 1st: yesterday's month so far
+			f.r = Range{From: first.AddDate(0, -1, 0), To: today}
+		}
 	case "7d", "28d", "90d":
 		n, _ := strconv.Atoi(strings.TrimSuffix(f.preset, "d"))
 		f.r = Range{From: today.Add(-time.Duration(n) * 24 * time.Hour), To: today}
@@ -119,7 +147,7 @@ func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
 		}
 		f.r = Range{From: from, To: to.Add(24 * time.Hour)}
 	default:
-		return f, fiber.NewError(fiber.StatusBadRequest, "range: one of 7d, 28d, 90d, custom")
+		return f, fiber.NewError(fiber.StatusBadRequest, "range: one of week, 4w, month, 3m, mtd, 7d, 28d, 90d, custom")
 	}
 	return f, nil
 }
@@ -259,7 +287,7 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		format    func(float64) string
 		series    func(DayKPIs) float64
 	}{
-		{"Visitors", float64(cur.Visitors), float64(prev.Visitors), count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
+		{"Visitor-days", float64(cur.Visitors), float64(prev.Visitors), count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
 		{"Sessions", float64(cur.Sessions), float64(prev.Sessions), count, func(k DayKPIs) float64 { return float64(k.Sessions) }},
 		{"Orders", float64(cur.Orders), float64(prev.Orders), count, func(k DayKPIs) float64 { return float64(k.Orders) }},
 		{"Revenue", cur.Revenue, prev.Revenue, money, func(k DayKPIs) float64 { return k.Revenue }},
@@ -301,14 +329,14 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		rev = append(rev, opts.LineData{Value: round2(day.Revenue)})
 	}
 	trend.ExtendYAxis(opts.YAxis{Name: "revenue"})
-	trend.SetXAxis(xs).AddSeries("Visitors", vis).AddSeries("Revenue", rev, charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1}))
+	trend.SetXAxis(xs).AddSeries("Visitor-days", vis).AddSeries("Revenue", rev, charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1}))
 	trendEl, trendScript := snippet(trend)
 	data := struct {
 		page
 		Tiles  []tile
 		Charts []chart
 	}{page: d.page(c, "Overview", f, sites), Tiles: tiles, Charts: []chart{{
-		Title: "Visitors and revenue per day", Note: "Daily published cells; days below the publication threshold are missing.",
+		Title: "Visitor-days and revenue per day", Note: "Daily published cells; days below the publication threshold are missing.",
 		CSV: "/api/v1/kpis" + f.query() + "&format=csv", Element: trendEl, Script: trendScript,
 	}}}
 	return render(c, "overview", data)
@@ -333,12 +361,20 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	coverage, err := d.store.productCoverage(c.UserContext(), f.site, f.r, category)
+	if err != nil {
+		return err
+	}
+	grain, err := d.store.grainOf(c.UserContext(), "products", f.site, f.r)
+	if err != nil {
+		return err
+	}
 	bar := charts.NewBar()
 	bar.SetGlobalOptions(chartOpts("top_products"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
 	var names []string
 	var vals []opts.BarData
 	for _, p := range rows {
-		names = append(names, p.ProductID)
+		names = append(names, cmp.Or(p.Name, p.ProductID))
 		vals = append(vals, opts.BarData{Value: productMetric(p, by)})
 	}
 	bar.SetXAxis(names).AddSeries(by, vals)
@@ -393,14 +429,15 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	data := struct {
 		page
 		By, Category string
+		Coverage     string
 		Metrics      []string
 		Products     []ProductRow
 		Charts       []chart
 	}{
-		page: d.page(c, "Hot products", f, sites), By: by, Category: category,
+		page: d.page(c, "Hot products", f, sites), By: by, Category: category, Coverage: coverage.Line(),
 		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: rows,
 		Charts: []chart{
-			{Title: "Top products by " + by, Note: "Sums of published daily cells; products below the threshold on a day count nothing for it.",
+			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(),
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
 				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: "Published category × device cells.",

@@ -129,9 +129,16 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	grain, err := d.store.grainOf(ctx, "funnels", f.site, f.r)
+	if err != nil {
+		return err
+	}
 	pg := genericPage{page: d.page(c, "Funnels", f, sites), Heading: "Funnels",
-		Intro: "Visitors reaching each step (in order, within the funnel's window, over a visitor-day), by device. Conversion is from the previous step; each step is its own published cell."}
+		Intro: "Visitor-days reaching each step (in order, within the funnel's window), by device. Conversion is from the previous step, both published together; " +
+			"a step shown as \"below threshold\" had too few visitor-days to publish, and so have the steps after it. " + grainNote(grain)}
 	for i, fn := range defs {
+		totals, ok := stepTotals(cur[fn.Name], len(fn.Steps))
+		ptotals, pok := stepTotals(prev[fn.Name], len(fn.Steps))
 		bar := charts.NewBar()
 		bar.SetGlobalOptions(chartOpts(fmt.Sprintf("funnel_%d", i)), tooltipAxis(), legend())
 		var steps []string
@@ -139,31 +146,41 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 			steps = append(steps, s.Title)
 		}
 		bar.SetXAxis(steps)
-		for _, dev := range []string{"desktop", "mobile", "tablet"} {
+		for _, dev := range []string{"desktop", "mobile", "tablet", "other"} {
 			var v []opts.BarData
 			for si := range fn.Steps {
-				v = append(v, opts.BarData{Value: cur[fn.Name][si+1][dev]})
+				x, has := cur[fn.Name][si+1][dev]
+				if !has || !ok[si] {
+					v = append(v, opts.BarData{Value: "-"}) // not published: no bar, never 0
+					continue
+				}
+				v = append(v, opts.BarData{Value: x})
 			}
-			bar.AddSeries(dev, v)
+			name := dev
+			if dev == "other" {
+				name = "devices below threshold"
+			}
+			bar.AddSeries(name, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
 		}
-		pg.Charts = append(pg.Charts, newChart(fn.Title, "Visitor-days reaching each step.", d.csv("funnels", f), bar))
-		t := tableView{Title: fn.Title + ": step-to-step conversion", Header: []string{"step", "visitors", "conversion", "previous period", "desktop", "mobile", "tablet"}, CSV: d.csv("funnels", f)}
+		pg.Charts = append(pg.Charts, newChart(fn.Title, "Visitor-days reaching each step, stacked by device. "+grainNote(grain), d.csv("funnels", f), bar))
+		t := tableView{Title: fn.Title + ": step-to-step conversion", Header: []string{"step", "visitor-days", "conversion", "previous period", "desktop", "mobile", "tablet"}, CSV: d.csv("funnels", f)}
 		for si, s := range fn.Steps {
-			n, p := sumDevices(cur[fn.Name][si+1]), sumDevices(prev[fn.Name][si+1])
-			conv, pconv := "–", "–"
-			if si > 0 {
-				if b := sumDevices(cur[fn.Name][si]); b > 0 {
-					conv = pctText(n / b)
-				}
-				if b := sumDevices(prev[fn.Name][si]); b > 0 {
-					pconv = pctText(p / b)
+			row := []string{s.Title, belowThreshold, "–", "–"}
+			if ok[si] {
+				row[1] = count(totals[si])
+				if si > 0 && totals[si-1] > 0 {
+					row[2] = pctText(totals[si] / totals[si-1])
 				}
 			}
-			row := []string{s.Title, count(n), conv, pconv}
+			if si > 0 && pok[si] && ptotals[si-1] > 0 {
+				row[3] = pctText(ptotals[si] / ptotals[si-1])
+			}
 			for _, dev := range []string{"desktop", "mobile", "tablet"} {
 				dc := "–"
-				if si > 0 && cur[fn.Name][si][dev] > 0 {
-					dc = pctText(cur[fn.Name][si+1][dev] / cur[fn.Name][si][dev])
+				n, has := cur[fn.Name][si+1][dev]
+				b, hasB := cur[fn.Name][si][dev]
+				if si > 0 && has && hasB && b > 0 {
+					dc = pctText(min(n/b, 1))
 				}
 				row = append(row, dc)
 			}
@@ -172,6 +189,23 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 		pg.Tables = append(pg.Tables, t)
 	}
 	return render(c, "generic", pg)
+}
+
+// belowThreshold is what a page shows for a value that was not published.
+const belowThreshold = "below threshold"
+
+// stepTotals is a funnel's visitor-days per step: its devices and its other
+// row, made non-increasing (post-processing). ok[i] is false from the first
+// step with nothing published on.
+func stepTotals(m map[int]map[string]float64, steps int) ([]float64, []bool) {
+	totals, ok := make([]float64, steps), make([]bool, steps)
+	n := 0
+	for n < steps && len(m[n+1]) > 0 {
+		totals[n], ok[n] = sumDevices(m[n+1]), true
+		n++
+	}
+	privacy.NonIncreasing(totals[:n])
+	return totals, ok
 }
 
 func (s *store) funnelCounts(ctx context.Context, f filters) (map[string]map[int]map[string]float64, error) {
@@ -346,8 +380,8 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 			continue
 		}
 		p := x.clk / x.imp
-		varC := x.cells*2*noise.clicks*noise.clicks + x.imp*p*(1-p)
-		varI := x.cells * 2 * noise.impressions * noise.impressions
+		varC := x.cells*noise.clicks*noise.clicks + x.imp*p*(1-p)
+		varI := x.cells * noise.impressions * noise.impressions
 		sd := math.Sqrt(varC+p*p*varI) / x.imp
 		ests[v] = est{p, sd}
 		ab.Rows = append(ab.Rows, []string{v, count(x.imp), count(x.clk), pctText(p), pctText(p-1.96*sd) + " – " + pctText(p+1.96*sd)})
@@ -370,10 +404,10 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 	return render(c, "generic", pg)
 }
 
-// cellNoise is the Laplace scale b of one published cell's metric.
+// cellNoise is the Gaussian σ of one published cell's metric.
 type cellNoise struct{ impressions, clicks float64 }
 
-// slotNoise reads the newest daily slots run's parameters: b = l0 × l∞ / ε.
+// slotNoise reads the newest daily slots run's parameters.
 func (d *Dashboard) slotNoise(ctx context.Context, site string) cellNoise {
 	var params string
 	_ = d.store.q.Select(ctx, "SELECT params FROM "+d.store.db+".rollup_runs WHERE table_name = 'slots' AND grain = 'day' AND state = 'published' AND site = "+clickhouse.Quote(site)+
@@ -389,10 +423,10 @@ func (d *Dashboard) slotNoise(ctx context.Context, site string) cellNoise {
 		return n
 	}
 	if imp, ok := m.Metric("impressions"); ok {
-		n.impressions = imp.LaplaceScale()
+		n.impressions = imp.Sigma
 	}
 	if clicks, ok := m.Metric("clicks"); ok {
-		n.clicks = clicks.LaplaceScale()
+		n.clicks = clicks.Sigma
 	}
 	return n
 }
@@ -441,7 +475,7 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 		charts.WithXAxisOpts(opts.XAxis{Type: "category", Data: hours}), charts.WithYAxisOpts(opts.YAxis{Type: "category", Data: weekdays}),
 		charts.WithVisualMapOpts(opts.VisualMap{Calculable: opts.Bool(true), Min: 0, Max: float32(math.Max(hi, 1)),
 			InRange: &opts.VisualMapInRange{Color: []string{"#eef3fb", "#2f6fdb"}}}))
-	hm.SetXAxis(hours).AddSeries("visitors", data)
+	hm.SetXAxis(hours).AddSeries("visitor-days", data)
 
 	pie := charts.NewPie()
 	pie.SetGlobalOptions(chartOpts("devices"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}), legend())
@@ -459,8 +493,8 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 			bv = append(bv, opts.BarData{Value: audN[i][2]})
 		}
 	}
-	pie.AddSeries("visitors", devs)
-	bar.SetXAxis(browsers).AddSeries("visitors", bv)
+	pie.AddSeries("visitor-days", devs)
+	bar.SetXAxis(browsers).AddSeries("visitor-days", bv)
 	for _, r := range entries {
 		r[0] = strings.TrimSpace(r[0])
 	}
@@ -468,7 +502,7 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 		page: d.page(c, "Habits", f, sites), Heading: "Habits",
 		Intro: "When shoppers come (UTC), on which devices and browsers, where they enter and where they come from.",
 		Charts: []chart{
-			newChart("Visitors by weekday and hour (UTC)", "Summed over the period's published cells.", d.csv("habits", f), hm),
+			newChart("Visitor-days by weekday and hour (UTC)", "Summed over the period's published cells.", d.csv("habits", f), hm),
 			newChart("Device mix", "Visitors per device class.", d.csv("audience", f), pie),
 			newChart("Browser mix", "Visitors per browser family.", d.csv("audience", f), bar),
 		},

@@ -24,11 +24,75 @@ type Range struct {
 }
 
 // Previous is the range of equal length just before r.
-func (r Range) Previous() Range { return Range{From: r.From.Add(-r.To.Sub(r.From)), To: r.From} }
+// A range of whole months has the same number of whole months before it.
+func (r Range) Previous() Range {
+	if r.From.Day() == 1 && r.To.Day() == 1 {
+		months := (r.To.Year()-r.From.Year())*12 + int(r.To.Month()) - int(r.From.Month())
+		return Range{From: r.From.AddDate(0, -months, 0), To: r.From}
+	}
+	return Range{From: r.From.Add(-r.To.Sub(r.From)), To: r.From}
+}
 
-func (r Range) where(site string) string {
-	return "site = " + clickhouse.Quote(site) + " AND grain = 'day' AND bucket >= toDateTime(" + clickhouse.QuoteInt(r.From.Unix()) +
-		") AND bucket < toDateTime(" + clickhouse.QuoteInt(r.To.Unix()) + ")"
+// grains are the grains whose buckets tile r exactly, finest first: days
+// always; ISO weeks when r runs Monday to Monday; months when it runs from a
+// first of the month to another.
+func (r Range) grains() []string {
+	g := []string{"'day'"}
+	if r.From.Weekday() == time.Monday && r.To.Weekday() == time.Monday {
+		g = append(g, "'week'")
+	}
+	if r.From.Day() == 1 && r.To.Day() == 1 {
+		g = append(g, "'month'")
+	}
+	return g
+}
+
+func (r Range) span() string {
+	return "bucket >= toDateTime(" + clickhouse.QuoteInt(r.From.Unix()) + ") AND bucket < toDateTime(" + clickhouse.QuoteInt(r.To.Unix()) + ")"
+}
+
+// cells is the condition selecting table's published cells of site in r:
+// those of the coarsest grain that tiles r and has cells there (a month
+// reads its month cells, whole weeks their week cells, anything else daily
+// cells), one grain only, other rows excluded. Sums over these cells are
+// sums over cells published together, never over a mix of grains.
+func (s *store) cells(table, site string, r Range) string {
+	return s.cellsAndOther(table, site, r) + " AND other = 0"
+}
+
+// cellsAndOther is cells with the other rows: where totals must add up.
+func (s *store) cellsAndOther(table, site string, r Range) string {
+	base := "site = " + clickhouse.Quote(site) + " AND " + r.span()
+	return base + " AND toUInt8(grain) = (SELECT max(toUInt8(grain)) FROM " + s.db + "." + table +
+		" WHERE " + base + " AND grain IN (" + strings.Join(r.grains(), ", ") + "))"
+}
+
+// grainOf names the grain cells reads for table, site and r ("" when no
+// cell of any grain that tiles r is published), for the charts to say.
+func (s *store) grainOf(ctx context.Context, table, site string, r Range) (string, error) {
+	var g string
+	err := s.q.Select(ctx, "SELECT toString(grain) FROM "+s.db+"."+table+" WHERE site = "+clickhouse.Quote(site)+" AND "+r.span()+
+		" AND grain IN ("+strings.Join(r.grains(), ", ")+") ORDER BY toUInt8(grain) DESC LIMIT 1", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			g = clickhouse.Get[string](b, 0, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s grain: %w", table, err)
+	}
+	return g, nil
+}
+
+// grainNote says which cells a chart sums.
+func grainNote(g string) string {
+	switch g {
+	case "":
+		return "Nothing published for this period at any grain that covers it exactly: try a whole week or month."
+	case "day":
+		return "Sums of published daily cells."
+	}
+	return "Published " + g + " cells (whole " + g + "s, where rarer keys reach the threshold)."
 }
 
 // store reads published rollups. Every number it returns is a sum of
@@ -70,7 +134,7 @@ type DayKPIs struct {
 // row (days whose cell was suppressed are absent).
 func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, error) {
 	var out []DayKPIs
-	err := s.q.Select(ctx, "SELECT bucket, visitors, sessions, pageviews, orders, buyers, revenue FROM "+s.db+".kpis WHERE "+r.where(site)+" ORDER BY bucket",
+	err := s.q.Select(ctx, "SELECT bucket, visitors, sessions, pageviews, orders, buyers, revenue FROM "+s.db+".kpis WHERE "+s.cells("kpis", site, r)+" ORDER BY bucket",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				out = append(out, DayKPIs{Day: clickhouse.Get[time.Time](b, 0, i).UTC(), KPIs: KPIs{
@@ -103,6 +167,7 @@ func total(days []DayKPIs) KPIs {
 // ProductRow is one product's published totals over a range.
 type ProductRow struct {
 	ProductID string  `json:"product_id"`
+	Name      string  `json:"name"` // from the shop's catalog; empty without one
 	Category  string  `json:"category"`
 	Visitors  uint64  `json:"visitors"`
 	Views     uint64  `json:"views"`
@@ -138,7 +203,7 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	// (a third of the cost of grouping by the string); then read the
 	// previous period's views of the ranked products only.
 	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue) FROM " + s.db +
-		".products WHERE " + r.where(site) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
+		".products WHERE " + s.cells("products", site, r) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
 	var out []ProductRow
 	err := s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
@@ -162,7 +227,7 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 		ids[i] = clickhouse.Quote(p.ProductID)
 	}
 	previous := map[string]uint64{}
-	err = s.q.Select(ctx, "SELECT product_id, sum(views) FROM "+s.db+".products WHERE "+r.Previous().where(site)+
+	err = s.q.Select(ctx, "SELECT product_id, sum(views) FROM "+s.db+".products WHERE "+s.cells("products", site, r.Previous())+
 		" AND product_id IN ("+strings.Join(ids, ", ")+") GROUP BY product_id", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			previous[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[uint64](b, 1, i)
@@ -172,8 +237,13 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	if err != nil {
 		return nil, fmt.Errorf("products, previous period: %w", err)
 	}
+	names, err := s.catalogNames(ctx, site, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
 		p := &out[i]
+		p.Name = names[p.ProductID]
 		p.Previous = previous[p.ProductID]
 		if p.Views >= minTrendBase && p.Previous >= minTrendBase {
 			p.Trend = float64(p.Views)/float64(p.Previous) - 1
@@ -190,6 +260,78 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	return out, nil
 }
 
+// catalogNames reads the names of quoted product ids from the site's newest
+// catalog (the shop's public product list).
+func (s *store) catalogNames(ctx context.Context, site string, quotedIDs []string) (map[string]string, error) {
+	names := map[string]string{}
+	err := s.q.Select(ctx, "SELECT product_id, name FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(site)+
+		" AND loaded = (SELECT max(loaded) FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(site)+") AND product_id IN ("+strings.Join(quotedIDs, ", ")+")",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				names[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[string](b, 1, i)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("product names: %w", err)
+	}
+	return names, nil
+}
+
+// ProductCoverage is how much of a period the product rows show: the
+// products published, the catalog's size, and what the other rows hold.
+type ProductCoverage struct {
+	Published, Catalog uint64
+	ListedViews        uint64 // in published product rows ("unlisted" included)
+	OtherViews         uint64 // in the other rows: products below the threshold
+	OtherPublished     bool
+}
+
+// productCoverage sums a period's product rows and other rows (one grain,
+// as cells picks), and counts the catalog. Every figure is published or
+// public, so the page may show them.
+func (s *store) productCoverage(ctx context.Context, site string, r Range, category string) (ProductCoverage, error) {
+	var pc ProductCoverage
+	filter, catFilter := "", ""
+	if category != "" {
+		filter = " AND category = " + clickhouse.Quote(category)
+		catFilter = filter
+	}
+	err := s.q.Select(ctx, "SELECT uniqExactIf(product_id, other = 0 AND product_id != 'unlisted'), sumIf(views, other = 0), sumIf(views, other = 1), countIf(other = 1) FROM "+
+		s.db+".products WHERE "+s.cellsAndOther("products", site, r)+filter, func(b *proto.Block) error {
+		pc.Published, pc.ListedViews = clickhouse.Get[uint64](b, 0, 0), clickhouse.Get[uint64](b, 1, 0)
+		pc.OtherViews, pc.OtherPublished = clickhouse.Get[uint64](b, 2, 0), clickhouse.Get[uint64](b, 3, 0) > 0
+		return nil
+	})
+	if err != nil {
+		return pc, fmt.Errorf("product coverage: %w", err)
+	}
+	err = s.q.Select(ctx, "SELECT count() FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(site)+
+		" AND loaded = (SELECT max(loaded) FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(site)+")"+catFilter, func(b *proto.Block) error {
+		pc.Catalog = clickhouse.Get[uint64](b, 0, 0)
+		return nil
+	})
+	if err != nil {
+		return pc, fmt.Errorf("catalog size: %w", err)
+	}
+	return pc, nil
+}
+
+// Line says it in a sentence.
+func (pc ProductCoverage) Line() string {
+	switch {
+	case pc.Catalog > 0 && pc.OtherPublished:
+		return fmt.Sprintf("%d of the catalog's %d products reached the threshold: %d views; the other %d products together: %d views.",
+			pc.Published, pc.Catalog, pc.ListedViews, pc.Catalog-min(pc.Published, pc.Catalog), pc.OtherViews)
+	case pc.Catalog > 0:
+		return fmt.Sprintf("%d of the catalog's %d products reached the threshold (%d views); the rest are too few together to publish.",
+			pc.Published, pc.Catalog, pc.ListedViews)
+	case pc.OtherPublished:
+		return fmt.Sprintf("%d products reached the threshold (%d views); products below it together: %d views.", pc.Published, pc.ListedViews, pc.OtherViews)
+	}
+	return fmt.Sprintf("%d products reached the threshold (%d views).", pc.Published, pc.ListedViews)
+}
+
 // CategoryShare is one category's views by device over a range.
 type CategoryShare struct {
 	Category string            `json:"category"`
@@ -198,7 +340,7 @@ type CategoryShare struct {
 
 func (s *store) categories(ctx context.Context, site string, r Range) ([]CategoryShare, error) {
 	by := map[string]map[string]uint64{}
-	err := s.q.Select(ctx, "SELECT category, device, sum(views) FROM "+s.db+".categories WHERE "+r.where(site)+" GROUP BY category, device",
+	err := s.q.Select(ctx, "SELECT category, device, sum(views) FROM "+s.db+".categories WHERE "+s.cells("categories", site, r)+" GROUP BY category, device",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				c := clickhouse.Get[string](b, 0, i)

@@ -86,7 +86,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		name   string
 		cv, pv float64
 	}{
-		{"visitors", float64(c.Visitors), float64(p.Visitors)}, {"sessions", float64(c.Sessions), float64(p.Sessions)},
+		{"visitor-days", float64(c.Visitors), float64(p.Visitors)}, {"sessions", float64(c.Sessions), float64(p.Sessions)},
 		{"pageviews", float64(c.Pageviews), float64(p.Pageviews)}, {"orders", float64(c.Orders), float64(p.Orders)},
 		{"revenue", c.Revenue, p.Revenue}, {"conversion", c.Conversion(), p.Conversion()}, {"average order value", c.AOV(), p.AOV()},
 	} {
@@ -116,19 +116,21 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	if err != nil {
 		return nil, err
 	}
+	// A step below the threshold is left out, never reported as 0.
 	for _, fn := range defs {
+		cur, ok := stepTotals(fc[fn.Name], len(fn.Steps))
+		old, pok := stepTotals(fp[fn.Name], len(fn.Steps))
 		for si, step := range fn.Steps {
-			n, pn := sumDevices(fc[fn.Name][si+1]), sumDevices(fp[fn.Name][si+1])
-			add("Funnels", fn.Title+" › "+step.Title, "visitors", n, pn, true)
-			if si > 0 {
-				var conv, pconv float64
-				if b := sumDevices(fc[fn.Name][si]); b > 0 {
-					conv = n / b
+			if !ok[si] {
+				break
+			}
+			add("Funnels", fn.Title+" › "+step.Title, "visitor-days", cur[si], old[si], pok[si])
+			if si > 0 && cur[si-1] > 0 {
+				var pconv float64
+				if pok[si] && old[si-1] > 0 {
+					pconv = old[si] / old[si-1]
 				}
-				if b := sumDevices(fp[fn.Name][si]); b > 0 {
-					pconv = pn / b
-				}
-				add("Funnels", fn.Title+" › "+step.Title, "conversion from previous step", conv, pconv, true)
+				add("Funnels", fn.Title+" › "+step.Title, "conversion from previous step", cur[si]/cur[si-1], pconv, pok[si])
 			}
 		}
 	}

@@ -78,11 +78,11 @@ func TestReports(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, r := range recs {
-				if r[0] == "KPIs" && r[2] == "visitors" {
+				if r[0] == "KPIs" && r[2] == "visitor-days" {
 					visitors[format], _ = strconv.ParseFloat(r[3], 64)
 				}
 			}
-			if last := recs[len(recs)-1]; last[0] != "Privacy" || !strings.Contains(last[2], "≥ 10 shoppers") {
+			if last := recs[len(recs)-1]; last[0] != "Privacy" || !strings.Contains(last[2], "≥ 10 visitor-days") {
 				t.Errorf("CSV without the privacy statement: %v", last)
 			}
 		case "xlsx":
@@ -95,7 +95,7 @@ func TestReports(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, r := range rows {
-				if len(r) > 2 && r[1] == "visitors" {
+				if len(r) > 2 && r[1] == "visitor-days" {
 					visitors[format], _ = strconv.ParseFloat(strings.ReplaceAll(r[2], ",", ""), 64)
 				}
 			}
@@ -122,7 +122,7 @@ func TestReports(t *testing.T) {
 				rec := tr.Record()
 				sec, met, val := rec.Column(0).(*array.String), rec.Column(2).(*array.String), rec.Column(3).(*array.Float64)
 				for i := 0; i < int(rec.NumRows()); i++ {
-					if sec.Value(i) == "KPIs" && met.Value(i) == "visitors" {
+					if sec.Value(i) == "KPIs" && met.Value(i) == "visitor-days" {
 						visitors[format] = val.Value(i)
 					}
 				}

@@ -170,7 +170,8 @@ type Column struct {
 }
 
 // Table is one stored table of the inventory. Retention is raw (dropped
-// after the raw retention), published or audit.
+// after the raw retention), partial (dropped once the weeks and months of its
+// day are published, within 40 days), published or audit.
 type Table struct {
 	Retention string            `yaml:"retention" json:"retention"`
 	Columns   map[string]Column `yaml:"columns" json:"columns"`

@@ -44,20 +44,44 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 		return time.Since(start), err
 	}
 	perTable := map[string][]float64{}
+	// The day, then the week and month holding it (built from the day's
+	// partial sums, as the publisher does once they close).
+	buckets := []aggregate.Bucket{bucket}
+	for _, g := range []aggregate.Grain{aggregate.Week, aggregate.Month} {
+		buckets = append(buckets, aggregate.Bucket{Site: "demo", Grain: g, Start: g.Start(day)})
+	}
+	months := map[int]bool{}
+	for _, b := range buckets {
+		months[b.Start.Year()*100+int(b.Start.Month())] = true
+	}
 	publish := func() (time.Duration, error) {
 		for _, t := range append(p.Tables(), &aggregate.Table{Name: "rollup_runs"}) {
-			if err := c.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %d", dbs.Pub, t.Name, day.Year()*100+int(day.Month()))); err != nil {
-				return 0, err
+			for m := range months {
+				if err := c.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %d", dbs.Pub, t.Name, m)); err != nil {
+					return 0, err
+				}
 			}
 		}
+		if err := c.Exec(ctx, "ALTER TABLE "+dbs.Raw+".cell_partials DROP PARTITION "+clickhouse.Quote(day.Format(time.DateOnly))); err != nil {
+			return 0, err
+		}
 		start := time.Now()
-		for _, t := range p.Tables() {
-			ts := time.Now()
-			run := p.PublishBucket(ctx, t, bucket, aggregate.BucketEvents{Distinct: uint64(events)})
-			if run.Err != nil {
-				return 0, run.Err
+		cur := map[string]float64{}
+		for _, b := range buckets {
+			for _, t := range p.Tables() {
+				if _, ok := p.Budget().Release(t.Name, b.Grain); !ok && b.Grain != aggregate.Day {
+					continue
+				}
+				ts := time.Now()
+				run := p.PublishBucket(ctx, t, b, aggregate.BucketEvents{Distinct: uint64(events)})
+				if run.Err != nil {
+					return 0, run.Err
+				}
+				cur[t.Name] += time.Since(ts).Seconds() // every grain of the table
 			}
-			perTable[t.Name] = append(perTable[t.Name], time.Since(ts).Seconds())
+		}
+		for name, sec := range cur {
+			perTable[name] = append(perTable[name], sec)
 		}
 		return time.Since(start), nil
 	}
@@ -75,12 +99,12 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 		fmt.Fprintf(os.Stderr, "pair %d: publish %.2fs, bare %.2fs, ratio %.2f\n", i, tp.Seconds(), tb.Seconds(), tp.Seconds()/tb.Seconds())
 	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "One UTC day of %d synthetic raw events (%d visitors), published as the daily bucket of all %d rollup tables, %d runs alternating with the bare query.\n\n",
+	fmt.Fprintf(&s, "One UTC day of %d synthetic raw events (%d visitors), published into all %d rollup tables at every grain they publish (the day; the week and month holding it, from the day's partial sums), %d runs alternating with the bare query.\n\n",
 		events, events/25, len(p.Tables()), runs)
 	s.WriteString("| what | seconds median | min | max |\n|---|---|---|---|\n")
 	fmt.Fprintf(&s, "| A: publish every table (bounded contributions, k floor, DP, insert, run records) | %.2f | %.2f | %.2f |\n", median(a), slices.Min(a), slices.Max(a))
 	fmt.Fprintf(&s, "| B: bare `INSERT ... SELECT site, type, product_id, uniqExact(visitor), count() ... GROUP BY` into one plain table | %.2f | %.2f | %.2f |\n", median(b), slices.Min(b), slices.Max(b))
-	fmt.Fprintf(&s, "\n**Ratio A/B (pair by pair): median %.1f** (min %.1f, max %.1f). Aim: ≤ 3.\n\nPer table (median seconds):", median(ratios), slices.Min(ratios), slices.Max(ratios))
+	fmt.Fprintf(&s, "\n**Ratio A/B (pair by pair): median %.1f** (min %.1f, max %.1f). Aim: ≤ 5.\n\nPer table (median seconds):", median(ratios), slices.Min(ratios), slices.Max(ratios))
 	for _, t := range p.Tables() {
 		fmt.Fprintf(&s, " %s %.2f;", t.Name, median(perTable[t.Name]))
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
@@ -22,20 +25,15 @@ import (
 // keeps live shoppers coming; it prints the dashboard URL and a login.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		visitors int
+		perDay   int
 		days     int
 		products int
 		rate     float64
 	)
+	// The demo publishes at the production rules (k, ε, δ): what it shows
+	// is what a shop of its size would see.
 	flags := func(fs *flag.FlagSet) {
-		// The synthetic shop is small (about 1,500 sessions a day): at the
-		// production ε = 1 almost no product reaches the publication
-		// threshold. The demo says ε = 4 on every page; --epsilon wins.
-		if f := fs.Lookup("epsilon"); f != nil {
-			_ = f.Value.Set("4")
-			f.DefValue = "4"
-		}
-		fs.IntVar(&visitors, "visitors", 20000, "distinct synthetic shoppers")
+		fs.IntVar(&perDay, "visitors-per-day", 1500, "synthetic visitor-days a day")
 		fs.IntVar(&products, "products", 300, "products in the synthetic catalog")
 		fs.IntVar(&days, "days", 28, "days of history imported on first start")
 		fs.Float64Var(&rate, "rate", 40, "live events per second after the import")
@@ -46,14 +44,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		shop := shopsim.Config{Site: "demo", Seed: 1, Products: products}
+		// The shop's catalog, as a shop would export it for --catalog.
+		catalog := filepath.Join(r.dataDir, "catalog.csv")
+		if err := writeCatalog(catalog, shop); err != nil {
+			return err
+		}
 		published, err := countRows(ctx, r, "SELECT count() FROM "+r.store.dbs.Pub+".rollup_runs")
 		if err != nil {
 			return err
 		}
 		if published == 0 {
-			fmt.Fprintf(stdout, "importing %d days of a synthetic shop's history (%d shoppers)…\n", days, visitors)
+			fmt.Fprintf(stdout, "importing %d days of a synthetic shop's history (about %d visitor-days a day, %d products)…\n", days, perDay, products)
 			start := time.Now()
-			st, err := shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, Visitors: visitors, Days: days, Import: true, Workers: 16}, r.log)
+			st, err := shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, VisitorsPerDay: perDay, Days: days, Import: true, Workers: 16}, r.log)
 			if err != nil {
 				return fmt.Errorf("demo import: %w", err)
 			}
@@ -70,12 +73,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				time.Sleep(500 * time.Millisecond)
 			}
 			fmt.Fprintln(stdout, "publishing the history (k floor, differential privacy)…")
-			if err := publishNow(ctx, r); err != nil {
+			if err := publishNow(ctx, r, catalog); err != nil {
 				return err
 			}
 		}
 		fmt.Fprintf(stdout, "\ndashboard: %s\nlogin:     demo / %s   (role manager)\n\n", r.dashboardURL, password)
-		_, err = shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, Visitors: visitors, Rate: rate, Workers: 2}, r.log)
+		_, err = shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, VisitorsPerDay: perDay, Days: days, Rate: rate, Workers: 2}, r.log)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -91,10 +94,12 @@ func demoLogin(users *dashboard.Users) (string, error) {
 	return password, users.Add("demo", dashboard.Manager, password)
 }
 
-// publishNow runs the publisher's tick, waiting while the scheduler's own
-// start-up tick holds the lock.
-func publishNow(ctx context.Context, r running) error {
-	p, err := aggregate.NewPublisher(r.store.writer, r.store.dbs, r.pub.config(), r.log)
+// publishNow loads the catalog and runs the publisher's tick, waiting while
+// the scheduler's own start-up tick holds the lock.
+func publishNow(ctx context.Context, r running, catalog string) error {
+	pf := r.pub
+	pf.catalog, pf.catalogSite = catalog, "demo"
+	p, err := aggregate.NewPublisher(r.store.writer, r.store.dbs, pf.config(), r.log)
 	if err != nil {
 		return err
 	}
@@ -124,4 +129,16 @@ func countRows(ctx context.Context, r running, q string) (uint64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// writeCatalog writes the synthetic shop's catalog to path.
+func writeCatalog(path string, shop shopsim.Config) error {
+	var b bytes.Buffer
+	if err := shopsim.New(shop).WriteCatalog(&b); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("demo catalog: %w", err)
+	}
+	return nil
 }

@@ -21,17 +21,21 @@ import (
 type publishFlags struct {
 	k            int
 	epsilon      float64
-	hourlyShare  float64
+	delta        float64
 	grace        time.Duration
 	rawRetention time.Duration
 	schedule     string
+	catalog      string
+	catalogSite  string
 }
 
 func (p *publishFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&p.k, "k", 10, "publish only cells covering at least k distinct visitor-days (at least 2)")
-	fs.Float64Var(&p.epsilon, "epsilon", 1, "differential-privacy ε per table per day (hourly and daily buckets share it)")
-	fs.Float64Var(&p.hourlyShare, "hourly-share", 0.2, "part of each table's daily ε spent on hourly buckets")
+	fs.Float64Var(&p.epsilon, "epsilon", 4, "total differential-privacy ε per visitor-day, across every table and grain")
+	fs.Float64Var(&p.delta, "delta", 1e-6, "total differential-privacy δ per visitor-day")
 	fs.DurationVar(&p.grace, "grace", 5*time.Minute, "wait this long after a bucket closes before publishing it")
+	fs.StringVar(&p.catalog, "catalog", "", "the shop's product catalog, CSV with product_id, name, category, price (and optionally site); re-read when it changes")
+	fs.StringVar(&p.catalogSite, "catalog-site", "demo", "site of catalog rows that name none")
 	p.registerRetention(fs)
 	fs.StringVar(&p.schedule, "rollup-schedule", aggregate.DefaultSchedule, "cron schedule (UTC) of the publisher")
 }
@@ -43,7 +47,7 @@ func (p *publishFlags) registerRetention(fs *flag.FlagSet) {
 }
 
 func (p *publishFlags) config() aggregate.Config {
-	return aggregate.Config{K: p.k, Epsilon: p.epsilon, HourlyShare: p.hourlyShare, Grace: p.grace, RawRetention: p.rawRetention}
+	return aggregate.Config{K: p.k, Epsilon: p.epsilon, Delta: p.delta, Grace: p.grace, RawRetention: p.rawRetention, Catalog: p.catalog, CatalogSite: p.catalogSite}
 }
 
 func (p *publishFlags) validateRetention() error {
@@ -181,9 +185,10 @@ func printAudit(w io.Writer, rep *audit.Report) {
 	s := rep.Statement
 	fmt.Fprintf(w, "\nprivacy statement\n  %s\n", s.Line())
 	fmt.Fprintf(w, "  cells published %d, suppressed %d, late events counted (not re-published) %d\n", s.CellsPublished, s.CellsSuppressed, s.LateEvents)
-	fmt.Fprintf(w, "  %-12s %4s %10s %10s\n", "table", "L", "ε daily", "ε hourly")
-	for _, t := range s.Tables {
-		fmt.Fprintf(w, "  %-12s %4d %10.4f %10.4f ×%d\n", t.Name, t.L, t.EpsilonDay, t.EpsilonHour, t.HoursPerVisit)
+	fmt.Fprintf(w, "  budget per visitor-day: ρ = %.4f (ε = %g, δ = %g), releases spend ρ = %.4f\n", s.Rho, s.Epsilon, s.Delta, s.Spent)
+	fmt.Fprintf(w, "  %-18s %-6s %4s %9s %9s %10s\n", "table", "grain", "L", "ρ", "σ visits", "threshold")
+	for _, r := range s.Releases {
+		fmt.Fprintf(w, "  %-18s %-6s %4d %9.5f %9.2f %10.1f\n", r.Table, r.Grain, r.L, r.Rho, r.Sigma, r.Threshold)
 	}
 	fmt.Fprintln(w, "\npurpose inventory (schemas/purposes.yaml)")
 	for _, p := range rep.Inventory.Purposes {

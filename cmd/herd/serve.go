@@ -63,6 +63,7 @@ const stopBudget = 15 * time.Second
 // running is what a serve hook gets once everything listens.
 type running struct {
 	ingestURL, dashboardURL string
+	dataDir                 string
 	store                   *store
 	pub                     publishFlags
 	users                   *dashboard.Users
@@ -208,7 +209,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	hookDone := make(chan error, 1)
 	if hook != nil {
 		go func() {
-			if err := hook(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, store: st, pub: pub, users: users, log: log}); err != nil {
+			if err := hook(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, dataDir: base.store.dataDir, store: st, pub: pub, users: users, log: log}); err != nil {
 				hookDone <- err
 			}
 		}()

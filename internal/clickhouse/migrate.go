@@ -188,27 +188,33 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 	return nil
 }
 
-// dropColumnIfExists is ALTER TABLE db.t DROP COLUMN IF EXISTS c, which
-// 18.16 cannot parse.
-var dropColumnIfExists = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\w+)\.(\w+)\s+DROP\s+COLUMN\s+IF\s+EXISTS\s+(\w+)\s*;?\s*$`)
+// columnIfExists matches ALTER TABLE db.t DROP COLUMN IF EXISTS c and ADD
+// COLUMN IF NOT EXISTS c ..., which 18.16 cannot parse.
+var columnIfExists = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\w+)\.(\w+)\s+(DROP|ADD)\s+COLUMN\s+IF\s+(?:NOT\s+)?EXISTS\s+(\w+)(.*?)\s*;?\s*$`)
 
-// execMigration runs one migration statement. DROP COLUMN IF EXISTS (current
-// releases) is done by looking the column up first, so a migration cut short
-// can be run again on every server version.
+// execMigration runs one migration statement. DROP COLUMN IF EXISTS and ADD
+// COLUMN IF NOT EXISTS (current releases) are done by looking the column up
+// first, so a migration cut short can be run again on every server version.
 func execMigration(ctx context.Context, c *Client, stmt string) error {
-	m := dropColumnIfExists.FindStringSubmatch(stmt)
+	m := columnIfExists.FindStringSubmatch(stmt)
 	if m == nil {
 		return c.Exec(ctx, stmt)
 	}
+	db, table, op, col, rest := m[1], m[2], strings.ToUpper(m[3]), m[4], m[5]
 	exists := false
-	err := c.Select(ctx, "SELECT count() FROM system.columns WHERE database = "+Quote(m[1])+" AND table = "+Quote(m[2])+" AND name = "+Quote(m[3]), func(b *proto.Block) error {
+	err := c.Select(ctx, "SELECT count() FROM system.columns WHERE database = "+Quote(db)+" AND table = "+Quote(table)+" AND name = "+Quote(col), func(b *proto.Block) error {
 		exists = b.Rows() > 0 && Get[uint64](b, 0, 0) > 0
 		return nil
 	})
-	if err != nil || !exists {
+	switch {
+	case err != nil:
 		return err
+	case op == "DROP" && exists:
+		return c.Exec(ctx, "ALTER TABLE "+db+"."+table+" DROP COLUMN "+col)
+	case op == "ADD" && !exists:
+		return c.Exec(ctx, "ALTER TABLE "+db+"."+table+" ADD COLUMN "+col+rest)
 	}
-	return c.Exec(ctx, "ALTER TABLE "+m[1]+"."+m[2]+" DROP COLUMN "+m[3])
+	return nil
 }
 
 func recordMigration(ctx context.Context, c *Client, db string, m Migration) error {

@@ -8,6 +8,7 @@ package privacy
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -18,14 +19,22 @@ import (
 const KeyLifetime = 48 * time.Hour
 
 // Statement is the privacy statement every chart, report and audit shows.
+// Every guarantee is per visitor-day: pseudonyms rotate daily, so herd cannot
+// link one person's days.
 type Statement struct {
-	K               int              `json:"k"`
-	Delta           float64          `json:"delta"`
-	EpsilonPerDay   float64          `json:"epsilon_per_table_per_day"`
-	Tables          []TableStatement `json:"tables"`
-	KeyLifetime     string           `json:"key_lifetime"`
-	RawRetention    string           `json:"raw_retention"`
-	MaxRawRetention string           `json:"max_raw_retention"`
+	K int `json:"k"`
+	// Epsilon and Delta are the total one visitor-day can spend across
+	// every table and grain; Rho is the zCDP budget they allow and Spent
+	// what the releases in force charge (never more than Rho).
+	Epsilon          float64            `json:"epsilon_per_visitor_day"`
+	Delta            float64            `json:"delta_per_visitor_day"`
+	Rho              float64            `json:"rho_per_visitor_day"`
+	Spent            float64            `json:"rho_spent_per_visitor_day"`
+	Releases         []ReleaseStatement `json:"releases"`
+	KeyLifetime      string             `json:"key_lifetime"`
+	RawRetention     string             `json:"raw_retention"`
+	MaxRawRetention  string             `json:"max_raw_retention"`
+	PartialRetention string             `json:"max_partial_retention"`
 	// CellsPublished counts published cells: which cells are published is
 	// itself decided with differential privacy, so the count is safe to show.
 	CellsPublished uint64 `json:"cells_published"`
@@ -36,55 +45,78 @@ type Statement struct {
 	LateEvents      uint64 `json:"late_events,omitempty"`
 }
 
-// TableStatement is one rollup's parameters.
-type TableStatement struct {
-	Name          string  `json:"name"`
-	L             int64   `json:"max_cells_per_visitor_day"`
-	EpsilonDay    float64 `json:"epsilon_daily_bucket"`
-	EpsilonHour   float64 `json:"epsilon_hourly_bucket"`
-	HoursPerVisit int     `json:"hourly_buckets_per_visitor_day"`
+// ReleaseStatement is one table's release at one grain.
+type ReleaseStatement struct {
+	Table string  `json:"table"`
+	Grain string  `json:"grain"`
+	L     int64   `json:"max_cells_per_visitor_day"`
+	Rho   float64 `json:"rho"`
+	// Threshold is the noisy visitor-days a cell must reach (besides k
+	// true ones); Sigma the noise of its visitor count.
+	Threshold float64 `json:"threshold"`
+	Sigma     float64 `json:"visitors_sigma"`
 }
 
 // Line is the statement in one line, for charts and reports.
 func (s Statement) Line() string {
-	return fmt.Sprintf("Only cells of ≥ %d shoppers are published, with differential-privacy noise (ε = %g per table per day, δ = %g); "+
-		"smaller cells are suppressed; pseudonym keys destroyed after %s; raw events kept %s (never over %s).",
-		s.K, s.EpsilonPerDay, s.Delta, strings.TrimSuffix(strings.TrimPrefix(s.KeyLifetime, "day keys destroyed "), " after their UTC day ends"),
-		s.RawRetention, s.MaxRawRetention)
+	return fmt.Sprintf("Per visitor-day, every published number together spends at most ε = %g (δ = %g) of differential privacy; "+
+		"only cells of ≥ %d visitor-days are published, with Gaussian noise; smaller ones are counted in an \"other\" row or suppressed; "+
+		"pseudonym keys destroyed %s; raw events kept %s (never over %s).",
+		s.Epsilon, s.Delta, s.K, strings.TrimPrefix(s.KeyLifetime, "day keys destroyed "), s.RawRetention, s.MaxRawRetention)
 }
 
 // Params are one release's mechanisms, as recorded in
-// herd.rollup_runs.params: how the bucket's ε was split between partition
-// selection, the visitors count and the metrics, and the sensitivities the
-// noise was scaled to. The dashboard reads them to put the noise into its
-// confidence intervals.
+// herd.rollup_runs.params: the noise of each quantity, the threshold a cell's
+// noisy visitor count must clear, and the same for the release's "other"
+// rows. The dashboard reads them to put the noise into its confidence
+// intervals.
 type Params struct {
-	K         int         `json:"k"`
-	L         int64       `json:"l"`
-	Delta     float64     `json:"delta"`
-	Selection float64     `json:"epsilon_selection"`
-	Visitors  float64     `json:"epsilon_visitors"`
+	K         int          `json:"k"`
+	L         int64        `json:"l"`
+	Threshold float64      `json:"threshold"`
+	Visitors  Mechanism    `json:"visitors"`
+	Metrics   []Mechanism  `json:"metrics"`
+	Other     *OtherParams `json:"other,omitempty"`
+}
+
+// OtherParams are the mechanisms of a release's "other" rows.
+type OtherParams struct {
+	Threshold float64     `json:"threshold"`
+	Visitors  Mechanism   `json:"visitors"`
 	Metrics   []Mechanism `json:"metrics"`
 }
 
-// Mechanism is one noised quantity's share of the bucket's ε and the
-// sensitivity its noise is scaled to.
+// Mechanism is one noised quantity: its L2 sensitivity per visitor-day and
+// the standard deviation of its Gaussian noise.
 type Mechanism struct {
-	Name    string  `json:"name"`
-	Epsilon float64 `json:"epsilon"`
-	Cap     float64 `json:"cap"`
-	Total   float64 `json:"total,omitempty"`
-	L0      int64   `json:"l0"`
-	LInf    float64 `json:"linf"`
+	Name        string  `json:"name"`
+	Cap         float64 `json:"cap,omitempty"`
+	Total       float64 `json:"total,omitempty"`
+	Sensitivity float64 `json:"l2_sensitivity"`
+	Sigma       float64 `json:"sigma"`
 }
 
-// LaplaceScale is the scale b = l0 × l∞ / ε of the metric's noise; 0 when
-// the metric was not noised (ε = 0).
-func (m Mechanism) LaplaceScale() float64 {
-	if m.Epsilon <= 0 {
-		return 0
+// Rho is the zCDP cost of the mechanism: s² / (2σ²).
+func (m Mechanism) Rho() float64 {
+	if m.Sigma <= 0 {
+		return math.Inf(1)
 	}
-	return float64(m.L0) * m.LInf / m.Epsilon
+	return m.Sensitivity * m.Sensitivity / (2 * m.Sigma * m.Sigma)
+}
+
+// Rho is the release's zCDP cost: the sum over its mechanisms.
+func (p Params) Rho() float64 {
+	r := p.Visitors.Rho()
+	for _, m := range p.Metrics {
+		r += m.Rho()
+	}
+	if p.Other != nil {
+		r += p.Other.Visitors.Rho()
+		for _, m := range p.Other.Metrics {
+			r += m.Rho()
+		}
+	}
+	return r
 }
 
 // Metric returns the named metric's mechanism.
@@ -95,4 +127,33 @@ func (p Params) Metric(name string) (Mechanism, bool) {
 		}
 	}
 	return Mechanism{}, false
+}
+
+// NonIncreasing replaces xs by its least-squares non-increasing fit (pool
+// adjacent violators): how published values that the event model orders
+// (funnel steps, views ≥ adds ≥ purchases) are made consistent. It reads
+// only published values, so it costs no privacy.
+func NonIncreasing(xs []float64) {
+	type block struct {
+		sum float64
+		n   int
+	}
+	var bs []block
+	for _, x := range xs {
+		bs = append(bs, block{x, 1})
+		for len(bs) > 1 {
+			a, b := bs[len(bs)-2], bs[len(bs)-1]
+			if a.sum/float64(a.n) >= b.sum/float64(b.n) {
+				break
+			}
+			bs = append(bs[:len(bs)-2], block{a.sum + b.sum, a.n + b.n})
+		}
+	}
+	i := 0
+	for _, b := range bs {
+		for range b.n {
+			xs[i] = b.sum / float64(b.n)
+			i++
+		}
+	}
 }

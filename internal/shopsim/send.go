@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -22,6 +23,10 @@ type GenConfig struct {
 	Shop   Config
 	// Visitors is the number of distinct shoppers (default 1,000).
 	Visitors int
+	// VisitorsPerDay, when set, sizes Visitors so that an import holds
+	// about this many visitor-days a day (a shopper visits MeanVisits
+	// times over the period).
+	VisitorsPerDay int
 	// Days of history to replay with Import (default 7).
 	Days int
 	// Import replays history: every event carries its own past time and
@@ -53,6 +58,10 @@ func (s *Stats) String() string {
 		s.Sessions, s.Events, s.Requests, s.Accepted, s.Dropped, s.Problem, s.Failed)
 }
 
+// MeanVisits is how many days an imported shopper visits on average: once,
+// plus ⌊1.5·X⌋ returns for X ~ Exp(1), i.e. 1 + e^(−2/3)/(1 − e^(−2/3)).
+var MeanVisits = 1 + math.Exp(-2.0/3)/(1-math.Exp(-2.0/3))
+
 // Generate drives synthetic shoppers at the ingest over real HTTP.
 func Generate(ctx context.Context, cfg GenConfig, log *slog.Logger) (*Stats, error) {
 	if cfg.Visitors <= 0 {
@@ -60,6 +69,9 @@ func Generate(ctx context.Context, cfg GenConfig, log *slog.Logger) (*Stats, err
 	}
 	if cfg.Days <= 0 {
 		cfg.Days = 7
+	}
+	if cfg.VisitorsPerDay > 0 {
+		cfg.Visitors = max(1, int(math.Round(float64(cfg.VisitorsPerDay*cfg.Days)/MeanVisits)))
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8

@@ -11,9 +11,12 @@
 package shopsim
 
 import (
+	"encoding/csv"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -442,4 +445,20 @@ func (s *Shop) searchTerm(r *rand.Rand) (string, int) {
 		return words[len(words)-2] + " " + p.Category, 5 + r.IntN(40)
 	}
 	return strings.Join(words[1:], " "), 1 + r.IntN(10)
+}
+
+// WriteCatalog writes the shop's catalog as the CSV herd's --catalog reads:
+// product_id, name, category, price.
+func (s *Shop) WriteCatalog(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"product_id", "name", "category", "price"}); err != nil {
+		return err
+	}
+	for _, p := range s.Products {
+		if err := cw.Write([]string{p.ID, p.Name, p.Category, strconv.FormatFloat(p.Price, 'f', 2, 64)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }

@@ -440,9 +440,9 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(),
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
 				Element: topEl, Script: topScript},
-			{Title: "Category views by device", Note: "Published category × device cells.",
+			{Title: "Category views by device", Note: d.note(c.UserContext(), "categories", f, "Published category × device cells."),
 				CSV: "/api/v1/categories" + f.query() + "&format=csv", Element: shareEl, Script: shareScript},
-			{Title: "Category views by time of day (UTC)", Note: "Night 0–6, morning 6–12, afternoon 12–18, evening 18–24; published daily category × day-part cells.",
+			{Title: "Category views by time of day (UTC)", Note: d.note(c.UserContext(), "category_dayparts", f, "Night 0–6, morning 6–12, afternoon 12–18, evening 18–24; published category × day-part cells."),
 				CSV: "/api/v1/category_dayparts" + f.query() + "&format=csv", Element: partsEl, Script: partsScript},
 		},
 	}
@@ -537,10 +537,10 @@ func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
 	if err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, err.Error())
 	}
-	header := []string{"product_id", "category", "visitors", "views", "adds", "purchases", "revenue", "previous_views", "trend"}
+	header := []string{"product_id", "name", "category", "visitors", "views", "adds", "purchases", "revenue", "previous_views", "trend"}
 	var recs [][]string
 	for _, p := range rows {
-		recs = append(recs, []string{p.ProductID, p.Category, u(p.Visitors), u(p.Views), u(p.Adds), u(p.Purchases),
+		recs = append(recs, []string{p.ProductID, p.Name, p.Category, u(p.Visitors), u(p.Views), u(p.Adds), u(p.Purchases),
 			strconv.FormatFloat(p.Revenue, 'f', 2, 64), u(p.Previous), strconv.FormatFloat(p.Trend, 'f', 4, 64)})
 	}
 	return d.answer(c, "products", header, recs, rows)

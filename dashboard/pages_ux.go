@@ -100,8 +100,8 @@ func (d *Dashboard) search(c *fiber.Ctx) error {
 		page: d.page(c, "Search demand", f, sites), Heading: "Search demand",
 		Intro: "What shoppers look for, and what they look for and do not find. Terms are lower-cased; a term is published for a day only when enough shoppers searched it.",
 		Charts: []chart{
-			newChart("Top search terms", "Searches summed over published daily cells.", d.csv("search", f), bar),
-			newChart("Searches per day", "Daily totals of published terms.", d.csv("search_trend", f), line),
+			newChart("Top search terms", d.note(ctx, "searches", f, "Searches of terms that reached the threshold."), d.csv("search", f), bar),
+			newChart("Searches per period", d.note(ctx, "searches", f, "Totals of published terms per published cell period."), d.csv("search_trend", f), line),
 		},
 		Tables: []tableView{{Title: "Terms with zero results: demand the shelves miss", Header: datasets["search_zero"].header, Rows: zero, CSV: d.csv("search_zero", f)}},
 	})
@@ -189,6 +189,15 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 		pg.Tables = append(pg.Tables, t)
 	}
 	return render(c, "generic", pg)
+}
+
+// note is a chart's note with the grain its cells come from.
+func (d *Dashboard) note(ctx context.Context, table string, f filters, text string) string {
+	g, err := d.store.grainOf(ctx, table, f.site, f.r)
+	if err != nil {
+		return text
+	}
+	return text + " " + grainNote(g)
 }
 
 // belowThreshold is what a page shows for a value that was not published.
@@ -318,7 +327,7 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 			charts.WithVisualMapOpts(opts.VisualMap{Calculable: opts.Bool(true), Min: 0, Max: float32(math.Max(hi, 1)),
 				InRange: &opts.VisualMapInRange{Color: []string{"#eef3fb", "#2f6fdb"}}}))
 		hm.SetXAxis(xs).AddSeries("click-through %", data, charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Formatter: "{b}\n{@[2]}%"}))
-		pg.Charts = append(pg.Charts, newChart("Slot click-through on the "+p.PageType+" page (%)", "Clicks ÷ impressions per slot, placed on the page grid of schemas/layout.yaml.", d.csv("slots", f), hm))
+		pg.Charts = append(pg.Charts, newChart("Slot click-through on the "+p.PageType+" page (%)", d.note(ctx, "slots", f, "Clicks ÷ impressions per slot, both from the same published cells, placed on the page grid of schemas/layout.yaml."), d.csv("slots", f), hm))
 	}
 
 	line := charts.NewLine()
@@ -357,13 +366,13 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		}
 		line.AddSeries(k, v)
 	}
-	pg.Charts = append(pg.Charts, newChart("Click-through by list position", "Per list kind; positions whose cells were not published are gaps.", d.csv("positions", f), line))
+	pg.Charts = append(pg.Charts, newChart("Click-through by list position", d.note(ctx, "positions", f, "Per list kind; positions whose cells were not published are gaps."), d.csv("positions", f), line))
 
 	// Variant A vs B with an interval: sampling error plus the Laplace
 	// noise of every summed cell, from the parameters the publisher used.
 	noise := d.slotNoise(ctx, f.site)
 	ab := tableView{Title: "Layout variants", Header: []string{"variant", "impressions", "clicks", "click-through", "95% interval"}, CSV: d.csv("slots", f),
-		Note: "The interval combines sampling error with the differential-privacy noise of every published cell summed (Laplace scale from the run parameters in rollup_runs)."}
+		Note: "The interval combines sampling error with the differential-privacy noise of every published cell summed (Gaussian σ from the run parameters in rollup_runs)."}
 	var names []string
 	for v := range byVariant {
 		names = append(names, v)
@@ -399,7 +408,7 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		}
 	}
 	bar.SetXAxis(names).AddSeries("click-through %", bv)
-	pg.Charts = append(pg.Charts, newChart("Click-through by layout variant (%)", "All slots of each variant.", d.csv("slots", f), bar))
+	pg.Charts = append(pg.Charts, newChart("Click-through by layout variant (%)", d.note(ctx, "slots", f, "All slots of each variant."), d.csv("slots", f), bar))
 	pg.Tables = append(pg.Tables, ab)
 	return render(c, "generic", pg)
 }
@@ -502,9 +511,9 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 		page: d.page(c, "Habits", f, sites), Heading: "Habits",
 		Intro: "When shoppers come (UTC), on which devices and browsers, where they enter and where they come from.",
 		Charts: []chart{
-			newChart("Visitor-days by weekday and hour (UTC)", "Summed over the period's published cells.", d.csv("habits", f), hm),
-			newChart("Device mix", "Visitors per device class.", d.csv("audience", f), pie),
-			newChart("Browser mix", "Visitors per browser family.", d.csv("audience", f), bar),
+			newChart("Visitor-days by weekday and hour (UTC)", d.note(ctx, "habits", f, "Summed over the period's published cells."), d.csv("habits", f), hm),
+			newChart("Device mix", d.note(ctx, "traffic", f, "Visitor-days per device class."), d.csv("audience", f), pie),
+			newChart("Browser mix", d.note(ctx, "traffic", f, "Visitor-days per browser family."), d.csv("audience", f), bar),
 		},
 		Tables: []tableView{
 			{Title: "Entry pages", Header: datasets["entries"].header, Rows: entries, CSV: d.csv("entries", f), Note: "Sessions that began on the page; a bounce is a one-page session."},

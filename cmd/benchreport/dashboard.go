@@ -34,24 +34,24 @@ func benchDashboard(ctx context.Context, c *clickhouse.Client, local *clickhouse
 	// 100,000 products, 60 categories × 3 devices, 2,000 search terms,
 	// funnels, slots, positions, habits and 400 traffic values.
 	gen := []string{
-		`INSERT INTO %[1]s.kpis SELECT s, 'day', b, 20000 + rand() %% 5000, 26000 + rand() %% 6000, 90000 + rand() %% 9000, 600 + rand() %% 90, 560 + rand() %% 80, 50000 + (rand() %% 9000)
+		`INSERT INTO %[1]s.kpis SELECT s, 'day', b, 20000 + rand() %% 5000, 26000 + rand() %% 6000, 90000 + rand() %% 9000, 600 + rand() %% 90, 560 + rand() %% 80, 50000 + (rand() %% 9000), 0
 		 FROM (SELECT ['shop-a', 'shop-b', 'shop-c'][number %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 3) * 86400) AS b FROM numbers(1095))`,
-		`INSERT INTO %[1]s.products SELECT s, 'day', b, concat('P', toString(p)), concat('cat', toString(p %% 60)), 20 + rand() %% 800, 30 + rand() %% 1200, rand() %% 100, rand() %% 60, rand() %% 20, (rand() %% 2000) / 1.7
+		`INSERT INTO %[1]s.products SELECT s, 'day', b, concat('P', toString(p)), concat('cat', toString(p %% 60)), 20 + rand() %% 800, 30 + rand() %% 1200, rand() %% 100, rand() %% 60, rand() %% 20, (rand() %% 2000) / 1.7, 0
 		 FROM (SELECT ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 5000) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 15000) * 86400) AS b,
 		       (intHash32(number) %% 100000) AS p FROM numbers(5475000))`,
-		`INSERT INTO %[1]s.categories SELECT s, 'day', b, concat('cat', toString(number %% 60)), ['desktop', 'mobile', 'tablet'][intDiv(number, 60) %% 3 + 1], 100 + rand() %% 900, 300 + rand() %% 3000, rand() %% 300, rand() %% 100
+		`INSERT INTO %[1]s.categories SELECT s, 'day', b, concat('cat', toString(number %% 60)), ['desktop', 'mobile', 'tablet'][intDiv(number, 60) %% 3 + 1], 100 + rand() %% 900, 300 + rand() %% 3000, rand() %% 300, rand() %% 100, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 180) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 540) * 86400) AS b FROM numbers(197100))`,
-		`INSERT INTO %[1]s.searches SELECT s, 'day', b, concat('term ', toString(intHash32(number) %% 20000)), 10 + rand() %% 300, 12 + rand() %% 400, rand() %% 20
+		`INSERT INTO %[1]s.searches SELECT s, 'day', b, concat('term ', toString(intHash32(number) %% 20000)), 10 + rand() %% 300, 12 + rand() %% 400, rand() %% 20, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 2000) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 6000) * 86400) AS b FROM numbers(2190000))`,
-		`INSERT INTO %[1]s.funnels SELECT s, 'day', b, ['purchase', 'search'][intDiv(number, 27) %% 2 + 1], toUInt8(number %% 9 + 1), ['desktop', 'mobile', 'tablet'][intDiv(number, 9) %% 3 + 1], 5000 - (number %% 9) * 500
+		`INSERT INTO %[1]s.funnels SELECT s, 'day', b, ['purchase', 'search'][intDiv(number, 27) %% 2 + 1], toUInt8(number %% 9 + 1), ['desktop', 'mobile', 'tablet'][intDiv(number, 9) %% 3 + 1], 5000 - (number %% 9) * 500, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 54) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 162) * 86400) AS b FROM numbers(59130))`,
-		`INSERT INTO %[1]s.slots SELECT s, 'day', b, 'home', concat('home-row-', toString(number %% 4 + 1)), ['A', 'B'][intDiv(number, 4) %% 2 + 1], 3000 + rand() %% 900, 4000, 100 + rand() %% 200
+		`INSERT INTO %[1]s.slots SELECT s, 'day', b, 'home', concat('home-row-', toString(number %% 4 + 1)), ['A', 'B'][intDiv(number, 4) %% 2 + 1], 3000 + rand() %% 900, 4000, 100 + rand() %% 200, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 8) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 24) * 86400) AS b FROM numbers(8760))`,
-		`INSERT INTO %[1]s.positions SELECT s, 'day', b, ['category', 'search', 'home'][intDiv(number, 24) %% 3 + 1], toUInt16(number %% 24 + 1), 2000, 2500, 200 - (number %% 24) * 7
+		`INSERT INTO %[1]s.positions SELECT s, 'day', b, ['category', 'search', 'home'][intDiv(number, 24) %% 3 + 1], toUInt16(number %% 24 + 1), 2000, 2500, 200 - (number %% 24) * 7, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 72) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 216) * 86400) AS b FROM numbers(78840))`,
-		`INSERT INTO %[1]s.habits SELECT s, 'day', b, toUInt8(toDayOfWeek(b)), toUInt8(number %% 24), ['desktop', 'mobile', 'tablet'][intDiv(number, 24) %% 3 + 1], 200 + rand() %% 800, 900 + rand() %% 2000
+		`INSERT INTO %[1]s.habits SELECT s, 'day', b, toUInt8(toDayOfWeek(b)), toUInt8(number %% 24), ['desktop', 'mobile', 'tablet'][intDiv(number, 24) %% 3 + 1], 200 + rand() %% 800, 900 + rand() %% 2000, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 72) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 216) * 86400) AS b FROM numbers(78840))`,
-		`INSERT INTO %[1]s.traffic SELECT s, 'day', b, ['path', 'entry', 'referrer', 'device', 'browser', 'os', 'country', 'path'][number %% 8 + 1], concat('/v', toString(intHash32(number) %% 3000)), 100 + rand() %% 3000, 300 + rand() %% 9000, 150 + rand() %% 4000, rand() %% 1000
+		`INSERT INTO %[1]s.traffic SELECT s, 'day', b, ['path', 'entry', 'referrer', 'device', 'browser', 'os', 'country', 'path'][number %% 8 + 1], concat('/v', toString(intHash32(number) %% 3000)), 100 + rand() %% 3000, 300 + rand() %% 9000, 150 + rand() %% 4000, rand() %% 1000, 0
 		 FROM (SELECT number, ['shop-a', 'shop-b', 'shop-c'][intDiv(number, 400) %% 3 + 1] AS s, toDateTime(%[2]d + intDiv(number, 1200) * 86400) AS b FROM numbers(438000))`,
 		`INSERT INTO %[1]s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state) SELECT 'kpis', ['shop-a', 'shop-b', 'shop-c'][number %% 3 + 1], 'day', toDateTime(%[2]d + intDiv(number, 3) * 86400), 1, 0.8, 'published' FROM numbers(1095)`,
 	}

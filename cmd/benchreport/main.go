@@ -119,6 +119,26 @@ func run(ctx context.Context, out string, rows, runs int) error {
 			return err
 		}
 	}
+	if *only == "" || *only == "utility" {
+		sizes, err := intList(*utilitySizes)
+		if err != nil {
+			return err
+		}
+		eps, err := floatList(*utilityEpsilons)
+		if err != nil {
+			return err
+		}
+		section, results, err := benchUtility(ctx, c, dir, sizes, eps, 28)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(filepath.Dir(out), "utility-frontier.svg"), []byte(frontierSVG(results)), 0o644); err != nil {
+			return err
+		}
+		if err := writeSection(out, "utility", section); err != nil {
+			return err
+		}
+	}
 	if *only == "" || *only == "publish" {
 		section, err := benchPublish(ctx, c, *publishEvents, 3)
 		if err != nil {
@@ -132,9 +152,35 @@ func run(ctx context.Context, out string, rows, runs int) error {
 }
 
 var (
-	only          = flag.String("only", "", "run one benchmark: insert, ingest (with pipeline), pipeline, publish or dashboard")
-	publishEvents = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
+	only            = flag.String("only", "", "run one benchmark: insert, ingest (with pipeline), pipeline, publish, utility or dashboard")
+	publishEvents   = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
+	utilitySizes    = flag.String("utility-sizes", "1500,10000", "reference shops of the utility benchmark, in visitor-days a day")
+	utilityEpsilons = flag.String("utility-epsilons", "1,2,4,8", "total budgets per visitor-day the utility benchmark publishes at")
 )
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("list %q: %q is not a positive integer", s, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func floatList(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || x <= 0 {
+			return nil, fmt.Errorf("list %q: %q is not a positive number", s, f)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
 
 // benchInsert compares inserting rows of the raw-events shape through
 // internal/clickhouse (encode a Native block, POST it over HTTP) with

@@ -276,13 +276,13 @@ func (s *Shop) Session(r *rand.Rand, sh Shopper, start time.Time) Session {
 		case x < 0.35: // home page: hero and row slots
 			cur = page("/", cur)
 			if p, ok := s.homeSlots(r, &ss, &t, sh); ok {
-				cur = s.productPage(r, &ss, &t, sh, p, cur, &cart)
+				cur = s.browse(r, &ss, &t, sh, p, cur, &cart)
 			}
 		case x < 0.75: // a category listing
 			cat := s.pickCategory(r)
 			cur = page("/category/"+cat, cur)
 			if p, ok := s.listing(r, &ss, &t, sh, cat, "category:"+cat); ok {
-				cur = s.productPage(r, &ss, &t, sh, p, cur, &cart)
+				cur = s.browse(r, &ss, &t, sh, p, cur, &cart)
 			}
 		default: // search
 			term, results := s.searchTerm(r)
@@ -291,7 +291,7 @@ func (s *Shop) Session(r *rand.Rand, sh Shopper, start time.Time) Session {
 			if results > 0 {
 				cat := s.Products[s.pickProduct(r, "")].Category
 				if p, ok := s.listing(r, &ss, &t, sh, cat, "search"); ok {
-					cur = s.productPage(r, &ss, &t, sh, p, cur, &cart)
+					cur = s.browse(r, &ss, &t, sh, p, cur, &cart)
 				}
 			}
 		}
@@ -379,6 +379,8 @@ func (s *Shop) listing(r *rand.Rand, ss *Session, t *time.Time, sh Shopper, cat,
 	}
 	ss.add(s, r, t, Event{Type: "product_list_view", URL: s.cfg.BaseURL + "/category/" + cat, Variant: sh.Variant,
 		Product: &EventProduct{Category: cat, List: list}, Products: shown})
+	// The list is the page's layout slot: shown once, clicked at most once.
+	ss.add(s, r, t, Event{Type: "slot_impression", URL: s.cfg.BaseURL + "/category/" + cat, Slot: "list", Variant: sh.Variant})
 	for pos := 1; pos <= n; pos++ {
 		if r.Float64() < positionCTR(pos) {
 			p := ids[pos-1]
@@ -388,6 +390,33 @@ func (s *Shop) listing(r *rand.Rand, ss *Session, t *time.Time, sh Shopper, cat,
 		}
 	}
 	return 0, false
+}
+
+// browse shows product p's page, then follows the page's recommendation
+// slots to related products now and then (at most three in a row): most
+// product views come from other product pages.
+func (s *Shop) browse(r *rand.Rand, ss *Session, t *time.Time, sh Shopper, p int, from string, cart *[]Product) string {
+	cur := s.productPage(r, ss, t, sh, p, from, cart)
+	for range 3 {
+		for _, slot := range []string{"recommendations", "also-bought"} {
+			ss.add(s, r, t, Event{Type: "slot_impression", URL: cur, Slot: slot, Variant: sh.Variant})
+		}
+		var slot string
+		switch x := r.Float64(); {
+		case x < 0.35:
+			slot = "recommendations"
+		case x < 0.5:
+			slot = "also-bought"
+		default:
+			return cur
+		}
+		next := s.pickProduct(r, s.Products[p].Category)
+		ss.add(s, r, t, Event{Type: "product_click", URL: cur, Slot: slot, Variant: sh.Variant,
+			Product: &EventProduct{ID: s.Products[next].ID, Category: s.Products[next].Category, Price: s.Products[next].Price}})
+		p = next
+		cur = s.productPage(r, ss, t, sh, p, cur, cart)
+	}
+	return cur
 }
 
 func (s *Shop) productPage(r *rand.Rand, ss *Session, t *time.Time, sh Shopper, p int, from string, cart *[]Product) string {

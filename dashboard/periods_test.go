@@ -1,0 +1,79 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
+)
+
+// TestPeriodGrains: a whole month reads the month cells, whole weeks the
+// week cells, other periods the daily cells, never a mix; other rows stay
+// out of per-key lists; products carry the catalog's names; the products
+// page says what the period's rows cover.
+func TestPeriodGrains(t *testing.T) {
+	db := chtest.Migrated(t)
+	s := startWith(t, db, 0)
+	first := time.Date(s.today.Year(), s.today.Month(), 1, 0, 0, 0, 0, time.UTC)
+	lastMonth := first.AddDate(0, -1, 0)
+	monday := s.today.AddDate(0, 0, -((int(s.today.Weekday()) + 6) % 7))
+	for _, q := range []string{
+		fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'month', toDateTime(%d), 'P-MONTH', 'shirts', 900, 2400, 60, 50, 20, 700.0, 0), ('demo', 'month', toDateTime(%d), '', 'shirts', 800, 5000, 0, 0, 0, 0, 1)",
+			db.Names.Pub, lastMonth.Unix(), lastMonth.Unix()),
+		fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'week', toDateTime(%d), 'P-WEEK', 'shoes', 300, 700, 20, 10, 4, 90.0, 0)", db.Names.Pub, monday.AddDate(0, 0, -7).Unix()),
+		fmt.Sprintf("INSERT INTO %s.catalog VALUES ('demo', 'P-MONTH', 'Linen shirt, sand', 'shirts', 35, now()), ('demo', 'P-1', 'Oxford shirt', 'shirts', 40, now()), ('demo', 'P-9', 'Belt', 'shirts', 20, now())", db.Names.Pub),
+	} {
+		if err := db.Writer.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := client()
+	if got := s.login(t, c, "manager", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	products := func(rng string) []string {
+		t.Helper()
+		code, body := get(t, c, s.url+"/api/v1/products?range="+rng)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", rng, code, body)
+		}
+		var ans struct {
+			Data []struct {
+				ID   string `json:"product_id"`
+				Name string `json:"name"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &ans); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, p := range ans.Data {
+			ids = append(ids, p.ID+"="+p.Name)
+		}
+		return ids
+	}
+	if got := products("month"); strings.Join(got, ",") != "P-MONTH=Linen shirt, sand" {
+		t.Errorf("last full month: %v, want the month cell alone, named from the catalog", got)
+	}
+	if got := products("week"); strings.Join(got, ",") != "P-WEEK=" {
+		t.Errorf("last full week: %v, want the week cell alone", got)
+	}
+	// 28 days ending today are not whole weeks: daily cells.
+	if got := products("28d"); len(got) == 0 || strings.Contains(strings.Join(got, ","), "P-MONTH") || strings.Contains(strings.Join(got, ","), "P-WEEK") {
+		t.Errorf("last 28 days: %v, want the daily cells", got)
+	}
+	code, body := get(t, c, s.url+"/products?range=month")
+	if code != http.StatusOK {
+		t.Fatalf("products page: %d", code)
+	}
+	for _, want := range []string{"Published month cells", "1 of the catalog&#39;s 3 products reached the threshold: 2400 views; the other 2 products together: 5000 views."} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("products page for the last month does not say %q", want)
+		}
+	}
+}

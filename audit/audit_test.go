@@ -136,6 +136,33 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	expect("a stored cell of one visitor", "k floor")
 	db.DeleteWhere(t, db.Names.Pub+".products", "product_id = 'P-OLD'")
 
+	// An other row (a parent's cells below the threshold) that covers fewer
+	// than k visitor-days.
+	if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Pub+".products (site, grain, bucket, product_id, category, visitors, views, other) VALUES ('demo', 'day', toDateTime("+
+		clickhouse.QuoteInt(day.Unix())+"), '', 'no-such-category', 40, 90, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	expect("other row below k", "k floor")
+	db.DeleteWhere(t, db.Names.Pub+".products", "category = 'no-such-category'")
+
+	// A release that spent more than the budget leaves: a week of slots
+	// recorded at ρ 0.5 (the whole budget is 0.24).
+	monday := day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
+	if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Pub+".rollup_runs (table_name, site, grain, bucket, cells_published, rho, state) VALUES ('slots', 'demo', 'week', toDateTime("+
+		clickhouse.QuoteInt(monday.Unix())+"), 3, 0.5, 'published')"); err != nil {
+		t.Fatal(err)
+	}
+	expect("a release over the budget", "privacy budget")
+	db.DeleteWhere(t, db.Names.Pub+".rollup_runs", "rho = 0.5")
+
+	// Partial sums kept past their 40 days.
+	if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Raw+".cell_partials (site, table_name, day, cell, true_visitor_days, true_sums) VALUES ('demo', 'searches', toDate("+
+		clickhouse.Quote(now.AddDate(0, 0, -45).Format(time.DateOnly))+"), '[\"old term\"]', 12, [12, 0])"); err != nil {
+		t.Fatal(err)
+	}
+	expect("partial sums past 40 days", "raw retention")
+	db.DeleteWhere(t, db.Names.Raw+".cell_partials", "day < today() - 40")
+
 	// Personal data in a published string (and a cell nobody supports).
 	plant("searches", "term, visitors, searches", "'write to jane.doe@example.com', 12, 12")
 	expect("email in a published term", "k floor", "personal data scan")

@@ -187,7 +187,7 @@ func (t *Table) consistent(dims []any, visitors float64, vals []float64, k uint6
 	r := released{Dims: dims, Visitors: max(uint64(math.Round(math.Max(visitors, 0))), k), Values: make([]any, len(t.Metrics))}
 	for j, m := range t.Metrics {
 		v := math.Max(vals[j], 0)
-		if m.Per != "" && math.Round(*get(m.Per)) == 0 {
+		if m.Per != "" && math.Round(math.Max(*get(m.Per), 0)) == 0 {
 			v = 0
 		}
 		if m.Sum {

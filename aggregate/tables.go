@@ -165,9 +165,11 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 		{
 			Name: "kpis",
 			Metrics: []Metric{
-				{Name: "sessions", Cap: 4, Weight: 1}, {Name: "pageviews", Cap: 30, Weight: 1},
-				{Name: "orders", Cap: 2, Weight: 1}, {Name: "buyers", Cap: 1, Weight: 1},
-				{Name: "revenue", Sum: true, Cap: 500, Weight: 2, Per: "orders"},
+				// Orders and revenue are the smallest counts the overview
+				// shows per day: they get most of the table's share.
+				{Name: "sessions", Cap: 4, Weight: 0.5}, {Name: "pageviews", Cap: 30, Weight: 0.5},
+				{Name: "orders", Cap: 1, Weight: 2}, {Name: "buyers", Cap: 1, Weight: 0.5},
+				{Name: "revenue", Sum: true, Cap: 400, Weight: 4, Per: "orders"},
 			},
 			Parts: []Part{{Limit: 1, SQL: `SELECT visitor,
 	toUInt64(uniqExact(session)) AS sessions, toUInt64(countIf(type = 'pageview')) AS pageviews,
@@ -175,7 +177,7 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 	sumIf(toFloat64(order_value), type = 'purchase') AS revenue
 FROM {events} WHERE {where} GROUP BY visitor`}},
 			Reads:  []string{"event_id", "visitor", "session", "type", "order_value"},
-			Grains: []GrainWeight{{Day, 6}}, VisitorsWeight: 1,
+			Grains: []GrainWeight{{Day, 7}}, VisitorsWeight: 1,
 			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}, {"orders", "buyers"}},
 		},
 		{

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -294,6 +295,9 @@ func benchInsert(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 func f0(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 
 func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
 	s := slices.Clone(v)
 	slices.Sort(s)
 	if len(s)%2 == 1 {

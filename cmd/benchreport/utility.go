@@ -69,6 +69,7 @@ func benchUtility(ctx context.Context, c *clickhouse.Client, dir string, sizes [
 		if err != nil {
 			return "", nil, err
 		}
+		fmt.Fprintf(os.Stderr, "utility: truth of %d days, %d products viewed\n", len(truth.visitors), len(truth.views))
 		for _, eps := range epsilons {
 			dbs := clickhouse.Databases{Raw: raw, Pub: fmt.Sprintf("herd_u%d_e%g", size, eps*10)}
 			if err := clickhouse.Migrate(ctx, c, dbs, ms, nil); err != nil {
@@ -79,8 +80,10 @@ func benchUtility(ctx context.Context, c *clickhouse.Client, dir string, sizes [
 				return "", nil, err
 			}
 			start := time.Now()
-			if sum, err := p.RunOnce(ctx, end.Add(10*time.Minute)); err != nil {
-				return "", nil, fmt.Errorf("publish %d at ε %g: %w (%+v)", size, eps, err, sum)
+			sum, err := p.RunOnce(ctx, end.Add(10*time.Minute))
+			fmt.Fprintf(os.Stderr, "utility: %d/day at ε %g: %+v\n", size, eps, sum)
+			if err != nil || sum.Published == 0 {
+				return "", nil, fmt.Errorf("publish %d at ε %g: %v (%+v)", size, eps, err, sum)
 			}
 			r, err := measure(ctx, c, p, truth, month)
 			if err != nil {
@@ -116,7 +119,8 @@ func importShop(ctx context.Context, c *clickhouse.Client, ms []clickhouse.Migra
 	if err := clickhouse.Migrate(ctx, c, clickhouse.Databases{Raw: raw, Pub: raw + "_pub"}, ms, nil); err != nil {
 		return err
 	}
-	e, err := ingest.New(ingest.Config{DataDir: dataDir, Table: raw + ".events"}, c, nil)
+	// herd gen says who the shopper is in X-Forwarded-For.
+	e, err := ingest.New(ingest.Config{DataDir: dataDir, Table: raw + ".events", TrustedProxies: []string{"127.0.0.1"}}, c, nil)
 	if err != nil {
 		return err
 	}
@@ -159,7 +163,7 @@ func readTruth(ctx context.Context, c *clickhouse.Client, raw string) (*shopTrut
 	if err != nil {
 		return nil, err
 	}
-	err = c.Select(ctx, "SELECT toDateTime(toDate(received)) AS d, uniqExact(visitor), countIf(type = 'purchase'), sumIf(toFloat64(order_value), type = 'purchase') FROM "+raw+".events GROUP BY d", func(b *proto.Block) error {
+	err = c.Select(ctx, "SELECT toDateTime(intDiv(toUInt32(received), 86400) * 86400) AS d, uniqExact(visitor), countIf(type = 'purchase'), sumIf(toFloat64(order_value), type = 'purchase') FROM "+raw+".events GROUP BY d", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			d := clickhouse.Get[time.Time](b, 0, i).UTC()
 			t.visitors[d], t.orders[d], t.spent[d] = float64(clickhouse.Get[uint64](b, 1, i)), float64(clickhouse.Get[uint64](b, 2, i)), clickhouse.Get[float64](b, 3, i)
@@ -169,7 +173,7 @@ func readTruth(ctx context.Context, c *clickhouse.Client, raw string) (*shopTrut
 	if err != nil {
 		return nil, err
 	}
-	err = c.Select(ctx, "SELECT toDateTime(toMonday(received)) AS w, product_category, count() FROM "+raw+".events WHERE type IN ('product_view', 'product_list_view') AND product_category != '' GROUP BY w, product_category", func(b *proto.Block) error {
+	err = c.Select(ctx, "SELECT toDateTime((intDiv(toUInt32(received), 86400) - (intDiv(toUInt32(received), 86400) + 3) % 7) * 86400) AS w, product_category, count() FROM "+raw+".events WHERE type IN ('product_view', 'product_list_view') AND product_category != '' GROUP BY w, product_category", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			t.categoryWeek[clickhouse.Get[time.Time](b, 0, i).UTC().Format(time.DateOnly)+"|"+clickhouse.Get[string](b, 1, i)] = float64(clickhouse.Get[uint64](b, 2, i))
 		}
@@ -226,6 +230,9 @@ func measure(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, 
 	err = rows("SELECT bucket, visitors, orders, revenue FROM "+pub+".kpis WHERE grain = 'day'", func(b *proto.Block, i int) {
 		d := clickhouse.Get[time.Time](b, 0, i).UTC()
 		ev = append(ev, relErr(float64(clickhouse.Get[uint64](b, 1, i)), truth.visitors[d]))
+		if os.Getenv("HERD_UTILITY_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "kpis %s: published %d, true %.0f\n", d.Format(time.DateOnly), clickhouse.Get[uint64](b, 1, i), truth.visitors[d])
+		}
 		eo = append(eo, relErr(float64(clickhouse.Get[uint64](b, 2, i)), truth.orders[d]))
 		er = append(er, relErr(clickhouse.Get[float64](b, 3, i), truth.spent[d]))
 	})
@@ -305,7 +312,10 @@ func impossibleValues(ctx context.Context, c *clickhouse.Client, pub string, k i
 	n := 0
 	for _, q := range checks {
 		err := c.Select(ctx, q, func(b *proto.Block) error {
-			n += int(clickhouse.Get[uint64](b, 0, 0))
+			if m := int(clickhouse.Get[uint64](b, 0, 0)); m > 0 {
+				n += m
+				fmt.Fprintf(os.Stderr, "utility: %d impossible values: %s\n", m, q)
+			}
 			return nil
 		})
 		if err != nil {

@@ -2,7 +2,9 @@ package aggregate_test
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"sort"
 	"testing"
 	"time"
 
@@ -172,6 +174,86 @@ func TestPeriods(t *testing.T) {
 		}
 	})
 
+	t.Run("the published funnel, click-through and ranking match the truth", func(t *testing.T) {
+		at := "grain = 'week' AND bucket = toDateTime(" + clickhouse.QuoteInt(monday.Unix()) + ")"
+		// Funnel steps: every device and the other row, against the week's
+		// true visitor-days per step.
+		truth, err := p.TrueCells(ctx, table(t, p, "funnels"), week)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trueSteps := map[string]float64{}
+		for _, c := range truth {
+			trueSteps[fmt.Sprint(c.Dims[0], c.Dims[1])] += float64(c.Visitors)
+		}
+		// Each step's devices and other row sum noise of at most the other
+		// row's σ each: a step is within four of those of the truth.
+		frel, _ := p.Budget().Release("funnels", aggregate.Week)
+		var stepErr []float64
+		for _, r := range rows(t, db, "SELECT funnel, step, sum(visitors), count() FROM "+db.Names.Pub+".funnels WHERE "+at+" GROUP BY funnel, step") {
+			want, got := trueSteps[fmt.Sprint(r[0], r[1])], float64(r[2].(uint64))
+			stepErr = append(stepErr, math.Abs(got-want)/want)
+			if tol := 4 * math.Sqrt(float64(r[3].(uint64))) * frel.Params.Other.Visitors.Sigma; math.Abs(got-want) > tol {
+				t.Errorf("funnel %v step %v: published %.0f visitor-days, true %.0f (noise allows ±%.0f)", r[0], r[1], got, want, tol)
+			}
+		}
+		t.Logf("funnel steps of the week: %d published, median relative error %s", len(stepErr), pct(quantile(stepErr, 0.5)))
+		if len(stepErr) < 5 {
+			t.Errorf("only %d funnel steps published for a week of 28,000 visitor-days", len(stepErr))
+		}
+		// Click-through per slot: published clicks ÷ impressions of the same
+		// cells against the true ratio, for slots with 1,000 impressions,
+		// within four standard deviations of the clicks' noise.
+		rel, _ := p.Budget().Release("slots", aggregate.Week)
+		clicksNoise, _ := rel.Params.Metric("clicks")
+		slots, err := p.TrueCells(ctx, table(t, p, "slots"), week)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trueCTR := map[string]float64{}
+		for _, c := range slots {
+			if c.Values[0] >= 1000 {
+				trueCTR[aggregate.Cell{Dims: c.Dims}.Key()] = c.Values[1] / c.Values[0]
+			}
+		}
+		checked := 0
+		for _, r := range rows(t, db, "SELECT page_type, slot, variant, impressions, clicks FROM "+db.Names.Pub+".slots WHERE other = 0 AND "+at) {
+			want, ok := trueCTR[aggregate.Cell{Dims: r[:3]}.Key()]
+			if !ok {
+				continue
+			}
+			checked++
+			got := float64(r[4].(uint64)) / float64(r[3].(uint64))
+			if tol := 4 * clicksNoise.Sigma / float64(r[3].(uint64)); got > 1 || math.Abs(got-want) > tol {
+				t.Errorf("slot %v: published click-through %.3f, true %.3f (noise allows ±%.3f)", r[:3], got, want, tol)
+			}
+		}
+		if checked == 0 {
+			t.Error("no slot of 1,000 impressions to compare")
+		}
+		// Ranking: the month's top 10 products by true views against their
+		// published views.
+		products, err := p.TrueCells(ctx, table(t, p, "products"), month)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(products, func(i, j int) bool { return products[i].Values[0] > products[j].Values[0] })
+		published := map[string]float64{}
+		for _, r := range rows(t, db, "SELECT product_id, category, views FROM "+db.Names.Pub+".products WHERE other = 0 AND grain = 'month' AND bucket = toDateTime("+clickhouse.QuoteInt(month.Start.Unix())+")") {
+			published[aggregate.Cell{Dims: r[:2]}.Key()] = float64(r[2].(uint64))
+		}
+		var tv, pv []float64
+		for _, c := range products[:10] {
+			tv, pv = append(tv, c.Values[0]), append(pv, published[c.Key()])
+		}
+		if rho := spearman(tv, pv); rho < 0.8 {
+			t.Errorf("top 10 products of the month: Spearman %.2f against the truth (views %v, published %v)", rho, tv, pv)
+		}
+		if n, findings, err := p.Impossible(ctx); err != nil || n != 0 {
+			t.Errorf("impossible values: %d %v %v", n, findings, err)
+		}
+	})
+
 	t.Run("no release spends past the budget", func(t *testing.T) {
 		b := p.Budget()
 		if b.Spent() > b.Rho*(1+1e-9) || b.Spent() < 0.99*b.Rho {
@@ -203,4 +285,27 @@ func TestPeriods(t *testing.T) {
 			t.Fatal("no partial day recorded as dropped")
 		}
 	})
+}
+
+// spearman is the rank correlation of xs and ys (no ties expected).
+func spearman(xs, ys []float64) float64 {
+	rank := func(v []float64) []float64 {
+		idx := make([]int, len(v))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(a, b int) bool { return v[idx[a]] < v[idx[b]] })
+		r := make([]float64, len(v))
+		for pos, i := range idx {
+			r[i] = float64(pos)
+		}
+		return r
+	}
+	rx, ry := rank(xs), rank(ys)
+	n := float64(len(xs))
+	var d2 float64
+	for i := range rx {
+		d2 += (rx[i] - ry[i]) * (rx[i] - ry[i])
+	}
+	return 1 - 6*d2/(n*(n*n-1))
 }

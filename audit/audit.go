@@ -66,7 +66,7 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 	}
 	rep := &Report{OK: true, Inventory: inv}
 	checks := []func(context.Context, time.Time) Check{
-		a.checkKFloor, a.checkBudget, a.checkRetention, a.checkKeys, a.checkStrings, a.checkReader,
+		a.checkKFloor, a.checkBudget, a.checkConsistent, a.checkRetention, a.checkKeys, a.checkStrings, a.checkReader,
 		func(ctx context.Context, _ time.Time) Check { return a.checkExact(ctx, inv) },
 		func(ctx context.Context, _ time.Time) Check { return a.checkInventory(ctx, inv) },
 	}
@@ -213,6 +213,17 @@ func (a *Auditor) checkBudget(ctx context.Context, _ time.Time) Check {
 	c.Detail = fmt.Sprintf("per visitor-day, every release of every table and grain together within ρ = %.4f (ε = %g, δ = %g); the most any day spent: ρ = %.4f over %d site-days",
 		budget.Rho, budget.Epsilon, budget.Delta, most, len(spent))
 	return c
+}
+
+// checkConsistent: no published row holds a value no shop can have.
+func (a *Auditor) checkConsistent(ctx context.Context, _ time.Time) Check {
+	const name = "consistent values"
+	n, findings, err := a.Publisher.Impossible(ctx)
+	if err != nil {
+		return failed(name, err)
+	}
+	return Check{Name: name, OK: n == 0, Findings: findings,
+		Detail: "no published row with an impossible value (ordered metrics out of order, revenue without purchases, growing funnel steps, fewer than k visitor-days)"}
 }
 
 // checkRetention: no raw hour older than the 7-day maximum; none older than

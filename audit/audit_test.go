@@ -133,8 +133,13 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 		clickhouse.QuoteInt(longAgo.Unix())+"), 'P-OLD', 'shoes', 1, 3)"); err != nil {
 		t.Fatal(err)
 	}
-	expect("a stored cell of one visitor", "k floor")
+	expect("a stored cell of one visitor", "k floor", "consistent values")
 	db.DeleteWhere(t, db.Names.Pub+".products", "product_id = 'P-OLD'")
+
+	// A product with more purchases than add-to-carts.
+	plant("products", "product_id, category, visitors, views, adds, purchases", "'P-ODD', 'shoes', 300, 400, 10, 30")
+	expect("purchases over adds", "k floor", "consistent values")
+	db.DeleteWhere(t, db.Names.Pub+".products", "product_id = 'P-ODD'")
 
 	// An other row (a parent's cells below the threshold) that covers fewer
 	// than k visitor-days.

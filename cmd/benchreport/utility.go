@@ -286,43 +286,12 @@ func measure(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, 
 		}
 	}
 	r.stepsWeek = median(es)
-	r.impossible, err = impossibleValues(ctx, c, pub, p.Config().K)
+	var findings []string
+	r.impossible, findings, err = p.Impossible(ctx)
+	for _, f := range findings {
+		fmt.Fprintf(os.Stderr, "utility: %s: impossible values: %s\n", pub, f)
+	}
 	return r, err
-}
-
-// impossibleValues counts published rows no shop can have: fewer than k
-// visitor-days, ordered metrics out of order, revenue without a purchase,
-// funnel steps that grow.
-func impossibleValues(ctx context.Context, c *clickhouse.Client, pub string, k int) (int, error) {
-	checks := []string{
-		"SELECT count() FROM " + pub + ".products WHERE adds > views OR purchases > adds OR (revenue > 0 AND purchases = 0)",
-		"SELECT count() FROM " + pub + ".slots WHERE clicks > impressions",
-		"SELECT count() FROM " + pub + ".positions WHERE clicks > impressions",
-		"SELECT count() FROM " + pub + ".categories WHERE clicks > views OR adds > views",
-		"SELECT count() FROM " + pub + ".traffic WHERE sessions > pageviews OR bounces > sessions",
-		"SELECT count() FROM " + pub + ".searches WHERE zero_results > searches",
-		"SELECT count() FROM " + pub + ".kpis WHERE buyers > visitors OR buyers > orders OR (revenue > 0 AND orders = 0)",
-		// A funnel step above the step before it, per device and bucket.
-		"SELECT count() FROM (SELECT groupArray((step, visitors)) AS s FROM (SELECT * FROM " + pub + ".funnels WHERE other = 0 ORDER BY step)" +
-			" GROUP BY grain, bucket, funnel, device) WHERE arrayExists((x, i) -> i > 1 AND x.2 > s[i - 1].2, s, arrayEnumerate(s))",
-	}
-	for _, t := range []string{"kpis", "products", "categories", "category_dayparts", "slots", "positions", "funnels", "traffic", "habits", "searches"} {
-		checks = append(checks, "SELECT count() FROM "+pub+"."+t+" WHERE visitors < "+clickhouse.QuoteInt(k))
-	}
-	n := 0
-	for _, q := range checks {
-		err := c.Select(ctx, q, func(b *proto.Block) error {
-			if m := int(clickhouse.Get[uint64](b, 0, 0)); m > 0 {
-				n += m
-				fmt.Fprintf(os.Stderr, "utility: %d impossible values: %s\n", m, q)
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("impossible values: %w", err)
-		}
-	}
-	return n, nil
 }
 
 func relErr(got, want float64) float64 {

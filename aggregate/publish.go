@@ -78,6 +78,16 @@ func DefaultTables() ([]*Table, error) {
 	return Tables(funnels, layout)
 }
 
+// table is the rollup named name, or nil.
+func (p *Publisher) table(name string) *Table {
+	for _, t := range p.tables {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
 // Tables returns the rollups this publisher publishes.
 func (p *Publisher) Tables() []*Table { return p.tables }
 
@@ -195,12 +205,8 @@ func (p *Publisher) Due(ctx context.Context, now time.Time) ([]DueBucket, error)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*Table{}
-	for _, t := range p.tables {
-		byName[t.Name] = t
-	}
 	for _, pd := range days {
-		t := byName[pd.table]
+		t := p.table(pd.table)
 		if t == nil {
 			continue
 		}

@@ -114,10 +114,6 @@ func (p *Publisher) retainPartials(ctx context.Context, now time.Time) ([]Droppe
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*Table{}
-	for _, t := range p.tables {
-		byName[t.Name] = t
-	}
 	needed := map[time.Time]bool{}
 	var order []time.Time
 	for _, pd := range days {
@@ -125,7 +121,7 @@ func (p *Publisher) retainPartials(ctx context.Context, now time.Time) ([]Droppe
 			needed[pd.day] = false
 			order = append(order, pd.day)
 		}
-		t := byName[pd.table]
+		t := p.table(pd.table)
 		for _, g := range []Grain{Week, Month} {
 			if t != nil && t.publishes(g) && !done[runKey{t.Name, Bucket{Site: pd.site, Grain: g, Start: g.Start(pd.day)}}] {
 				needed[pd.day] = true

@@ -388,12 +388,20 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		catNames = append(catNames, cs.Category)
 	}
 	share.SetXAxis(catNames)
-	for _, dev := range []string{"desktop", "mobile", "tablet"} {
+	for _, dev := range []string{"desktop", "mobile", "tablet", "other"} {
 		var v []opts.BarData
 		for _, cs := range cats {
-			v = append(v, opts.BarData{Value: cs.Views[dev]})
+			if x, ok := cs.Views[dev]; ok {
+				v = append(v, opts.BarData{Value: x})
+			} else {
+				v = append(v, opts.BarData{Value: "-"}) // not published: no bar, never 0
+			}
 		}
-		share.AddSeries(dev, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
+		name := dev
+		if dev == "other" {
+			name = "devices below threshold"
+		}
+		share.AddSeries(name, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
 	}
 	shareEl, shareScript := snippet(share)
 
@@ -555,10 +563,16 @@ func (d *Dashboard) apiCategories(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	header := []string{"category", "desktop", "mobile", "tablet"}
+	header := []string{"category", "desktop", "mobile", "tablet", "other"}
 	var recs [][]string
+	cell := func(m map[string]uint64, dev string) string {
+		if v, ok := m[dev]; ok {
+			return u(v)
+		}
+		return "" // below the threshold: no number, not 0
+	}
 	for _, cs := range cats {
-		recs = append(recs, []string{cs.Category, u(cs.Views["desktop"]), u(cs.Views["mobile"]), u(cs.Views["tablet"])})
+		recs = append(recs, []string{cs.Category, cell(cs.Views, "desktop"), cell(cs.Views, "mobile"), cell(cs.Views, "tablet"), cell(cs.Views, "other")})
 	}
 	return d.answer(c, "categories", header, recs, cats)
 }

@@ -340,7 +340,9 @@ type CategoryShare struct {
 
 func (s *store) categories(ctx context.Context, site string, r Range) ([]CategoryShare, error) {
 	by := map[string]map[string]uint64{}
-	err := s.q.Select(ctx, "SELECT category, device, sum(views) FROM "+s.db+".categories WHERE "+s.cells("categories", site, r)+" GROUP BY category, device",
+	// Other rows hold a category's devices below the threshold: with them,
+	// a category's devices add up to the category.
+	err := s.q.Select(ctx, "SELECT category, if(other = 1, 'other', device) AS dev, sum(views) FROM "+s.db+".categories WHERE "+s.cellsAndOther("categories", site, r)+" GROUP BY category, dev",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				c := clickhouse.Get[string](b, 0, i)

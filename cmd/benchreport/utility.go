@@ -230,9 +230,6 @@ func measure(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, 
 	err = rows("SELECT bucket, visitors, orders, revenue FROM "+pub+".kpis WHERE grain = 'day'", func(b *proto.Block, i int) {
 		d := clickhouse.Get[time.Time](b, 0, i).UTC()
 		ev = append(ev, relErr(float64(clickhouse.Get[uint64](b, 1, i)), truth.visitors[d]))
-		if os.Getenv("HERD_UTILITY_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "kpis %s: published %d, true %.0f\n", d.Format(time.DateOnly), clickhouse.Get[uint64](b, 1, i), truth.visitors[d])
-		}
 		eo = append(eo, relErr(float64(clickhouse.Get[uint64](b, 2, i)), truth.orders[d]))
 		er = append(er, relErr(clickhouse.Get[float64](b, 3, i), truth.spent[d]))
 	})
@@ -372,8 +369,9 @@ func frontierSVG(results []utilityResult) string {
 	}
 	y := func(v float64) float64 { return top + (1-v)*(h-top-bottom) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
-	fmt.Fprintf(&b, `<rect width="%g" height="%g" fill="white"/>`+"\n", w, h)
+	const legend = 110.0 // room for the legend's text right of the plot
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="12">`+"\n", w+legend, h, w+legend, h)
+	fmt.Fprintf(&b, `<rect width="%g" height="%g" fill="white"/>`+"\n", w+legend, h)
 	fmt.Fprintf(&b, `<text x="%g" y="18" font-size="14">herd: utility against the total privacy budget per visitor-day</text>`+"\n", left)
 	for _, v := range []float64{0, 0.25, 0.5, 0.75, 1} {
 		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%g" y="%.1f" text-anchor="end">%.0f%%</text>`+"\n", left, w-right, y(v), y(v), left-6, y(v)+4, 100*v)

@@ -40,10 +40,10 @@ func init() {
 
 // page is what the layout needs; Content is the page's own data.
 type page struct {
-	Title, User, Role, CSRF, Site, Preset, From, To, Query, Privacy string
-	Nav                                                             []navItem
-	Sites                                                           []string
-	Presets                                                         []preset
+	Title, User, Role, CSRF, Site, Preset, From, To, Query, NavQuery, Privacy string
+	Nav                                                                       []navItem
+	Sites                                                                     []string
+	Presets                                                                   []preset
 }
 
 type navItem struct {
@@ -64,8 +64,12 @@ var presets = []preset{
 }
 
 // defaultPreset: the last four whole weeks, the period with most published
-// cells that still shows this month's changes.
-const defaultPreset = "4w"
+// cells that still shows this month's changes. Products default to the last
+// full month: most products reach the threshold only over a month.
+const (
+	defaultPreset  = "4w"
+	productsPreset = "month"
+)
 
 // navigation lists the pages and the roles that see them.
 var navigation = []struct {
@@ -95,6 +99,9 @@ type chart struct {
 type filters struct {
 	site   string
 	preset string
+	// chosen: the range came from the request, not a page's default; only
+	// a chosen range follows the user to the other pages.
+	chosen bool
 	r      Range
 }
 
@@ -110,7 +117,11 @@ func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
 }
 
 func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
-	f := filters{site: c.Query("site"), preset: c.Query("range", defaultPreset)}
+	def := defaultPreset
+	if strings.HasPrefix(c.Path(), "/products") || strings.HasPrefix(c.Path(), "/api/v1/products") {
+		def = productsPreset
+	}
+	f := filters{site: c.Query("site"), preset: c.Query("range", def), chosen: c.Query("range") != ""}
 	switch {
 	case f.site == "" && len(sites) > 0:
 		f.site = sites[0]
@@ -161,12 +172,21 @@ func (f filters) query() string {
 	return "?" + v.Encode()
 }
 
+// navQuery is what links to the other pages carry: the site, and the range
+// when the user chose one (else each page opens at its own default).
+func (f filters) navQuery() string {
+	if f.chosen {
+		return f.query()
+	}
+	return "?" + url.Values{"site": {f.site}}.Encode()
+}
+
 func (d *Dashboard) page(c *fiber.Ctx, title string, f filters, sites []string) page {
 	s := sessionOf(c)
 	p := page{
 		Title: title, User: s.user.Name, Role: string(s.user.Role), CSRF: s.csrf, Site: f.site, Preset: f.preset,
 		From: f.r.From.Format(time.DateOnly), To: f.r.To.Add(-24 * time.Hour).Format(time.DateOnly),
-		Query: f.query(), Sites: sites, Presets: presets, Privacy: d.privacyLine(c.UserContext()),
+		Query: f.query(), NavQuery: f.navQuery(), Sites: sites, Presets: presets, Privacy: d.privacyLine(c.UserContext()),
 	}
 	for _, n := range navigation {
 		if len(n.Roles) == 0 || slices.Contains(n.Roles, s.user.Role) {

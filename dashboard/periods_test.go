@@ -60,6 +60,11 @@ func TestPeriodGrains(t *testing.T) {
 	if got := products("month"); strings.Join(got, ",") != "P-MONTH=Linen shirt, sand" {
 		t.Errorf("last full month: %v, want the month cell alone, named from the catalog", got)
 	}
+	// Without a range, products are the last full month's.
+	code, body := get(t, c, s.url+"/api/v1/products")
+	if code != http.StatusOK || !strings.Contains(string(body), "P-MONTH") || strings.Contains(string(body), "P-WEEK") {
+		t.Errorf("products without a range: %d %s, want the last full month", code, body)
+	}
 	if got := products("week"); strings.Join(got, ",") != "P-WEEK=" {
 		t.Errorf("last full week: %v, want the week cell alone", got)
 	}
@@ -67,7 +72,17 @@ func TestPeriodGrains(t *testing.T) {
 	if got := products("28d"); len(got) == 0 || strings.Contains(strings.Join(got, ","), "P-MONTH") || strings.Contains(strings.Join(got, ","), "P-WEEK") {
 		t.Errorf("last 28 days: %v, want the daily cells", got)
 	}
-	code, body := get(t, c, s.url+"/products?range=month")
+	// The overview opened without a range links to the products page
+	// without one (its own default); a chosen range follows the user.
+	_, home := get(t, c, s.url+"/")
+	if !strings.Contains(string(home), `href="/products?site=demo"`) {
+		t.Errorf("the overview's link to the products page carries a range it did not choose")
+	}
+	_, home = get(t, c, s.url+"/?range=week")
+	if !strings.Contains(string(home), `href="/products?range=week&amp;site=demo"`) {
+		t.Errorf("the overview's link to the products page drops the chosen range")
+	}
+	code, body = get(t, c, s.url+"/products?range=month")
 	if code != http.StatusOK {
 		t.Fatalf("products page: %d", code)
 	}

@@ -87,9 +87,6 @@ const (
 	Month Grain = 4 // calendar month (UTC)
 )
 
-// Grains are the published grains, shortest first.
-var Grains = []Grain{Day, Week, Month}
-
 func (g Grain) String() string {
 	switch g {
 	case Hour:
@@ -100,16 +97,6 @@ func (g Grain) String() string {
 		return "month"
 	}
 	return "day"
-}
-
-// ParseGrain is the grain named s.
-func ParseGrain(s string) (Grain, error) {
-	for _, g := range []Grain{Hour, Day, Week, Month} {
-		if g.String() == s {
-			return g, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown grain %q", s)
 }
 
 // Start is the start of the grain's bucket holding t (UTC).

@@ -62,17 +62,20 @@ func (s *store) cells(table, site string, r Range) string {
 
 // cellsAndOther is cells with the other rows: where totals must add up.
 func (s *store) cellsAndOther(table, site string, r Range) string {
-	base := "site = " + clickhouse.Quote(site) + " AND " + r.span()
-	return base + " AND toUInt8(grain) = (SELECT max(toUInt8(grain)) FROM " + s.db + "." + table +
-		" WHERE " + base + " AND grain IN (" + strings.Join(r.grains(), ", ") + "))"
+	return "site = " + clickhouse.Quote(site) + " AND " + r.span() + " AND toUInt8(grain) = (SELECT max(toUInt8(grain)) FROM " + s.db + "." + table +
+		" WHERE " + tiling(site, r) + ")"
+}
+
+// tiling selects site's cells in r of every grain whose buckets tile r.
+func tiling(site string, r Range) string {
+	return "site = " + clickhouse.Quote(site) + " AND " + r.span() + " AND grain IN (" + strings.Join(r.grains(), ", ") + ")"
 }
 
 // grainOf names the grain cells reads for table, site and r ("" when no
 // cell of any grain that tiles r is published), for the charts to say.
 func (s *store) grainOf(ctx context.Context, table, site string, r Range) (string, error) {
 	var g string
-	err := s.q.Select(ctx, "SELECT toString(grain) FROM "+s.db+"."+table+" WHERE site = "+clickhouse.Quote(site)+" AND "+r.span()+
-		" AND grain IN ("+strings.Join(r.grains(), ", ")+") ORDER BY toUInt8(grain) DESC LIMIT 1", func(b *proto.Block) error {
+	err := s.q.Select(ctx, "SELECT toString(grain) FROM "+s.db+"."+table+" WHERE "+tiling(site, r)+" ORDER BY toUInt8(grain) DESC LIMIT 1", func(b *proto.Block) error {
 		if b.Rows() > 0 {
 			g = clickhouse.Get[string](b, 0, 0)
 		}

@@ -145,7 +145,7 @@ func sanitizePath(escaped string) string {
 		return "/"
 	}
 	if cleanPath(escaped) {
-		return truncateUTF8(escaped, maxPath)
+		return capParts(escaped, maxPath, '/')
 	}
 	segs := strings.Split(escaped, "/")
 	for i, seg := range segs {
@@ -164,7 +164,7 @@ func sanitizePath(escaped string) string {
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
 	}
-	return truncateUTF8(p, maxPath)
+	return capParts(p, maxPath, '/')
 }
 
 // redactRunsAcross redacts the segments a number spans when it is split
@@ -263,7 +263,7 @@ func scrubWords(s string, max int) string {
 		if longDigitRun(judged(s)) {
 			return Redacted
 		}
-		return truncateUTF8(s, max)
+		return capWords(s, max)
 	}
 	words := strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 	for i, w := range words {
@@ -276,7 +276,25 @@ func scrubWords(s string, max int) string {
 	if longDigitRun(judged(joined)) {
 		return Redacted
 	}
-	return truncateUTF8(joined, max)
+	return capWords(joined, max)
+}
+
+// capWords cuts space-separated words to max bytes.
+func capWords(s string, max int) string { return capParts(s, max, ' ') }
+
+// capParts cuts s, parts separated by sep, to max bytes. A part cut in two
+// is a new part and may look personal where the whole did not (33 hex
+// digits cut to 32): then it is dropped.
+func capParts(s string, max int, sep byte) string {
+	t := truncateUTF8(s, max)
+	if len(t) == len(s) {
+		return t
+	}
+	i := strings.LastIndexByte(t, sep)
+	if looksPersonal(t[i+1:]) {
+		return strings.TrimRight(t[:i+1], string(sep))
+	}
+	return t
 }
 
 // plainWords reports whether s is words separated by single ASCII spaces,
@@ -307,6 +325,14 @@ func looksPersonal(s string) bool {
 	s = judged(s)
 	if strings.Contains(s, "@") {
 		return true // emails, and anything else with an at sign
+	}
+	if strings.Contains(s, "/") {
+		// "/10.0.0.1" or "a/2001:db8::1": each part is judged on its own.
+		for part := range strings.SplitSeq(s, "/") {
+			if looksPersonal(part) {
+				return true
+			}
+		}
 	}
 	if isIP(strings.Trim(s, "[]")) {
 		return true

@@ -211,3 +211,16 @@ func FuzzScrubShortcutsMatchReference(f *testing.F) {
 		}
 	})
 }
+
+// A value cut at its cap must not end in a new personal-looking word.
+func TestCapDropsCutToken(t *testing.T) {
+	hex := strings.Repeat("a", 31) + "00" // 33 hex digits: not a hash; 32 would be
+	term := strings.Repeat("x", maxTerm-33) + " " + hex
+	if got := Term(term); strings.Contains(got, hex[:32]) {
+		t.Errorf("Term kept the cut word: %q", got)
+	}
+	path := "/" + strings.Repeat("p", maxPath-32-2) + "/" + hex
+	if got := URL(path).Path; strings.HasSuffix(got, hex[:32]) || len(got) > maxPath {
+		t.Errorf("URL kept the cut segment: %q", got)
+	}
+}

@@ -47,6 +47,8 @@ type Config struct {
 	HSTS bool
 	// RequestTimeout bounds one request; zero means 30 s (report downloads).
 	RequestTimeout time.Duration
+	// Currency is the shop's currency, ISO 4217 (default EUR).
+	Currency string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -83,7 +85,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app := webserver.NewApp(webserver.AppConfig{
 		Name:        "herd-dashboard",
 		ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout,
-		Log: log, Unavailable: clickhouse.IsUnavailable,
+		Log: log, Unavailable: clickhouse.IsUnavailable, ErrorPage: errorPage,
 	}, ready)
 	app.Use(func(c *fiber.Ctx) error {
 		// Every query of a request ends before the request's own timeout,
@@ -120,6 +122,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	merch := d.auth.require(Merchandiser, Manager, Admin)
 	app.Get("/", everyone, d.overview)
 	app.Get("/products", merch, d.products)
+	app.Get("/products/:id", merch, d.product)
 	ux := d.auth.require(UX, Manager, Admin)
 	app.Get("/search", merch, d.search)
 	app.Get("/funnels", ux, d.funnels)
@@ -133,6 +136,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app.Get("/admin", d.auth.require(Admin), d.admin)
 	app.Get("/api/v1/kpis", everyone, d.apiKPIs)
 	app.Get("/api/v1/products", merch, d.apiProducts)
+	app.Get("/api/v1/products/:id", merch, d.apiProduct)
 	app.Get("/api/v1/categories", merch, d.apiCategories)
 	app.Get("/api/v1/:name", everyone, d.apiDataset)
 	return app

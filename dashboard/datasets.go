@@ -35,6 +35,13 @@ var datasets = map[string]dataset{
 			return "SELECT toString(toDate(bucket)), sum(searches), sum(zero_results) FROM " + s.db + ".searches WHERE " + s.cells("searches", f.site, f.r) +
 				" GROUP BY bucket ORDER BY bucket"
 		}},
+	"category_revenue": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"category", "views", "purchases", "revenue"},
+		query: func(s *store, f filters) string {
+			// Product rows and other rows of one release and grain: a
+			// category's products below the threshold are in its total.
+			return "SELECT category, sum(views), sum(purchases), sum(revenue) AS r FROM " + s.db + ".products WHERE " + s.cellsAndOther("products", f.site, f.r) +
+				" AND category != '' GROUP BY category ORDER BY r DESC, category"
+		}},
 	"category_dayparts": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"category", "daypart", "views", "visitors"},
 		query: func(s *store, f filters) string {
 			return "SELECT category, daypart, sum(views), sum(visitors) FROM " + s.db + ".category_dayparts WHERE " + s.cells("category_dayparts", f.site, f.r) +
@@ -44,12 +51,12 @@ var datasets = map[string]dataset{
 		query: func(s *store, f filters) string {
 			// Other rows hold the devices below the threshold, so that a
 			// step's devices add up to the step.
-			return "SELECT funnel, step, if(other = 1, 'other', device) AS dev, sum(visitors) FROM " + s.db + ".funnels WHERE " + s.cellsAndOther("funnels", f.site, f.r) +
+			return "SELECT funnel, step, if(other = 1, 'other', device) AS dev, sum(visitors) FROM " + s.db + ".funnels WHERE " + s.cellsAndOther("funnels", f.site, f.r) + f.deviceCells() +
 				" GROUP BY funnel, step, dev ORDER BY funnel, step, dev"
 		}},
 	"slots": {roles: []Role{UX, Manager, Admin}, header: []string{"page_type", "slot", "variant", "impressions", "clicks", "cells"},
 		query: func(s *store, f filters) string {
-			return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + s.cells("slots", f.site, f.r) +
+			return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + s.cells("slots", f.site, f.r) + f.variantCells() +
 				" GROUP BY page_type, slot, variant ORDER BY page_type, slot, variant"
 		}},
 	"positions": {roles: []Role{UX, Manager, Admin}, header: []string{"list_kind", "position", "impressions", "clicks"},
@@ -59,7 +66,7 @@ var datasets = map[string]dataset{
 		}},
 	"habits": {header: []string{"weekday", "hour", "visitors", "pageviews"},
 		query: func(s *store, f filters) string {
-			return "SELECT weekday, hour, sum(visitors), sum(pageviews) FROM " + s.db + ".habits WHERE " + s.cells("habits", f.site, f.r) +
+			return "SELECT weekday, hour, sum(visitors), sum(pageviews) FROM " + s.db + ".habits WHERE " + s.cells("habits", f.site, f.r) + f.deviceCells() +
 				" GROUP BY weekday, hour ORDER BY weekday, hour"
 		}},
 	"audience": {header: []string{"dimension", "value", "visitors", "sessions"},

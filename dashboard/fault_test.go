@@ -155,20 +155,33 @@ func TestFrozenClickHouseAnswers503(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // past the readiness cache
 	for _, tc := range []struct {
-		path string
-		most time.Duration
-	}{{"/readyz", 2 * time.Second}, {"/api/v1/kpis", 6 * time.Second}, {"/products", 6 * time.Second}} {
+		path, accept string
+		most         time.Duration
+	}{{"/readyz", "", 2 * time.Second}, {"/api/v1/kpis", "", 6 * time.Second}, {"/products", "", 6 * time.Second},
+		{"/products", "text/html,application/xhtml+xml", 6 * time.Second}, {"/api/v1/kpis", "text/html", 6 * time.Second}} {
 		start := time.Now()
-		resp, err := c.Get(s.url + tc.path)
+		req, _ := http.NewRequest("GET", s.url+tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		took := time.Since(start)
-		t.Logf("%s with ClickHouse frozen: %d in %v", tc.path, resp.StatusCode, took)
+		t.Logf("%s (Accept %q) with ClickHouse frozen: %d in %v", tc.path, tc.accept, resp.StatusCode, took)
 		if resp.StatusCode != 503 || !strings.Contains(strings.ToLower(string(body)), "clickhouse") || took > tc.most {
 			t.Fatalf("%s: %d %q after %v, want 503 naming ClickHouse within %v", tc.path, resp.StatusCode, body, took, tc.most)
+		}
+		// A browser asking for a page gets a page; the API answers JSON.
+		wantType := "application/json"
+		if tc.accept != "" && !strings.HasPrefix(tc.path, "/api/") {
+			wantType = "text/html"
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, wantType) {
+			t.Errorf("%s (Accept %q): Content-Type %q, want %s", tc.path, tc.accept, ct, wantType)
 		}
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"encoding/csv"
 	"fmt"
 	"html/template"
+	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -32,10 +32,12 @@ var pageTemplates = map[string]*template.Template{}
 
 func init() {
 	funcs := template.FuncMap{"pct": func(x float64) float64 { return 100 * x }}
-	for _, page := range []string{"overview", "products", "privacy", "generic", "reports", "admin"} {
+	for _, page := range []string{"overview", "products", "product", "privacy", "generic", "reports", "admin"} {
 		pageTemplates[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html"))
 	}
-	pageTemplates["login"] = template.Must(template.ParseFS(templateFS, "templates/login.html"))
+	for _, page := range []string{"login", "error"} {
+		pageTemplates[page] = template.Must(template.ParseFS(templateFS, "templates/"+page+".html"))
+	}
 }
 
 // page is what the layout needs; Content is the page's own data.
@@ -44,6 +46,14 @@ type page struct {
 	Nav                                                                       []navItem
 	Sites                                                                     []string
 	Presets                                                                   []preset
+	// Device and Variant are the chosen dimensions; Devices and Variants,
+	// when set, offer them (only on pages whose tables carry them).
+	Device, Variant   string
+	Devices, Variants []string
+	// Coverage warns when the period starts before the first published day.
+	Coverage string
+	// Num formats numbers for the reader's language.
+	Num numbers
 }
 
 type navItem struct {
@@ -87,98 +97,13 @@ var navigation = []struct {
 	{"/privacy", "Privacy", nil},
 }
 
-// chart is one rendered chart with its note, CSV link and the privacy
-// statement in one line (filled in by render).
+// chart is one rendered chart with its note and CSV link (the privacy
+// statement is said once, at the foot of the page).
 type chart struct {
-	Title, Note, CSV, Privacy string
-	Element, Script           template.HTML
-}
-
-// filters reads site and date range from the query string. Only the
-// precomputed dimensions exist: a site, whole UTC days.
-type filters struct {
-	site   string
-	preset string
-	// chosen: the range came from the request, not a page's default; only
-	// a chosen range follows the user to the other pages.
-	chosen bool
-	r      Range
-}
-
-// request reads a page or API request's filters against the sites that
-// have published data.
-func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
-	sites, err := d.store.sites(c.UserContext())
-	if err != nil {
-		return filters{}, nil, err
-	}
-	f, err := d.filters(c, sites)
-	return f, sites, err
-}
-
-func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
-	def := defaultPreset
-	if strings.HasPrefix(c.Path(), "/products") || strings.HasPrefix(c.Path(), "/api/v1/products") {
-		def = productsPreset
-	}
-	f := filters{site: c.Query("site"), preset: c.Query("range", def), chosen: c.Query("range") != ""}
-	switch {
-	case f.site == "" && len(sites) > 0:
-		f.site = sites[0]
-	case f.site != "" && !slices.Contains(sites, f.site):
-		// Only sites with published data exist here: anything else would
-		// reach report names and headers as sent.
-		return f, fiber.NewError(fiber.StatusBadRequest, "site: not a site with published data")
-	}
-	today := d.now().UTC().Truncate(24 * time.Hour)
-	monday := today.AddDate(0, 0, -((int(today.Weekday()) + 6) % 7))
-	first := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
-	switch f.preset {
-	case "week":
-		f.r = Range{From: monday.AddDate(0, 0, -7), To: monday}
-	case "4w":
-		f.r = Range{From: monday.AddDate(0, 0, -28), To: monday}
-	case "month":
-		f.r = Range{From: first.AddDate(0, -1, 0), To: first}
-	case "3m":
-		f.r = Range{From: first.AddDate(0, -3, 0), To: first}
-	case "mtd":
-		f.r = Range{From: first, To: today}
-		if !today.After(first) { // the 1st: yesterday's month so far
-			f.r = Range{From: first.AddDate(0, -1, 0), To: today}
-		}
-	case "7d", "28d", "90d":
-		n, _ := strconv.Atoi(strings.TrimSuffix(f.preset, "d"))
-		f.r = Range{From: today.Add(-time.Duration(n) * 24 * time.Hour), To: today}
-	case "custom":
-		from, err1 := time.Parse(time.DateOnly, c.Query("from"))
-		to, err2 := time.Parse(time.DateOnly, c.Query("to"))
-		if err1 != nil || err2 != nil || !to.After(from) || to.Sub(from) > 400*24*time.Hour {
-			return f, fiber.NewError(fiber.StatusBadRequest, "custom range: from and to as YYYY-MM-DD, to after from, at most 400 days")
-		}
-		f.r = Range{From: from, To: to.Add(24 * time.Hour)}
-	default:
-		return f, fiber.NewError(fiber.StatusBadRequest, "range: one of week, 4w, month, 3m, mtd, 7d, 28d, 90d, custom")
-	}
-	return f, nil
-}
-
-func (f filters) query() string {
-	v := url.Values{"site": {f.site}, "range": {f.preset}}
-	if f.preset == "custom" {
-		v.Set("from", f.r.From.Format(time.DateOnly))
-		v.Set("to", f.r.To.Add(-24*time.Hour).Format(time.DateOnly))
-	}
-	return "?" + v.Encode()
-}
-
-// navQuery is what links to the other pages carry: the site, and the range
-// when the user chose one (else each page opens at its own default).
-func (f filters) navQuery() string {
-	if f.chosen {
-		return f.query()
-	}
-	return "?" + url.Values{"site": {f.site}}.Encode()
+	Title, Note, CSV string
+	// Empty, when set, is shown instead of a chart with nothing to draw.
+	Empty           string
+	Element, Script template.HTML
 }
 
 func (d *Dashboard) page(c *fiber.Ctx, title string, f filters, sites []string) page {
@@ -187,6 +112,10 @@ func (d *Dashboard) page(c *fiber.Ctx, title string, f filters, sites []string) 
 		Title: title, User: s.user.Name, Role: string(s.user.Role), CSRF: s.csrf, Site: f.site, Preset: f.preset,
 		From: f.r.From.Format(time.DateOnly), To: f.r.To.Add(-24 * time.Hour).Format(time.DateOnly),
 		Query: f.query(), NavQuery: f.navQuery(), Sites: sites, Presets: presets, Privacy: d.privacyLine(c.UserContext()),
+		Device: f.device, Variant: f.variant, Num: d.numbers(c),
+	}
+	if start, err := d.store.firstDay(c.UserContext(), f.site); err == nil && !start.IsZero() && f.r.From.Before(start) {
+		p.Coverage = "Data from " + p.Num.Date(start) + ": the period starts before the first published day."
 	}
 	for _, n := range navigation {
 		if len(n.Roles) == 0 || slices.Contains(n.Roles, s.user.Role) {
@@ -216,7 +145,6 @@ func (d *Dashboard) statement(ctx context.Context) privacy.Statement {
 }
 
 func render(c *fiber.Ctx, name string, data any) error {
-	stampPrivacy(data)
 	var buf bytes.Buffer
 	if err := pageTemplates[name].ExecuteTemplate(&buf, templateRoot(name), data); err != nil {
 		return err
@@ -249,27 +177,19 @@ func snippet(c interface{ RenderSnippet() gorender.ChartSnippet }) (element, scr
 	return template.HTML(s.Element), template.HTML(chartScriptOpen + inner + end)
 }
 
-// stampPrivacy puts the page's privacy line under each of its charts.
-func stampPrivacy(data any) {
-	v := reflect.ValueOf(data)
-	if v.Kind() != reflect.Struct {
-		return
-	}
-	line := v.FieldByName("Privacy")
-	charts := v.FieldByName("Charts")
-	if !charts.IsValid() || !line.IsValid() {
-		return
-	}
-	for i := 0; i < charts.Len(); i++ {
-		if ch, ok := charts.Index(i).Addr().Interface().(*chart); ok {
-			ch.Privacy = line.String()
-		}
-	}
+// errorPage is what a browser sees for a failed page request: the status
+// and the reason, as a page (the API keeps its JSON).
+func errorPage(c *fiber.Ctx, code int, msg string) error {
+	return render(c, "error", struct {
+		Code            int
+		Status, Message string
+		Retry           bool
+	}{code, http.StatusText(code), msg, code == fiber.StatusServiceUnavailable})
 }
 
 func templateRoot(name string) string {
-	if name == "login" {
-		return "login.html"
+	if name == "login" || name == "error" {
+		return name + ".html"
 	}
 	return "layout"
 }
@@ -280,49 +200,66 @@ func chartOpts(id string) charts.GlobalOpts {
 	return charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: id, Width: "100%", Height: "320px"})
 }
 
-// overview: management's KPIs with deltas and sparklines.
+// overview: management's KPIs against the previous period and the same
+// period a year before, with sparklines and a trend.
 func (d *Dashboard) overview(c *fiber.Ctx) error {
 	f, sites, err := d.request(c)
 	if err != nil {
 		return err
 	}
-	days, err := d.store.kpis(c.UserContext(), f.site, f.r)
+	ctx := c.UserContext()
+	days, err := d.store.kpis(ctx, f.site, f.r)
 	if err != nil {
 		return err
 	}
-	prevDays, err := d.store.kpis(c.UserContext(), f.site, f.r.Previous())
+	prevDays, err := d.store.kpis(ctx, f.site, f.r.Previous())
 	if err != nil {
 		return err
+	}
+	lastYear := f.r.YearBefore()
+	yearDays, err := d.store.kpis(ctx, f.site, lastYear)
+	if err != nil {
+		return err
+	}
+	pg := d.page(c, "Overview", f, sites)
+	num := pg.Num
+	cmp := compareWith(days, prevDays, f.r.Days(), num)
+	type tile struct {
+		Label, Value, Delta, DeltaClass string
+		Spark                           template.HTML
 	}
 	cur, prev := total(days), total(prevDays)
-	type tile struct {
-		Label, Value    string
-		Delta, DeltaPct float64
-		HasDelta        bool
-		Spark           template.HTML
-	}
 	values := []struct {
 		label     string
 		cur, prev float64
 		format    func(float64) string
 		series    func(DayKPIs) float64
 	}{
-		{"Visitor-days", float64(cur.Visitors), float64(prev.Visitors), count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
-		{"Sessions", float64(cur.Sessions), float64(prev.Sessions), count, func(k DayKPIs) float64 { return float64(k.Sessions) }},
-		{"Orders", float64(cur.Orders), float64(prev.Orders), count, func(k DayKPIs) float64 { return float64(k.Orders) }},
-		{"Revenue", cur.Revenue, prev.Revenue, money, func(k DayKPIs) float64 { return k.Revenue }},
-		{"Conversion", cur.Conversion(), prev.Conversion(), percent, func(k DayKPIs) float64 { return k.Conversion() }},
-		{"Average order value", cur.AOV(), prev.AOV(), money, func(k DayKPIs) float64 { return k.AOV() }},
+		{"Visitor-days", float64(cur.Visitors), float64(prev.Visitors), num.Count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
+		{"Sessions", float64(cur.Sessions), float64(prev.Sessions), num.Count, func(k DayKPIs) float64 { return float64(k.Sessions) }},
+		{"Orders", float64(cur.Orders), float64(prev.Orders), num.Count, func(k DayKPIs) float64 { return float64(k.Orders) }},
+		{"Revenue", cur.Revenue, prev.Revenue, num.Money, func(k DayKPIs) float64 { return k.Revenue }},
+		{"Conversion (buyers per visitor-day)", cur.Conversion(), prev.Conversion(), num.Percent, func(k DayKPIs) float64 { return k.Conversion() }},
+		{"Average order value", cur.AOV(), prev.AOV(), num.Money, func(k DayKPIs) float64 { return k.AOV() }},
 	}
 	var tiles []tile
 	for i, v := range values {
-		t := tile{Label: v.label, Value: v.format(v.cur), HasDelta: v.prev > 0}
-		if t.HasDelta {
-			t.Delta = v.cur - v.prev
-			t.DeltaPct = 100 * (v.cur/v.prev - 1)
+		t := tile{Label: v.label, Value: v.format(v.cur), Delta: cmp.why, DeltaClass: "muted"}
+		if len(days) == 0 {
+			t.Value = belowThreshold
+		}
+		if cmp.ok && v.prev > 0 {
+			change := v.cur/v.prev - 1
+			t.Delta = num.p.Sprintf("%+.1f%% vs previous period", 100*change)
+			switch {
+			case change >= 0.0005:
+				t.DeltaClass = "up"
+			case change <= -0.0005:
+				t.DeltaClass = "down"
+			}
 		}
 		line := charts.NewLine()
-		line.SetGlobalOptions(charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: fmt.Sprintf("spark%d", i), Width: "180px", Height: "48px"}),
+		line.SetGlobalOptions(charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: fmt.Sprintf("spark%d", i), Width: "100%", Height: "48px"}),
 			charts.WithLegendOpts(opts.Legend{Show: opts.Bool(false)}),
 			charts.WithXAxisOpts(opts.XAxis{Show: opts.Bool(false)}), charts.WithYAxisOpts(opts.YAxis{Show: opts.Bool(false)}),
 			charts.WithGridOpts(opts.Grid{Left: "2", Right: "2", Top: "4", Bottom: "4"}), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
@@ -338,28 +275,92 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		tiles = append(tiles, t)
 	}
 
+	// The trend: this period's days against the previous period's and
+	// last year's, day by day (the nth day of each).
 	trend := charts.NewLine()
-	trend.SetGlobalOptions(chartOpts("visitors_revenue"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
+	trend.SetGlobalOptions(chartOpts("visitors_trend"), tooltipAxis(), legend(),
+		axes("day", "visitor-days"))
+	revenue := charts.NewLine()
+	revenue.SetGlobalOptions(chartOpts("revenue_trend"), tooltipAxis(), legend(),
+		axes("day", "revenue ("+num.currency+")"))
 	var xs []string
-	var vis, rev []opts.LineData
-	for _, day := range days {
-		xs = append(xs, day.Day.Format(time.DateOnly))
-		vis = append(vis, opts.LineData{Value: day.Visitors})
-		rev = append(rev, opts.LineData{Value: round2(day.Revenue)})
+	for day := f.r.From; day.Before(f.r.To); day = day.AddDate(0, 0, 1) {
+		xs = append(xs, day.Format(time.DateOnly))
 	}
-	trend.ExtendYAxis(opts.YAxis{Name: "revenue"})
-	trend.SetXAxis(xs).AddSeries("Visitor-days", vis).AddSeries("Revenue", rev, charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1}))
-	trendEl, trendScript := snippet(trend)
+	trend.SetXAxis(xs)
+	revenue.SetXAxis(xs)
+	for _, s := range []struct {
+		name string
+		from time.Time
+		days []DayKPIs
+	}{{"This period", f.r.From, days}, {"Previous period", f.r.Previous().From, prevDays}, {"A year before", lastYear.From, yearDays}} {
+		if len(s.days) == 0 {
+			continue // nothing published: no line, not a line at 0
+		}
+		vis, rev := alignDays(s.from, len(xs), s.days)
+		trend.AddSeries(s.name, vis)
+		revenue.AddSeries(s.name, rev)
+	}
+	note := "Daily published cells; days below the publication threshold are gaps. " + cmp.note
 	data := struct {
 		page
 		Tiles  []tile
 		Charts []chart
-	}{page: d.page(c, "Overview", f, sites), Tiles: tiles, Charts: []chart{{
-		Title: "Visitor-days and revenue per day", Note: "Daily published cells; days below the publication threshold are missing.",
-		CSV: "/api/v1/kpis" + f.query() + "&format=csv", Element: trendEl, Script: trendScript,
-	}}}
+	}{page: pg, Tiles: tiles, Charts: []chart{
+		newChart("Visitor-days per day", note, "/api/v1/kpis"+f.query()+"&format=csv", trend),
+		newChart("Revenue per day", note, "/api/v1/kpis"+f.query()+"&format=csv", revenue),
+	}}
 	return render(c, "overview", data)
+}
+
+// axes titles a chart's axes where a phone still shows them whole: the x
+// title under the axis, the y title above it, the value labels short.
+func axes(x, y string) charts.GlobalOpts {
+	return func(bc *charts.BaseConfiguration) {
+		charts.WithXAxisOpts(opts.XAxis{Name: x, NameLocation: "middle", NameGap: 28})(bc)
+		charts.WithYAxisOpts(opts.YAxis{Name: y, AxisLabel: &opts.AxisLabel{Formatter: opts.FuncOpts(compactAxis)}})(bc)
+		charts.WithGridOpts(opts.Grid{Left: "48", Right: "16", Bottom: "44", ContainLabel: opts.Bool(true)})(bc)
+	}
+}
+
+// shortLabel cuts a category label to 18 characters (the tooltip has it
+// whole).
+const shortLabel = `function (v) { return v.length > 18 ? v.slice(0, 17) + '…' : v; }`
+
+// compactAxis writes an axis value short enough for a phone: 8k, 1.2M.
+const compactAxis = `function (v) { return Math.abs(v) >= 1e6 ? (v / 1e6).toLocaleString() + 'M' : Math.abs(v) >= 1e3 ? (v / 1e3).toLocaleString() + 'k' : v.toLocaleString(); }`
+
+// comparison says whether a period's totals may be compared with the
+// previous period's: only when both have every day published.
+type comparison struct {
+	ok        bool
+	why, note string
+}
+
+func compareWith(cur, prev []DayKPIs, days int, num numbers) comparison {
+	switch {
+	case len(prev) == 0:
+		return comparison{why: "not compared: no previous period published", note: "The previous period has no published day."}
+	case len(cur) != days || len(prev) != days:
+		why := num.p.Sprintf("not compared: %d of %d days published, previous period %d", len(cur), days, len(prev))
+		return comparison{why: why, note: "Totals are compared only when both periods have every day published; " + why + "."}
+	}
+	return comparison{ok: true}
+}
+
+// alignDays puts a period's published days on the chart's n days from
+// from: a day not published is a gap.
+func alignDays(from time.Time, n int, days []DayKPIs) (vis, rev []opts.LineData) {
+	vis, rev = make([]opts.LineData, n), make([]opts.LineData, n)
+	for i := range n {
+		vis[i], rev[i] = opts.LineData{Value: "-"}, opts.LineData{Value: "-"}
+	}
+	for _, day := range days {
+		if i := int(day.Day.Sub(from).Hours() / 24); i >= 0 && i < n {
+			vis[i], rev[i] = opts.LineData{Value: day.Visitors}, opts.LineData{Value: round2(day.Revenue)}
+		}
+	}
+	return vis, rev
 }
 
 // products: merchandisers' hot products with trend and category share.
@@ -377,7 +378,7 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	cats, err := d.store.categories(c.UserContext(), f.site, f.r)
+	cats, err := d.store.categories(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
@@ -389,20 +390,24 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Horizontal bars: product names read along the bars, also on a phone.
 	bar := charts.NewBar()
-	bar.SetGlobalOptions(chartOpts("top_products"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}))
+	bar.SetGlobalOptions(charts.WithInitializationOpts(opts.Initialization{AssetsHost: "/assets/", ChartID: "top_products", Width: "100%", Height: fmt.Sprintf("%dpx", 80+24*max(len(rows), 4))}),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithYAxisOpts(opts.YAxis{Inverse: opts.Bool(true), AxisLabel: &opts.AxisLabel{Formatter: opts.FuncOpts(shortLabel)}}),
+		charts.WithXAxisOpts(opts.XAxis{Name: by, NameLocation: "middle", NameGap: 28, AxisLabel: &opts.AxisLabel{Formatter: opts.FuncOpts(compactAxis)}}),
+		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Bottom: "44", ContainLabel: opts.Bool(true)}))
 	var names []string
 	var vals []opts.BarData
 	for _, p := range rows {
 		names = append(names, cmp.Or(p.Name, p.ProductID))
 		vals = append(vals, opts.BarData{Value: productMetric(p, by)})
 	}
-	bar.SetXAxis(names).AddSeries(by, vals)
+	bar.SetXAxis(names).AddSeries(by, vals).XYReversal()
 	topEl, topScript := snippet(bar)
 
 	share := charts.NewBar()
-	share.SetGlobalOptions(chartOpts("category_share"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
+	share.SetGlobalOptions(chartOpts("category_share"), tooltipAxis(), legend(), axes("category", "views"))
 	var catNames []string
 	for _, cs := range cats {
 		catNames = append(catNames, cs.Category)
@@ -443,29 +448,66 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		}
 	}
 	parts := charts.NewBar()
-	parts.SetGlobalOptions(chartOpts("category_dayparts"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true)}))
+	parts.SetGlobalOptions(chartOpts("category_dayparts"), tooltipAxis(), legend(), axes("category", "views"))
 	parts.SetXAxis(dpCats)
 	for _, part := range []string{"night", "morning", "afternoon", "evening"} {
 		var v []opts.BarData
 		for _, cat := range dpCats {
-			v = append(v, opts.BarData{Value: byPart[part][cat]})
+			if x, ok := byPart[part][cat]; ok {
+				v = append(v, opts.BarData{Value: x})
+			} else {
+				v = append(v, opts.BarData{Value: "-"}) // not published: no bar, never 0
+			}
 		}
 		parts.AddSeries(part, v, charts.WithBarChartOpts(opts.BarChart{Stack: "daypart"}))
 	}
 	partsEl, partsScript := snippet(parts)
+	catRevenue, err := d.store.categoryRevenue(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	pg := withDevices(d.page(c, "Hot products", f, sites))
+	num := pg.Num
+	list := f
+	list.device = ""
+	type productView struct{ Link, ID, Name, Category, CategoryLink, Visitors, Views, Adds, AddRate, Purchases, BuyRate, Revenue, Trend string }
+	var views []productView
+	for _, p := range rows {
+		v := productView{Link: "/products/" + url.PathEscape(p.ProductID) + list.query(), ID: p.ProductID, Name: p.Name, Category: p.Category,
+			CategoryLink: "/products" + list.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(p.Category),
+			Visitors:     num.Count(float64(p.Visitors)), Views: num.Count(float64(p.Views)), Adds: num.Count(float64(p.Adds)),
+			Purchases: num.Count(float64(p.Purchases)), Revenue: num.Money(p.Revenue), AddRate: "–", BuyRate: "–", Trend: "–"}
+		if p.Views > 0 {
+			v.AddRate, v.BuyRate = num.Percent(float64(p.Adds)/float64(p.Views)), num.Percent(float64(p.Purchases)/float64(p.Views))
+		}
+		if p.Trend != 0 {
+			v.Trend = num.p.Sprintf("%+.0f%%", 100*p.Trend)
+		}
+		views = append(views, v)
+	}
+	catTable := tableView{Title: "Revenue by category", CSV: "/api/v1/category_revenue" + f.query() + "&format=csv",
+		Header: []string{"category", "views", "purchases", "revenue", "purchases per view"},
+		Note:   "Sums of the product release: each category's published products and its products below the threshold together. " + grainNote(grain)}
+	for _, cr := range catRevenue {
+		rate := "–"
+		if cr.Views > 0 {
+			rate = num.Percent(min(float64(cr.Purchases)/float64(cr.Views), 1))
+		}
+		catTable.Rows = append(catTable.Rows, []string{cr.Category, num.Count(float64(cr.Views)), num.Count(float64(cr.Purchases)), num.Money(cr.Revenue), rate})
+	}
 	data := struct {
 		page
-		By, Category string
-		Coverage     string
-		Metrics      []string
-		Products     []ProductRow
-		Charts       []chart
+		By, Category    string
+		ProductCoverage string
+		Metrics         []string
+		Products        []productView
+		Charts          []chart
+		Tables          []tableView
 	}{
-		page: d.page(c, "Hot products", f, sites), By: by, Category: category, Coverage: coverage.Line(),
-		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: rows,
+		page: pg, By: by, Category: category, ProductCoverage: coverage.Line(num),
+		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: views, Tables: []tableView{catTable},
 		Charts: []chart{
-			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(),
+			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num),
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
 				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: d.note(c.UserContext(), "categories", f, "Published category × device cells."),
@@ -544,7 +586,7 @@ func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
 	var recs [][]string
 	var out []map[string]any
 	for _, day := range days {
-		recs = append(recs, []string{day.Day.Format(time.DateOnly), u(day.Visitors), u(day.Sessions), u(day.Pageviews), u(day.Orders), u(day.Buyers), strconv.FormatFloat(day.Revenue, 'f', 2, 64)})
+		recs = append(recs, []string{day.Day.Format(time.DateOnly), u(day.Visitors), u(day.Sessions), u(day.Pageviews), u(day.Orders), u(day.Buyers), money2(day.Revenue)})
 		out = append(out, map[string]any{"day": day.Day.Format(time.DateOnly), "visitors": day.Visitors, "sessions": day.Sessions,
 			"pageviews": day.Pageviews, "orders": day.Orders, "buyers": day.Buyers, "revenue": day.Revenue})
 	}
@@ -569,7 +611,7 @@ func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
 	var recs [][]string
 	for _, p := range rows {
 		recs = append(recs, []string{p.ProductID, p.Name, p.Category, u(p.Visitors), u(p.Views), u(p.Adds), u(p.Purchases),
-			strconv.FormatFloat(p.Revenue, 'f', 2, 64), u(p.Previous), strconv.FormatFloat(p.Trend, 'f', 4, 64)})
+			money2(p.Revenue), u(p.Previous), strconv.FormatFloat(p.Trend, 'f', 4, 64)})
 	}
 	return d.answer(c, "products", header, recs, rows)
 }
@@ -579,7 +621,7 @@ func (d *Dashboard) apiCategories(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	cats, err := d.store.categories(c.UserContext(), f.site, f.r)
+	cats, err := d.store.categories(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
@@ -629,8 +671,5 @@ func u(v uint64) string { return strconv.FormatUint(v, 10) }
 
 func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 
-func count(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) }
-
-func money(x float64) string { return "€" + strconv.FormatFloat(x, 'f', 2, 64) }
-
-func percent(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }
+// money2 is an amount as a CSV or API cell: two decimals, no symbol.
+func money2(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }

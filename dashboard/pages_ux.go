@@ -2,20 +2,18 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
 	gorender "github.com/go-echarts/go-echarts/v2/render"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -72,7 +70,7 @@ func (d *Dashboard) search(c *fiber.Ctx) error {
 	}
 
 	bar := charts.NewBar()
-	bar.SetGlobalOptions(chartOpts("search_terms"), tooltipAxis(), legend())
+	bar.SetGlobalOptions(chartOpts("search_terms"), tooltipAxis(), legend(), axes("term", "searches"))
 	var terms []string
 	var all, none []opts.BarData
 	for i, r := range top {
@@ -86,7 +84,7 @@ func (d *Dashboard) search(c *fiber.Ctx) error {
 	bar.SetXAxis(terms).AddSeries("searches", all).AddSeries("with zero results", none)
 
 	line := charts.NewLine()
-	line.SetGlobalOptions(chartOpts("search_trend"), tooltipAxis(), legend())
+	line.SetGlobalOptions(chartOpts("search_trend"), tooltipAxis(), legend(), axes("period", "searches"))
 	var days []string
 	var s1, s2 []opts.LineData
 	for i, r := range trendT {
@@ -107,8 +105,9 @@ func (d *Dashboard) search(c *fiber.Ctx) error {
 	})
 }
 
-// funnels: each funnel in schemas/funnels.yaml as a drop-off chart by
-// device, with step-to-step conversion against the previous period.
+// funnels: each funnel in schemas/funnels.yaml drawn as a funnel, with
+// step and overall conversion against the previous period, for every
+// device or one.
 func (d *Dashboard) funnels(c *fiber.Ctx) error {
 	f, sites, err := d.request(c)
 	if err != nil {
@@ -133,58 +132,69 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pg := genericPage{page: d.page(c, "Funnels", f, sites), Heading: "Funnels",
-		Intro: "Visitor-days reaching each step (in order, within the funnel's window), by device. Conversion is from the previous step, both published together; " +
-			"a step shown as \"below threshold\" had too few visitor-days to publish, and so have the steps after it. " + grainNote(grain)}
+	pg := genericPage{page: withDevices(d.page(c, "Funnels", f, sites)), Heading: "Funnels"}
+	num := pg.Num
+	who := "every device"
+	if f.device != "" {
+		who = f.device + " only"
+	}
+	pg.Intro = "Visitor-days reaching each step in order within the funnel's window (" + who + "). Conversions are between steps published together; " +
+		"a step \"below threshold\" had too few visitor-days to publish, and so have the steps after it. " + grainNote(grain)
 	for i, fn := range defs {
 		totals, ok := stepTotals(cur[fn.Name], len(fn.Steps))
 		ptotals, pok := stepTotals(prev[fn.Name], len(fn.Steps))
-		bar := charts.NewBar()
-		bar.SetGlobalOptions(chartOpts(fmt.Sprintf("funnel_%d", i)), tooltipAxis(), legend())
-		var steps []string
-		for _, s := range fn.Steps {
-			steps = append(steps, s.Title)
-		}
-		bar.SetXAxis(steps)
-		for _, dev := range []string{"desktop", "mobile", "tablet", "other"} {
-			var v []opts.BarData
-			for si := range fn.Steps {
-				x, has := cur[fn.Name][si+1][dev]
-				if !has || !ok[si] {
-					v = append(v, opts.BarData{Value: "-"}) // not published: no bar, never 0
-					continue
-				}
-				v = append(v, opts.BarData{Value: x})
-			}
-			name := dev
-			if dev == "other" {
-				name = "devices below threshold"
-			}
-			bar.AddSeries(name, v, charts.WithBarChartOpts(opts.BarChart{Stack: "device"}))
-		}
-		pg.Charts = append(pg.Charts, newChart(fn.Title, "Visitor-days reaching each step, stacked by device. "+grainNote(grain), d.csv("funnels", f), bar))
-		t := tableView{Title: fn.Title + ": step-to-step conversion", Header: []string{"step", "visitor-days", "conversion", "previous period", "desktop", "mobile", "tablet"}, CSV: d.csv("funnels", f)}
+		var data []opts.FunnelData
 		for si, s := range fn.Steps {
-			row := []string{s.Title, belowThreshold, "–", "–"}
 			if ok[si] {
-				row[1] = count(totals[si])
+				data = append(data, opts.FunnelData{Name: s.Title, Value: totals[si]})
+			}
+		}
+		chartNote := "Each layer is the visitor-days reaching the step; its width is its share of the first step."
+		if len(data) < len(fn.Steps) {
+			chartNote += " Steps after " + strconv.Itoa(len(data)) + " are below the threshold in this period."
+		}
+		fc := charts.NewFunnel()
+		fc.SetGlobalOptions(chartOpts(fmt.Sprintf("funnel_%d", i)), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}), legend())
+		fc.AddSeries("visitor-days", data, func(s *charts.SingleSeries) { s.Sort = "none" }, // steps in their order
+			charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Position: "inside", Formatter: "{b}: {c}"}))
+		if len(data) == 0 {
+			chartNote = "No step of this funnel reached the threshold in this period."
+		}
+		pg.Charts = append(pg.Charts, newChart(fn.Title, chartNote+" "+grainNote(grain), d.csv("funnels", f), fc))
+		t := tableView{Title: fn.Title + ": conversion", CSV: d.csv("funnels", f),
+			Header: []string{"step", "visitor-days", "from the previous step", "from the first step", "previous period: from the previous step", "previous period: from the first step"}}
+		for si, s := range fn.Steps {
+			row := []string{s.Title, belowThreshold, "–", "–", "–", "–"}
+			if ok[si] {
+				row[1] = num.Count(totals[si])
 				if si > 0 && totals[si-1] > 0 {
-					row[2] = pctText(totals[si] / totals[si-1])
+					row[2] = num.Percent(totals[si] / totals[si-1])
+				}
+				if si > 0 && totals[0] > 0 {
+					row[3] = num.Percent(totals[si] / totals[0])
 				}
 			}
 			if si > 0 && pok[si] && ptotals[si-1] > 0 {
-				row[3] = pctText(ptotals[si] / ptotals[si-1])
-			}
-			for _, dev := range []string{"desktop", "mobile", "tablet"} {
-				dc := "–"
-				n, has := cur[fn.Name][si+1][dev]
-				b, hasB := cur[fn.Name][si][dev]
-				if si > 0 && has && hasB && b > 0 {
-					dc = pctText(min(n/b, 1))
-				}
-				row = append(row, dc)
+				row[4] = num.Percent(ptotals[si] / ptotals[si-1])
+				row[5] = num.Percent(ptotals[si] / ptotals[0])
 			}
 			t.Rows = append(t.Rows, row)
+		}
+		last := -1 // the last published step
+		for si := range fn.Steps {
+			if ok[si] {
+				last = si
+			}
+		}
+		if last > 0 && totals[0] > 0 {
+			t.Note = "Overall: " + num.Percent(totals[last]/totals[0]) + " of the visitor-days that reached \"" + fn.Steps[0].Title + "\" reached \"" + fn.Steps[last].Title + "\""
+			if last < len(fn.Steps)-1 {
+				t.Note += " (the last step published; the later ones are below the threshold)"
+			}
+			t.Note += "."
+			if pok[last] && ptotals[0] > 0 {
+				t.Note += " Previous period: " + num.Percent(ptotals[last]/ptotals[0]) + "."
+			}
 		}
 		pg.Tables = append(pg.Tables, t)
 	}
@@ -246,8 +256,9 @@ func sumDevices(m map[string]float64) float64 {
 
 func pctText(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
 
-// layout: slot click-through on the page grid, the list-position curve and
-// the layout variants compared with an interval that includes the DP noise.
+// layout: slot click-through on the page grid, the list-position curve,
+// and the layout variants compared per page and slot with an interval that
+// includes the DP noise (internal/abtest).
 func (d *Dashboard) layout(c *fiber.Ctx) error {
 	f, sites, err := d.request(c)
 	if err != nil {
@@ -258,7 +269,7 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	slots, slotN, err := d.store.load(ctx, "slots", f)
+	slots, err := d.store.slotRows(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -266,30 +277,38 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	grain, err := d.store.grainOf(ctx, "slots", f.site, f.r)
+	if err != nil {
+		return err
+	}
+	noise, err := d.store.sigmas(ctx, "slots", f.site, grain)
+	if err != nil {
+		return err
+	}
+	all := f
+	all.variant = ""
+	variants, err := d.store.variants(ctx, all)
+	if err != nil {
+		return err
+	}
 	pg := genericPage{page: d.page(c, "Layout", f, sites), Heading: "Layout",
-		Intro: "Click-through of layout slots and list positions. Impressions and clicks are each bounded per shopper and noised; click-through is their ratio."}
+		Intro: "Click-through of layout slots and list positions. Impressions and clicks are each bounded per shopper and noised; click-through is their ratio within the same published cells."}
+	pg.Variants = variants
+	num := pg.Num
 
-	type ic struct{ imp, clk, cells float64 }
-	bySlot := map[string]map[string]*ic{} // page type → slot
-	byVariant := map[string]*ic{}
-	for i, r := range slots {
-		if bySlot[r[0]] == nil {
-			bySlot[r[0]] = map[string]*ic{}
+	type ic struct{ imp, clk float64 }
+	bySlot := map[string]map[string]*ic{} // page type → slot, every variant
+	for _, r := range slots {
+		if bySlot[r.PageType] == nil {
+			bySlot[r.PageType] = map[string]*ic{}
 		}
-		if bySlot[r[0]][r[1]] == nil {
-			bySlot[r[0]][r[1]] = &ic{}
+		x := bySlot[r.PageType][r.Slot]
+		if x == nil {
+			x = &ic{}
+			bySlot[r.PageType][r.Slot] = x
 		}
-		x := bySlot[r[0]][r[1]]
-		x.imp += slotN[i][3]
-		x.clk += slotN[i][4]
-		if r[2] != "" {
-			if byVariant[r[2]] == nil {
-				byVariant[r[2]] = &ic{}
-			}
-			byVariant[r[2]].imp += slotN[i][3]
-			byVariant[r[2]].clk += slotN[i][4]
-			byVariant[r[2]].cells += slotN[i][5]
-		}
+		x.imp += r.Impressions
+		x.clk += r.Clicks
 	}
 	for pi, p := range pages {
 		if len(p.Slots) < 2 {
@@ -311,10 +330,10 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		var hi float64
 		for _, s := range p.Slots {
 			x := bySlot[p.PageType][s.Slot]
-			if x == nil || x.imp == 0 {
+			if x == nil || x.imp <= 0 {
 				continue
 			}
-			ctr := math.Round(1000*x.clk/x.imp) / 10
+			ctr := math.Round(1000*min(max(x.clk/x.imp, 0), 1)) / 10
 			hi = math.Max(hi, ctr)
 			for w := 0; w < s.Width; w++ {
 				data = append(data, opts.HeatMapData{Name: s.Slot, Value: [3]any{s.Col - 1 + w, maxRow - s.Row, ctr}})
@@ -324,25 +343,30 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 			charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}),
 			charts.WithXAxisOpts(opts.XAxis{Type: "category", Data: xs}),
 			charts.WithYAxisOpts(opts.YAxis{Type: "category", Data: ys}),
-			charts.WithVisualMapOpts(opts.VisualMap{Calculable: opts.Bool(true), Min: 0, Max: float32(math.Max(hi, 1)),
+			charts.WithGridOpts(opts.Grid{Left: "8", Right: "8", ContainLabel: opts.Bool(true)}),
+			charts.WithVisualMapOpts(opts.VisualMap{Calculable: opts.Bool(true), Min: 0, Max: float32(math.Max(hi, 1)), Orient: "horizontal", Left: "center", Bottom: "0",
 				InRange: &opts.VisualMapInRange{Color: []string{"#eef3fb", "#2f6fdb"}}}))
-		hm.SetXAxis(xs).AddSeries("click-through %", data, charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Formatter: "{b}\n{@[2]}%"}))
-		pg.Charts = append(pg.Charts, newChart("Slot click-through on the "+p.PageType+" page (%)", d.note(ctx, "slots", f, "Clicks ÷ impressions per slot, both from the same published cells, placed on the page grid of schemas/layout.yaml."), d.csv("slots", f), hm))
+		hm.SetXAxis(xs).AddSeries("click-through %", data, charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Formatter: "{@[2]}%"}))
+		ch := newChart("Slot click-through on the "+p.PageType+" page (%)", d.note(ctx, "slots", f, "Clicks ÷ impressions per slot, both from the same published cells, placed on the page grid of schemas/layout.yaml; hover a cell for its slot."), d.csv("slots", f), hm)
+		if len(data) == 0 {
+			ch.Empty = "No slot of the " + p.PageType + " page reached the publication threshold in this period; a longer period (a whole month) publishes more."
+		}
+		pg.Charts = append(pg.Charts, ch)
 	}
 
 	line := charts.NewLine()
-	line.SetGlobalOptions(chartOpts("positions"), tooltipAxis(), legend(), charts.WithYAxisOpts(opts.YAxis{Name: "click-through %"}))
+	line.SetGlobalOptions(chartOpts("positions"), tooltipAxis(), legend(), axes("position in the list", "click-through %"))
 	kinds := map[string]map[int]float64{}
 	maxPos := 0
 	for i, r := range pos {
-		if posN[i][2] == 0 {
+		if posN[i][2] <= 0 {
 			continue
 		}
 		if kinds[r[0]] == nil {
 			kinds[r[0]] = map[int]float64{}
 		}
 		p := int(posN[i][1])
-		kinds[r[0]][p] = math.Round(1000*posN[i][3]/posN[i][2]) / 10
+		kinds[r[0]][p] = math.Round(1000*min(max(posN[i][3]/posN[i][2], 0), 1)) / 10
 		maxPos = max(maxPos, p)
 	}
 	var xs []string
@@ -367,77 +391,96 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		line.AddSeries(k, v)
 	}
 	pg.Charts = append(pg.Charts, newChart("Click-through by list position", d.note(ctx, "positions", f, "Per list kind; positions whose cells were not published are gaps."), d.csv("positions", f), line))
-
-	// Variant A vs B with an interval: sampling error plus the Laplace
-	// noise of every summed cell, from the parameters the publisher used.
-	noise := d.slotNoise(ctx, f.site)
-	ab := tableView{Title: "Layout variants", Header: []string{"variant", "impressions", "clicks", "click-through", "95% interval"}, CSV: d.csv("slots", f),
-		Note: "The interval combines sampling error with the differential-privacy noise of every published cell summed (Gaussian σ from the run parameters in rollup_runs)."}
-	var names []string
-	for v := range byVariant {
-		names = append(names, v)
-	}
-	sort.Strings(names)
-	type est struct{ p, sd float64 }
-	ests := map[string]est{}
-	bar := charts.NewBar()
-	bar.SetGlobalOptions(chartOpts("variants"), tooltipAxis())
-	var bv []opts.BarData
-	for _, v := range names {
-		x := byVariant[v]
-		if x.imp <= 0 {
-			continue
-		}
-		p := x.clk / x.imp
-		varC := x.cells*noise.clicks*noise.clicks + x.imp*p*(1-p)
-		varI := x.cells * noise.impressions * noise.impressions
-		sd := math.Sqrt(varC+p*p*varI) / x.imp
-		ests[v] = est{p, sd}
-		ab.Rows = append(ab.Rows, []string{v, count(x.imp), count(x.clk), pctText(p), pctText(p-1.96*sd) + " – " + pctText(p+1.96*sd)})
-		bv = append(bv, opts.BarData{Value: math.Round(1000*p) / 10})
-	}
-	if a, okA := ests["A"]; okA {
-		if b, okB := ests["B"]; okB {
-			diff, sd := b.p-a.p, math.Sqrt(a.sd*a.sd+b.sd*b.sd)
-			verdict := "not distinguishable from no difference"
-			if math.Abs(diff) > 1.96*sd {
-				verdict = "a real difference at 95%"
-			}
-			ab.Rows = append(ab.Rows, []string{"B − A", "", "", fmt.Sprintf("%+.2f pp", 100*diff),
-				fmt.Sprintf("%+.2f to %+.2f pp: %s", 100*(diff-1.96*sd), 100*(diff+1.96*sd), verdict)})
-		}
-	}
-	bar.SetXAxis(names).AddSeries("click-through %", bv)
-	pg.Charts = append(pg.Charts, newChart("Click-through by layout variant (%)", d.note(ctx, "slots", f, "All slots of each variant."), d.csv("slots", f), bar))
-	pg.Tables = append(pg.Tables, ab)
+	pg.Tables = append(pg.Tables, variantTable(slots, noise, num))
 	return render(c, "generic", pg)
 }
 
-// cellNoise is the Gaussian σ of one published cell's metric.
-type cellNoise struct{ impressions, clicks float64 }
+// variantArm is one layout variant's published totals on a page ("all
+// slots") or one slot.
+type variantArm struct {
+	page, slot string
+	arm        abtest.Arm
+}
 
-// slotNoise reads the newest daily slots run's parameters.
-func (d *Dashboard) slotNoise(ctx context.Context, site string) cellNoise {
-	var params string
-	_ = d.store.q.Select(ctx, "SELECT params FROM "+d.store.db+".rollup_runs WHERE table_name = 'slots' AND grain = 'day' AND state = 'published' AND site = "+clickhouse.Quote(site)+
-		" ORDER BY bucket DESC LIMIT 1", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			params = clickhouse.Get[string](b, 0, 0)
+// variantArms groups the slot rows with a variant per page (all slots
+// together, first) and per slot; within each, variants by name, so the
+// first is the baseline.
+func variantArms(rows []SlotRow, noise map[string]float64) []variantArm {
+	type key struct{ page, slot string }
+	arms := map[key]map[string]*abtest.Arm{}
+	add := func(k key, r SlotRow) {
+		if arms[k] == nil {
+			arms[k] = map[string]*abtest.Arm{}
 		}
-		return nil
+		a := arms[k][r.Variant]
+		if a == nil {
+			a = &abtest.Arm{Name: r.Variant, SigmaTrials: noise["impressions"], SigmaSuccesses: noise["clicks"]}
+			arms[k][r.Variant] = a
+		}
+		a.Trials += r.Impressions
+		a.Successes += r.Clicks
+		a.Cells += r.Cells
+	}
+	for _, r := range rows {
+		if r.Variant == "" {
+			continue
+		}
+		add(key{r.PageType, allSlots}, r)
+		add(key{r.PageType, r.Slot}, r)
+	}
+	var out []variantArm
+	for k, byName := range arms {
+		for _, a := range byName {
+			out = append(out, variantArm{k.page, k.slot, *a})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.page != b.page:
+			return a.page < b.page
+		case a.slot != b.slot:
+			if (a.slot == allSlots) != (b.slot == allSlots) {
+				return a.slot == allSlots
+			}
+			return a.slot < b.slot
+		}
+		return a.arm.Name < b.arm.Name
 	})
-	var m privacy.Params
-	var n cellNoise
-	if json.Unmarshal([]byte(params), &m) != nil {
-		return n
+	return out
+}
+
+const allSlots = "all slots"
+
+// variantTable compares the layout variants per page and per slot: each
+// variant's click-through with its 95% interval, and a verdict against the
+// baseline (the first variant by name).
+func variantTable(rows []SlotRow, noise map[string]float64, num numbers) tableView {
+	t := tableView{Title: "Layout variants (A/B)", Header: []string{"page", "slot", "variant", "impressions", "clicks", "click-through", "95% interval", "against the baseline"},
+		Note: "Each page's slots together, then each slot. The interval holds the sampling error and the differential-privacy noise of every published cell summed (Gaussian σ of the cells' run); " +
+			"the verdict compares each variant with the first by name. Conversion and revenue per variant are not published yet."}
+	var base variantArm
+	for i, v := range variantArms(rows, noise) {
+		e, ok := v.arm.Estimate()
+		if !ok {
+			continue
+		}
+		verdict := "baseline"
+		if i == 0 || v.page != base.page || v.slot != base.slot {
+			base = v
+		} else if vd, ok := abtest.Compare(base.arm, v.arm); ok {
+			verdict = vd.Text
+		}
+		t.Rows = append(t.Rows, []string{v.page, v.slot, v.arm.Name, num.Count(v.arm.Trials), num.Count(v.arm.Successes), num.Percent(e.Rate),
+			num.Percent(e.Low) + " – " + num.Percent(e.High), verdict})
 	}
-	if imp, ok := m.Metric("impressions"); ok {
-		n.impressions = imp.Sigma
-	}
-	if clicks, ok := m.Metric("clicks"); ok {
-		n.clicks = clicks.Sigma
-	}
-	return n
+	return t
+}
+
+// withDevices offers the device filter on a page whose tables carry it.
+func withDevices(p page) page {
+	p.Devices = devices
+	return p
 }
 
 var weekdays = []string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
@@ -490,7 +533,7 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 	pie.SetGlobalOptions(chartOpts("devices"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}), legend())
 	var devs []opts.PieData
 	bar := charts.NewBar()
-	bar.SetGlobalOptions(chartOpts("browsers"), tooltipAxis())
+	bar.SetGlobalOptions(chartOpts("browsers"), tooltipAxis(), axes("browser", "visitor-days"))
 	var browsers []string
 	var bv []opts.BarData
 	for i, r := range aud {
@@ -508,7 +551,7 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 		r[0] = strings.TrimSpace(r[0])
 	}
 	return render(c, "generic", genericPage{
-		page: d.page(c, "Habits", f, sites), Heading: "Habits",
+		page: withDevices(d.page(c, "Habits", f, sites)), Heading: "Habits",
 		Intro: "When shoppers come (UTC), on which devices and browsers, where they enter and where they come from.",
 		Charts: []chart{
 			newChart("Visitor-days by weekday and hour (UTC)", d.note(ctx, "habits", f, "Summed over the period's published cells."), d.csv("habits", f), hm),

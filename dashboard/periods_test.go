@@ -86,7 +86,7 @@ func TestPeriodGrains(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("products page: %d", code)
 	}
-	for _, want := range []string{"Published month cells", "1 of the catalog&#39;s 3 products reached the threshold: 2400 views; the other 2 products together: 5000 views."} {
+	for _, want := range []string{"Published month cells", "1 of the catalog&#39;s 3 products reached the threshold: 2,400 views; the other 2 products together: 5,000 views."} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("products page for the last month does not say %q", want)
 		}

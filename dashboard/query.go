@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/privacy"
 )
 
 // Querier runs a SELECT on the published database and hands each result
@@ -32,6 +34,14 @@ func (r Range) Previous() Range {
 	}
 	return Range{From: r.From.Add(-r.To.Sub(r.From)), To: r.From}
 }
+
+// YearBefore is the same days a year earlier.
+func (r Range) YearBefore() Range {
+	return Range{From: r.From.AddDate(-1, 0, 0), To: r.To.AddDate(-1, 0, 0)}
+}
+
+// Days is the number of days in r.
+func (r Range) Days() int { return int(r.To.Sub(r.From).Hours() / 24) }
 
 // grains are the grains whose buckets tile r exactly, finest first: days
 // always; ISO weeks when r runs Monday to Monday; months when it runs from a
@@ -281,6 +291,111 @@ func (s *store) catalogNames(ctx context.Context, site string, quotedIDs []strin
 	return names, nil
 }
 
+// ProductDetail is one product over a period, with its catalog entry, its
+// rank in its category and its weekly and monthly cells around the period.
+type ProductDetail struct {
+	ProductRow
+	// Published: the product has a published cell in the period.
+	Published bool    `json:"published"`
+	Clicks    uint64  `json:"clicks"`
+	Price     float64 `json:"price"`
+	InCatalog bool    `json:"in_catalog"`
+	// Rank is the product's place by views among the category's published
+	// products (RankOf of them).
+	Rank   int            `json:"rank_in_category"`
+	RankOf int            `json:"published_in_category"`
+	Weeks  []ProductPoint `json:"weeks"`
+	Months []ProductPoint `json:"months"`
+}
+
+// ProductPoint is one published cell of a product.
+type ProductPoint struct {
+	Bucket                 time.Time `json:"bucket"`
+	Views, Adds, Purchases uint64
+	Revenue                float64
+}
+
+// product reads one product's detail: the period's cells (one grain, as
+// cells picks), its catalog entry, and its week and month cells of the
+// year up to the period's end.
+func (s *store) product(ctx context.Context, f filters, id string) (ProductDetail, error) {
+	pd := ProductDetail{ProductRow: ProductRow{ProductID: id}}
+	q := clickhouse.Quote(id)
+	err := s.q.Select(ctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue) FROM "+s.db+
+		".products WHERE "+s.cells("products", f.site, f.r)+" AND product_id = "+q, func(b *proto.Block) error {
+		if b.Rows() == 0 || clickhouse.Get[uint64](b, 0, 0) == 0 {
+			return nil
+		}
+		pd.Published = true
+		pd.Category = clickhouse.Get[string](b, 1, 0)
+		pd.Visitors, pd.Views, pd.Clicks = clickhouse.Get[uint64](b, 2, 0), clickhouse.Get[uint64](b, 3, 0), clickhouse.Get[uint64](b, 4, 0)
+		pd.Adds, pd.Purchases, pd.Revenue = clickhouse.Get[uint64](b, 5, 0), clickhouse.Get[uint64](b, 6, 0), clickhouse.Get[float64](b, 7, 0)
+		return nil
+	})
+	if err != nil {
+		return pd, fmt.Errorf("product %s: %w", id, err)
+	}
+	err = s.q.Select(ctx, "SELECT name, category, price FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(f.site)+
+		" AND loaded = (SELECT max(loaded) FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(f.site)+") AND product_id = "+q+" LIMIT 1", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			pd.InCatalog = true
+			pd.Name, pd.Category, pd.Price = clickhouse.Get[string](b, 0, 0), clickhouse.Get[string](b, 1, 0), clickhouse.Get[float64](b, 2, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return pd, fmt.Errorf("product %s catalog: %w", id, err)
+	}
+	if pd.Published {
+		err = s.q.Select(ctx, "SELECT countIf(v > "+clickhouse.QuoteInt(int64(pd.Views))+"), count() FROM (SELECT sum(views) AS v FROM "+s.db+".products WHERE "+
+			s.cells("products", f.site, f.r)+" AND category = "+clickhouse.Quote(pd.Category)+" AND product_id != 'unlisted' GROUP BY product_id)", func(b *proto.Block) error {
+			pd.Rank, pd.RankOf = int(clickhouse.Get[uint64](b, 0, 0))+1, int(clickhouse.Get[uint64](b, 1, 0))
+			return nil
+		})
+		if err != nil {
+			return pd, fmt.Errorf("product %s rank: %w", id, err)
+		}
+	}
+	year := Range{From: f.r.To.AddDate(-1, 0, 0), To: f.r.To}
+	err = s.q.Select(ctx, "SELECT toString(grain), bucket, views, adds, purchases, revenue FROM "+s.db+".products WHERE site = "+clickhouse.Quote(f.site)+
+		" AND "+year.span()+" AND grain IN ('week', 'month') AND other = 0 AND product_id = "+q+" ORDER BY grain, bucket", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			pt := ProductPoint{Bucket: clickhouse.Get[time.Time](b, 1, i).UTC(), Views: clickhouse.Get[uint64](b, 2, i), Adds: clickhouse.Get[uint64](b, 3, i),
+				Purchases: clickhouse.Get[uint64](b, 4, i), Revenue: clickhouse.Get[float64](b, 5, i)}
+			if clickhouse.Get[string](b, 0, i) == "week" {
+				pd.Weeks = append(pd.Weeks, pt)
+			} else {
+				pd.Months = append(pd.Months, pt)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return pd, fmt.Errorf("product %s cells: %w", id, err)
+	}
+	return pd, nil
+}
+
+// CategoryRevenue is a category's views and revenue from the product
+// release: its published products and its other row together.
+type CategoryRevenue struct {
+	Category  string  `json:"category"`
+	Views     uint64  `json:"views"`
+	Purchases uint64  `json:"purchases"`
+	Revenue   float64 `json:"revenue"`
+}
+
+// categoryRevenue sums the period's product rows and other rows per
+// category (one release, one grain: they add up).
+func (s *store) categoryRevenue(ctx context.Context, f filters) ([]CategoryRevenue, error) {
+	text, nums, err := s.load(ctx, "category_revenue", f)
+	var out []CategoryRevenue
+	for i, r := range text {
+		out = append(out, CategoryRevenue{Category: r[0], Views: uint64(nums[i][1]), Purchases: uint64(nums[i][2]), Revenue: nums[i][3]})
+	}
+	return out, err
+}
+
 // ProductCoverage is how much of a period the product rows show: the
 // products published, the catalog's size, and what the other rows hold.
 type ProductCoverage struct {
@@ -320,19 +435,19 @@ func (s *store) productCoverage(ctx context.Context, site string, r Range, categ
 	return pc, nil
 }
 
-// Line says it in a sentence.
-func (pc ProductCoverage) Line() string {
+// Line says it in a sentence, in the reader's number format.
+func (pc ProductCoverage) Line(num numbers) string {
+	n := func(x uint64) string { return num.Count(float64(x)) }
 	switch {
 	case pc.Catalog > 0 && pc.OtherPublished:
-		return fmt.Sprintf("%d of the catalog's %d products reached the threshold: %d views; the other %d products together: %d views.",
-			pc.Published, pc.Catalog, pc.ListedViews, pc.Catalog-min(pc.Published, pc.Catalog), pc.OtherViews)
+		return n(pc.Published) + " of the catalog's " + n(pc.Catalog) + " products reached the threshold: " + n(pc.ListedViews) + " views; the other " +
+			n(pc.Catalog-min(pc.Published, pc.Catalog)) + " products together: " + n(pc.OtherViews) + " views."
 	case pc.Catalog > 0:
-		return fmt.Sprintf("%d of the catalog's %d products reached the threshold (%d views); the rest are too few together to publish.",
-			pc.Published, pc.Catalog, pc.ListedViews)
+		return n(pc.Published) + " of the catalog's " + n(pc.Catalog) + " products reached the threshold (" + n(pc.ListedViews) + " views); the rest are too few together to publish."
 	case pc.OtherPublished:
-		return fmt.Sprintf("%d products reached the threshold (%d views); products below it together: %d views.", pc.Published, pc.ListedViews, pc.OtherViews)
+		return n(pc.Published) + " products reached the threshold (" + n(pc.ListedViews) + " views); products below it together: " + n(pc.OtherViews) + " views."
 	}
-	return fmt.Sprintf("%d products reached the threshold (%d views).", pc.Published, pc.ListedViews)
+	return n(pc.Published) + " products reached the threshold (" + n(pc.ListedViews) + " views)."
 }
 
 // CategoryShare is one category's views by device over a range.
@@ -341,11 +456,11 @@ type CategoryShare struct {
 	Views    map[string]uint64 `json:"views_by_device"`
 }
 
-func (s *store) categories(ctx context.Context, site string, r Range) ([]CategoryShare, error) {
+func (s *store) categories(ctx context.Context, f filters) ([]CategoryShare, error) {
 	by := map[string]map[string]uint64{}
 	// Other rows hold a category's devices below the threshold: with them,
 	// a category's devices add up to the category.
-	err := s.q.Select(ctx, "SELECT category, if(other = 1, 'other', device) AS dev, sum(views) FROM "+s.db+".categories WHERE "+s.cellsAndOther("categories", site, r)+" GROUP BY category, dev",
+	err := s.q.Select(ctx, "SELECT category, if(other = 1, 'other', device) AS dev, sum(views) FROM "+s.db+".categories WHERE "+s.cellsAndOther("categories", f.site, f.r)+f.deviceCells()+" GROUP BY category, dev",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				c := clickhouse.Get[string](b, 0, i)
@@ -365,6 +480,94 @@ func (s *store) categories(ctx context.Context, site string, r Range) ([]Categor
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Category < out[j].Category })
 	return out, nil
+}
+
+// SlotRow is a layout slot's published totals for one variant.
+type SlotRow struct {
+	PageType, Slot, Variant string
+	Impressions, Clicks     float64
+	Cells                   int
+}
+
+// slotRows sums the period's slot cells per page type, slot and variant.
+func (s *store) slotRows(ctx context.Context, f filters) ([]SlotRow, error) {
+	text, nums, err := s.load(ctx, "slots", f)
+	var out []SlotRow
+	for i, r := range text {
+		out = append(out, SlotRow{PageType: r[0], Slot: r[1], Variant: r[2], Impressions: nums[i][3], Clicks: nums[i][4], Cells: int(nums[i][5])})
+	}
+	return out, err
+}
+
+// variants lists the layout variants with published slot cells in the
+// period.
+func (s *store) variants(ctx context.Context, f filters) ([]string, error) {
+	var out []string
+	err := s.q.Select(ctx, "SELECT DISTINCT variant FROM "+s.db+".slots WHERE "+s.cells("slots", f.site, f.r)+" AND variant != '' ORDER BY variant", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			out = append(out, clickhouse.Get[string](b, 0, i))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("variants: %w", err)
+	}
+	return out, nil
+}
+
+// sigmas are the Gaussian σ of one published cell's metrics ("visitors"
+// included) in table's newest published run of grain for site; empty when
+// there is none.
+func (s *store) sigmas(ctx context.Context, table, site, grain string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if grain == "" {
+		return out, nil
+	}
+	var raw string
+	err := s.q.Select(ctx, "SELECT params FROM "+s.db+".rollup_runs WHERE table_name = "+clickhouse.Quote(table)+" AND grain = "+clickhouse.Quote(grain)+
+		" AND state = 'published' AND site = "+clickhouse.Quote(site)+" ORDER BY bucket DESC LIMIT 1", func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			raw = clickhouse.Get[string](b, 0, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s noise: %w", table, err)
+	}
+	var p privacy.Params
+	if raw == "" || json.Unmarshal([]byte(raw), &p) != nil {
+		return out, nil
+	}
+	out["visitors"] = p.Visitors.Sigma
+	for _, m := range p.Metrics {
+		out[m.Name] = m.Sigma
+	}
+	return out, nil
+}
+
+// downloads are the newest n downloads: when, who, role, what.
+func (s *store) downloads(ctx context.Context, n int) ([][]string, error) {
+	rows, _, err := s.rows(ctx, "SELECT toString(at), user, role, what FROM "+s.db+".downloads ORDER BY at DESC LIMIT "+clickhouse.QuoteInt(n))
+	if err != nil {
+		return nil, fmt.Errorf("downloads: %w", err)
+	}
+	return rows, nil
+}
+
+// firstDay is the first day with a published cell of site (zero when
+// none), from the publisher's run log.
+func (s *store) firstDay(ctx context.Context, site string) (time.Time, error) {
+	var t time.Time
+	err := s.q.Select(ctx, "SELECT min(bucket), count() FROM "+s.db+".rollup_runs WHERE state = 'published' AND site = "+clickhouse.Quote(site), func(b *proto.Block) error {
+		if b.Rows() > 0 && clickhouse.Get[uint64](b, 1, 0) > 0 {
+			t = clickhouse.Get[time.Time](b, 0, 0).UTC()
+		}
+		return nil
+	})
+	if err != nil {
+		return t, fmt.Errorf("first published day: %w", err)
+	}
+	return t, nil
 }
 
 // sites lists the sites with published data.

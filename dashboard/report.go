@@ -2,10 +2,12 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -22,8 +24,9 @@ import (
 	"github.com/herd-analytics/herd/schemas"
 )
 
-// ReportKinds are the operational reports: the last complete ISO week
-// (Monday to Sunday, UTC) or the last complete calendar month.
+// ReportKinds are the scheduled operational reports: the last complete
+// ISO week (Monday to Sunday, UTC) or the last complete calendar month. A
+// download may also be of any period the dashboard shows (kind "custom").
 var ReportKinds = []string{"weekly", "monthly"}
 
 // ReportFormats are the files a report is written as.
@@ -45,11 +48,46 @@ func ReportPeriod(kind string, now time.Time) (Range, error) {
 }
 
 // ReportRow is one figure of a report, in the long form every format shares:
-// section, item, metric, the period's value and the previous period's.
+// section, item, metric, the period's value and the previous period's
+// (HasPrevious false: blank, never 0).
 type ReportRow struct {
 	Section, Item, Metric string
+	Unit                  Unit
 	Value, Previous       float64
 	HasPrevious           bool
+}
+
+// Unit says how a figure is rounded and shown.
+type Unit string
+
+// The units: whole counts, amounts in the shop's currency (two decimals),
+// rates as fractions (0.1234 is 12.34%).
+const (
+	Count Unit = "count"
+	Money Unit = "money"
+	Rate  Unit = "rate"
+)
+
+// round is x as the unit writes it: counts whole, money to the cent,
+// rates to 0.01 percentage points.
+func (u Unit) round(x float64) float64 {
+	switch u {
+	case Money:
+		return math.Round(x*100) / 100
+	case Rate:
+		return math.Round(x*10000) / 10000
+	}
+	return math.Round(x)
+}
+
+func (u Unit) text(x float64) string {
+	switch u {
+	case Money:
+		return strconv.FormatFloat(u.round(x), 'f', 2, 64)
+	case Rate:
+		return strconv.FormatFloat(u.round(x), 'f', 4, 64)
+	}
+	return strconv.FormatFloat(u.round(x), 'f', 0, 64)
 }
 
 // Report is an operational report: figures from published cells only, and
@@ -60,17 +98,31 @@ type Report struct {
 	Period    Range
 	Rows      []ReportRow
 	Statement privacy.Statement
+	// Published is how many of the period's days have published KPIs;
+	// fewer than Period.Days() makes the report partial, and says so.
+	Published int
+}
+
+// Partial says why the figures do not cover the whole period ("" when
+// they do).
+func (r *Report) Partial() string {
+	if n := r.Period.Days(); r.Published < n {
+		return fmt.Sprintf("partial: %d of %d days published", r.Published, n)
+	}
+	return ""
 }
 
 // BuildReport assembles a report of kind for site over period from the
-// published rollups.
+// published rollups. Every figure is a sum of cells published together;
+// a figure not published is left out (or its previous value blank), never
+// written as 0.
 func BuildReport(ctx context.Context, q Querier, db, site, kind string, period Range, st privacy.Statement) (*Report, error) {
 	s := &store{q: q, db: db}
 	f := filters{site: site, r: period}
 	prev := filters{site: site, r: period.Previous()}
 	rep := &Report{Kind: kind, Site: site, Period: period, Statement: st}
-	add := func(section, item, metric string, v, p float64, hasPrev bool) {
-		rep.Rows = append(rep.Rows, ReportRow{section, item, metric, v, p, hasPrev})
+	add := func(section, item, metric string, unit Unit, v, p float64, hasPrev bool) {
+		rep.Rows = append(rep.Rows, ReportRow{section, item, metric, unit, unit.round(v), unit.round(p), hasPrev})
 	}
 
 	cur, err := s.kpis(ctx, site, period)
@@ -81,16 +133,23 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	if err != nil {
 		return nil, err
 	}
+	rep.Published = len(cur)
+	// Totals are compared only when both periods have every day published.
+	compared := len(cur) == period.Days() && len(old) == period.Previous().Days()
 	c, p := total(cur), total(old)
-	for _, k := range []struct {
-		name   string
-		cv, pv float64
-	}{
-		{"visitor-days", float64(c.Visitors), float64(p.Visitors)}, {"sessions", float64(c.Sessions), float64(p.Sessions)},
-		{"pageviews", float64(c.Pageviews), float64(p.Pageviews)}, {"orders", float64(c.Orders), float64(p.Orders)},
-		{"revenue", c.Revenue, p.Revenue}, {"conversion", c.Conversion(), p.Conversion()}, {"average order value", c.AOV(), p.AOV()},
-	} {
-		add("KPIs", "site", k.name, k.cv, k.pv, true)
+	if len(cur) > 0 {
+		for _, k := range []struct {
+			name   string
+			unit   Unit
+			cv, pv float64
+		}{
+			{"visitor-days", Count, float64(c.Visitors), float64(p.Visitors)}, {"sessions", Count, float64(c.Sessions), float64(p.Sessions)},
+			{"pageviews", Count, float64(c.Pageviews), float64(p.Pageviews)}, {"orders", Count, float64(c.Orders), float64(p.Orders)},
+			{"revenue", Money, c.Revenue, p.Revenue}, {"conversion (buyers per visitor-day)", Rate, c.Conversion(), p.Conversion()},
+			{"average order value", Money, c.AOV(), p.AOV()},
+		} {
+			add("KPIs", "site", k.name, k.unit, k.cv, k.pv, compared)
+		}
 	}
 
 	products, err := s.products(ctx, site, period, "views", "", 20)
@@ -98,10 +157,17 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		return nil, err
 	}
 	for _, pr := range products {
-		add("Top products", pr.ProductID, "views", float64(pr.Views), float64(pr.Previous), true)
-		add("Top products", pr.ProductID, "add to cart", float64(pr.Adds), 0, false)
-		add("Top products", pr.ProductID, "purchases", float64(pr.Purchases), 0, false)
-		add("Top products", pr.ProductID, "revenue", pr.Revenue, 0, false)
+		item := pr.ProductID
+		if pr.Name != "" {
+			item = pr.Name + " (" + pr.ProductID + ")"
+		}
+		add("Top products", item, "views", Count, float64(pr.Views), float64(pr.Previous), pr.Previous > 0)
+		add("Top products", item, "add to cart", Count, float64(pr.Adds), 0, false)
+		add("Top products", item, "purchases", Count, float64(pr.Purchases), 0, false)
+		add("Top products", item, "revenue", Money, pr.Revenue, 0, false)
+		if pr.Views > 0 {
+			add("Top products", item, "purchases per view", Rate, float64(pr.Purchases)/float64(pr.Views), 0, false)
+		}
 	}
 
 	defs, err := schemas.Funnels()
@@ -124,13 +190,13 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 			if !ok[si] {
 				break
 			}
-			add("Funnels", fn.Title+" › "+step.Title, "visitor-days", cur[si], old[si], pok[si])
+			add("Funnels", fn.Title+" › "+step.Title, "visitor-days", Count, cur[si], old[si], pok[si])
 			if si > 0 && cur[si-1] > 0 {
 				var pconv float64
 				if pok[si] && old[si-1] > 0 {
 					pconv = old[si] / old[si-1]
 				}
-				add("Funnels", fn.Title+" › "+step.Title, "conversion from previous step", cur[si]/cur[si-1], pconv, pok[si])
+				add("Funnels", fn.Title+" › "+step.Title, "conversion from the previous step", Rate, cur[si]/cur[si-1], pconv, pok[si] && old[si-1] > 0)
 			}
 		}
 	}
@@ -143,11 +209,13 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		if i == 20 {
 			break
 		}
-		add("Search demand", t[0], "searches", termN[i][1], 0, false)
-		add("Search demand", t[0], "zero-result searches", termN[i][2], 0, false)
+		add("Search demand", t[0], "searches", Count, termN[i][1], 0, false)
+		add("Search demand", t[0], "zero-result searches", Count, termN[i][2], 0, false)
 	}
 
-	slots, slotN, err := s.load(ctx, "slots", f)
+	// Layout: each slot's click-through, impressions and clicks from the
+	// same cells; and each page's variants with their 95% interval.
+	slots, err := s.slotRows(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -156,14 +224,10 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		imp, clk float64
 	}
 	var winners []ctr
-	variants := map[string]*ctr{}
-	for i, r := range slots {
-		winners = append(winners, ctr{r[0] + " › " + r[1] + " (" + r[2] + ")", slotN[i][3], slotN[i][4]})
-		if variants[r[2]] == nil {
-			variants[r[2]] = &ctr{item: "variant " + r[2]}
+	for _, r := range slots {
+		if r.Impressions > 0 {
+			winners = append(winners, ctr{r.PageType + " › " + r.Slot + " (" + cmp.Or(r.Variant, "no variant") + ")", r.Impressions, r.Clicks})
 		}
-		variants[r[2]].imp += slotN[i][3]
-		variants[r[2]].clk += slotN[i][4]
 	}
 	sort.Slice(winners, func(i, j int) bool {
 		return rate(winners[i].clk, winners[i].imp) > rate(winners[j].clk, winners[j].imp)
@@ -172,44 +236,57 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		if i == 10 {
 			break
 		}
-		add("Layout winners", w.item, "click-through", rate(w.clk, w.imp), 0, false)
+		add("Layout winners", w.item, "click-through", Rate, rate(w.clk, w.imp), 0, false)
 	}
-	var vs []string
-	for v := range variants {
-		vs = append(vs, v)
+	grain, err := s.grainOf(ctx, "slots", site, period)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(vs)
-	for _, v := range vs {
-		if v != "" {
-			add("Layout winners", variants[v].item, "click-through (all slots)", rate(variants[v].clk, variants[v].imp), 0, false)
+	noise, err := s.sigmas(ctx, "slots", site, grain)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range variantArms(slots, noise) {
+		e, ok := v.arm.Estimate()
+		if !ok {
+			continue
 		}
+		item := v.page + " › " + v.slot + " › variant " + v.arm.Name
+		add("Layout variants", item, "click-through", Rate, e.Rate, 0, false)
+		add("Layout variants", item, "click-through, 95% low", Rate, e.Low, 0, false)
+		add("Layout variants", item, "click-through, 95% high", Rate, e.High, 0, false)
 	}
 	return rep, nil
 }
 
+// rate is a ÷ b within [0, 1] (0 without b).
 func rate(a, b float64) float64 {
-	if b == 0 {
+	if b <= 0 {
 		return 0
 	}
-	return a / b
+	return min(max(a/b, 0), 1)
 }
 
-// Title names the report.
+// Title names the report, and says when it is partial.
 func (r *Report) Title() string {
-	return fmt.Sprintf("herd %s report, site %s, %s to %s", r.Kind, r.Site, r.Period.From.Format(time.DateOnly), r.Period.To.Add(-24*time.Hour).Format(time.DateOnly))
+	t := fmt.Sprintf("herd %s report, site %s, %s to %s", r.Kind, r.Site, r.Period.From.Format(time.DateOnly), r.Period.To.Add(-24*time.Hour).Format(time.DateOnly))
+	if p := r.Partial(); p != "" {
+		t += " (" + p + ")"
+	}
+	return t
 }
 
-var reportHeader = []string{"section", "item", "metric", "value", "previous_period", "change"}
+var reportHeader = []string{"section", "item", "metric", "unit", "value", "previous_period", "change"}
 
 func (r ReportRow) record() []string {
 	prev, change := "", ""
 	if r.HasPrevious {
-		prev = strconv.FormatFloat(r.Previous, 'f', -1, 64)
+		prev = r.Unit.text(r.Previous)
 		if r.Previous != 0 {
 			change = strconv.FormatFloat(r.Value/r.Previous-1, 'f', 4, 64)
 		}
 	}
-	return []string{r.Section, r.Item, r.Metric, strconv.FormatFloat(r.Value, 'f', -1, 64), prev, change}
+	return []string{r.Section, r.Item, r.Metric, string(r.Unit), r.Unit.text(r.Value), prev, change}
 }
 
 // Write writes the report in format (csv, xlsx or parquet).
@@ -233,7 +310,10 @@ func (r *Report) writeCSV(w io.Writer) error {
 		rec[1] = csvSafe(rec[1])
 		_ = cw.Write(rec)
 	}
-	_ = cw.Write([]string{"Privacy", "statement", r.Statement.Line(), "", "", ""})
+	if p := r.Partial(); p != "" {
+		_ = cw.Write([]string{"Coverage", "period", p, "", "", "", ""})
+	}
+	_ = cw.Write([]string{"Privacy", "statement", r.Statement.Line(), "", "", "", ""})
 	cw.Flush()
 	return cw.Error()
 }
@@ -254,8 +334,10 @@ func (r *Report) writeXLSX(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	num, _ := x.NewStyle(&excelize.Style{NumFmt: 4})  // #,##0.00
-	pct, _ := x.NewStyle(&excelize.Style{NumFmt: 10}) // 0.00%
+	whole, _ := x.NewStyle(&excelize.Style{NumFmt: 3}) // #,##0
+	cents, _ := x.NewStyle(&excelize.Style{NumFmt: 4}) // #,##0.00
+	pct, _ := x.NewStyle(&excelize.Style{NumFmt: 10})  // 0.00%
+	styles := map[Unit]int{Count: whole, Money: cents, Rate: pct}
 	title, _ := x.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true, Size: 14}})
 	sections := []string{}
 	bySection := map[string][]ReportRow{}
@@ -292,11 +374,7 @@ func (r *Report) writeXLSX(w io.Writer) error {
 			if err := x.SetSheetRow(sheet, "A"+strconv.Itoa(n), &vals); err != nil {
 				return err
 			}
-			style := num
-			if row.Metric == "conversion" || row.Metric == "click-through" || row.Metric == "conversion from previous step" || row.Metric == "click-through (all slots)" {
-				style = pct
-			}
-			_ = x.SetCellStyle(sheet, "C"+strconv.Itoa(n), "D"+strconv.Itoa(n), style)
+			_ = x.SetCellStyle(sheet, "C"+strconv.Itoa(n), "D"+strconv.Itoa(n), styles[row.Unit])
 			_ = x.SetCellStyle(sheet, "E"+strconv.Itoa(n), "E"+strconv.Itoa(n), pct)
 		}
 		_ = x.SetColWidth(sheet, "A", "A", 48)
@@ -318,7 +396,7 @@ func (r *Report) writeParquet(w io.Writer) error {
 	meta := arrow.NewMetadata([]string{"title", "privacy"}, []string{r.Title(), r.Statement.Line()})
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "section", Type: arrow.BinaryTypes.String}, {Name: "item", Type: arrow.BinaryTypes.String},
-		{Name: "metric", Type: arrow.BinaryTypes.String}, {Name: "value", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "metric", Type: arrow.BinaryTypes.String}, {Name: "unit", Type: arrow.BinaryTypes.String}, {Name: "value", Type: arrow.PrimitiveTypes.Float64},
 		{Name: "previous_period", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	}, &meta)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
@@ -327,11 +405,12 @@ func (r *Report) writeParquet(w io.Writer) error {
 		b.Field(0).(*array.StringBuilder).Append(row.Section)
 		b.Field(1).(*array.StringBuilder).Append(row.Item)
 		b.Field(2).(*array.StringBuilder).Append(row.Metric)
-		b.Field(3).(*array.Float64Builder).Append(row.Value)
+		b.Field(3).(*array.StringBuilder).Append(string(row.Unit))
+		b.Field(4).(*array.Float64Builder).Append(row.Value)
 		if row.HasPrevious {
-			b.Field(4).(*array.Float64Builder).Append(row.Previous)
+			b.Field(5).(*array.Float64Builder).Append(row.Previous)
 		} else {
-			b.Field(4).(*array.Float64Builder).AppendNull()
+			b.Field(5).(*array.Float64Builder).AppendNull()
 		}
 	}
 	rec := b.NewRecord()

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
@@ -16,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/mailer"
 	"github.com/herd-analytics/herd/internal/privacy"
 )
 
@@ -49,12 +53,19 @@ func (d *Dashboard) reports(c *fiber.Ctx) error {
 		Kind, Period string
 		Links        []reportLink
 	}
-	var now []nowRow
+	num := d.numbers(c)
+	span := func(r Range) string { return num.Date(r.From) + " – " + num.Date(r.To.AddDate(0, 0, -1)) }
+	// First the period chosen above (any the dashboard shows), then the
+	// scheduled kinds as of today.
+	now := []nowRow{{Kind: "the period above", Period: span(f.r)}}
+	for _, format := range ReportFormats {
+		now[0].Links = append(now[0].Links, reportLink{format, "/reports/download" + f.query() + "&kind=custom&format=" + format})
+	}
 	for _, kind := range ReportKinds {
 		r, _ := ReportPeriod(kind, d.now())
-		row := nowRow{Kind: kind, Period: r.From.Format(time.DateOnly) + " to " + r.To.Add(-24*time.Hour).Format(time.DateOnly)}
+		row := nowRow{Kind: kind, Period: span(r)}
 		for _, format := range ReportFormats {
-			row.Links = append(row.Links, reportLink{format, "/reports/download?site=" + f.site + "&kind=" + kind + "&format=" + format})
+			row.Links = append(row.Links, reportLink{format, "/reports/download?site=" + url.QueryEscape(f.site) + "&kind=" + kind + "&format=" + format})
 		}
 		now = append(now, row)
 	}
@@ -82,10 +93,13 @@ func (d *Dashboard) reportDownload(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	kind, format := c.Query("kind"), c.Query("format")
-	period, err := ReportPeriod(kind, d.now())
-	if err != nil {
-		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	kind, format := c.Query("kind", "custom"), c.Query("format")
+	// custom: the period of the request's filters, as the pages read it.
+	period := f.r
+	if kind != "custom" {
+		if period, err = ReportPeriod(kind, d.now()); err != nil {
+			return fiber.NewError(fiber.StatusBadRequest, err.Error()+" or custom")
+		}
 	}
 	if !slices.Contains(ReportFormats, format) {
 		return fiber.NewError(fiber.StatusBadRequest, "format: csv, xlsx or parquet")
@@ -115,8 +129,12 @@ func (d *Dashboard) buildReport(ctx context.Context, site, kind, format string, 
 	return buf.Bytes(), ReportFileName(site, kind, period, format), nil
 }
 
-// ReportFileName is the archive and download name of a report.
+// ReportFileName is the archive and download name of a report; a custom
+// period's name has both ends.
 func ReportFileName(site, kind string, period Range, format string) string {
+	if kind == "custom" {
+		return fmt.Sprintf("herd-%s-%s-to-%s.%s", site, period.From.Format(time.DateOnly), period.To.AddDate(0, 0, -1).Format(time.DateOnly), format)
+	}
 	return fmt.Sprintf("herd-%s-%s-%s.%s", site, kind, period.From.Format(time.DateOnly), format)
 }
 
@@ -146,7 +164,7 @@ func (d *Dashboard) admin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows, _, err := d.store.rows(c.UserContext(), "SELECT toString(at), user, role, what FROM "+d.store.db+".downloads ORDER BY at DESC LIMIT 500")
+	rows, err := d.store.downloads(c.UserContext(), 500)
 	if err != nil {
 		return err
 	}
@@ -217,6 +235,70 @@ func WriteScheduled(ctx context.Context, q Querier, db string, sites []string, k
 		}
 	}
 	return written, nil
+}
+
+// reportTypes are the media types of the report formats.
+var reportTypes = map[string]string{
+	".csv": "text/csv; charset=utf-8", ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".parquet": "application/vnd.apache.parquet",
+}
+
+// Mailer delivers one message with files attached; *mailer.Config is one.
+type Mailer interface {
+	Send(ctx context.Context, subject, body string, files []mailer.Attachment) error
+}
+
+// MailScheduled e-mails every archived report in dir not yet sent: one
+// message per site and period with each of its formats attached. A report
+// sent is marked with a ".sent" file beside it, so a relay that was down
+// gets the report on the next run and nobody gets it twice. It returns the
+// reports sent.
+func MailScheduled(ctx context.Context, m Mailer, dir string, st privacy.Statement) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	reports := map[string][]string{} // report name → its files
+	sent := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".sent"):
+			sent[strings.TrimSuffix(name, ".sent")] = true
+		case archiveName.MatchString(name):
+			base := strings.TrimSuffix(name, filepath.Ext(name))
+			reports[base] = append(reports[base], name)
+		}
+	}
+	var names []string
+	for base := range reports {
+		if !sent[base] {
+			names = append(names, base)
+		}
+	}
+	sort.Strings(names)
+	var done []string
+	for _, base := range names {
+		var files []mailer.Attachment
+		for _, name := range reports[base] {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return done, err
+			}
+			files = append(files, mailer.Attachment{Name: name, ContentType: reportTypes[filepath.Ext(name)], Data: data})
+		}
+		sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+		subject := "herd report " + strings.TrimPrefix(base, "herd-")
+		body := "The scheduled herd report " + base + " is attached as " + strconv.Itoa(len(files)) + " files (CSV, XLSX, Parquet).\r\n\r\n" +
+			"Every figure in it was published under herd's rules: " + st.Line() + "\r\n"
+		if err := m.Send(ctx, subject, body, files); err != nil {
+			return done, fmt.Errorf("mail %s: %w", base, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, base+".sent"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+			return done, err
+		}
+		done = append(done, base)
+	}
+	return done, nil
 }
 
 // Sites lists the sites with published data, for the report scheduler.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -73,13 +74,18 @@ type AppConfig struct {
 	// (answered 503 with Retry-After) from herd's own failures (500); nil
 	// treats every error as herd's.
 	Unavailable func(error) bool
+	// ErrorPage, when set, answers a browser's request for a page (Accept
+	// names text/html, the path is not under /api/) with an HTML page
+	// instead of JSON; the status and message are the same.
+	ErrorPage func(c *fiber.Ctx, code int, msg string) error
 }
 
-// jsonError answers every error not handled by a handler as JSON with the
+// errorHandler answers every error not handled by a handler as JSON (or a
+// page, for a browser, when page is set) with the
 // right status: Fiber's own (413 body too large, 404, 405) keep theirs,
 // anything else is a 500 whose details stay out of the answer and go to
 // the log (the route, never the request's payload or address).
-func jsonError(log *slog.Logger, unavailable func(error) bool) fiber.ErrorHandler {
+func errorHandler(log *slog.Logger, unavailable func(error) bool, page func(*fiber.Ctx, int, string) error) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal error"
 		var fe *fiber.Error
@@ -89,13 +95,25 @@ func jsonError(log *slog.Logger, unavailable func(error) bool) fiber.ErrorHandle
 		case unavailable != nil && unavailable(err):
 			log.Warn("dependency unavailable", "method", c.Method(), "route", c.Route().Path, "err", err)
 			c.Set(fiber.HeaderRetryAfter, "10")
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": "ClickHouse is unavailable; retry later"})
+			code, msg = fiber.StatusServiceUnavailable, "ClickHouse is unavailable; retry later"
 		}
 		if code == fiber.StatusInternalServerError {
 			log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
 		}
+		if page != nil && WantsPage(c) {
+			c.Status(code)
+			if err := page(c, code, msg); err == nil {
+				return nil
+			}
+		}
 		return c.Status(code).JSON(fiber.Map{"error": msg})
 	}
+}
+
+// WantsPage reports whether a request is a browser's for a page: not under
+// /api/, and its Accept header names text/html.
+func WantsPage(c *fiber.Ctx) bool {
+	return !strings.HasPrefix(c.Path(), "/api/") && strings.Contains(c.Get(fiber.HeaderAccept), "text/html")
 }
 
 // NewApp builds a Fiber app with herd's defaults: no banner, bounded
@@ -112,7 +130,7 @@ func NewApp(cfg AppConfig, ready *probe.Readiness) *fiber.App {
 		ReadTimeout:             cfg.ReadTimeout,
 		WriteTimeout:            cfg.WriteTimeout,
 		BodyLimit:               cfg.BodyLimit,
-		ErrorHandler:            jsonError(log, cfg.Unavailable),
+		ErrorHandler:            errorHandler(log, cfg.Unavailable, cfg.ErrorPage),
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,

@@ -1,0 +1,63 @@
+package dashboard
+
+import (
+	"math"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/currency"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// languages are the number formats offered; the reader's Accept-Language
+// picks one (English when nothing matches).
+var languages = language.NewMatcher([]language.Tag{
+	language.English, language.BritishEnglish, language.German, language.French, language.Spanish,
+	language.Italian, language.Dutch, language.Polish, language.Swedish, language.Danish,
+})
+
+// numbers formats a page's numbers for its reader: digit grouping and
+// decimal mark of the reader's language, the shop's currency.
+type numbers struct {
+	p        *message.Printer
+	english  bool
+	currency string // the currency's symbol
+}
+
+// numbers is the request's number format.
+func (d *Dashboard) numbers(c *fiber.Ctx) numbers {
+	tag, _ := language.MatchStrings(languages, c.Get(fiber.HeaderAcceptLanguage))
+	return newNumbers(tag, d.cfg.Currency)
+}
+
+func newNumbers(tag language.Tag, iso string) numbers {
+	unit, err := currency.ParseISO(iso)
+	if err != nil {
+		unit = currency.EUR
+	}
+	p := message.NewPrinter(tag)
+	base, _ := tag.Base()
+	return numbers{p: p, english: base.String() == "en", currency: p.Sprint(currency.Symbol(unit))}
+}
+
+// Count is a whole number with digit grouping: 37,026.
+func (n numbers) Count(x float64) string { return n.p.Sprintf("%d", int64(math.Round(x))) }
+
+// Money is an amount in the shop's currency: €117,733.16 (117.733,16 €).
+func (n numbers) Money(x float64) string {
+	v := n.p.Sprintf("%.2f", x)
+	if n.english {
+		if x < 0 {
+			return "−" + n.currency + v[1:]
+		}
+		return n.currency + v
+	}
+	return v + "\u00a0" + n.currency
+}
+
+// Percent is a share (0.125) as a percentage with one decimal: 12.5%.
+func (n numbers) Percent(x float64) string { return n.p.Sprintf("%.1f%%", 100*x) }
+
+// Date is a day as the page writes it: 4 Nov 2026.
+func (n numbers) Date(t time.Time) string { return t.UTC().Format("2 Jan 2006") }

@@ -1,0 +1,157 @@
+package dashboard
+
+import (
+	"cmp"
+	"net/url"
+	"time"
+
+	"github.com/go-echarts/go-echarts/v2/charts"
+	"github.com/go-echarts/go-echarts/v2/opts"
+	"github.com/gofiber/fiber/v2"
+)
+
+// productID reads the :id of /products/:id: a catalog id, at most 200
+// bytes (the products rollup stores nothing longer).
+func productID(c *fiber.Ctx) (string, error) {
+	id, err := url.PathUnescape(c.Params("id"))
+	if err != nil || id == "" || len(id) > 200 {
+		return "", fiber.NewError(fiber.StatusBadRequest, "product: an id of at most 200 bytes")
+	}
+	return id, nil
+}
+
+// product: one product for a merchandiser: the period's views, add-to-cart
+// and purchase rates, its rank in its category, and its weekly and monthly
+// trend over the year to the period's end.
+func (d *Dashboard) product(c *fiber.Ctx) error {
+	f, sites, err := d.request(c)
+	if err != nil {
+		return err
+	}
+	id, err := productID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	pd, err := d.store.product(ctx, f, id)
+	if err != nil {
+		return err
+	}
+	if !pd.Published && !pd.InCatalog && len(pd.Weeks) == 0 && len(pd.Months) == 0 {
+		return fiber.NewError(fiber.StatusNotFound, "no product "+id+" in the catalog or the published rows of "+f.site)
+	}
+	grain, err := d.store.grainOf(ctx, "products", f.site, f.r)
+	if err != nil {
+		return err
+	}
+	pg := d.page(c, "Hot products", f, sites)
+	num := pg.Num
+	type tile struct{ Label, Value string }
+	tiles := []tile{{"Visitor-days", belowThreshold}, {"Views", belowThreshold}, {"Add to cart (per view)", belowThreshold},
+		{"Purchases (per view)", belowThreshold}, {"Revenue", belowThreshold}}
+	var funnel chart
+	if pd.Published {
+		tiles[0].Value, tiles[1].Value = num.Count(float64(pd.Visitors)), num.Count(float64(pd.Views))
+		tiles[4].Value = num.Money(pd.Revenue)
+		if pd.Views > 0 {
+			tiles[2].Value = num.Count(float64(pd.Adds)) + " · " + num.Percent(float64(pd.Adds)/float64(pd.Views))
+			tiles[3].Value = num.Count(float64(pd.Purchases)) + " · " + num.Percent(float64(pd.Purchases)/float64(pd.Views))
+		}
+		fc := charts.NewFunnel()
+		fc.SetGlobalOptions(chartOpts("product_funnel"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}), legend())
+		fc.AddSeries("events", []opts.FunnelData{{Name: "views", Value: pd.Views}, {Name: "add to cart", Value: pd.Adds}, {Name: "purchases", Value: pd.Purchases}},
+			func(s *charts.SingleSeries) { s.Sort = "none" }, charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Position: "inside", Formatter: "{b}: {c}"}))
+		funnel = newChart("Views → add to cart → purchase", "Events of the product's published cells, bounded per visitor-day; each rate is within one cell. "+grainNote(grain),
+			"/api/v1/products/"+url.PathEscape(id)+f.query()+"&format=csv", fc)
+	}
+
+	trend := charts.NewLine()
+	trend.SetGlobalOptions(chartOpts("product_weeks"), tooltipAxis(), legend(),
+		axes("ISO week (Monday)", "events per week"))
+	var weeks []string
+	var views, adds, buys []opts.LineData
+	for _, w := range pd.Weeks {
+		weeks = append(weeks, w.Bucket.Format(time.DateOnly))
+		views = append(views, opts.LineData{Value: w.Views})
+		adds = append(adds, opts.LineData{Value: w.Adds})
+		buys = append(buys, opts.LineData{Value: w.Purchases})
+	}
+	trend.SetXAxis(weeks).AddSeries("views", views).AddSeries("add to cart", adds).AddSeries("purchases", buys)
+	weekly := newChart("Weekly trend (the year to "+num.Date(f.r.To.AddDate(0, 0, -1))+")",
+		"Published week cells (ISO weeks, starting Monday); a week below the threshold is missing.", "/api/v1/products/"+url.PathEscape(id)+f.query()+"&format=csv", trend)
+	if len(pd.Weeks) == 0 {
+		weekly.Empty = "No week of this product reached the publication threshold in the year to the period's end."
+	}
+	charts := []chart{weekly}
+	if pd.Published {
+		charts = append([]chart{funnel}, charts...)
+	}
+	var months [][]string
+	for _, m := range pd.Months {
+		row := []string{m.Bucket.Format("Jan 2006"), num.Count(float64(m.Views)), num.Count(float64(m.Adds)), num.Count(float64(m.Purchases)), num.Money(m.Revenue), "–"}
+		if m.Views > 0 {
+			row[5] = num.Percent(float64(m.Purchases) / float64(m.Views))
+		}
+		months = append(months, row)
+	}
+	back := "/products" + f.query()
+	if pd.Category != "" {
+		back += "&category=" + url.QueryEscape(pd.Category)
+	}
+	return render(c, "product", struct {
+		page
+		P            ProductDetail
+		Title, Back  string
+		Price, Rank  string
+		Tiles        []tile
+		Charts       []chart
+		Months       [][]string
+		MonthsHeader []string
+	}{
+		page: pg, P: pd, Title: cmp.Or(pd.Name, pd.ProductID), Back: back, Price: priceText(pd, num), Rank: rankText(pd, num),
+		Tiles: tiles, Charts: charts, Months: months,
+		MonthsHeader: []string{"month", "views", "add to cart", "purchases", "revenue", "purchases per view"},
+	})
+}
+
+func priceText(pd ProductDetail, num numbers) string {
+	if !pd.InCatalog {
+		return "not in the catalog"
+	}
+	return num.Money(pd.Price)
+}
+
+func rankText(pd ProductDetail, num numbers) string {
+	if !pd.Published || pd.RankOf == 0 {
+		return ""
+	}
+	return "No. " + num.Count(float64(pd.Rank)) + " by views of the " + num.Count(float64(pd.RankOf)) + " published products in " + pd.Category
+}
+
+// apiProduct serves one product's detail as JSON, or its week and month
+// cells as CSV.
+func (d *Dashboard) apiProduct(c *fiber.Ctx) error {
+	f, _, err := d.request(c)
+	if err != nil {
+		return err
+	}
+	id, err := productID(c)
+	if err != nil {
+		return err
+	}
+	pd, err := d.store.product(c.UserContext(), f, id)
+	if err != nil {
+		return err
+	}
+	header := []string{"grain", "bucket", "views", "adds", "purchases", "revenue"}
+	var recs [][]string
+	for _, g := range []struct {
+		name string
+		pts  []ProductPoint
+	}{{"week", pd.Weeks}, {"month", pd.Months}} {
+		for _, p := range g.pts {
+			recs = append(recs, []string{g.name, p.Bucket.Format(time.DateOnly), u(p.Views), u(p.Adds), u(p.Purchases), money2(p.Revenue)})
+		}
+	}
+	return d.answer(c, "product", header, recs, pd)
+}

@@ -1,0 +1,276 @@
+package dashboard_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// getWith is get with request headers.
+func getWith(t *testing.T, c *http.Client, u string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, b.String()
+}
+
+// TestFiltersInTheURL: every filter is a query parameter the page and the
+// API read the same way; links share the view.
+func TestFiltersInTheURL(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "admin", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	day := s.today.AddDate(0, 0, -3).Format(time.DateOnly)
+	kpiDays := func(q string) int {
+		t.Helper()
+		code, body := getWith(t, c, s.url+"/api/v1/kpis?"+q)
+		if code != 200 {
+			t.Fatalf("kpis?%s: %d %s", q, code, body)
+		}
+		var ans struct{ Data []struct{ Day string } }
+		if err := json.Unmarshal([]byte(body), &ans); err != nil {
+			t.Fatal(err)
+		}
+		return len(ans.Data)
+	}
+	t.Run("one day is a range", func(t *testing.T) {
+		if n := kpiDays("range=custom&from=" + day + "&to=" + day); n != 1 {
+			t.Errorf("one-day custom range: %d days", n)
+		}
+	})
+	t.Run("dates alone are a custom range", func(t *testing.T) {
+		from := s.today.AddDate(0, 0, -10).Format(time.DateOnly)
+		if n := kpiDays("from=" + from + "&to=" + day); n != 8 {
+			t.Errorf("from %s to %s: %d days, want 8", from, day, n)
+		}
+	})
+	t.Run("device", func(t *testing.T) {
+		code, body := getWith(t, c, s.url+"/api/v1/funnels?range=28d&device=mobile")
+		if code != 200 || strings.Contains(body, "desktop") || !strings.Contains(body, "mobile") {
+			t.Errorf("funnels for mobile: %d %.300s", code, body)
+		}
+		code, body = getWith(t, c, s.url+"/api/v1/categories?range=28d&device=desktop")
+		if code != 200 || strings.Contains(body, `"mobile"`) || !strings.Contains(body, `"desktop"`) {
+			t.Errorf("categories for desktop: %d %.300s", code, body)
+		}
+		if code, _ := getWith(t, c, s.url+"/api/v1/funnels?device=toaster"); code != 400 {
+			t.Errorf("unknown device: %d, want 400", code)
+		}
+		// The page keeps the device in its links and offers the choice.
+		code, body = getWith(t, c, s.url+"/funnels?range=28d&device=mobile")
+		if code != 200 || !strings.Contains(body, `<option selected>mobile</option>`) || !strings.Contains(body, "device=mobile") {
+			t.Errorf("funnels page for mobile: %d", code)
+		}
+	})
+	t.Run("variant", func(t *testing.T) {
+		code, body := getWith(t, c, s.url+"/api/v1/slots?range=28d&variant=B")
+		if code != 200 || strings.Contains(body, `"variant":"A"`) || !strings.Contains(body, `"variant":"B"`) {
+			t.Errorf("slots for variant B: %d %.300s", code, body)
+		}
+	})
+	t.Run("data coverage", func(t *testing.T) {
+		_, body := getWith(t, c, s.url+"/?range=90d")
+		first := s.today.AddDate(0, 0, -56).Format("2 Jan 2006")
+		if !strings.Contains(body, "Data from "+first) {
+			t.Errorf("90 days over 56 published: no \"Data from %s\"", first)
+		}
+		if _, body := getWith(t, c, s.url+"/?range=28d"); strings.Contains(body, "Data from") {
+			t.Error("28 days inside the published data: a coverage warning")
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		code, body := getWith(t, c, s.url+"/funnels?range=yesterday", "Accept", "text/html")
+		if code != 400 || !strings.Contains(body, "<h1>400 · Bad Request</h1>") || !strings.Contains(body, "range: one of") {
+			t.Errorf("bad range in a browser: %d %.300s", code, body)
+		}
+		code, body = getWith(t, c, s.url+"/api/v1/kpis?range=yesterday", "Accept", "text/html")
+		if code != 400 || !strings.HasPrefix(body, `{"error":"range: one of`) {
+			t.Errorf("bad range from the API: %d %.300s", code, body)
+		}
+		code, body = getWith(t, c, s.url+"/nowhere", "Accept", "text/html")
+		if code != 404 || !strings.Contains(body, "404 · Not Found") {
+			t.Errorf("unknown page in a browser: %d %.200s", code, body)
+		}
+	})
+	t.Run("number formats", func(t *testing.T) {
+		// Revenue over 28 days is tens of thousands: grouped as the
+		// reader's language groups it.
+		_, en := getWith(t, c, s.url+"/?range=28d", "Accept-Language", "en-US,en;q=0.8")
+		_, de := getWith(t, c, s.url+"/?range=28d", "Accept-Language", "de-DE,de;q=0.9")
+		if !moneyLike(en, "€", ",", ".") || !moneyLike(de, " €", ".", ",") {
+			t.Errorf("revenue tiles not formatted per language")
+		}
+		if strings.Contains(en, "vs previous period") == false {
+			t.Error("28 days with a whole previous period: no comparison")
+		}
+		if _, body := getWith(t, c, s.url+"/?range=90d"); !strings.Contains(body, "not compared") {
+			t.Error("90 days over 56 published: compared without a word")
+		}
+	})
+	t.Run("privacy statement once", func(t *testing.T) {
+		for _, p := range []string{"/?range=28d", "/products?range=28d", "/funnels?range=28d", "/layout?range=28d"} {
+			_, body := getWith(t, c, s.url+p)
+			if n := strings.Count(body, "≥ 10 visitor-days"); n != 1 {
+				t.Errorf("%s: the privacy statement %d times, want once", p, n)
+			}
+		}
+	})
+}
+
+// moneyLike reports whether page holds an amount of at least 10,000 written
+// with sym (before for "€", after for " €"), the thousands separator
+// thousands and the decimal mark dec.
+func moneyLike(page, sym, thousands, dec string) bool {
+	i := strings.Index(page, `<div class="label">Revenue</div>`)
+	if i < 0 {
+		return false
+	}
+	v := page[i:]
+	v = v[strings.Index(v, `class="value">`)+len(`class="value">`):]
+	v = v[:strings.Index(v, "<")]
+	v = strings.ReplaceAll(v, "\u00a0", " ")
+	if sym == "€" && !strings.HasPrefix(v, "€") || sym != "€" && !strings.HasSuffix(v, sym) {
+		return false
+	}
+	num := strings.TrimSpace(strings.Trim(v, "€ "))
+	return len(num) >= 9 && strings.Count(num, thousands) == 1 && num[len(num)-3:len(num)-2] == dec
+}
+
+// TestProductPageFunnelsAndVariants: a product opens from the ranking with
+// its rates and rank; funnels say their overall conversion; layout
+// variants get a verdict per page and slot.
+func TestProductPageFunnelsAndVariants(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "admin", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	_, list := getWith(t, c, s.url+"/products?range=28d")
+	if !strings.Contains(list, `href="/products/P-1?range=28d&amp;site=demo"`) {
+		t.Fatalf("the ranking does not link to the product page")
+	}
+	code, body := getWith(t, c, s.url+"/products/P-1?range=28d&site=demo")
+	if code != 200 {
+		t.Fatalf("product page: %d", code)
+	}
+	// P-1: 28 days of 10 adds and 3 purchases against 400+i views.
+	views := 0
+	for i := 1; i <= 28; i++ {
+		views += 400 + i
+	}
+	for _, want := range []string{"No. 1 by views of the 1 published products in shirts", "Views → add to cart → purchase",
+		"No week of this product reached the publication threshold"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("product page without %q", want)
+		}
+	}
+	addRate := percent1(float64(280) / float64(views))
+	if !strings.Contains(body, "280 · "+addRate) {
+		t.Errorf("product page without its add-to-cart rate 280 · %s", addRate)
+	}
+	if code, _ := getWith(t, c, s.url+"/products/NO-SUCH?range=28d", "Accept", "text/html"); code != 404 {
+		t.Errorf("unknown product: %d, want 404", code)
+	}
+	code, api := getWith(t, c, s.url+"/api/v1/products/P-1?range=28d")
+	if code != 200 || !strings.Contains(api, `"published":true`) || !strings.Contains(api, `"rank_in_category":1`) {
+		t.Errorf("product API: %d %.300s", code, api)
+	}
+
+	_, funnels := getWith(t, c, s.url+"/funnels?range=28d")
+	if !strings.Contains(funnels, "Overall: ") || !strings.Contains(funnels, "Previous period: ") {
+		t.Errorf("funnels page without the overall conversion against the previous period")
+	}
+	_, layout := getWith(t, c, s.url+"/layout?range=28d")
+	for _, want := range []string{"all slots", "home-hero-1", "baseline"} {
+		if !strings.Contains(layout, want) {
+			t.Errorf("variant table without %q", want)
+		}
+	}
+	if !strings.Contains(layout, "beats A") && !strings.Contains(layout, "trails A") && !strings.Contains(layout, "no clear difference") {
+		t.Error("no verdict for variant B")
+	}
+	// The product page heatmap has no published slot: a message, not a
+	// blank chart.
+	if !strings.Contains(layout, "No slot of the product page reached the publication threshold") {
+		t.Error("empty heatmap without a message")
+	}
+}
+
+func percent1(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
+
+// TestReportsForAnyPeriod: a report of the period the pages show matches
+// them, is rounded, leaves out what is not there and says when it is
+// partial.
+func TestReportsForAnyPeriod(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "manager", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	from, to := s.today.AddDate(0, 0, -14).Format(time.DateOnly), s.today.AddDate(0, 0, -2).Format(time.DateOnly)
+	q := "?site=demo&range=custom&from=" + from + "&to=" + to
+	_, page := getWith(t, c, s.url+"/reports"+q)
+	if !strings.Contains(page, "/reports/download"+strings.ReplaceAll(q, "&", "&amp;")) && !strings.Contains(page, "from="+from) {
+		t.Fatalf("the reports page does not offer the chosen period")
+	}
+	code, body := getWith(t, c, s.url+"/api/v1/kpis"+q)
+	if code != 200 {
+		t.Fatal(code)
+	}
+	var kp struct{ Data []struct{ Visitors uint64 } }
+	if err := json.Unmarshal([]byte(body), &kp); err != nil || len(kp.Data) != 13 {
+		t.Fatalf("kpis: %v %d days", err, len(kp.Data))
+	}
+	var want uint64
+	for _, d := range kp.Data {
+		want += d.Visitors
+	}
+	code, csvText := getWith(t, c, s.url+"/reports/download"+q+"&kind=custom&format=csv")
+	if code != 200 {
+		t.Fatalf("custom report: %d %s", code, csvText)
+	}
+	if !strings.Contains(csvText, "KPIs,site,visitor-days,count,"+strconv.FormatUint(want, 10)+",") {
+		t.Errorf("custom report visitor-days differ from the page's %d:\n%.400s", want, csvText)
+	}
+	if strings.Contains(csvText, "Coverage") {
+		t.Error("a fully published period flagged partial")
+	}
+	// 90 days over 56 published: partial, and the previous period (none
+	// published) is blank, not 0.
+	code, partial := getWith(t, c, s.url+"/reports/download?site=demo&range=90d&kind=custom&format=csv")
+	if code != 200 || !strings.Contains(partial, "Coverage,period,partial: 56 of 90 days published") {
+		t.Errorf("a partial period not flagged: %d %.300s", code, partial)
+	}
+	for _, line := range strings.Split(partial, "\n") {
+		if strings.HasPrefix(line, "KPIs,") && !strings.HasSuffix(strings.TrimSpace(line), ",,") {
+			t.Errorf("previous period without data not blank: %q", line)
+		}
+	}
+	if code, _ := getWith(t, c, s.url+"/reports/download?site=demo&kind=daily&format=csv"); code != 400 {
+		t.Errorf("unknown kind: %d", code)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +23,8 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/mailer"
+	"github.com/herd-analytics/herd/internal/mailer/mailtest"
 	"github.com/herd-analytics/herd/internal/privacy"
 )
 
@@ -176,6 +180,47 @@ func TestScheduledReports(t *testing.T) {
 	again, err := dashboard.WriteScheduled(context.Background(), s.db.Reader, s.db.Names.Pub, []string{"demo"}, "monthly", time.Now(), dir, privacy.Statement{K: 10})
 	if err != nil || len(again) != 0 {
 		t.Fatalf("a second run rewrote %v, %v", again, err)
+	}
+
+	// E-mail beside the archive, through a real SMTP relay: a relay that
+	// is down loses nothing (the report goes on the next run), and nobody
+	// gets a report twice.
+	ctx := context.Background()
+	relay := mailtest.Start(t)
+	down := &mailer.Config{Addr: "127.0.0.1:1", From: "herd@shop.example", To: []string{"ops@shop.example"}, Timeout: 2 * time.Second}
+	if sent, err := dashboard.MailScheduled(ctx, down, dir, privacy.Statement{K: 10}); err == nil || len(sent) != 0 {
+		t.Fatalf("relay down: sent %v, %v", sent, err)
+	}
+	up := &mailer.Config{Addr: relay.Addr, From: "herd@shop.example", To: []string{"ops@shop.example"}, Username: mailtest.User, Password: mailtest.Password}
+	sent, err := dashboard.MailScheduled(ctx, up, dir, privacy.Statement{K: 10})
+	if err != nil || len(sent) != 1 {
+		t.Fatalf("sent %v, %v", sent, err)
+	}
+	if again, err := dashboard.MailScheduled(ctx, up, dir, privacy.Statement{K: 10}); err != nil || len(again) != 0 {
+		t.Errorf("a second run mailed %v, %v", again, err)
+	}
+	msgs := relay.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages at the relay", len(msgs))
+	}
+	subject, parts, err := msgs[0].Parts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(subject, "demo-monthly-") || len(parts) != 4 {
+		t.Errorf("message %q with %d parts, want the text and 3 files", subject, len(parts))
+	}
+	for _, path := range written {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(parts[filepath.Base(path)], data) {
+			t.Errorf("%s: the attachment differs from the archived file", filepath.Base(path))
+		}
+	}
+	if !strings.Contains(string(parts[""]), "≥ 10 visitor-days") {
+		t.Errorf("the message does not state the publication rules: %q", parts[""])
 	}
 }
 

@@ -198,6 +198,11 @@ func (l *DownloadLog) RecordDownload(ctx context.Context, user, role, what strin
 	return l.Writer.Insert(ctx, l.Database+".downloads", blk)
 }
 
+// publishWait is how long after its period a scheduled report waits for
+// days still unpublished; after it, the report is written partial (and
+// says so in its title).
+const publishWait = 26 * time.Hour
+
 // WriteScheduled writes every format of the report of kind due as of now
 // into dir, for each site, skipping files that exist. The scheduler in herd
 // serve calls it; it returns the files written.
@@ -214,6 +219,9 @@ func WriteScheduled(ctx context.Context, q Querier, db string, sites []string, k
 		rep, err := BuildReport(ctx, q, db, site, kind, period, st)
 		if err != nil {
 			return written, err
+		}
+		if rep.Partial() != "" && now.Before(period.To.Add(publishWait)) {
+			continue // the last days may still be on their way: try later
 		}
 		for _, format := range ReportFormats {
 			path := filepath.Join(dir, ReportFileName(site, kind, period, format))

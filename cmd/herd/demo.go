@@ -76,6 +76,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err := publishNow(ctx, r, catalog); err != nil {
 				return err
 			}
+			if r.reportsNow != nil {
+				r.reportsNow() // the archive of last week's and month's reports
+			}
 		}
 		fmt.Fprintf(stdout, "\ndashboard: %s\nlogin:     demo / %s   (role manager)\n\n", r.dashboardURL, password)
 		_, err = shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, VisitorsPerDay: perDay, Days: days, Rate: rate, Workers: 2}, r.log)

@@ -68,6 +68,9 @@ type running struct {
 	pub                     publishFlags
 	users                   *dashboard.Users
 	log                     *slog.Logger
+	// reportsNow writes (and mails) the scheduled reports due and missing;
+	// nil without the dashboard role.
+	reportsNow func()
 }
 
 // serve runs the given roles until ctx ends. extraFlags adds a command's own
@@ -81,6 +84,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		ef            edgeFlags
 		dashboardAddr string
 		hsts          bool
+		mail          mailFlags
 	)
 	if r.ingest {
 		ef.register(fs)
@@ -88,6 +92,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	if r.dashboard {
 		fs.StringVar(&dashboardAddr, "dashboard-addr", "127.0.0.1:8081", "address of the dashboard")
 		fs.BoolVar(&hsts, "hsts", false, "send Strict-Transport-Security: set when the dashboard is reached over TLS (directly or through a proxy)")
+		mail.register(fs)
 	}
 	if r.publisher || r.dashboard {
 		pub.register(fs) // the dashboard states the publication rules
@@ -107,6 +112,10 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		validate = pub.validate
 	}
 	if err := validate(); err != nil {
+		return err
+	}
+	relay, err := mail.config()
+	if err != nil {
 		return err
 	}
 	// Start order: storage, schema, then the servers that depend on them.
@@ -139,6 +148,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		edge                    *ingest.Edge
 		users                   *dashboard.Users
 		published               <-chan error
+		catchUpReports          func()
 	)
 	sctx, stopScheduler := context.WithCancel(ctx)
 	defer stopScheduler()
@@ -172,10 +182,11 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		}
 	}
 	if r.dashboard {
-		reportsDone, err := startReports(sctx, st, pub, filepath.Join(base.store.dataDir, "reports"), log)
+		reportsDone, reportsNow, err := startReports(sctx, st, pub, filepath.Join(base.store.dataDir, "reports"), relay, log)
 		if err != nil {
 			return err
 		}
+		catchUpReports = reportsNow
 		defer func() {
 			stopScheduler()
 			sctx, cancel := stopping()
@@ -209,7 +220,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	hookDone := make(chan error, 1)
 	if hook != nil {
 		go func() {
-			if err := hook(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, dataDir: base.store.dataDir, store: st, pub: pub, users: users, log: log}); err != nil {
+			if err := hook(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, dataDir: base.store.dataDir, store: st, pub: pub, users: users, log: log, reportsNow: catchUpReports}); err != nil {
 				hookDone <- err
 			}
 		}()

@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"cmp"
 	"context"
 	"net/url"
 	"os"
@@ -240,7 +239,9 @@ func TestBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(w.width, w.height)); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []string{"/?range=28d", "/products?range=28d", "/funnels?range=28d", "/layout?range=28d", "/products/P-1?range=28d"} {
+		for _, pg := range []struct{ path, name string }{{"/?range=28d", "overview"}, {"/products?range=28d", "products"}, {"/products/P-1?range=28d", "product"},
+			{"/funnels?range=28d", "funnels"}, {"/layout?range=28d", "layout"}} {
+			p := pg.path
 			if err := chromedp.Do(ctx, chromedp.Navigate(s.url+p), chromedp.WaitVisible(`footer`), chromedp.Sleep(700*time.Millisecond)); err != nil {
 				t.Fatalf("%s at %d px: %v", p, w.width, err)
 			}
@@ -261,8 +262,7 @@ func TestBrowser(t *testing.T) {
 				t.Fatalf("%s at %d px: screenshot %d bytes, %v", p, w.width, len(shot), err)
 			}
 			if dir := os.Getenv("HERD_SCREENSHOT_DIR"); dir != "" {
-				name := strings.NewReplacer("/", "_", "?", "_", "=", "-", "&", "_").Replace(strings.TrimPrefix(p, "/"))
-				if err := os.WriteFile(filepath.Join(dir, w.name+"-"+cmp.Or(strings.Trim(name, "_"), "overview")+".png"), shot, 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, pg.name+"-"+w.name+".png"), shot, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}

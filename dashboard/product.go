@@ -57,12 +57,19 @@ func (d *Dashboard) product(c *fiber.Ctx) error {
 			tiles[2].Value = num.Count(float64(pd.Adds)) + " · " + num.Percent(float64(pd.Adds)/float64(pd.Views))
 			tiles[3].Value = num.Count(float64(pd.Purchases)) + " · " + num.Percent(float64(pd.Purchases)/float64(pd.Views))
 		}
-		fc := charts.NewFunnel()
-		fc.SetGlobalOptions(chartOpts("product_funnel"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}), legend())
-		fc.AddSeries("events", []opts.FunnelData{{Name: "views", Value: pd.Views}, {Name: "add to cart", Value: pd.Adds}, {Name: "purchases", Value: pd.Purchases}},
-			func(s *charts.SingleSeries) { s.Sort = "none" }, charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Position: "inside", Formatter: "{b}: {c}"}))
-		funnel = newChart("Views → add to cart → purchase", "Events of the product's published cells, bounded per visitor-day; each rate is within one cell. "+grainNote(grain),
-			"/api/v1/products/"+url.PathEscape(id)+f.query()+"&format=csv", fc)
+		// Bars, not a funnel: adds and purchases are a few percent of
+		// views, too thin to read as funnel layers.
+		bar := charts.NewBar()
+		bar.SetGlobalOptions(chartOpts("product_steps"), tooltipAxis(),
+			charts.WithYAxisOpts(opts.YAxis{Inverse: opts.Bool(true)}),
+			charts.WithXAxisOpts(opts.XAxis{Name: "events", NameLocation: "middle", NameGap: 28, AxisLabel: &opts.AxisLabel{Formatter: opts.FuncOpts(compactAxis)}}),
+			charts.WithGridOpts(opts.Grid{Left: "8", Right: "64", Bottom: "44", ContainLabel: opts.Bool(true)}))
+		bar.SetXAxis([]string{"views", "add to cart", "purchases"}).
+			AddSeries("events", []opts.BarData{{Value: pd.Views}, {Value: pd.Adds}, {Value: pd.Purchases}},
+				charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Position: "right", Formatter: string(opts.FuncOpts(`function (p) { return p.value.toLocaleString(); }`))})).
+			XYReversal()
+		funnel = newChart("Views → add to cart → purchase", "Events of the product's published cells, bounded per visitor-day; the rates above are within the same cells. "+grainNote(grain),
+			"/api/v1/products/"+url.PathEscape(id)+f.query()+"&format=csv", bar)
 	}
 
 	trend := charts.NewLine()

@@ -327,6 +327,25 @@ FROM {events} WHERE {where} AND type = 'search' AND search_term != '' GROUP BY v
 			Grains: []GrainWeight{{Week, 1}, {Month, 1}}, VisitorsWeight: 2,
 			Chains: [][]string{{"searches", "zero_results"}},
 		},
+		{
+			// Layout experiments: each variant's visitor-days, buyers and
+			// revenue, so that an A/B test is judged on conversion and
+			// revenue, not only click-through. A visitor-day counts for
+			// the first variant it was shown. Variants are whatever the
+			// shop's pages send: a private key space, selected by the
+			// threshold like search terms.
+			Name: "experiments",
+			Dims: []Dim{{"variant", "String", "v"}},
+			Metrics: []Metric{
+				{Name: "buyers", Cap: 1, Weight: 2}, {Name: "revenue", Sum: true, Cap: 400, Weight: 2, Per: "buyers"},
+			},
+			Parts: []Part{{Limit: 1, SQL: `SELECT visitor, argMinIf(variant, {ts}, variant != '') AS v,
+	toUInt64(max(type = 'purchase')) AS buyers, sumIf(toFloat64(order_value), type = 'purchase') AS revenue
+FROM {events} WHERE {where} GROUP BY visitor HAVING v != ''`}},
+			Reads:  []string{"event_id", "visitor", "type", "received", "seq", "variant", "order_value"},
+			Grains: []GrainWeight{{Week, 0.5}, {Month, 0.5}}, VisitorsWeight: 1,
+			Chains: [][]string{{"visitors", "buyers"}},
+		},
 	}, nil
 }
 

@@ -59,6 +59,11 @@ var datasets = map[string]dataset{
 			return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + s.cells("slots", f.site, f.r) + f.variantCells() +
 				" GROUP BY page_type, slot, variant ORDER BY page_type, slot, variant"
 		}},
+	"experiments": {roles: []Role{UX, Manager, Admin}, header: []string{"variant", "visitors", "buyers", "revenue", "cells"},
+		query: func(s *store, f filters) string {
+			return "SELECT variant, sum(visitors), sum(buyers), sum(revenue), count() FROM " + s.db + ".experiments WHERE " + s.cells("experiments", f.site, f.r) + f.variantCells() +
+				" GROUP BY variant ORDER BY variant"
+		}},
 	"positions": {roles: []Role{UX, Manager, Admin}, header: []string{"list_kind", "position", "impressions", "clicks"},
 		query: func(s *store, f filters) string {
 			return "SELECT list_kind, position, sum(impressions), sum(clicks) FROM " + s.db + ".positions WHERE " + s.cells("positions", f.site, f.r) +
@@ -144,6 +149,20 @@ func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
 		out = append(out, m)
 	}
 	return d.answer(c, c.Params("name"), ds.header, text, out)
+}
+
+// typed runs dataset name for f and decodes each row into a T: the pages
+// read typed rows, the API and CSV the same rows as text.
+func typed[T any](ctx context.Context, s *store, name string, f filters, decode func(text []string, num []float64) T) ([]T, error) {
+	text, nums, err := s.load(ctx, name, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(text))
+	for i := range text {
+		out[i] = decode(text[i], nums[i])
+	}
+	return out, nil
 }
 
 // load runs dataset name for f.

@@ -59,5 +59,8 @@ func (n numbers) Money(x float64) string {
 // Percent is a share (0.125) as a percentage with one decimal: 12.5%.
 func (n numbers) Percent(x float64) string { return n.p.Sprintf("%.1f%%", 100*x) }
 
+// Points is a difference of two rates in percentage points: 1.20 pp.
+func (n numbers) Points(x float64) string { return n.p.Sprintf("%.2f pp", 100*x) }
+
 // Date is a day as the page writes it: 4 Nov 2026.
 func (n numbers) Date(t time.Time) string { return t.UTC().Format("2 Jan 2006") }

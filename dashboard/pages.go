@@ -430,21 +430,21 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	}
 	shareEl, shareScript := snippet(share)
 
-	dp, dpN, err := d.store.load(c.UserContext(), "category_dayparts", f)
+	dp, err := d.store.dayparts(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
 	byPart := map[string]map[string]float64{}
 	var dpCats []string
 	seen := map[string]bool{}
-	for i, r := range dp {
-		if byPart[r[1]] == nil {
-			byPart[r[1]] = map[string]float64{}
+	for _, r := range dp {
+		if byPart[r.Daypart] == nil {
+			byPart[r.Daypart] = map[string]float64{}
 		}
-		byPart[r[1]][r[0]] = dpN[i][2]
-		if !seen[r[0]] {
-			seen[r[0]] = true
-			dpCats = append(dpCats, r[0])
+		byPart[r.Daypart][r.Category] = r.Views
+		if !seen[r.Category] {
+			seen[r.Category] = true
+			dpCats = append(dpCats, r.Category)
 		}
 	}
 	parts := charts.NewBar()

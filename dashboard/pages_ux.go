@@ -6,7 +6,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
@@ -56,52 +55,56 @@ func (d *Dashboard) search(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	top, topN, err := d.store.load(ctx, "search", f)
+	top, err := d.store.terms(ctx, "search", f)
 	if err != nil {
 		return err
 	}
-	zero, _, err := d.store.load(ctx, "search_zero", f)
+	zero, err := d.store.terms(ctx, "search_zero", f)
 	if err != nil {
 		return err
 	}
-	trendT, trendN, err := d.store.load(ctx, "search_trend", f)
+	trend, err := d.store.searchTrend(ctx, f)
 	if err != nil {
 		return err
 	}
+	pg := d.page(c, "Search demand", f, sites)
+	num := pg.Num
 
 	bar := charts.NewBar()
 	bar.SetGlobalOptions(chartOpts("search_terms"), tooltipAxis(), legend(), axes("term", "searches"))
 	var terms []string
 	var all, none []opts.BarData
-	for i, r := range top {
-		if i == 20 {
-			break
-		}
-		terms = append(terms, r[0])
-		all = append(all, opts.BarData{Value: topN[i][1]})
-		none = append(none, opts.BarData{Value: topN[i][2]})
+	for _, r := range top[:min(len(top), 20)] {
+		terms = append(terms, r.Term)
+		all = append(all, opts.BarData{Value: r.Searches})
+		none = append(none, opts.BarData{Value: r.ZeroResults})
 	}
 	bar.SetXAxis(terms).AddSeries("searches", all).AddSeries("with zero results", none)
 
 	line := charts.NewLine()
 	line.SetGlobalOptions(chartOpts("search_trend"), tooltipAxis(), legend(), axes("period", "searches"))
-	var days []string
+	var periods []string
 	var s1, s2 []opts.LineData
-	for i, r := range trendT {
-		days = append(days, r[0])
-		s1 = append(s1, opts.LineData{Value: trendN[i][1]})
-		s2 = append(s2, opts.LineData{Value: trendN[i][2]})
+	for _, r := range trend {
+		periods = append(periods, r.Period)
+		s1 = append(s1, opts.LineData{Value: r.Searches})
+		s2 = append(s2, opts.LineData{Value: r.ZeroResults})
 	}
-	line.SetXAxis(days).AddSeries("searches", s1).AddSeries("with zero results", s2)
+	line.SetXAxis(periods).AddSeries("searches", s1).AddSeries("with zero results", s2)
 
+	missed := tableView{Title: "Terms with zero results: demand the shelves miss", CSV: d.csv("search_zero", f),
+		Header: []string{"term", "zero-result searches", "searches", "visitor-days"}}
+	for _, r := range zero {
+		missed.Rows = append(missed.Rows, []string{r.Term, num.Count(r.ZeroResults), num.Count(r.Searches), num.Count(r.Visitors)})
+	}
 	return render(c, "generic", genericPage{
-		page: d.page(c, "Search demand", f, sites), Heading: "Search demand",
-		Intro: "What shoppers look for, and what they look for and do not find. Terms are lower-cased; a term is published for a day only when enough shoppers searched it.",
+		page: pg, Heading: "Search demand",
+		Intro: "What shoppers look for, and what they look for and do not find. Terms are lower-cased; a term is published for a period only when enough shoppers searched it.",
 		Charts: []chart{
 			newChart("Top search terms", d.note(ctx, "searches", f, "Searches of terms that reached the threshold."), d.csv("search", f), bar),
 			newChart("Searches per period", d.note(ctx, "searches", f, "Totals of published terms per published cell period."), d.csv("search_trend", f), line),
 		},
-		Tables: []tableView{{Title: "Terms with zero results: demand the shelves miss", Header: datasets["search_zero"].header, Rows: zero, CSV: d.csv("search_zero", f)}},
+		Tables: []tableView{missed},
 	})
 }
 
@@ -235,21 +238,22 @@ func stepTotals(m map[int]map[string]float64, steps int) ([]float64, []bool) {
 	return totals, ok
 }
 
+// funnelCounts are the period's funnel cells as funnel → step → device →
+// visitor-days.
 func (s *store) funnelCounts(ctx context.Context, f filters) (map[string]map[int]map[string]float64, error) {
-	text, nums, err := s.load(ctx, "funnels", f)
+	cells, err := s.funnelCells(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]map[int]map[string]float64{}
-	for i, r := range text {
-		step := int(nums[i][1])
-		if out[r[0]] == nil {
-			out[r[0]] = map[int]map[string]float64{}
+	for _, c := range cells {
+		if out[c.Funnel] == nil {
+			out[c.Funnel] = map[int]map[string]float64{}
 		}
-		if out[r[0]][step] == nil {
-			out[r[0]][step] = map[string]float64{}
+		if out[c.Funnel][c.Step] == nil {
+			out[c.Funnel][c.Step] = map[string]float64{}
 		}
-		out[r[0]][step][r[2]] = nums[i][3]
+		out[c.Funnel][c.Step][c.Device] = c.Visitors
 	}
 	return out, nil
 }
@@ -281,7 +285,7 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	pos, posN, err := d.store.load(ctx, "positions", f)
+	pos, err := d.store.positions(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -366,16 +370,15 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 	line.SetGlobalOptions(chartOpts("positions"), tooltipAxis(), legend(), axes("position in the list", "click-through %"))
 	kinds := map[string]map[int]float64{}
 	maxPos := 0
-	for i, r := range pos {
-		if posN[i][2] <= 0 {
+	for _, r := range pos {
+		if r.Impressions <= 0 {
 			continue
 		}
-		if kinds[r[0]] == nil {
-			kinds[r[0]] = map[int]float64{}
+		if kinds[r.ListKind] == nil {
+			kinds[r.ListKind] = map[int]float64{}
 		}
-		p := int(posN[i][1])
-		kinds[r[0]][p] = math.Round(1000*min(max(posN[i][3]/posN[i][2], 0), 1)) / 10
-		maxPos = max(maxPos, p)
+		kinds[r.ListKind][r.Position] = math.Round(1000*min(max(r.Clicks/r.Impressions, 0), 1)) / 10
+		maxPos = max(maxPos, r.Position)
 	}
 	var xs []string
 	for p := 1; p <= maxPos; p++ {
@@ -399,7 +402,20 @@ func (d *Dashboard) layout(c *fiber.Ctx) error {
 		line.AddSeries(k, v)
 	}
 	pg.Charts = append(pg.Charts, newChart("Click-through by list position", d.note(ctx, "positions", f, "Per list kind; positions whose cells were not published are gaps."), d.csv("positions", f), line))
-	pg.Tables = append(pg.Tables, variantTable(slots, noise, num))
+	// The A/B tables compare every variant, whichever one the filter
+	// narrows the charts to.
+	abSlots := slots
+	if f.variant != "" {
+		if abSlots, err = d.store.slotRows(ctx, all); err != nil {
+			return err
+		}
+	}
+	pg.Tables = append(pg.Tables, variantTable(abSlots, noise, num))
+	exp, err := d.experimentTable(ctx, all, num)
+	if err != nil {
+		return err
+	}
+	pg.Tables = append(pg.Tables, exp)
 	return render(c, "generic", pg)
 }
 
@@ -466,7 +482,7 @@ const allSlots = "all slots"
 func variantTable(rows []SlotRow, noise map[string]float64, num numbers) tableView {
 	t := tableView{Title: "Layout variants (A/B)", Header: []string{"page", "slot", "variant", "impressions", "clicks", "click-through", "95% interval", "against the baseline"},
 		Note: "Each page's slots together, then each slot. The interval holds the sampling error and the differential-privacy noise of every published cell summed (Gaussian σ of the cells' run); " +
-			"the verdict compares each variant with the first by name. Conversion and revenue per variant are not published yet."}
+			"the verdict compares each variant with the first by name."}
 	var base variantArm
 	for i, v := range variantArms(rows, noise) {
 		e, ok := v.arm.Estimate()
@@ -477,13 +493,59 @@ func variantTable(rows []SlotRow, noise map[string]float64, num numbers) tableVi
 		if i == 0 || v.page != base.page || v.slot != base.slot {
 			base = v
 		} else if vd, ok := abtest.Compare(base.arm, v.arm); ok {
-			verdict = vd.Text
+			verdict = vd.Words(v.arm.Name, base.arm.Name, num.Points)
 		}
 		t.Rows = append(t.Rows, []string{v.page, v.slot, v.arm.Name, num.Count(v.arm.Trials), num.Count(v.arm.Successes), num.Percent(e.Rate),
 			num.Percent(e.Low) + " – " + num.Percent(e.High), verdict})
 	}
 	return t
 }
+
+// experimentTable judges each layout variant on what it is for: the share
+// of its visitor-days that bought, and revenue per visitor-day, each with
+// a 95% interval and a verdict against the baseline (the first by name).
+func (d *Dashboard) experimentTable(ctx context.Context, f filters, num numbers) (tableView, error) {
+	t := tableView{Title: "Layout variants: conversion and revenue", CSV: d.csv("experiments", f),
+		Header: []string{"variant", "visitor-days", "buyers", "conversion (95%)", "revenue per visitor-day (95%)", "conversion against the baseline", "revenue against the baseline"}}
+	rows, grain, noise, err := d.store.experiments(ctx, f)
+	if err != nil {
+		return t, err
+	}
+	t.Note = "Visitor-days count for the first variant they were shown. Conversion is buyers per visitor-day; revenue per visitor-day is bounded by the publication's cap of " +
+		num.Money(experimentRevenueCap) + " per visitor-day, and its interval is conservative (any spread of amounts within the cap). Both intervals hold the noise of every published cell summed. " + grainNote(grain)
+	var base *ExperimentRow
+	var baseConv abtest.Arm
+	var baseRev abtest.Mean
+	for i := range rows {
+		r := &rows[i]
+		conv := abtest.Arm{Name: r.Variant, Trials: r.Visitors, Successes: r.Buyers, Cells: r.Cells, SigmaTrials: noise["visitors"], SigmaSuccesses: noise["buyers"]}
+		rev := abtest.Mean{Name: r.Variant, N: r.Visitors, Sum: r.Revenue, Cells: r.Cells, SigmaN: noise["visitors"], SigmaSum: noise["revenue"], Cap: experimentRevenueCap}
+		ce, okC := conv.Estimate()
+		re, okR := rev.Estimate()
+		if !okC || !okR {
+			continue
+		}
+		row := []string{r.Variant, num.Count(r.Visitors), num.Count(r.Buyers),
+			num.Percent(ce.Rate) + " (" + num.Percent(ce.Low) + " – " + num.Percent(ce.High) + ")",
+			num.Money(re.Rate) + " (" + num.Money(re.Low) + " – " + num.Money(re.High) + ")", "baseline", "baseline"}
+		if base == nil {
+			base, baseConv, baseRev = r, conv, rev
+		} else {
+			if v, ok := abtest.Compare(baseConv, conv); ok {
+				row[5] = v.Words(r.Variant, base.Variant, num.Points)
+			}
+			if v, ok := abtest.CompareMeans(baseRev, rev); ok {
+				row[6] = v.Words(r.Variant, base.Variant, num.Money)
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t, nil
+}
+
+// experimentRevenueCap is what one visitor-day can add to a variant's
+// revenue (aggregate/tables.go, the experiments release).
+const experimentRevenueCap = 400
 
 // withDevices offers the device filter on a page whose tables carry it.
 func withDevices(p page) page {
@@ -500,22 +562,24 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	hab, habN, err := d.store.load(ctx, "habits", f)
+	hab, err := d.store.habits(ctx, f)
 	if err != nil {
 		return err
 	}
-	aud, audN, err := d.store.load(ctx, "audience", f)
+	aud, err := d.store.audience(ctx, f)
 	if err != nil {
 		return err
 	}
-	entries, _, err := d.store.load(ctx, "entries", f)
+	entries, err := d.store.sources(ctx, "entries", f)
 	if err != nil {
 		return err
 	}
-	refs, _, err := d.store.load(ctx, "referrers", f)
+	refs, err := d.store.sources(ctx, "referrers", f)
 	if err != nil {
 		return err
 	}
+	pg := withDevices(d.page(c, "Habits", f, sites))
+	num := pg.Num
 	hm := charts.NewHeatMap()
 	var hours []string
 	for h := 0; h < 24; h++ {
@@ -523,17 +587,17 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 	}
 	var data []opts.HeatMapData
 	var hi float64
-	for i := range hab {
-		wd, h, v := int(habN[i][0]), int(habN[i][1]), habN[i][2]
-		if wd < 1 || wd > 7 {
+	for _, r := range hab {
+		if r.Weekday < 1 || r.Weekday > 7 {
 			continue
 		}
-		hi = math.Max(hi, v)
-		data = append(data, opts.HeatMapData{Value: [3]any{h, wd - 1, v}})
+		hi = math.Max(hi, r.Visitors)
+		data = append(data, opts.HeatMapData{Value: [3]any{r.Hour, r.Weekday - 1, r.Visitors}})
 	}
 	hm.SetGlobalOptions(chartOpts("habits"), charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}),
 		charts.WithXAxisOpts(opts.XAxis{Type: "category", Data: hours}), charts.WithYAxisOpts(opts.YAxis{Type: "category", Data: weekdays}),
-		charts.WithVisualMapOpts(opts.VisualMap{Calculable: opts.Bool(true), Min: 0, Max: float32(math.Max(hi, 1)),
+		charts.WithGridOpts(opts.Grid{Left: "8", Right: "8", ContainLabel: opts.Bool(true)}),
+		charts.WithVisualMapOpts(opts.VisualMap{Calculable: opts.Bool(true), Min: 0, Max: float32(math.Max(hi, 1)), Orient: "horizontal", Left: "center", Bottom: "0",
 			InRange: &opts.VisualMapInRange{Color: []string{"#eef3fb", "#2f6fdb"}}}))
 	hm.SetXAxis(hours).AddSeries("visitor-days", data)
 
@@ -544,31 +608,38 @@ func (d *Dashboard) habits(c *fiber.Ctx) error {
 	bar.SetGlobalOptions(chartOpts("browsers"), tooltipAxis(), axes("browser", "visitor-days"))
 	var browsers []string
 	var bv []opts.BarData
-	for i, r := range aud {
-		switch r[0] {
+	for _, r := range aud {
+		switch r.Dimension {
 		case "device":
-			devs = append(devs, opts.PieData{Name: r[1], Value: audN[i][2]})
+			devs = append(devs, opts.PieData{Name: r.Value, Value: r.Visitors})
 		case "browser":
-			browsers = append(browsers, r[1])
-			bv = append(bv, opts.BarData{Value: audN[i][2]})
+			browsers = append(browsers, r.Value)
+			bv = append(bv, opts.BarData{Value: r.Visitors})
 		}
 	}
 	pie.AddSeries("visitor-days", devs)
 	bar.SetXAxis(browsers).AddSeries("visitor-days", bv)
-	for _, r := range entries {
-		r[0] = strings.TrimSpace(r[0])
+	sourceTable := func(title, name, first string, rows []TrafficRow) tableView {
+		t := tableView{Title: title, CSV: d.csv(name, f), Header: []string{first, "sessions", "bounces", "bounce rate", "visitor-days"}}
+		for _, r := range rows {
+			rate := "–"
+			if r.Sessions > 0 {
+				rate = num.Percent(min(r.Bounces/r.Sessions, 1))
+			}
+			t.Rows = append(t.Rows, []string{r.Value, num.Count(r.Sessions), num.Count(r.Bounces), rate, num.Count(r.Visitors)})
+		}
+		return t
 	}
+	entryTable := sourceTable("Entry pages", "entries", "entry page", entries)
+	entryTable.Note = "Sessions that began on the page; a bounce is a one-page session; the rate is within the same cells."
 	return render(c, "generic", genericPage{
-		page: withDevices(d.page(c, "Habits", f, sites)), Heading: "Habits",
+		page: pg, Heading: "Habits",
 		Intro: "When shoppers come (UTC), on which devices and browsers, where they enter and where they come from.",
 		Charts: []chart{
 			newChart("Visitor-days by weekday and hour (UTC)", d.note(ctx, "habits", f, "Summed over the period's published cells."), d.csv("habits", f), hm),
 			newChart("Device mix", d.note(ctx, "traffic", f, "Visitor-days per device class."), d.csv("audience", f), pie),
 			newChart("Browser mix", d.note(ctx, "traffic", f, "Visitor-days per browser family."), d.csv("audience", f), bar),
 		},
-		Tables: []tableView{
-			{Title: "Entry pages", Header: datasets["entries"].header, Rows: entries, CSV: d.csv("entries", f), Note: "Sessions that began on the page; a bounce is a one-page session."},
-			{Title: "Referrer hosts", Header: datasets["referrers"].header, Rows: refs, CSV: d.csv("referrers", f)},
-		},
+		Tables: []tableView{entryTable, sourceTable("Referrer hosts", "referrers", "referrer host", refs)},
 	})
 }

@@ -388,12 +388,9 @@ type CategoryRevenue struct {
 // categoryRevenue sums the period's product rows and other rows per
 // category (one release, one grain: they add up).
 func (s *store) categoryRevenue(ctx context.Context, f filters) ([]CategoryRevenue, error) {
-	text, nums, err := s.load(ctx, "category_revenue", f)
-	var out []CategoryRevenue
-	for i, r := range text {
-		out = append(out, CategoryRevenue{Category: r[0], Views: uint64(nums[i][1]), Purchases: uint64(nums[i][2]), Revenue: nums[i][3]})
-	}
-	return out, err
+	return typed(ctx, s, "category_revenue", f, func(t []string, n []float64) CategoryRevenue {
+		return CategoryRevenue{Category: t[0], Views: uint64(n[1]), Purchases: uint64(n[2]), Revenue: n[3]}
+	})
 }
 
 // ProductCoverage is how much of a period the product rows show: the
@@ -491,12 +488,9 @@ type SlotRow struct {
 
 // slotRows sums the period's slot cells per page type, slot and variant.
 func (s *store) slotRows(ctx context.Context, f filters) ([]SlotRow, error) {
-	text, nums, err := s.load(ctx, "slots", f)
-	var out []SlotRow
-	for i, r := range text {
-		out = append(out, SlotRow{PageType: r[0], Slot: r[1], Variant: r[2], Impressions: nums[i][3], Clicks: nums[i][4], Cells: int(nums[i][5])})
-	}
-	return out, err
+	return typed(ctx, s, "slots", f, func(t []string, n []float64) SlotRow {
+		return SlotRow{PageType: t[0], Slot: t[1], Variant: t[2], Impressions: n[3], Clicks: n[4], Cells: int(n[5])}
+	})
 }
 
 // variants lists the layout variants with published slot cells in the
@@ -552,6 +546,129 @@ func (s *store) downloads(ctx context.Context, n int) ([][]string, error) {
 		return nil, fmt.Errorf("downloads: %w", err)
 	}
 	return rows, nil
+}
+
+// ExperimentRow is one layout variant's published totals.
+type ExperimentRow struct {
+	Variant                   string
+	Visitors, Buyers, Revenue float64
+	Cells                     int
+}
+
+// experiments sums the period's experiment cells per variant, with the
+// grain read and the noise of one cell of that grain.
+func (s *store) experiments(ctx context.Context, f filters) ([]ExperimentRow, string, map[string]float64, error) {
+	out, err := typed(ctx, s, "experiments", f, func(t []string, n []float64) ExperimentRow {
+		return ExperimentRow{Variant: t[0], Visitors: n[1], Buyers: n[2], Revenue: n[3], Cells: int(n[4])}
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	grain, err := s.grainOf(ctx, "experiments", f.site, f.r)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	noise, err := s.sigmas(ctx, "experiments", f.site, grain)
+	return out, grain, noise, err
+}
+
+// TermRow is a search term's published totals.
+type TermRow struct {
+	Term                            string
+	Searches, ZeroResults, Visitors float64
+}
+
+func (s *store) terms(ctx context.Context, name string, f filters) ([]TermRow, error) {
+	return typed(ctx, s, name, f, func(t []string, n []float64) TermRow {
+		if name == "search_zero" { // its columns: term, zero-result searches, searches, visitors
+			return TermRow{Term: t[0], ZeroResults: n[1], Searches: n[2], Visitors: n[3]}
+		}
+		return TermRow{Term: t[0], Searches: n[1], ZeroResults: n[2], Visitors: n[3]}
+	})
+}
+
+// PeriodSearches are the searches of one published bucket.
+type PeriodSearches struct {
+	Period                string
+	Searches, ZeroResults float64
+}
+
+func (s *store) searchTrend(ctx context.Context, f filters) ([]PeriodSearches, error) {
+	return typed(ctx, s, "search_trend", f, func(t []string, n []float64) PeriodSearches {
+		return PeriodSearches{Period: t[0], Searches: n[1], ZeroResults: n[2]}
+	})
+}
+
+// DaypartRow is a category's views in one part of the day.
+type DaypartRow struct {
+	Category, Daypart string
+	Views, Visitors   float64
+}
+
+func (s *store) dayparts(ctx context.Context, f filters) ([]DaypartRow, error) {
+	return typed(ctx, s, "category_dayparts", f, func(t []string, n []float64) DaypartRow {
+		return DaypartRow{Category: t[0], Daypart: t[1], Views: n[2], Visitors: n[3]}
+	})
+}
+
+// FunnelCell is one funnel step's visitor-days on one device ("other":
+// the devices below the threshold).
+type FunnelCell struct {
+	Funnel, Device string
+	Step           int
+	Visitors       float64
+}
+
+func (s *store) funnelCells(ctx context.Context, f filters) ([]FunnelCell, error) {
+	return typed(ctx, s, "funnels", f, func(t []string, n []float64) FunnelCell {
+		return FunnelCell{Funnel: t[0], Step: int(n[1]), Device: t[2], Visitors: n[3]}
+	})
+}
+
+// PositionRow is one list position's published totals.
+type PositionRow struct {
+	ListKind            string
+	Position            int
+	Impressions, Clicks float64
+}
+
+func (s *store) positions(ctx context.Context, f filters) ([]PositionRow, error) {
+	return typed(ctx, s, "positions", f, func(t []string, n []float64) PositionRow {
+		return PositionRow{ListKind: t[0], Position: int(n[1]), Impressions: n[2], Clicks: n[3]}
+	})
+}
+
+// HabitRow is one weekday and hour's visitor-days.
+type HabitRow struct {
+	Weekday, Hour       int
+	Visitors, Pageviews float64
+}
+
+func (s *store) habits(ctx context.Context, f filters) ([]HabitRow, error) {
+	return typed(ctx, s, "habits", f, func(_ []string, n []float64) HabitRow {
+		return HabitRow{Weekday: int(n[0]), Hour: int(n[1]), Visitors: n[2], Pageviews: n[3]}
+	})
+}
+
+// TrafficRow is one value of a traffic dimension (device, browser, entry
+// page, referrer host).
+type TrafficRow struct {
+	Dimension, Value            string
+	Visitors, Sessions, Bounces float64
+}
+
+func (s *store) audience(ctx context.Context, f filters) ([]TrafficRow, error) {
+	return typed(ctx, s, "audience", f, func(t []string, n []float64) TrafficRow {
+		return TrafficRow{Dimension: t[0], Value: t[1], Visitors: n[2], Sessions: n[3]}
+	})
+}
+
+// sources are the entry pages or referrer hosts (name "entries" or
+// "referrers").
+func (s *store) sources(ctx context.Context, name string, f filters) ([]TrafficRow, error) {
+	return typed(ctx, s, name, f, func(t []string, n []float64) TrafficRow {
+		return TrafficRow{Dimension: name, Value: strings.TrimSpace(t[0]), Sessions: n[1], Bounces: n[2], Visitors: n[3]}
+	})
 }
 
 // firstDay is the first day with a published cell of site (zero when

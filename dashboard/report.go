@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -201,16 +202,13 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		}
 	}
 
-	terms, termN, err := s.load(ctx, "search", f)
+	terms, err := s.terms(ctx, "search", f)
 	if err != nil {
 		return nil, err
 	}
-	for i, t := range terms {
-		if i == 20 {
-			break
-		}
-		add("Search demand", t[0], "searches", Count, termN[i][1], 0, false)
-		add("Search demand", t[0], "zero-result searches", Count, termN[i][2], 0, false)
+	for _, t := range terms[:min(len(terms), 20)] {
+		add("Search demand", t.Term, "searches", Count, t.Searches, 0, false)
+		add("Search demand", t.Term, "zero-result searches", Count, t.ZeroResults, 0, false)
 	}
 
 	// Layout: each slot's click-through, impressions and clicks from the
@@ -245,6 +243,27 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	noise, err := s.sigmas(ctx, "slots", site, grain)
 	if err != nil {
 		return nil, err
+	}
+	exps, _, expNoise, err := s.experiments(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range exps {
+		conv := abtest.Arm{Name: r.Variant, Trials: r.Visitors, Successes: r.Buyers, Cells: r.Cells, SigmaTrials: expNoise["visitors"], SigmaSuccesses: expNoise["buyers"]}
+		rev := abtest.Mean{Name: r.Variant, N: r.Visitors, Sum: r.Revenue, Cells: r.Cells, SigmaN: expNoise["visitors"], SigmaSum: expNoise["revenue"], Cap: experimentRevenueCap}
+		ce, okC := conv.Estimate()
+		re, okR := rev.Estimate()
+		if !okC || !okR {
+			continue
+		}
+		item := "variant " + r.Variant
+		add("Layout variants", item, "visitor-days", Count, r.Visitors, 0, false)
+		add("Layout variants", item, "conversion (buyers per visitor-day)", Rate, ce.Rate, 0, false)
+		add("Layout variants", item, "conversion, 95% low", Rate, ce.Low, 0, false)
+		add("Layout variants", item, "conversion, 95% high", Rate, ce.High, 0, false)
+		add("Layout variants", item, "revenue per visitor-day", Money, re.Rate, 0, false)
+		add("Layout variants", item, "revenue per visitor-day, 95% low", Money, re.Low, 0, false)
+		add("Layout variants", item, "revenue per visitor-day, 95% high", Money, re.High, 0, false)
 	}
 	for _, v := range variantArms(slots, noise) {
 		e, ok := v.arm.Estimate()

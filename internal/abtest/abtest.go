@@ -58,12 +58,9 @@ const (
 
 // Verdict compares a challenger with a baseline.
 type Verdict struct {
-	// Diff is challenger − baseline in rate units, Low and High its 95%
-	// interval.
+	// Diff is challenger − baseline, Low and High its 95% interval.
 	Diff, Low, High float64
 	Kind            Kind
-	// Text says it in a sentence, in percentage points.
-	Text string
 }
 
 // Compare is challenger against baseline; ok is false when either has no
@@ -74,20 +71,70 @@ func Compare(baseline, challenger Arm) (Verdict, bool) {
 	if !okB || !okC {
 		return Verdict{}, false
 	}
+	return compare(b, c), true
+}
+
+func compare(b, c Estimate) Verdict {
 	diff := c.Rate - b.Rate
 	sd := math.Hypot(b.SD, c.SD)
 	v := Verdict{Diff: diff, Low: diff - z95*sd, High: diff + z95*sd, Kind: Unclear}
 	switch {
 	case v.Low > 0:
 		v.Kind = Better
-		v.Text = fmt.Sprintf("%s beats %s by %.2f pp (95%%: %.2f to %.2f pp)", challenger.Name, baseline.Name, 100*diff, 100*v.Low, 100*v.High)
 	case v.High < 0:
 		v.Kind = Worse
-		v.Text = fmt.Sprintf("%s trails %s by %.2f pp (95%%: %.2f to %.2f pp)", challenger.Name, baseline.Name, -100*diff, -100*v.High, -100*v.Low)
-	default:
-		v.Text = fmt.Sprintf("no clear difference between %s and %s (95%%: %+.2f to %+.2f pp)", challenger.Name, baseline.Name, 100*v.Low, 100*v.High)
 	}
-	return v, true
+	return v
+}
+
+// Words says the verdict in a sentence; amount writes a difference
+// ("1.20 pp", "€0.42").
+func (v Verdict) Words(challenger, baseline string, amount func(float64) string) string {
+	switch v.Kind {
+	case Better:
+		return fmt.Sprintf("%s beats %s by %s (95%%: %s to %s)", challenger, baseline, amount(v.Diff), amount(v.Low), amount(v.High))
+	case Worse:
+		return fmt.Sprintf("%s trails %s by %s (95%%: %s to %s)", challenger, baseline, amount(-v.Diff), amount(-v.High), amount(-v.Low))
+	}
+	return fmt.Sprintf("no clear difference between %s and %s (95%%: %s to %s)", challenger, baseline, amount(v.Low), amount(v.High))
+}
+
+// Mean is one variant's published total of an amount (revenue) over its
+// published visitor-days, each visitor-day contributing between 0 and Cap;
+// both summed over Cells cells noised with σ SigmaN and SigmaSum.
+type Mean struct {
+	Name             string
+	N, Sum           float64
+	Cells            int
+	SigmaN, SigmaSum float64
+	Cap              float64
+}
+
+// Estimate is the amount per visitor-day (Rate holds it) with its 95%
+// interval within [0, Cap]. The sampling variance of one visitor-day's
+// amount is at most (Cap − μ)·μ (Bhatia–Davis: bounded in [0, Cap] with
+// mean μ), so the interval is conservative; the noise of every cell is
+// added as for Arm.
+func (m Mean) Estimate() (Estimate, bool) {
+	if m.N <= 0 || m.Cap <= 0 {
+		return Estimate{}, false
+	}
+	mu := min(max(m.Sum/m.N, 0), m.Cap)
+	cells := float64(max(m.Cells, 1))
+	varS := m.N*(m.Cap-mu)*mu + cells*m.SigmaSum*m.SigmaSum
+	varN := cells * m.SigmaN * m.SigmaN
+	sd := math.Sqrt(varS+mu*mu*varN) / m.N
+	return Estimate{Rate: mu, SD: sd, Low: max(mu-z95*sd, 0), High: min(mu+z95*sd, m.Cap)}, true
+}
+
+// CompareMeans is challenger against baseline per visitor-day.
+func CompareMeans(baseline, challenger Mean) (Verdict, bool) {
+	b, okB := baseline.Estimate()
+	c, okC := challenger.Estimate()
+	if !okB || !okC {
+		return Verdict{}, false
+	}
+	return compare(b, c), true
 }
 
 func clamp01(x float64) float64 { return min(max(x, 0), 1) }

@@ -55,10 +55,12 @@ type Config struct {
 
 // Dashboard is the running app's state.
 type Dashboard struct {
-	cfg   Config
-	store *store
-	auth  *auth
-	now   func() time.Time
+	cfg       Config
+	store     *store
+	auth      *auth
+	now       func() time.Time
+	siteCache ttlCache[[]string]
+	stmtCache ttlCache[privacy.Statement]
 }
 
 // NewApp builds the dashboard Fiber app. ready reports whether the published
@@ -73,7 +75,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database}, now: cfg.Now}
+	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database, grains: &grainCache{}}, now: cfg.Now}
 	if d.now == nil {
 		d.now = time.Now
 	}

@@ -38,7 +38,7 @@ var variantName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
 // request reads a page or API request's filters against the sites that
 // have published data.
 func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
-	sites, err := d.store.sites(c.UserContext())
+	sites, err := d.sites(c.UserContext(), c.Query("site"))
 	if err != nil {
 		return filters{}, nil, err
 	}

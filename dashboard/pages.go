@@ -129,7 +129,7 @@ func (d *Dashboard) privacyLine(ctx context.Context) string {
 	if d.cfg.Statement == nil {
 		return ""
 	}
-	st, err := d.cfg.Statement(ctx)
+	st, err := d.statementNow(ctx)
 	if err != nil {
 		return "Privacy statement unavailable: " + err.Error()
 	}
@@ -140,7 +140,7 @@ func (d *Dashboard) statement(ctx context.Context) privacy.Statement {
 	if d.cfg.Statement == nil {
 		return privacy.Statement{}
 	}
-	st, _ := d.cfg.Statement(ctx)
+	st, _ := d.statementNow(ctx)
 	return st
 }
 
@@ -562,7 +562,7 @@ func (d *Dashboard) privacy(c *fiber.Ctx) error {
 		Columns   []col
 	}{page: d.page(c, "Privacy", f, sites), Inventory: inv, Columns: cols}
 	if d.cfg.Statement != nil {
-		st, err := d.cfg.Statement(c.UserContext())
+		st, err := d.statementNow(c.UserContext())
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/privacy"
@@ -83,7 +84,17 @@ func tiling(site string, r Range) string {
 
 // grainOf names the grain cells reads for table, site and r ("" when no
 // cell of any grain that tiles r is published), for the charts to say.
+//
+// Answers are kept for cacheTTL (per table, site and range) when the store
+// has a cache: pages ask once per chart, and a grain appears only when a
+// publication run adds one.
 func (s *store) grainOf(ctx context.Context, table, site string, r Range) (string, error) {
+	key := table + "\x00" + site + "\x00" + r.From.Format(time.DateOnly) + r.To.Format(time.DateOnly)
+	if s.grains != nil {
+		if g, ok := s.grains.get(key, time.Now()); ok {
+			return g, nil
+		}
+	}
 	var g string
 	err := s.q.Select(ctx, "SELECT toString(grain) FROM "+s.db+"."+table+" WHERE "+tiling(site, r)+" ORDER BY toUInt8(grain) DESC LIMIT 1", func(b *proto.Block) error {
 		if b.Rows() > 0 {
@@ -94,7 +105,16 @@ func (s *store) grainOf(ctx context.Context, table, site string, r Range) (strin
 	if err != nil {
 		return "", fmt.Errorf("%s grain: %w", table, err)
 	}
+	if s.grains != nil {
+		s.grains.put(key, g, time.Now())
+	}
 	return g, nil
+}
+
+// cellsOf is cells with the grain already known (from grainOf): the
+// query then reads that grain's rows only.
+func cellsOf(site string, r Range, grain string) string {
+	return "site = " + clickhouse.Quote(site) + " AND " + r.span() + " AND grain = " + clickhouse.Quote(grain) + " AND other = 0"
 }
 
 // grainNote says which cells a chart sums.
@@ -113,6 +133,8 @@ func grainNote(g string) string {
 type store struct {
 	q  Querier
 	db string
+	// grains caches grainOf's answers; nil: no cache (reports).
+	grains *grainCache
 }
 
 // KPIs are a range's totals: sums of the published daily cells.
@@ -215,10 +237,14 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	// Rank over the period in one pass, grouping by a 64-bit hash of the id
 	// (a third of the cost of grouping by the string); then read the
 	// previous period's views of the ranked products only.
+	grain, err := s.grainOf(ctx, "products", site, r)
+	if err != nil || grain == "" {
+		return nil, err
+	}
 	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue) FROM " + s.db +
-		".products WHERE " + s.cells("products", site, r) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
+		".products WHERE " + cellsOf(site, r, grain) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
 	var out []ProductRow
-	err := s.q.Select(ctx, q, func(b *proto.Block) error {
+	err = s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			out = append(out, ProductRow{
 				ProductID: clickhouse.Get[string](b, 0, i), Category: clickhouse.Get[string](b, 1, i),
@@ -239,19 +265,33 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	for i, p := range out {
 		ids[i] = clickhouse.Quote(p.ProductID)
 	}
+	// The previous period's views and the names of the ranked products, at
+	// once.
 	previous := map[string]uint64{}
-	err = s.q.Select(ctx, "SELECT product_id, sum(views) FROM "+s.db+".products WHERE "+s.cells("products", site, r.Previous())+
-		" AND product_id IN ("+strings.Join(ids, ", ")+") GROUP BY product_id", func(b *proto.Block) error {
-		for i := 0; i < b.Rows(); i++ {
-			previous[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[uint64](b, 1, i)
+	var names map[string]string
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		prevGrain, err := s.grainOf(gctx, "products", site, r.Previous())
+		if err != nil || prevGrain == "" {
+			return err
+		}
+		err = s.q.Select(gctx, "SELECT product_id, sum(views) FROM "+s.db+".products WHERE "+cellsOf(site, r.Previous(), prevGrain)+
+			" AND product_id IN ("+strings.Join(ids, ", ")+") GROUP BY product_id", func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				previous[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[uint64](b, 1, i)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("products, previous period: %w", err)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("products, previous period: %w", err)
-	}
-	names, err := s.catalogNames(ctx, site, ids)
-	if err != nil {
+	g.Go(func() (err error) {
+		names, err = s.catalogNames(gctx, site, ids)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	for i := range out {
@@ -277,8 +317,11 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 // catalog (the shop's public product list).
 func (s *store) catalogNames(ctx context.Context, site string, quotedIDs []string) (map[string]string, error) {
 	names := map[string]string{}
+	// The newest name of each: reads only these ids' rows (the catalog is
+	// ordered by site and id), where the newest whole catalog would scan
+	// the site's.
 	err := s.q.Select(ctx, "SELECT product_id, name FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(site)+
-		" AND loaded = (SELECT max(loaded) FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(site)+") AND product_id IN ("+strings.Join(quotedIDs, ", ")+")",
+		" AND product_id IN ("+strings.Join(quotedIDs, ", ")+") ORDER BY loaded DESC LIMIT 1 BY product_id",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				names[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[string](b, 1, i)
@@ -321,57 +364,91 @@ type ProductPoint struct {
 func (s *store) product(ctx context.Context, f filters, id string) (ProductDetail, error) {
 	pd := ProductDetail{ProductRow: ProductRow{ProductID: id}}
 	q := clickhouse.Quote(id)
-	err := s.q.Select(ctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue) FROM "+s.db+
-		".products WHERE "+s.cells("products", f.site, f.r)+" AND product_id = "+q, func(b *proto.Block) error {
-		if b.Rows() == 0 || clickhouse.Get[uint64](b, 0, 0) == 0 {
-			return nil
-		}
-		pd.Published = true
-		pd.Category = clickhouse.Get[string](b, 1, 0)
-		pd.Visitors, pd.Views, pd.Clicks = clickhouse.Get[uint64](b, 2, 0), clickhouse.Get[uint64](b, 3, 0), clickhouse.Get[uint64](b, 4, 0)
-		pd.Adds, pd.Purchases, pd.Revenue = clickhouse.Get[uint64](b, 5, 0), clickhouse.Get[uint64](b, 6, 0), clickhouse.Get[float64](b, 7, 0)
-		return nil
-	})
+	grain, err := s.grainOf(ctx, "products", f.site, f.r)
 	if err != nil {
-		return pd, fmt.Errorf("product %s: %w", id, err)
+		return pd, err
 	}
-	err = s.q.Select(ctx, "SELECT name, category, price FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(f.site)+
-		" AND loaded = (SELECT max(loaded) FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(f.site)+") AND product_id = "+q+" LIMIT 1", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			pd.InCatalog = true
-			pd.Name, pd.Category, pd.Price = clickhouse.Get[string](b, 0, 0), clickhouse.Get[string](b, 1, 0), clickhouse.Get[float64](b, 2, 0)
+	if grain == "" {
+		grain = "day" // nothing published in the period: the query finds no cell
+	}
+	// The period's cells, the catalog entry and the year's cells do not
+	// depend on each other: read at once.
+	var (
+		cat struct {
+			found          bool
+			name, category string
+			price          float64
+		}
+		weeks, months []ProductPoint
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := s.q.Select(gctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue) FROM "+s.db+
+			".products WHERE "+cellsOf(f.site, f.r, grain)+" AND product_id = "+q, func(b *proto.Block) error {
+			if b.Rows() == 0 || clickhouse.Get[uint64](b, 0, 0) == 0 {
+				return nil
+			}
+			pd.Published = true
+			pd.Category = clickhouse.Get[string](b, 1, 0)
+			pd.Visitors, pd.Views, pd.Clicks = clickhouse.Get[uint64](b, 2, 0), clickhouse.Get[uint64](b, 3, 0), clickhouse.Get[uint64](b, 4, 0)
+			pd.Adds, pd.Purchases, pd.Revenue = clickhouse.Get[uint64](b, 5, 0), clickhouse.Get[uint64](b, 6, 0), clickhouse.Get[float64](b, 7, 0)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("product %s: %w", id, err)
 		}
 		return nil
 	})
-	if err != nil {
-		return pd, fmt.Errorf("product %s catalog: %w", id, err)
+	g.Go(func() error {
+		err := s.q.Select(gctx, "SELECT name, category, price FROM "+s.db+".catalog WHERE site = "+clickhouse.Quote(f.site)+
+			" AND product_id = "+q+" ORDER BY loaded DESC LIMIT 1", func(b *proto.Block) error {
+			if b.Rows() > 0 {
+				cat.found = true
+				cat.name, cat.category, cat.price = clickhouse.Get[string](b, 0, 0), clickhouse.Get[string](b, 1, 0), clickhouse.Get[float64](b, 2, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("product %s catalog: %w", id, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		year := Range{From: f.r.To.AddDate(-1, 0, 0), To: f.r.To}
+		err := s.q.Select(gctx, "SELECT toString(grain), bucket, views, adds, purchases, revenue FROM "+s.db+".products WHERE site = "+clickhouse.Quote(f.site)+
+			" AND "+year.span()+" AND grain IN ('week', 'month') AND other = 0 AND product_id = "+q+" ORDER BY grain, bucket", func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				pt := ProductPoint{Bucket: clickhouse.Get[time.Time](b, 1, i).UTC(), Views: clickhouse.Get[uint64](b, 2, i), Adds: clickhouse.Get[uint64](b, 3, i),
+					Purchases: clickhouse.Get[uint64](b, 4, i), Revenue: clickhouse.Get[float64](b, 5, i)}
+				if clickhouse.Get[string](b, 0, i) == "week" {
+					weeks = append(weeks, pt)
+				} else {
+					months = append(months, pt)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("product %s cells: %w", id, err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return pd, err
+	}
+	pd.Weeks, pd.Months = weeks, months
+	if cat.found {
+		pd.InCatalog, pd.Name, pd.Category, pd.Price = true, cat.name, cat.category, cat.price
 	}
 	if pd.Published {
 		err = s.q.Select(ctx, "SELECT countIf(v > "+clickhouse.QuoteInt(int64(pd.Views))+"), count() FROM (SELECT sum(views) AS v FROM "+s.db+".products WHERE "+
-			s.cells("products", f.site, f.r)+" AND category = "+clickhouse.Quote(pd.Category)+" AND product_id != 'unlisted' GROUP BY product_id)", func(b *proto.Block) error {
+			cellsOf(f.site, f.r, grain)+" AND category = "+clickhouse.Quote(pd.Category)+" AND product_id != 'unlisted' GROUP BY product_id)", func(b *proto.Block) error {
 			pd.Rank, pd.RankOf = int(clickhouse.Get[uint64](b, 0, 0))+1, int(clickhouse.Get[uint64](b, 1, 0))
 			return nil
 		})
 		if err != nil {
 			return pd, fmt.Errorf("product %s rank: %w", id, err)
 		}
-	}
-	year := Range{From: f.r.To.AddDate(-1, 0, 0), To: f.r.To}
-	err = s.q.Select(ctx, "SELECT toString(grain), bucket, views, adds, purchases, revenue FROM "+s.db+".products WHERE site = "+clickhouse.Quote(f.site)+
-		" AND "+year.span()+" AND grain IN ('week', 'month') AND other = 0 AND product_id = "+q+" ORDER BY grain, bucket", func(b *proto.Block) error {
-		for i := 0; i < b.Rows(); i++ {
-			pt := ProductPoint{Bucket: clickhouse.Get[time.Time](b, 1, i).UTC(), Views: clickhouse.Get[uint64](b, 2, i), Adds: clickhouse.Get[uint64](b, 3, i),
-				Purchases: clickhouse.Get[uint64](b, 4, i), Revenue: clickhouse.Get[float64](b, 5, i)}
-			if clickhouse.Get[string](b, 0, i) == "week" {
-				pd.Weeks = append(pd.Weeks, pt)
-			} else {
-				pd.Months = append(pd.Months, pt)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return pd, fmt.Errorf("product %s cells: %w", id, err)
 	}
 	return pd, nil
 }

@@ -24,7 +24,7 @@ deps:
 	@./scripts/install-deps.sh
 
 test-deps:
-	@./scripts/install-deps.sh chromium node
+	@./scripts/install-deps.sh chromium node zookeeper
 
 build:
 	$(GO) build -o bin/herd ./cmd/herd

@@ -12,6 +12,8 @@ have clickhouse-client || need="$need clickhouse-client"
 for want in "$@"; do
 	case "$want" in
 	chromium) have chromium || need="$need chromium" ;;
+	# The cluster tests' coordination service (its package brings Java).
+	zookeeper) [ -f /usr/share/java/zookeeper.jar ] && have java || need="$need zookeeper" ;;
 	node)
 		have node || need="$need nodejs"
 		have npm || need="$need npm"
@@ -54,6 +56,7 @@ $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
 for pkg in $need; do
 	[ "$pkg" = nodejs ] && pkg=node
+	[ "$pkg" = zookeeper ] && { [ -f /usr/share/java/zookeeper.jar ] || { echo "install-deps: zookeeper is still missing after apt-get install" >&2; exit 1; }; continue; }
 	have "$pkg" || { echo "install-deps: $pkg is still missing after apt-get install" >&2; exit 1; }
 done
 if $want_sdk; then segment_sdk; fi

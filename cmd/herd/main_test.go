@@ -232,7 +232,8 @@ func TestExternalClickHouseNeedsReader(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	var out, errOut bytes.Buffer
 	for _, args := range [][]string{{}, {"frobnicate"}, {"serve", "--no-such-flag"}, {"sql"},
-		{"dashboard", "--smtp-addr", "127.0.0.1:25", "--report-to", "not an address"}, {"dashboard", "--smtp-addr", "relay-without-port", "--report-to", "ops@shop.example"}} {
+		{"dashboard", "--smtp-addr", "127.0.0.1:25", "--report-to", "not an address"}, {"dashboard", "--smtp-addr", "relay-without-port", "--report-to", "ops@shop.example"},
+		{"migrate", "--cluster", "herd"}} {
 		err := run(context.Background(), args, &out, &errOut)
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
 			t.Errorf("%v: got %v", args, err)

@@ -215,7 +215,9 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		}
 		dashboardURL = "http://" + dash.Addr()
 		log.Info("dashboard serving", "url", dashboardURL)
-		fmt.Fprintf(stdout, "dashboard: %s\n", dashboardURL)
+		if hook == nil { // herd demo prints it with the login, once both exist
+			fmt.Fprintf(stdout, "dashboard: %s\n", dashboardURL)
+		}
 	}
 	hookDone := make(chan error, 1)
 	if hook != nil {

@@ -127,6 +127,20 @@ func splitStatements(text string) []string {
 // in order, holding the migrate lock so that processes starting together take
 // turns. It refuses to run if an applied migration's file has changed since.
 func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log *slog.Logger) error {
+	return migrate(ctx, c, dbs, ms, "", log)
+}
+
+// MigrateOnCluster is Migrate for the cluster named in the server's
+// remote_servers: every table Replicated per shard with a Distributed table
+// over it, every DDL ON CLUSTER (ClusterStatements). c may be any node.
+func MigrateOnCluster(ctx context.Context, c *Client, dbs Databases, ms []Migration, cluster string, log *slog.Logger) error {
+	if _, err := Ident(cluster); err != nil {
+		return fmt.Errorf("migrate: cluster: %w", err)
+	}
+	return migrate(ctx, c, dbs, ms, cluster, log)
+}
+
+func migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, cluster string, log *slog.Logger) error {
 	if err := dbs.Validate(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -141,7 +155,7 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 		"CREATE TABLE IF NOT EXISTS " + dbs.Pub + ".schema_migrations (version UInt32, name String, checksum String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version",
 	}
 	for _, stmt := range bootstrap {
-		if err := c.Exec(ctx, stmt); err != nil && !IsCode(err, CodeTableAlreadyExists, CodeDatabaseExists) {
+		if err := execMigration(ctx, c, stmt, cluster); err != nil && !IsCode(err, CodeTableAlreadyExists, CodeDatabaseExists) {
 			return fmt.Errorf("migrate: bootstrap: %w", err)
 		}
 	}
@@ -173,11 +187,11 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := execMigration(ctx, c, dbs.Expand(stmt)); err != nil {
+			if err := execMigration(ctx, c, dbs.Expand(stmt), cluster); err != nil {
 				return fmt.Errorf("migrate: %04d_%s.sql statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		if err := recordMigration(ctx, c, dbs.Pub, m); err != nil {
+		if err := recordMigration(ctx, c, dbs.Pub, m, cluster); err != nil {
 			return err
 		}
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
@@ -192,13 +206,32 @@ func Migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, log 
 // COLUMN IF NOT EXISTS c ..., which 18.16 cannot parse.
 var columnIfExists = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+(\w+)\.(\w+)\s+(DROP|ADD)\s+COLUMN\s+IF\s+(?:NOT\s+)?EXISTS\s+(\w+)(.*?)\s*;?\s*$`)
 
-// execMigration runs one migration statement. DROP COLUMN IF EXISTS and ADD
-// COLUMN IF NOT EXISTS (current releases) are done by looking the column up
-// first, so a migration cut short can be run again on every server version.
-func execMigration(ctx context.Context, c *Client, stmt string) error {
+// execMigration runs one migration statement, on cluster when it is set.
+// DROP COLUMN IF EXISTS and ADD COLUMN IF NOT EXISTS (current releases) are
+// done by looking the column up first, so a migration cut short can be run
+// again on every server version.
+func execMigration(ctx context.Context, c *Client, stmt, cluster string) error {
+	run := func(stmt string) error {
+		if cluster == "" {
+			return c.Exec(ctx, stmt)
+		}
+		stmts, redistribute, err := ClusterStatements(stmt, cluster, VisitorShardKey)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if err := c.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		if redistribute != "" {
+			return Redistribute(ctx, c, redistribute, cluster)
+		}
+		return nil
+	}
 	m := columnIfExists.FindStringSubmatch(stmt)
 	if m == nil {
-		return c.Exec(ctx, stmt)
+		return run(stmt)
 	}
 	db, table, op, col, rest := m[1], m[2], strings.ToUpper(m[3]), m[4], m[5]
 	exists := false
@@ -210,14 +243,14 @@ func execMigration(ctx context.Context, c *Client, stmt string) error {
 	case err != nil:
 		return err
 	case op == "DROP" && exists:
-		return c.Exec(ctx, "ALTER TABLE "+db+"."+table+" DROP COLUMN "+col)
+		return run("ALTER TABLE " + db + "." + table + " DROP COLUMN " + col)
 	case op == "ADD" && !exists:
-		return c.Exec(ctx, "ALTER TABLE "+db+"."+table+" ADD COLUMN "+col+rest)
+		return run("ALTER TABLE " + db + "." + table + " ADD COLUMN " + col + rest)
 	}
 	return nil
 }
 
-func recordMigration(ctx context.Context, c *Client, db string, m Migration) error {
+func recordMigration(ctx context.Context, c *Client, db string, m Migration, cluster string) error {
 	b := proto.NewBlock()
 	cols := []struct {
 		name string
@@ -239,7 +272,13 @@ func recordMigration(ctx context.Context, c *Client, db string, m Migration) err
 	if err := b.Append(vals...); err != nil {
 		return fmt.Errorf("migrate: record: %w", err)
 	}
-	if err := c.Insert(ctx, db+".schema_migrations", b); err != nil {
+	var opts []Option
+	if cluster != "" {
+		// Through the Distributed table: on its shard before the next
+		// migration reads what is applied.
+		opts = append(opts, WithSetting("insert_distributed_sync", "1"))
+	}
+	if err := c.Insert(ctx, db+".schema_migrations", b, opts...); err != nil {
 		return fmt.Errorf("migrate: record %04d: %w", m.Version, err)
 	}
 	return nil

@@ -47,6 +47,9 @@ type LocalConfig struct {
 	// HTTPPort and TCPPort fix the ports (a restart that clients must find
 	// again); zero picks free ones.
 	HTTPPort, TCPPort int
+	// Extra is more server configuration, inserted as is (herd generates
+	// it: a cluster's remote_servers, macros, ZooKeeper).
+	Extra string
 	// Log receives start and stop messages.
 	Log *slog.Logger
 }
@@ -483,6 +486,7 @@ func (l *Local) writeConfig(writerPW, readerPW string) error {
 		"MaxMemory": l.cfg.MaxMemoryPerQuery,
 		"Writer":    WriterUser,
 		"Reader":    ReaderUser,
+		"Extra":     l.cfg.Extra,
 	}
 	for name, tmpl := range map[string]*template.Template{"config.xml": configXML, "users.xml": usersXML} {
 		var buf bytes.Buffer
@@ -523,7 +527,7 @@ var configXML = template.Must(template.New("config").Parse(`<?xml version="1.0"?
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <max_concurrent_queries>100</max_concurrent_queries>
-    <keep_alive_timeout>3</keep_alive_timeout>
+    <keep_alive_timeout>3</keep_alive_timeout>{{.Extra}}
 </yandex>
 `))
 

@@ -27,6 +27,8 @@ func (p *Publisher) Impossible(ctx context.Context) (int, []string, error) {
 		{"searches: zero-result searches over searches", "SELECT count() FROM " + pub + ".searches WHERE zero_results > searches"},
 		{"experiments: buyers over visitor-days, or revenue without buyers", "SELECT count() FROM " + pub + ".experiments WHERE buyers > visitors OR (revenue > 0 AND buyers = 0)"},
 		{"kpis: buyers over visitor-days or orders, or revenue without orders", "SELECT count() FROM " + pub + ".kpis WHERE buyers > visitors OR buyers > orders OR (revenue > 0 AND orders = 0)"},
+		{"funnel segments: a step above the step before it", "SELECT count() FROM (SELECT groupArray((step, visitors)) AS s FROM (SELECT * FROM " + pub + ".funnel_segments WHERE other = 0 ORDER BY step)" +
+			" GROUP BY site, grain, bucket, funnel, segment_kind, segment) WHERE arrayExists((x, i) -> i > 1 AND x.2 > s[i - 1].2, s, arrayEnumerate(s))"},
 		{"funnels: a step above the step before it", "SELECT count() FROM (SELECT groupArray((step, visitors)) AS s FROM (SELECT * FROM " + pub + ".funnels WHERE other = 0 ORDER BY step)" +
 			" GROUP BY site, grain, bucket, funnel, device) WHERE arrayExists((x, i) -> i > 1 AND x.2 > s[i - 1].2, s, arrayEnumerate(s))"},
 	}

@@ -276,6 +276,15 @@ GROUP BY visitor, kind, pos`}},
 			Grains: []GrainWeight{{Day, 1}, {Week, 2}, {Month, 1}}, VisitorsWeight: 1, Parent: []string{"funnel", "step"}, StepDim: "step",
 		},
 		{
+			// The funnels by layout variant and by traffic source: what an
+			// A/B test or a campaign does to each step.
+			Name:   "funnel_segments",
+			Dims:   []Dim{{"funnel", "String", ""}, {"step", "UInt8", ""}, {"segment_kind", "String", "kind"}, {"segment", "String", "seg"}},
+			Parts:  segmentParts(funnels),
+			Reads:  []string{"event_id", "visitor", "type", "received", "seq", "step", "page_type", "slot", "variant", "referrer_host"},
+			Grains: []GrainWeight{{Week, 1}, {Month, 0.5}}, VisitorsWeight: 1, StepDim: "step",
+		},
+		{
 			Name: "traffic",
 			Dims: []Dim{{"dimension", "String", ""}, {"value", "String", ""}},
 			Metrics: []Metric{
@@ -355,30 +364,59 @@ FROM {events} WHERE {where} GROUP BY visitor HAVING v != ''`}},
 func funnelParts(funnels []schemas.Funnel) ([]Part, error) {
 	var parts []Part
 	for _, f := range funnels {
-		conds := make([]string, len(f.Steps))
-		for i, s := range f.Steps {
-			c := "type = " + clickhouse.Quote(s.Type)
-			if s.Step > 0 {
-				c += " AND step = " + clickhouse.QuoteInt(s.Step)
-			}
-			if s.PageType != "" {
-				c += " AND page_type = " + clickhouse.Quote(s.PageType)
-			}
-			if s.Slot != "" {
-				c += " AND slot = " + clickhouse.Quote(s.Slot)
-			}
-			conds[i] = c
-		}
-		window := int64(f.Window/time.Second) * tsPerSecond
+		window, conds := funnelLevel(f)
 		parts = append(parts, Part{Limit: len(f.Steps), SQL: fmt.Sprintf(`SELECT visitor, %s AS funnel, toUInt8(s + 1) AS step, dev
 FROM (SELECT visitor, toString(any(device)) AS dev, windowFunnel(%d)({ts}, %s) AS level
 	FROM {events} WHERE {where} GROUP BY visitor)
-ARRAY JOIN range(level) AS s`, clickhouse.Quote(f.Name), window, strings.Join(conds, ", "))})
+ARRAY JOIN range(level) AS s`, clickhouse.Quote(f.Name), window, conds)})
 	}
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("no funnels defined")
 	}
 	return parts, nil
+}
+
+// funnelLevel is a funnel's windowFunnel arguments: the window in {ts}
+// units and the step conditions.
+func funnelLevel(f schemas.Funnel) (int64, string) {
+	conds := make([]string, len(f.Steps))
+	for i, s := range f.Steps {
+		c := "type = " + clickhouse.Quote(s.Type)
+		if s.Step > 0 {
+			c += " AND step = " + clickhouse.QuoteInt(s.Step)
+		}
+		if s.PageType != "" {
+			c += " AND page_type = " + clickhouse.Quote(s.PageType)
+		}
+		if s.Slot != "" {
+			c += " AND slot = " + clickhouse.Quote(s.Slot)
+		}
+		conds[i] = c
+	}
+	return int64(f.Window/time.Second) * tsPerSecond, strings.Join(conds, ", ")
+}
+
+// sourceClass is where a visitor-day came from, by the referrer of its
+// first pageview: direct (none, or the shop itself), search (a search
+// engine) or referral (any other site).
+const sourceClass = `multiIf(ref IN ('', 'internal'), 'direct', match(ref, '(^|\\.)(google|bing|duckduckgo|yahoo|ecosia|baidu|yandex|qwant|startpage)\\.'), 'search', 'referral')`
+
+// segmentParts are the funnels again, by the layout variant a visitor-day
+// saw first and by its traffic source: each visitor-day counts once in
+// each kind of segment (a variant only when it saw one).
+func segmentParts(funnels []schemas.Funnel) []Part {
+	var parts []Part
+	for _, f := range funnels {
+		window, conds := funnelLevel(f)
+		parts = append(parts, Part{Limit: 2 * len(f.Steps), SQL: fmt.Sprintf(`SELECT visitor, funnel, step, kv.1 AS kind, kv.2 AS seg
+FROM (SELECT visitor, %s AS funnel, toUInt8(s + 1) AS step, v, ref
+	FROM (SELECT visitor, argMinIf(variant, {ts}, variant != '') AS v, argMinIf(referrer_host, {ts}, type = 'pageview') AS ref,
+		windowFunnel(%d)({ts}, %s) AS level
+		FROM {events} WHERE {where} GROUP BY visitor)
+	ARRAY JOIN range(level) AS s)
+ARRAY JOIN arrayFilter(x -> x.2 != '', [('variant', v), ('source', %s)]) AS kv`, clickhouse.Quote(f.Name), window, conds, sourceClass)})
+	}
+	return parts
 }
 
 // tsPerSecond: {ts} counts 512 ticks a second so that events received in the

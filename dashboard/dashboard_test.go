@@ -85,6 +85,11 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 			db.Names.Pub, b, int(day.Weekday()+6)%7+1, b, int(day.Weekday()+6)%7+1))
 		exec(fmt.Sprintf("INSERT INTO %s.traffic VALUES ('demo', 'day', %s, 'device', 'mobile', 600, 2000, 800, 200, 0), ('demo', 'day', %s, 'device', 'desktop', 400, 1500, 500, 100, 0), ('demo', 'day', %s, 'browser', 'Chrome', 700, 2500, 900, 200, 0), ('demo', 'day', %s, 'entry', '/', 500, 1200, 600, 150, 0), ('demo', 'day', %s, 'referrer', 'google.com', 300, 900, 350, 80, 0), ('demo', 'day', %s, 'referrer', '', 200, 700, 250, 60, 0)",
 			db.Names.Pub, b, b, b, b, b, b))
+		exec(fmt.Sprintf("INSERT INTO %s.funnel_segments VALUES ('demo', 'day', %s, 'purchase', 1, 'variant', 'A', 300, 0), ('demo', 'day', %s, 'purchase', 2, 'variant', 'A', 40, 0), "+
+			"('demo', 'day', %s, 'purchase', 1, 'variant', 'B', 290, 0), ('demo', 'day', %s, 'purchase', 2, 'variant', 'B', 60, 0), "+
+			"('demo', 'day', %s, 'purchase', 1, 'source', 'direct', 350, 0), ('demo', 'day', %s, 'purchase', 2, 'source', 'direct', 50, 0), "+
+			"('demo', 'day', %s, 'purchase', 1, 'source', 'search', 240, 0), ('demo', 'day', %s, 'purchase', 2, 'source', 'search', 45, 0)",
+			db.Names.Pub, b, b, b, b, b, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.experiments VALUES ('demo', 'day', %s, 'A', %d, 30, 2400.0, 0), ('demo', 'day', %s, 'B', %d, 45, 3300.0, 0)", db.Names.Pub, b, 700+i, b, 690+i))
 		params, err := json.Marshal(privacy.Params{Metrics: []privacy.Mechanism{{Name: "impressions", Sensitivity: 10, Sigma: 60}, {Name: "clicks", Sensitivity: 2.5, Sigma: 15}}})
 		if err != nil {

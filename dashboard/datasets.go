@@ -8,6 +8,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
 )
 
 // A dataset is one widget's rows: what a chart or table shows, served as
@@ -53,6 +55,15 @@ var datasets = map[string]dataset{
 			// step's devices add up to the step.
 			return "SELECT funnel, step, if(other = 1, 'other', device) AS dev, sum(visitors) FROM " + s.db + ".funnels WHERE " + s.cellsAndOther("funnels", f.site, f.r) + f.deviceCells() +
 				" GROUP BY funnel, step, dev ORDER BY funnel, step, dev"
+		}},
+	"funnel_segments": {roles: []Role{UX, Manager, Admin}, header: []string{"funnel", "step", "segment_kind", "segment", "visitors", "cells"},
+		query: func(s *store, f filters) string {
+			narrow := ""
+			if kind, value, ok := f.segment(); ok {
+				narrow = " AND segment_kind = " + clickhouse.Quote(kind) + " AND segment = " + clickhouse.Quote(value)
+			}
+			return "SELECT funnel, step, segment_kind, segment, sum(visitors), count() FROM " + s.db + ".funnel_segments WHERE " + s.cells("funnel_segments", f.site, f.r) + narrow +
+				" GROUP BY funnel, step, segment_kind, segment ORDER BY funnel, segment_kind, segment, step"
 		}},
 	"slots": {roles: []Role{UX, Manager, Admin}, header: []string{"page_type", "slot", "variant", "impressions", "clicks", "cells"},
 		query: func(s *store, f filters) string {

@@ -26,9 +26,15 @@ type filters struct {
 	// device narrows the tables that carry one (categories, funnels,
 	// habits) to that device's cells; "" is every device.
 	device string
-	// variant narrows the layout's slots to one layout variant.
+	// variant narrows the layout's slots, and the funnels, to one layout
+	// variant.
 	variant string
+	// source narrows the funnels to one traffic source.
+	source string
 }
+
+// sources are the traffic sources the funnel segments publish.
+var sources = []string{"direct", "search", "referral"}
 
 // devices are the device classes the rollups publish.
 var devices = []string{"desktop", "mobile", "tablet"}
@@ -51,7 +57,7 @@ func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
 	if strings.HasPrefix(c.Path(), "/products") || strings.HasPrefix(c.Path(), "/api/v1/products") {
 		def = productsPreset
 	}
-	f := filters{site: c.Query("site"), preset: c.Query("range"), device: c.Query("device"), variant: c.Query("variant")}
+	f := filters{site: c.Query("site"), preset: c.Query("range"), device: c.Query("device"), variant: c.Query("variant"), source: c.Query("source")}
 	switch {
 	case f.site == "" && len(sites) > 0:
 		f.site = sites[0]
@@ -65,6 +71,9 @@ func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
 	}
 	if f.variant != "" && !variantName.MatchString(f.variant) {
 		return f, fiber.NewError(fiber.StatusBadRequest, "variant: letters, digits, '.', '_' or '-', at most 40")
+	}
+	if f.source != "" && !slices.Contains(sources, f.source) {
+		return f, fiber.NewError(fiber.StatusBadRequest, "source: one of "+strings.Join(sources, ", "))
 	}
 	// Dates without a preset are a custom range: a link may carry from and
 	// to alone.
@@ -131,6 +140,9 @@ func (f filters) values(withRange bool) url.Values {
 	if f.variant != "" {
 		v.Set("variant", f.variant)
 	}
+	if f.source != "" {
+		v.Set("source", f.source)
+	}
 	return v
 }
 
@@ -149,6 +161,18 @@ func (f filters) deviceCells() string {
 		return ""
 	}
 	return " AND other = 0 AND device = " + clickhouse.Quote(f.device)
+}
+
+// segment is the funnel segment the filters choose: a layout variant or a
+// traffic source (a variant first); ok false for none.
+func (f filters) segment() (kind, value string, ok bool) {
+	switch {
+	case f.variant != "":
+		return "variant", f.variant, true
+	case f.source != "":
+		return "source", f.source, true
+	}
+	return "", "", false
 }
 
 // variantCells narrows the slots to the chosen layout variant.

@@ -48,8 +48,8 @@ type page struct {
 	Presets                                                                   []preset
 	// Device and Variant are the chosen dimensions; Devices and Variants,
 	// when set, offer them (only on pages whose tables carry them).
-	Device, Variant   string
-	Devices, Variants []string
+	Device, Variant, Source    string
+	Devices, Variants, Sources []string
 	// Coverage warns when the period starts before the first published day.
 	Coverage string
 	// Num formats numbers for the reader's language.
@@ -112,7 +112,7 @@ func (d *Dashboard) page(c *fiber.Ctx, title string, f filters, sites []string) 
 		Title: title, User: s.user.Name, Role: string(s.user.Role), CSRF: s.csrf, Site: f.site, Preset: f.preset,
 		From: f.r.From.Format(time.DateOnly), To: f.r.To.Add(-24 * time.Hour).Format(time.DateOnly),
 		Query: f.query(), NavQuery: f.navQuery(), Sites: sites, Presets: presets, Privacy: d.privacyLine(c.UserContext()),
-		Device: f.device, Variant: f.variant, Num: d.numbers(c),
+		Device: f.device, Variant: f.variant, Source: f.source, Num: d.numbers(c),
 	}
 	if start, err := d.store.firstDay(c.UserContext(), f.site); err == nil && !start.IsZero() && f.r.From.Before(start) {
 		p.Coverage = "Data from " + p.Num.Date(start) + ": the period starts before the first published day."

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -131,14 +132,28 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	grain, err := d.store.grainOf(ctx, "funnels", f.site, f.r)
+	table := "funnels"
+	if _, _, ok := f.segment(); ok {
+		table = "funnel_segments"
+	}
+	grain, err := d.store.grainOf(ctx, table, f.site, f.r)
+	if err != nil {
+		return err
+	}
+	all := f
+	all.variant, all.source = "", ""
+	variants, err := d.store.variants(ctx, all)
 	if err != nil {
 		return err
 	}
 	pg := genericPage{page: withDevices(d.page(c, "Funnels", f, sites)), Heading: "Funnels"}
+	pg.Variants, pg.Sources = variants, sources
 	num := pg.Num
 	who := "every device"
-	if f.device != "" {
+	switch kind, value, ok := f.segment(); {
+	case ok:
+		who = kind + " " + value + " only; the device filter does not apply to segments"
+	case f.device != "":
 		who = f.device + " only"
 	}
 	pg.Intro = "Visitor-days reaching each step in order within the funnel's window (" + who + "). Conversions are between steps published together; " +
@@ -198,7 +213,91 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 		}
 		pg.Tables = append(pg.Tables, t)
 	}
+	seg, err := d.segmentTable(ctx, all, defs, num)
+	if err != nil {
+		return err
+	}
+	pg.Tables = append(pg.Tables, seg)
 	return render(c, "generic", pg)
+}
+
+// segmentTable compares each funnel across layout variants and across
+// traffic sources: visitor-days at the first step, at the last step every
+// segment of the kind published, the completion between them with its 95%
+// interval, and a verdict against the kind's baseline (the first variant
+// by name; direct traffic).
+func (d *Dashboard) segmentTable(ctx context.Context, f filters, defs []schemas.Funnel, num numbers) (tableView, error) {
+	t := tableView{Title: "Funnels by layout variant and by traffic source", CSV: d.csv("funnel_segments", f),
+		Header: []string{"funnel", "segment", "visitor-days at the first step", "reached", "completion (95%)", "against the baseline"}}
+	cells, err := d.store.segmentCells(ctx, f)
+	if err != nil {
+		return t, err
+	}
+	grain, err := d.store.grainOf(ctx, "funnel_segments", f.site, f.r)
+	if err != nil {
+		return t, err
+	}
+	noise, err := d.store.sigmas(ctx, "funnel_segments", f.site, grain)
+	if err != nil {
+		return t, err
+	}
+	t.Note = "Source is the referrer of a visitor-day's first page: direct (none, or the shop), search (a search engine), referral (any other site). Completion is between two steps of the same segment's cells, both noised: its interval holds the noise of every cell summed. " + grainNote(grain)
+	type key struct{ funnel, kind, segment string }
+	steps := map[key]map[int]SegmentCell{}
+	for _, c := range cells {
+		k := key{c.Funnel, c.Kind, c.Segment}
+		if steps[k] == nil {
+			steps[k] = map[int]SegmentCell{}
+		}
+		steps[k][c.Step] = c
+	}
+	for _, fn := range defs {
+		for _, kind := range []string{"variant", "source"} {
+			var segs []string
+			for k := range steps {
+				if k.funnel == fn.Name && k.kind == kind {
+					segs = append(segs, k.segment)
+				}
+			}
+			sort.Slice(segs, func(i, j int) bool {
+				if kind == "source" { // direct first: the baseline
+					return slices.Index(sources, segs[i]) < slices.Index(sources, segs[j])
+				}
+				return segs[i] < segs[j]
+			})
+			// The last step every segment of the kind published: each
+			// segment's completion is read to the same step.
+			last := len(fn.Steps)
+			for _, sg := range segs {
+				n := 0
+				for steps[key{fn.Name, kind, sg}][n+1].Visitors > 0 {
+					n++
+				}
+				last = min(last, n)
+			}
+			if len(segs) == 0 || last < 2 {
+				continue
+			}
+			var base abtest.Arm
+			for i, sg := range segs {
+				first, end := steps[key{fn.Name, kind, sg}][1], steps[key{fn.Name, kind, sg}][last]
+				arm := abtest.Arm{Name: sg, Trials: first.Visitors, Successes: end.Visitors, Cells: first.Cells, SigmaTrials: noise["visitors"], SigmaSuccesses: noise["visitors"]}
+				e, ok := arm.Estimate()
+				if !ok {
+					continue
+				}
+				verdict := "baseline"
+				if i == 0 {
+					base = arm
+				} else if v, ok := abtest.Compare(base, arm); ok {
+					verdict = v.Words(sg, base.Name, num.Points)
+				}
+				t.Rows = append(t.Rows, []string{fn.Title, kind + " " + sg, num.Count(first.Visitors), "“" + fn.Steps[last-1].Title + "”: " + num.Count(end.Visitors),
+					num.Percent(e.Rate) + " (" + num.Percent(e.Low) + " – " + num.Percent(e.High) + ")", verdict})
+			}
+		}
+	}
+	return t, nil
 }
 
 // funnelChart draws steps as a funnel, in their order, each labelled at its
@@ -239,11 +338,23 @@ func stepTotals(m map[int]map[string]float64, steps int) ([]float64, []bool) {
 }
 
 // funnelCounts are the period's funnel cells as funnel → step → device →
-// visitor-days.
+// visitor-days; with a segment chosen (a layout variant or a traffic
+// source), that segment's cells, under the segment's name.
 func (s *store) funnelCounts(ctx context.Context, f filters) (map[string]map[int]map[string]float64, error) {
-	cells, err := s.funnelCells(ctx, f)
-	if err != nil {
-		return nil, err
+	var cells []FunnelCell
+	if _, value, ok := f.segment(); ok {
+		segs, err := s.segmentCells(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range segs {
+			cells = append(cells, FunnelCell{Funnel: c.Funnel, Step: c.Step, Device: value, Visitors: c.Visitors})
+		}
+	} else {
+		var err error
+		if cells, err = s.funnelCells(ctx, f); err != nil {
+			return nil, err
+		}
 	}
 	out := map[string]map[int]map[string]float64{}
 	for _, c := range cells {

@@ -702,6 +702,21 @@ func (s *store) funnelCells(ctx context.Context, f filters) ([]FunnelCell, error
 	})
 }
 
+// SegmentCell is one funnel step's visitor-days in one segment (a layout
+// variant or a traffic source), summed over Cells cells.
+type SegmentCell struct {
+	Funnel, Kind, Segment string
+	Step                  int
+	Visitors              float64
+	Cells                 int
+}
+
+func (s *store) segmentCells(ctx context.Context, f filters) ([]SegmentCell, error) {
+	return typed(ctx, s, "funnel_segments", f, func(t []string, n []float64) SegmentCell {
+		return SegmentCell{Funnel: t[0], Step: int(n[1]), Kind: t[2], Segment: t[3], Visitors: n[4], Cells: int(n[5])}
+	})
+}
+
 // PositionRow is one list position's published totals.
 type PositionRow struct {
 	ListKind            string

@@ -204,6 +204,25 @@ func TestProductPageFunnelsAndVariants(t *testing.T) {
 	if !strings.Contains(funnels, "Overall: ") || !strings.Contains(funnels, "Previous period: ") {
 		t.Errorf("funnels page without the overall conversion against the previous period")
 	}
+	// Funnels by segment: the comparison table, one segment's funnel, the
+	// API narrowed to a source.
+	if !strings.Contains(funnels, "Funnels by layout variant and by traffic source") || !strings.Contains(funnels, "B beats A by 7.36 pp") {
+		t.Errorf("funnels page without the segment comparison (B: 60/290 against A: 40/300 reach the cart)")
+	}
+	if !strings.Contains(funnels, "source search") {
+		t.Errorf("funnels page without the source segments")
+	}
+	_, onlyB := getWith(t, c, s.url+"/funnels?range=28d&variant=B")
+	if !strings.Contains(onlyB, "variant B only") || !strings.Contains(onlyB, "<td>8,120</td>") {
+		t.Errorf("the funnel of variant B: not B's 28 × 290 visitor-days at the first step")
+	}
+	code, segAPI := getWith(t, c, s.url+"/api/v1/funnel_segments?range=28d&source=search")
+	if code != 200 || strings.Contains(segAPI, `"direct"`) || !strings.Contains(segAPI, `"search"`) {
+		t.Errorf("segments API for search: %d %.200s", code, segAPI)
+	}
+	if code, _ := getWith(t, c, s.url+"/api/v1/funnel_segments?source=carrier-pigeon"); code != 400 {
+		t.Errorf("unknown source: %d", code)
+	}
 	_, layout := getWith(t, c, s.url+"/layout?range=28d")
 	for _, want := range []string{"all slots", "home-hero-1", "baseline"} {
 		if !strings.Contains(layout, want) {

@@ -629,8 +629,7 @@ func (d *Dashboard) experimentTable(ctx context.Context, f filters, num numbers)
 	var baseRev abtest.Mean
 	for i := range rows {
 		r := &rows[i]
-		conv := abtest.Arm{Name: r.Variant, Trials: r.Visitors, Successes: r.Buyers, Cells: r.Cells, SigmaTrials: noise["visitors"], SigmaSuccesses: noise["buyers"]}
-		rev := abtest.Mean{Name: r.Variant, N: r.Visitors, Sum: r.Revenue, Cells: r.Cells, SigmaN: noise["visitors"], SigmaSum: noise["revenue"], Cap: experimentRevenueCap}
+		conv, rev := r.arms(noise)
 		ce, okC := conv.Estimate()
 		re, okR := rev.Estimate()
 		if !okC || !okR {

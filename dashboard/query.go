@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/privacy"
 )
@@ -630,6 +631,13 @@ type ExperimentRow struct {
 	Variant                   string
 	Visitors, Buyers, Revenue float64
 	Cells                     int
+}
+
+// arms are the variant's conversion (buyers per visitor-day) and revenue
+// per visitor-day, with the noise of its cells, for internal/abtest.
+func (r ExperimentRow) arms(noise map[string]float64) (abtest.Arm, abtest.Mean) {
+	return abtest.Arm{Name: r.Variant, Trials: r.Visitors, Successes: r.Buyers, Cells: r.Cells, SigmaTrials: noise["visitors"], SigmaSuccesses: noise["buyers"]},
+		abtest.Mean{Name: r.Variant, N: r.Visitors, Sum: r.Revenue, Cells: r.Cells, SigmaN: noise["visitors"], SigmaSum: noise["revenue"], Cap: experimentRevenueCap}
 }
 
 // experiments sums the period's experiment cells per variant, with the

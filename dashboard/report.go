@@ -20,7 +20,6 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
-	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -249,8 +248,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		return nil, err
 	}
 	for _, r := range exps {
-		conv := abtest.Arm{Name: r.Variant, Trials: r.Visitors, Successes: r.Buyers, Cells: r.Cells, SigmaTrials: expNoise["visitors"], SigmaSuccesses: expNoise["buyers"]}
-		rev := abtest.Mean{Name: r.Variant, N: r.Visitors, Sum: r.Revenue, Cells: r.Cells, SigmaN: expNoise["visitors"], SigmaSum: expNoise["revenue"], Cap: experimentRevenueCap}
+		conv, rev := r.arms(expNoise)
 		ce, okC := conv.Estimate()
 		re, okR := rev.Estimate()
 		if !okC || !okR {

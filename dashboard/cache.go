@@ -14,29 +14,37 @@ import (
 // few minutes at most).
 const cacheTTL = 20 * time.Second
 
-// ttlCache holds one value for cacheTTL. A miss fetches outside the lock:
+// cache keeps values by key for cacheTTL. A miss fetches outside the lock:
 // a frozen ClickHouse holds each request only to its own deadline.
-type ttlCache[T any] struct {
-	mu  sync.Mutex
+type cache[T any] struct {
+	mu sync.Mutex
+	m  map[string]cached[T]
+}
+
+type cached[T any] struct {
 	val T
 	at  time.Time
 }
 
-// get is the cached value, fetched again when older than cacheTTL or
-// when stale is true.
-func (c *ttlCache[T]) get(now time.Time, stale bool, fetch func() (T, error)) (T, error) {
+// get is key's value, fetched again when older than cacheTTL or when
+// stale is true.
+func (c *cache[T]) get(key string, stale bool, fetch func() (T, error)) (T, error) {
+	now := time.Now()
 	c.mu.Lock()
-	v, at := c.val, c.at
+	e, ok := c.m[key]
 	c.mu.Unlock()
-	if !stale && !at.IsZero() && now.Sub(at) < cacheTTL {
-		return v, nil
+	if ok && !stale && now.Sub(e.at) < cacheTTL {
+		return e.val, nil
 	}
 	v, err := fetch()
 	if err != nil {
 		return v, err
 	}
 	c.mu.Lock()
-	c.val, c.at = v, now
+	if c.m == nil || len(c.m) > 10000 { // a bound, not an LRU: keys are few
+		c.m = map[string]cached[T]{}
+	}
+	c.m[key] = cached[T]{v, now}
 	c.mu.Unlock()
 	return v, nil
 }
@@ -45,11 +53,11 @@ func (c *ttlCache[T]) get(now time.Time, stale bool, fetch func() (T, error)) (T
 // and not in the list is looked up again, so a new site shows at once.
 func (d *Dashboard) sites(ctx context.Context, want string) ([]string, error) {
 	fetch := func() ([]string, error) { return d.store.sites(ctx) }
-	sites, err := d.siteCache.get(time.Now(), false, fetch)
+	sites, err := d.siteCache.get("", false, fetch)
 	if err != nil || want == "" || slices.Contains(sites, want) {
 		return sites, err
 	}
-	return d.siteCache.get(time.Now(), true, fetch)
+	return d.siteCache.get("", true, fetch)
 }
 
 // statementNow is the privacy statement (cached).
@@ -57,35 +65,5 @@ func (d *Dashboard) statementNow(ctx context.Context) (privacy.Statement, error)
 	if d.cfg.Statement == nil {
 		return privacy.Statement{}, nil
 	}
-	return d.stmtCache.get(time.Now(), false, func() (privacy.Statement, error) { return d.cfg.Statement(ctx) })
-}
-
-// grainCache keeps grainOf's answers per table, site and range.
-type grainCache struct {
-	mu sync.Mutex
-	m  map[string]cachedGrain
-}
-
-type cachedGrain struct {
-	grain string
-	at    time.Time
-}
-
-func (c *grainCache) get(key string, now time.Time) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g, ok := c.m[key]
-	if !ok || now.Sub(g.at) >= cacheTTL {
-		return "", false
-	}
-	return g.grain, true
-}
-
-func (c *grainCache) put(key, grain string, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) > 10000 { // a bound, not an LRU: ranges are few
-		c.m = map[string]cachedGrain{}
-	}
-	c.m[key] = cachedGrain{grain, now}
+	return d.stmtCache.get("", false, func() (privacy.Statement, error) { return d.cfg.Statement(ctx) })
 }

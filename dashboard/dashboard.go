@@ -59,8 +59,8 @@ type Dashboard struct {
 	store     *store
 	auth      *auth
 	now       func() time.Time
-	siteCache ttlCache[[]string]
-	stmtCache ttlCache[privacy.Statement]
+	siteCache cache[[]string]
+	stmtCache cache[privacy.Statement]
 }
 
 // NewApp builds the dashboard Fiber app. ready reports whether the published
@@ -75,7 +75,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database, grains: &grainCache{}}, now: cfg.Now}
+	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database, grains: &cache[string]{}, firstDays: &cache[time.Time]{}}, now: cfg.Now}
 	if d.now == nil {
 		d.now = time.Now
 	}

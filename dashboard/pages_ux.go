@@ -377,8 +377,6 @@ func sumDevices(m map[string]float64) float64 {
 	return s
 }
 
-func pctText(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
-
 // layout: slot click-through on the page grid, the list-position curve,
 // and the layout variants compared per page and slot with an interval that
 // includes the DP noise (internal/abtest).

@@ -90,26 +90,23 @@ func tiling(site string, r Range) string {
 // has a cache: pages ask once per chart, and a grain appears only when a
 // publication run adds one.
 func (s *store) grainOf(ctx context.Context, table, site string, r Range) (string, error) {
-	key := table + "\x00" + site + "\x00" + r.From.Format(time.DateOnly) + r.To.Format(time.DateOnly)
-	if s.grains != nil {
-		if g, ok := s.grains.get(key, time.Now()); ok {
-			return g, nil
+	fetch := func() (string, error) {
+		var g string
+		err := s.q.Select(ctx, "SELECT toString(grain) FROM "+s.db+"."+table+" WHERE "+tiling(site, r)+" ORDER BY toUInt8(grain) DESC LIMIT 1", func(b *proto.Block) error {
+			if b.Rows() > 0 {
+				g = clickhouse.Get[string](b, 0, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("%s grain: %w", table, err)
 		}
+		return g, nil
 	}
-	var g string
-	err := s.q.Select(ctx, "SELECT toString(grain) FROM "+s.db+"."+table+" WHERE "+tiling(site, r)+" ORDER BY toUInt8(grain) DESC LIMIT 1", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			g = clickhouse.Get[string](b, 0, 0)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("%s grain: %w", table, err)
+	if s.grains == nil {
+		return fetch()
 	}
-	if s.grains != nil {
-		s.grains.put(key, g, time.Now())
-	}
-	return g, nil
+	return s.grains.get(table+"\x00"+site+"\x00"+r.From.Format(time.DateOnly)+r.To.Format(time.DateOnly), false, fetch)
 }
 
 // cellsOf is cells with the grain already known (from grainOf): the
@@ -134,8 +131,10 @@ func grainNote(g string) string {
 type store struct {
 	q  Querier
 	db string
-	// grains caches grainOf's answers; nil: no cache (reports).
-	grains *grainCache
+	// grains and firstDays cache grainOf's and firstDay's answers; nil:
+	// no cache (reports).
+	grains    *cache[string]
+	firstDays *cache[time.Time]
 }
 
 // KPIs are a range's totals: sums of the published daily cells.
@@ -774,17 +773,23 @@ func (s *store) sources(ctx context.Context, name string, f filters) ([]TrafficR
 // firstDay is the first day with a published cell of site (zero when
 // none), from the publisher's run log.
 func (s *store) firstDay(ctx context.Context, site string) (time.Time, error) {
-	var t time.Time
-	err := s.q.Select(ctx, "SELECT min(bucket), count() FROM "+s.db+".rollup_runs WHERE state = 'published' AND site = "+clickhouse.Quote(site), func(b *proto.Block) error {
-		if b.Rows() > 0 && clickhouse.Get[uint64](b, 1, 0) > 0 {
-			t = clickhouse.Get[time.Time](b, 0, 0).UTC()
+	fetch := func() (time.Time, error) {
+		var t time.Time
+		err := s.q.Select(ctx, "SELECT min(bucket), count() FROM "+s.db+".rollup_runs WHERE state = 'published' AND site = "+clickhouse.Quote(site), func(b *proto.Block) error {
+			if b.Rows() > 0 && clickhouse.Get[uint64](b, 1, 0) > 0 {
+				t = clickhouse.Get[time.Time](b, 0, 0).UTC()
+			}
+			return nil
+		})
+		if err != nil {
+			return t, fmt.Errorf("first published day: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return t, fmt.Errorf("first published day: %w", err)
+		return t, nil
 	}
-	return t, nil
+	if s.firstDays == nil {
+		return fetch()
+	}
+	return s.firstDays.get(site, false, fetch) // every page asks
 }
 
 // sites lists the sites with published data.

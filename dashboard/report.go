@@ -32,17 +32,14 @@ var ReportKinds = []string{"weekly", "monthly"}
 // ReportFormats are the files a report is written as.
 var ReportFormats = []string{"csv", "xlsx", "parquet"}
 
-// ReportPeriod is the period a report of kind covers as of now.
+// ReportPeriod is the period a report of kind covers as of now: the
+// pages' last full week or last full month.
 func ReportPeriod(kind string, now time.Time) (Range, error) {
-	today := now.UTC().Truncate(24 * time.Hour)
 	switch kind {
 	case "weekly":
-		// Monday of this week, then the week before it.
-		monday := today.Add(-time.Duration((int(today.Weekday())+6)%7) * 24 * time.Hour)
-		return Range{From: monday.Add(-7 * 24 * time.Hour), To: monday}, nil
+		return presetRange("week", now, "", "")
 	case "monthly":
-		first := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
-		return Range{From: first.AddDate(0, -1, 0), To: first}, nil
+		return presetRange("month", now, "", "")
 	}
 	return Range{}, fmt.Errorf("report kind %q: want weekly or monthly", kind)
 }

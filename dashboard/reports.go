@@ -216,6 +216,17 @@ func WriteScheduled(ctx context.Context, q Querier, db string, sites []string, k
 	}
 	var written []string
 	for _, site := range sites {
+		// The hourly catch-up finds most reports written: build only what
+		// is missing.
+		var missing []string
+		for _, format := range ReportFormats {
+			if _, err := os.Stat(filepath.Join(dir, ReportFileName(site, kind, period, format))); err != nil {
+				missing = append(missing, format)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
 		rep, err := BuildReport(ctx, q, db, site, kind, period, st)
 		if err != nil {
 			return written, err
@@ -223,11 +234,8 @@ func WriteScheduled(ctx context.Context, q Querier, db string, sites []string, k
 		if rep.Partial() != "" && now.Before(period.To.Add(publishWait)) {
 			continue // the last days may still be on their way: try later
 		}
-		for _, format := range ReportFormats {
+		for _, format := range missing {
 			path := filepath.Join(dir, ReportFileName(site, kind, period, format))
-			if _, err := os.Stat(path); err == nil {
-				continue
-			}
 			var buf bytes.Buffer
 			if err := rep.Write(&buf, format); err != nil {
 				return written, err

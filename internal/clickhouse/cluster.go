@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/template"
 	"time"
@@ -217,7 +216,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			}
 			var extra bytes.Buffer
 			if err := clusterXML.Execute(&extra, map[string]any{
-				"Name": cfg.Name, "Nodes": nodes, "Self": nd, "ZK": zk.Port, "Writer": WriterUser, "Password": xmlText(writerPW),
+				"Name": cfg.Name, "Nodes": nodes, "Self": nd, "ZK": zk.Port, "Writer": WriterUser, "Password": xmlEscape(writerPW),
 			}); err != nil {
 				return nil, err
 			}
@@ -231,23 +230,6 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	}
 	ok = true
 	return c, nil
-}
-
-func xmlText(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '<':
-			b.WriteString("&lt;")
-		case '>':
-			b.WriteString("&gt;")
-		case '&':
-			b.WriteString("&amp;")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // Stop stops every server, then ZooKeeper.

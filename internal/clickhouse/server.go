@@ -467,11 +467,7 @@ func freePorts(n int) ([]int, error) {
 }
 
 func (l *Local) writeConfig(writerPW, readerPW string) error {
-	x := func(s string) string {
-		var b strings.Builder
-		_ = xml.EscapeText(&b, []byte(s))
-		return b.String()
-	}
+	x := xmlEscape
 	sum := func(pw string) string {
 		h := sha256.Sum256([]byte(pw))
 		return hex.EncodeToString(h[:])
@@ -498,6 +494,13 @@ func (l *Local) writeConfig(writerPW, readerPW string) error {
 		}
 	}
 	return nil
+}
+
+// xmlEscape makes s safe as XML text.
+func xmlEscape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
 }
 
 // The server listens on loopback only. Caches are sized for a laptop, not the

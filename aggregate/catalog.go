@@ -132,7 +132,7 @@ func (p *Publisher) LoadCatalog(ctx context.Context, items []CatalogItem) error 
 		return fmt.Errorf("load catalog: %w", err)
 	}
 	for _, s := range sites {
-		if err := p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Pub+".catalog DELETE WHERE site = "+clickhouse.Quote(s)+" AND loaded < toDateTime("+clickhouse.QuoteInt(loaded.Unix())+")"); err != nil {
+		if err := p.c.Exec(ctx, p.dbs.Alter(p.dbs.Pub, "catalog")+" DELETE WHERE site = "+clickhouse.Quote(s)+" AND loaded < toDateTime("+clickhouse.QuoteInt(loaded.Unix())+")"); err != nil {
 			return fmt.Errorf("load catalog: drop the previous one: %w", err)
 		}
 	}

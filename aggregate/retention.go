@@ -55,7 +55,7 @@ func (p *Publisher) Retain(ctx context.Context, now time.Time, spool SpoolPruner
 		default:
 			continue
 		}
-		if err := p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Raw+".events DROP PARTITION ID "+clickhouse.Quote(h.ID)); err != nil {
+		if err := p.c.Exec(ctx, p.dbs.Alter(p.dbs.Raw, "events")+" DROP PARTITION ID "+clickhouse.Quote(h.ID)); err != nil {
 			errs = append(errs, fmt.Errorf("drop raw partition %s: %w", h.ID, err))
 			continue
 		}
@@ -144,7 +144,7 @@ func (p *Publisher) retainPartials(ctx context.Context, now time.Time) ([]Droppe
 			return nil
 		})
 		if err == nil {
-			err = p.c.Exec(ctx, "ALTER TABLE "+p.dbs.Raw+".cell_partials DROP PARTITION "+clickhouse.Quote(day.Format(time.DateOnly)))
+			err = p.c.Exec(ctx, p.dbs.Alter(p.dbs.Raw, "cell_partials")+" DROP PARTITION "+clickhouse.Quote(day.Format(time.DateOnly)))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("drop partial day %s: %w", day.Format(time.DateOnly), err))
@@ -168,7 +168,7 @@ type RawHour struct {
 // RawHours lists the raw hour partitions, oldest first, and whether each is
 // wholly published.
 func (p *Publisher) RawHours(ctx context.Context, now time.Time) ([]RawHour, error) {
-	parts, err := rawPartitions(ctx, p.c, p.dbs.Raw)
+	parts, err := rawPartitions(ctx, p.c, p.dbs)
 	if err != nil {
 		return nil, err
 	}
@@ -197,10 +197,11 @@ type rawPartition struct {
 	rows uint64
 }
 
-func rawPartitions(ctx context.Context, c *clickhouse.Client, rawDB string) ([]rawPartition, error) {
+func rawPartitions(ctx context.Context, c *clickhouse.Client, dbs clickhouse.Databases) ([]rawPartition, error) {
 	var out []rawPartition
-	err := c.Select(ctx, "SELECT partition_id, partition, sum(rows) FROM system.parts WHERE database = "+clickhouse.Quote(rawDB)+
-		" AND table = 'events' AND active GROUP BY partition_id, partition ORDER BY partition_id",
+	from, table := dbs.Parts("events")
+	err := c.Select(ctx, "SELECT partition_id, partition, sum(rows) FROM "+from+" WHERE database = "+clickhouse.Quote(dbs.Raw)+
+		" AND table = "+clickhouse.Quote(table)+" AND active GROUP BY partition_id, partition ORDER BY partition_id",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
 				h, err := time.Parse(time.DateTime, clickhouse.Get[string](b, 1, i))

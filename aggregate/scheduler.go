@@ -31,9 +31,39 @@ type Scheduler struct {
 	Spool SpoolPruner
 	// Lease of the publisher lock (default 2 minutes; renewed while working).
 	Lease time.Duration
+	// Locks hands out the publisher lock; nil is the ClickHouse lock on the
+	// publisher's server, which holds for one server only. A cluster's
+	// publishers share its ZooKeeper's (coord.Conn).
+	Locks Locker
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+}
+
+// Locker hands out a named lock that holds across processes.
+type Locker interface {
+	TryLock(ctx context.Context, name string, lease time.Duration) (Held, bool, error)
+}
+
+// Held is a lock this process holds: Renew keeps it (or says it was lost),
+// Release gives it up.
+type Held interface {
+	Renew(ctx context.Context) error
+	Release(ctx context.Context) error
+}
+
+// clickhouseLocks is the lock on one ClickHouse server.
+type clickhouseLocks struct {
+	c  *clickhouse.Client
+	db string
+}
+
+func (l clickhouseLocks) TryLock(ctx context.Context, name string, lease time.Duration) (Held, bool, error) {
+	lock, ok, err := clickhouse.TryLock(ctx, l.c, l.db, name, lease)
+	if !ok {
+		return nil, ok, err
+	}
+	return lock, ok, err
 }
 
 // TickResult is what one tick did; Skipped means another process held the
@@ -86,7 +116,11 @@ func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
 	if lease == 0 {
 		lease = 2 * time.Minute
 	}
-	lock, ok, err := clickhouse.TryLock(ctx, p.c, p.dbs.Pub, lockName, lease)
+	locks := s.Locks
+	if locks == nil {
+		locks = clickhouseLocks{p.c, p.dbs.Pub}
+	}
+	lock, ok, err := locks.TryLock(ctx, lockName, lease)
 	if err != nil {
 		return res, fmt.Errorf("publisher lock: %w", err)
 	}

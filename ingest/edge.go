@@ -46,6 +46,9 @@ type Config struct {
 	InsertInterval time.Duration
 	// Now is the key ring's clock; nil is time.Now.
 	Now func() time.Time
+	// SharedKeys, for one of several ingest nodes, is where every node
+	// finds each day's key (coord.DayKeys); nil keeps keys to this node.
+	SharedKeys keyring.Shared
 }
 
 // Edge is the running ingest: key ring, pipeline, group-commit writer, spool
@@ -91,7 +94,7 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 			slots[slot.Slot] = true
 		}
 	}
-	keys, err := keyring.Open(filepath.Join(cfg.DataDir, "keys", "day-keys.json"), cfg.Now)
+	keys, err := keyring.OpenShared(filepath.Join(cfg.DataDir, "keys", "day-keys.json"), cfg.Now, cfg.SharedKeys)
 	if err != nil {
 		return nil, err
 	}

@@ -8,9 +8,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-
-	"github.com/herd-analytics/herd/internal/clickhouse"
-	"github.com/herd-analytics/herd/schemas"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,12 +32,11 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	var base baseFlags
-	cluster := fs.String("cluster", "", "create every table ON CLUSTER this cluster of the server's remote_servers: ReplicatedMergeTree per shard, Distributed over them (docs/operations.md)")
 	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
 		return err
 	}
-	if *cluster != "" && base.store.url == "" {
+	if base.store.cluster != "" && base.store.url == "" {
 		return fmt.Errorf("--cluster needs the cluster's ClickHouse (--clickhouse URL of any node): %w", errUsage)
 	}
 	st, err := base.store.open(ctx, log, false)
@@ -48,19 +44,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer st.close()
-	if *cluster != "" {
-		ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
-		if err != nil {
-			return err
-		}
-		if err := clickhouse.MigrateOnCluster(ctx, st.writer, st.dbs, ms, *cluster, log); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "migrations applied on cluster %s\n", *cluster)
-		return nil
-	}
-	if err := st.migrate(ctx, log); err != nil {
+	if err := st.migrateDDL(ctx, log); err != nil {
 		return err
+	}
+	if st.dbs.Cluster != "" {
+		fmt.Fprintf(stdout, "migrations applied on cluster %s\n", st.dbs.Cluster)
+		return nil
 	}
 	fmt.Fprintln(stdout, "migrations applied")
 	return nil

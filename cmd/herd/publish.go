@@ -97,7 +97,7 @@ func runRollup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer st.close()
-	s := &aggregate.Scheduler{Publisher: p, Now: func() time.Time { return now }, Log: log}
+	s := &aggregate.Scheduler{Publisher: p, Now: func() time.Time { return now }, Locks: st.locks(), Log: log}
 	res, err := s.Tick(ctx)
 	if res.Skipped {
 		return fmt.Errorf("another herd is publishing right now (lock %q held); try again when it is done", "publisher")
@@ -223,7 +223,7 @@ func startScheduler(ctx context.Context, st *store, pub publishFlags, spool aggr
 	if err != nil {
 		return nil, err
 	}
-	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Spool: spool, Log: log.With("component", "publisher")}
+	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Spool: spool, Locks: st.locks(), Log: log.With("component", "publisher")}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	return done, nil
@@ -251,7 +251,7 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer st.close()
 	fmt.Fprintln(stdout, "publisher running on", pub.schedule)
-	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Log: log}
+	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Locks: st.locks(), Log: log}
 	return s.Run(ctx)
 }
 

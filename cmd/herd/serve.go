@@ -153,7 +153,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	sctx, stopScheduler := context.WithCancel(ctx)
 	defer stopScheduler()
 	if r.ingest {
-		if edge, err = ef.open(base.store.dataDir, pub.rawRetention, st, log); err != nil {
+		if edge, err = ef.open(ctx, base.store.dataDir, pub.rawRetention, st, base.store.zookeeper, log); err != nil {
 			return err
 		}
 		edgeDone := make(chan error, 1)

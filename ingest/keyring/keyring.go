@@ -4,6 +4,7 @@
 package keyring
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -39,6 +40,20 @@ const KeyLifetime = privacy.KeyLifetime
 // day beyond it, so no key outlives its lifetime by being made early.
 const MaxSkew = 5 * time.Minute
 
+// SharedTimeout bounds one call to the shared key store: an event waits
+// that long at most for its day's key (once per day and node).
+const SharedTimeout = 5 * time.Second
+
+// Shared is where the ingest nodes of a cluster find each day's key
+// (coord.DayKeys keeps them in ZooKeeper). Claim offers a fresh random key
+// for day and returns the day's key, the offered one or one another node
+// made first.
+type Shared interface {
+	Claim(ctx context.Context, day string, key [32]byte) ([32]byte, error)
+	Delete(ctx context.Context, day string) error
+	Days(ctx context.Context) ([]string, error)
+}
+
 // ErrFutureDay is returned for a day after today (as of now plus MaxSkew).
 var ErrFutureDay = errors.New("day in the future")
 
@@ -50,8 +65,9 @@ var ErrFutureDay = errors.New("day in the future")
 // pseudonyms continuous. Keys for days long past (history imports) are made
 // on demand, kept in memory only, and forgotten soon after.
 type KeyRing struct {
-	path string
-	now  func() time.Time
+	path   string
+	now    func() time.Time
+	shared Shared // nil: keys are this node's own
 
 	mu        sync.Mutex
 	keys      map[string][32]byte // day "2006-01-02" → key, persisted
@@ -78,10 +94,18 @@ type subkeyID struct{ day, site, purpose string }
 // Open loads the key file at path (created if missing; "" keeps keys
 // in memory only) and destroys keys past their lifetime.
 func Open(path string, now func() time.Time) (*KeyRing, error) {
+	return OpenShared(path, now, nil)
+}
+
+// OpenShared is Open for one of several ingest nodes: each day's key comes
+// from shared (the first node to need it makes it), the file keeps a copy
+// for restarts, and Expire destroys expired keys there too. Keys for days
+// past their lifetime (history imports) stay this node's own.
+func OpenShared(path string, now func() time.Time, shared Shared) (*KeyRing, error) {
 	if now == nil {
 		now = time.Now
 	}
-	k := &KeyRing{path: path, now: now, keys: map[string][32]byte{}, ephemeral: map[string]ephemeralKey{}, subkeys: map[subkeyID]*sync.Pool{}}
+	k := &KeyRing{path: path, now: now, shared: shared, keys: map[string][32]byte{}, ephemeral: map[string]ephemeralKey{}, subkeys: map[subkeyID]*sync.Pool{}}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		switch {
@@ -119,9 +143,26 @@ func expired(day string, now time.Time) bool {
 	return !now.Before(d.Add(24*time.Hour + KeyLifetime))
 }
 
-// Expire destroys persisted keys past their lifetime and ephemeral keys unused
-// for ten minutes. Call it periodically (the ingest server does, every minute).
+// Expire destroys persisted keys past their lifetime (in the shared store
+// too) and ephemeral keys unused for ten minutes. Call it periodically (the
+// ingest server does, every minute).
 func (k *KeyRing) Expire() error {
+	err := k.expireLocal()
+	if k.shared == nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), SharedTimeout)
+	defer cancel()
+	days, serr := k.shared.Days(ctx)
+	for _, day := range days {
+		if serr == nil && expired(day, k.now()) {
+			serr = k.shared.Delete(ctx, day)
+		}
+	}
+	return errors.Join(err, serr)
+}
+
+func (k *KeyRing) expireLocal() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.now()
@@ -249,6 +290,16 @@ func (k *KeyRing) dayKeyLocked(day string) ([32]byte, error) {
 		// History import: a key that must not outlive the import.
 		k.ephemeral[day] = ephemeralKey{key: key, lastUsed: k.now()}
 		return key, nil
+	}
+	if k.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), SharedTimeout)
+		shared, err := k.shared.Claim(ctx, day, key)
+		cancel()
+		clear(key[:])
+		if err != nil {
+			return shared, fmt.Errorf("day key: %w", err)
+		}
+		key = shared
 	}
 	k.keys[day] = key
 	if err := k.saveLocked(); err != nil {

@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
-	"text/template"
 	"time"
+
+	"github.com/herd-analytics/herd/deploy"
 )
 
 // ZooKeeperInstallHint is how a machine gets ZooKeeper.
@@ -122,13 +125,16 @@ func (z *ZooKeeper) Stop() {
 	}
 }
 
+// ClusterName is the cluster's name in deploy/clickhouse/cluster.
+const ClusterName = "herd"
+
 // ClusterConfig describes a local ClickHouse cluster: shards × replicas
 // clickhouse-server processes on loopback and one ZooKeeper.
 type ClusterConfig struct {
 	// Dir holds ZooKeeper's and every server's directory. Required.
 	Dir string
-	// Name is the cluster's name in remote_servers (default "herd").
-	Name             string
+	// Shards and Replicas: 2 and 2, the shape of the files in
+	// deploy/clickhouse/cluster the servers run on.
 	Shards, Replicas int
 	// ReaderDatabases are what the reader user may read on every node.
 	ReaderDatabases []string
@@ -141,6 +147,8 @@ type Cluster struct {
 	ZK   *ZooKeeper
 	// Nodes are the servers by shard, then replica.
 	Nodes [][]*Local
+	// configs start each node again (Restart).
+	configs [][]LocalConfig
 }
 
 // node is one replica's server configuration: where it sits in the
@@ -156,14 +164,8 @@ type node struct {
 // servers share the writer's and reader's passwords (Distributed queries
 // log in to the other shards as the writer).
 func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
-	if cfg.Name == "" {
-		cfg.Name = "herd"
-	}
 	if cfg.Shards < 1 || cfg.Replicas < 1 {
 		return nil, errors.New("local cluster: at least one shard and one replica")
-	}
-	if _, err := Ident(cfg.Name); err != nil {
-		return nil, fmt.Errorf("local cluster: name: %w", err)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -173,7 +175,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Name: cfg.Name, ZK: zk}
+	c := &Cluster{Name: ClusterName, ZK: zk}
 	ok := false
 	defer func() {
 		if !ok {
@@ -214,22 +216,42 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 					return nil, err
 				}
 			}
-			var extra bytes.Buffer
-			if err := clusterXML.Execute(&extra, map[string]any{
-				"Name": cfg.Name, "Nodes": nodes, "Self": nd, "ZK": zk.Port, "Writer": WriterUser, "Password": xmlEscape(writerPW),
-			}); err != nil {
-				return nil, err
+			if err := writeClusterConfig(nd, nodes, zk.Port, writerPW); err != nil {
+				return nil, fmt.Errorf("local cluster: %w", err)
 			}
-			l, err := StartLocal(ctx, LocalConfig{Dir: nd.Dir, HTTPPort: nd.HTTP, TCPPort: nd.TCP, Extra: extra.String(),
-				ReaderDatabases: cfg.ReaderDatabases, Log: cfg.Log, MaxMemoryPerQuery: 1 << 30})
+			lc := LocalConfig{Dir: nd.Dir, HTTPPort: nd.HTTP, TCPPort: nd.TCP,
+				ReaderDatabases: cfg.ReaderDatabases, Log: cfg.Log, MaxMemoryPerQuery: 1 << 30}
+			l, err := StartLocal(ctx, lc)
 			if err != nil {
 				return nil, fmt.Errorf("local cluster: shard %d replica %d: %w", nd.Shard, nd.Replica, err)
 			}
 			c.Nodes[len(c.Nodes)-1] = append(c.Nodes[len(c.Nodes)-1], l)
+			if len(c.configs) < nd.Shard {
+				c.configs = append(c.configs, nil)
+			}
+			c.configs[nd.Shard-1] = append(c.configs[nd.Shard-1], lc)
 		}
 	}
 	ok = true
 	return c, nil
+}
+
+// Kill ends one server with SIGKILL (shard and replica count from 0), as a
+// machine failing would.
+func (c *Cluster) Kill(shard, replica int) {
+	l := c.Nodes[shard][replica]
+	l.kill()
+	_ = l.Stop(context.Background()) // releases its directory for Restart
+}
+
+// Restart starts a killed or stopped server again on its data and ports.
+func (c *Cluster) Restart(ctx context.Context, shard, replica int) error {
+	l, err := StartLocal(ctx, c.configs[shard][replica])
+	if err != nil {
+		return fmt.Errorf("local cluster: restart shard %d replica %d: %w", shard+1, replica+1, err)
+	}
+	c.Nodes[shard][replica] = l
+	return nil
 }
 
 // Stop stops every server, then ZooKeeper.
@@ -246,32 +268,49 @@ func (c *Cluster) Stop(ctx context.Context) {
 	}
 }
 
-// clusterXML is each server's part of the cluster: every shard and replica
-// (replicas of a shard copy each other through ReplicatedMergeTree, so
-// Distributed writes one of them: internal_replication), ZooKeeper, the
-// node's macros for table paths, the port replicas fetch parts from, and
-// where ON CLUSTER DDL queues.
-var clusterXML = template.Must(template.New("cluster").Parse(`
-    <remote_servers>
-        <{{.Name}}>{{range .Nodes}}
-            <shard>
-                <internal_replication>true</internal_replication>{{range .}}
-                <replica><host>127.0.0.1</host><port>{{.TCP}}</port><user>{{$.Writer}}</user><password>{{$.Password}}</password></replica>{{end}}
-            </shard>{{end}}
-        </{{.Name}}>
-    </remote_servers>
-    <zookeeper>
-        <node><host>127.0.0.1</host><port>{{.ZK}}</port></node>
-        <session_timeout_ms>30000</session_timeout_ms>
-    </zookeeper>
-    <macros>
-        <cluster>{{.Name}}</cluster>
-        <shard>{{printf "%02d" .Self.Shard}}</shard>
-        <replica>r{{.Self.Replica}}</replica>
-    </macros>
-    <interserver_http_host>127.0.0.1</interserver_http_host>
-    <interserver_http_port>{{.Self.Interserver}}</interserver_http_port>
-    <distributed_ddl>
-        <path>/clickhouse/task_queue/ddl</path>
-    </distributed_ddl>
-`))
+// writeClusterConfig puts the cluster files herd ships (deploy/clickhouse/
+// cluster: remote_servers, zookeeper, macros) into the node's config.d,
+// with the hosts, ports and password of this machine's cluster filled in:
+// the local cluster runs on exactly what operators deploy.
+func writeClusterConfig(self node, nodes [][]node, zkPort int, writerPW string) error {
+	if len(nodes) != 2 || len(nodes[0]) != 2 {
+		return errors.New("deploy/clickhouse/cluster describes 2 shards of 2 replicas")
+	}
+	replace := []string{"REPLACE_WITH_WRITER_PASSWORD", xmlEscape(writerPW),
+		"<host>zk1</host><port>2181</port>", "<host>127.0.0.1</host><port>" + strconv.Itoa(zkPort) + "</port>",
+		"<interserver_http_port>9009</interserver_http_port>", "<interserver_http_port>" + strconv.Itoa(self.Interserver) + "</interserver_http_port>",
+		"<interserver_http_host>ch-s1-r1</interserver_http_host>", "<interserver_http_host>127.0.0.1</interserver_http_host>",
+		"<shard>01</shard>", fmt.Sprintf("<shard>%02d</shard>", self.Shard),
+		"<replica>r1</replica>", fmt.Sprintf("<replica>r%d</replica>", self.Replica),
+	}
+	for _, row := range nodes {
+		for _, nd := range row {
+			replace = append(replace, fmt.Sprintf("<host>ch-s%d-r%d</host><port>9000</port>", nd.Shard, nd.Replica),
+				"<host>127.0.0.1</host><port>"+strconv.Itoa(nd.TCP)+"</port>")
+		}
+	}
+	r := strings.NewReplacer(replace...)
+	// One ZooKeeper here: the ensemble's other two members go.
+	others := regexp.MustCompile(`\s*<node><host>zk[23]</host><port>2181</port></node>`)
+	if err := os.MkdirAll(filepath.Join(self.Dir, "config.d"), 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{"remote_servers.xml", "zookeeper.xml", "macros.xml"} {
+		data, err := deploy.Files.ReadFile("clickhouse/cluster/" + name)
+		if err != nil {
+			return err
+		}
+		text := r.Replace(others.ReplaceAllString(string(data), ""))
+		if left := unfilled.FindString(text); left != "" {
+			return fmt.Errorf("deploy/clickhouse/cluster/%s: %q not filled in: the file no longer has the shape the harness knows", name, left)
+		}
+		if err := os.WriteFile(filepath.Join(self.Dir, "config.d", name), []byte(text), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unfilled finds a placeholder of the shipped files left in a rendered one
+// (comments aside).
+var unfilled = regexp.MustCompile(`>(ch-s\d-r\d|zk\d|REPLACE\w*|9000|9009|2181)<`)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
 // LocalSuffix names a clustered table's shard-local part: db.events is the
@@ -104,3 +106,23 @@ func VisitorShardKey(_, _, columns string) string {
 }
 
 var visitorColumn = regexp.MustCompile(`(?m)(^|\(|,)\s*visitor\s+\w`)
+
+// ClusterReplicas is the fewest replicas any shard of cluster has, as the
+// server's remote_servers lists them.
+func ClusterReplicas(ctx context.Context, c *Client, cluster string) (int, error) {
+	var n uint64
+	err := c.Select(ctx, "SELECT min(replicas) FROM (SELECT shard_num, count() AS replicas FROM system.clusters WHERE cluster = "+Quote(cluster)+" GROUP BY shard_num)",
+		func(b *proto.Block) error {
+			if b.Rows() > 0 {
+				n = Get[uint64](b, 0, 0)
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, fmt.Errorf("cluster %s: %w", cluster, err)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("cluster %s: not in the server's remote_servers", cluster)
+	}
+	return int(n), nil
+}

@@ -176,3 +176,15 @@ func (c Config) WithDatabase(db string) Config {
 	c.Database = db
 	return c
 }
+
+// WithSetting returns a copy of c that sends setting name = value with
+// every query.
+func (c Config) WithSetting(name, value string) Config {
+	settings := make(map[string]string, len(c.Settings)+1)
+	for k, v := range c.Settings {
+		settings[k] = v
+	}
+	settings[name] = value
+	c.Settings = settings
+	return c
+}

@@ -26,6 +26,30 @@ type Databases struct {
 	// Pub holds published rollups, reports and the audit trail; the
 	// dashboard's user can read nothing else.
 	Pub string
+	// Cluster, when set, is the ClickHouse cluster (remote_servers) the
+	// tables span, made by MigrateOnCluster: db.t is then a Distributed
+	// table over db.t_local on every shard.
+	Cluster string
+}
+
+// Alter starts an ALTER of db.table's partitions or rows: on a cluster, of
+// its shard-local tables on every node (a partition dropped on one
+// replica is dropped on all).
+func (d Databases) Alter(db, table string) string {
+	if d.Cluster == "" {
+		return "ALTER TABLE " + db + "." + table
+	}
+	return "ALTER TABLE " + db + "." + table + LocalSuffix + " ON CLUSTER " + d.Cluster
+}
+
+// Parts says where db.table's data parts are listed (system.parts, which
+// holds one server's) and the name the table has there; on a cluster,
+// {raw}.cluster_parts, a Distributed table over every shard's system.parts.
+func (d Databases) Parts(table string) (from, name string) {
+	if d.Cluster == "" {
+		return "system.parts", table
+	}
+	return d.Raw + ".cluster_parts", table + LocalSuffix
 }
 
 // DefaultDatabases are the names herd uses unless told otherwise.
@@ -140,6 +164,31 @@ func MigrateOnCluster(ctx context.Context, c *Client, dbs Databases, ms []Migrat
 	return migrate(ctx, c, dbs, ms, cluster, log)
 }
 
+// CheckMigrated returns an error unless every migration in ms is applied,
+// unchanged: what a cluster's servers check at start, leaving DDL (which
+// waits for every node) to herd migrate --cluster.
+func CheckMigrated(ctx context.Context, c *Client, dbs Databases, ms []Migration) error {
+	applied := map[int]string{}
+	err := c.Select(ctx, "SELECT version, checksum FROM "+dbs.Pub+".schema_migrations", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			applied[int(Get[uint32](b, 0, i))] = Get[string](b, 1, i)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("schema: %w (run herd migrate first)", err)
+	}
+	for _, m := range ms {
+		switch sum, ok := applied[m.Version]; {
+		case !ok:
+			return fmt.Errorf("schema: %04d_%s.sql is not applied: run herd migrate first", m.Version, m.Name)
+		case sum != m.Checksum:
+			return fmt.Errorf("schema: %04d_%s.sql differs from the applied one", m.Version, m.Name)
+		}
+	}
+	return nil
+}
+
 func migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, cluster string, log *slog.Logger) error {
 	if err := dbs.Validate(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -197,6 +246,14 @@ func migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, clus
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
 		if err := lock.Renew(ctx); err != nil {
 			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	if cluster != "" {
+		// Retention lists raw partitions of every shard through it.
+		q := "CREATE TABLE IF NOT EXISTS " + dbs.Raw + ".cluster_parts ON CLUSTER " + cluster +
+			" AS system.parts ENGINE = Distributed(" + cluster + ", system, parts)"
+		if err := c.Exec(ctx, q); err != nil && !IsCode(err, CodeTableAlreadyExists) {
+			return fmt.Errorf("migrate: cluster parts: %w", err)
 		}
 	}
 	return nil

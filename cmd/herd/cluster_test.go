@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
+)
+
+// TestClusterTwoIngestNodesOnePublisher runs herd on a local cluster of two
+// shards of two replicas and ZooKeeper, as docs/operations.md deploys it:
+// the schema made ON CLUSTER, two ingest processes on different nodes
+// sharing day keys through ZooKeeper, two publishers on different nodes.
+//
+// Every shopper's requests alternate between the two ingest nodes, and in
+// the middle of the load one ingest node is killed with SIGKILL and one
+// replica's server too; both come back. Then: every acknowledged event is
+// stored exactly once, on both replicas of its shard; each shopper has one
+// pseudonym (as through one node) living on one shard; two publishers
+// started at once publish each bucket once; the dashboard's read-only user
+// reads the published tables through any node.
+func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := clickhouse.StartCluster(ctx, clickhouse.ClusterConfig{Dir: filepath.Join(dir, "cluster"), Shards: 2, Replicas: 2, ReaderDatabases: []string{"herd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	zk := "127.0.0.1:" + strconv.Itoa(c.ZK.Port)
+	secret := filepath.Join(dir, "key-secret")
+	if err := os.WriteFile(secret, []byte("6d1f0c5e9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f3021120304f5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node := func(s, r int) string { return c.Nodes[s][r].Writer().URL() }
+	herd := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, args, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	if out, err := herd("migrate", "--clickhouse", node(0, 0), "--cluster", "herd", "--log-level", "warn"); err != nil {
+		t.Fatalf("migrate --cluster: %v\n%s", err, out)
+	}
+
+	// Two ingest nodes, each on its own ClickHouse node and data directory.
+	var urls []string
+	var argv [][]string
+	var procs []*exec.Cmd
+	for i := range 2 {
+		addr := freeAddr(t)
+		args := []string{"ingest", "--clickhouse", node(i, 0), "--cluster", "herd", "--zookeeper", zk, "--key-secret-file", secret,
+			"--data-dir", filepath.Join(dir, "ingest"+strconv.Itoa(i)), "--ingest-addr", addr, "--log-level", "warn"}
+		procs = append(procs, startHerdProcess(t, args...))
+		urls = append(urls, "http://"+addr)
+		argv = append(argv, args)
+		waitReady(t, urls[i])
+	}
+
+	const shoppers, requests, perRequest = 40, 8, 5
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	send := func(shopper, req int) {
+		var b strings.Builder
+		b.WriteString("[")
+		var ids []string
+		for e := range perRequest {
+			id := fmt.Sprintf("S%02d-%d-%d", shopper, req, e)
+			ids = append(ids, id)
+			if e > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"id":%q,"type":"product_view","url":"/product/%s","product":{"id":%q}}`, id, id, id)
+		}
+		b.WriteString("]")
+		// A shopper's requests alternate between the nodes; a load
+		// balancer sends a request to the other node when one is down.
+		n := (shopper + req) % 2
+		for attempt := 0; attempt < 100; attempt++ {
+			target := urls[(n+attempt)%2]
+			hr, _ := http.NewRequest("POST", target+"/api/events", strings.NewReader(b.String()))
+			hr.Header.Set("Content-Type", "application/json")
+			hr.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+			hr.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", shopper+1))
+			resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(hr)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				mu.Lock()
+				for _, id := range ids {
+					acked[id] = true
+				}
+				mu.Unlock()
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("shopper %d request %d never accepted", shopper, req)
+	}
+	load := func(reqs []int) {
+		var wg sync.WaitGroup
+		for s := range shoppers {
+			wg.Go(func() {
+				for _, r := range reqs {
+					send(s, r)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	load([]int{0, 1, 2, 3})
+
+	// One ingest node and one replica fail; the other node keeps taking
+	// events (the replica's shard waits in the spools: inserts need both
+	// replicas), then both come back.
+	c.Kill(1, 1)
+	if err := procs[1].Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[1].Wait()
+	load([]int{4, 5})
+	startHerdProcess(t, argv[1]...)
+	waitReady(t, urls[1])
+	if err := c.Restart(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	load([]int{6, 7})
+
+	// Every acknowledged event is stored once, on both replicas of its shard.
+	sql := func(s, r int, q string) string {
+		t.Helper()
+		cl, err := clickhouse.New(c.Nodes[s][r].Writer(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var sb strings.Builder
+		if err := cl.Raw(ctx, q+" FORMAT TSV", &sb); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return strings.TrimSpace(sb.String())
+	}
+	want := strconv.Itoa(len(acked))
+	if len(acked) != shoppers*requests*perRequest {
+		t.Fatalf("%d events acknowledged, want %d", len(acked), shoppers*requests*perRequest)
+	}
+	var stored string
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		stored = sql(0, 1, "SELECT count(), uniqExact(product_id) FROM herd_raw.events FINAL")
+		if stored == want+"\t"+want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if stored != want+"\t"+want {
+		t.Fatalf("stored rows and distinct events %q, want %s of each", stored, want)
+	}
+	for s := range 2 {
+		var counts []string
+		for deadline := time.Now().Add(60 * time.Second); ; {
+			counts = []string{sql(s, 0, "SELECT count() FROM herd_raw.events_local FINAL"), sql(s, 1, "SELECT count() FROM herd_raw.events_local FINAL")}
+			if counts[0] == counts[1] || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if counts[0] != counts[1] || counts[0] == "0" {
+			t.Errorf("shard %d: replicas hold %v rows, want the same, not 0", s+1, counts)
+		}
+	}
+
+	// One pseudonym per shopper, whichever node took each request, and
+	// each pseudonym on one shard.
+	if got := sql(1, 0, "SELECT (SELECT uniqExact(visitor) FROM herd_raw.events), max(n) FROM (SELECT substring(product_id, 1, 3) AS shopper, uniqExact(visitor) AS n FROM herd_raw.events GROUP BY shopper)"); got != strconv.Itoa(shoppers)+"\t1" {
+		t.Errorf("visitors and most pseudonyms of one shopper: %q, want %d and 1", got, shoppers)
+	}
+	perShard := 0
+	for s := range 2 {
+		n, _ := strconv.Atoi(sql(s, 0, "SELECT uniqExact(visitor) FROM herd_raw.events_local"))
+		perShard += n
+	}
+	if perShard != shoppers {
+		t.Errorf("shards hold %d distinct visitors in all, want %d (each on one shard)", perShard, shoppers)
+	}
+
+	// Two publishers on different nodes, started together, then again.
+	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
+	for range 2 {
+		var wg sync.WaitGroup
+		results := make([]string, 2)
+		for i := range 2 {
+			wg.Go(func() {
+				out, err := herd("rollup", "--once", "--now", tomorrow, "--clickhouse", node(i, 1-i), "--cluster", "herd", "--zookeeper", zk, "--log-level", "warn")
+				results[i] = fmt.Sprintf("%v %s", err, out)
+			})
+		}
+		wg.Wait()
+		published := 0
+		for _, r := range results {
+			if strings.HasPrefix(r, "<nil> published") {
+				published++
+			} else if !strings.Contains(r, "another herd is publishing") {
+				t.Fatalf("rollup: %s", r)
+			}
+		}
+		if published == 0 {
+			t.Fatalf("no publisher ran: %v", results)
+		}
+	}
+	if twice := sql(1, 1, "SELECT count() FROM (SELECT table_name, site, grain, bucket, count() AS n FROM herd.rollup_runs WHERE state = 'published' GROUP BY table_name, site, grain, bucket HAVING n > 1)"); twice != "0" {
+		t.Errorf("%s buckets published more than once", twice)
+	}
+	if runs := sql(0, 0, "SELECT countIf(state = 'published') FROM herd.rollup_runs"); runs == "0" {
+		t.Error("nothing published")
+	}
+
+	// The dashboard's user reads published tables through any node, and
+	// raw events through none.
+	reader, err := clickhouse.New(c.Nodes[1][1].Reader().WithDatabase("herd"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	var sb strings.Builder
+	if err := reader.Raw(ctx, "SELECT count() > 0 FROM herd.rollup_runs FORMAT TSV", &sb); err != nil || strings.TrimSpace(sb.String()) != "1" {
+		t.Errorf("reader through a node: %q %v", sb.String(), err)
+	}
+	if err := reader.Raw(ctx, "SELECT count() FROM herd_raw.events FORMAT TSV", &sb); err == nil {
+		t.Error("the reader read raw events")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,11 +72,8 @@ func (p *Publisher) trueCells(ctx context.Context, t *Table, b Bucket, dedup boo
 	return cells, nil
 }
 
-// CellsSQL is the query of bucket b's true, bounded cells of t. With dedup,
-// events stored more than once count once (a slower query, needed only
-// while ClickHouse has not merged away a replay's copies). With catalog, the
-// site's catalog is the products' key space.
-func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup, catalog bool) string {
+// placeholders expands the placeholders of t's part SQL for bucket b.
+func (p *Publisher) placeholders(t *Table, b Bucket, dedup, catalog bool) *strings.Replacer {
 	where := rangeWhere(b)
 	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
 	product, category := "pid", "anyIf(product_category, product_category != '')"
@@ -86,12 +84,22 @@ func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup, catalog bool) string {
 		product = "transform(pid, " + list("product_id") + ", " + list("product_id") + ", " + clickhouse.Quote(Unlisted) + ")"
 		category = "any(transform(pid, " + list("product_id") + ", " + list("category") + ", ''))"
 	}
-	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events", phWhere, where, phTS, ts, phProduct, product, phCategory, category)
+	gap := strconv.Itoa(sessionGap)
+	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events", phWhere, where, phTS, ts, phGap, gap, phProduct, product, phCategory, category)
 	if dedup {
 		// Each event once, with the columns the table reads.
 		events := "(SELECT " + strings.Join(t.Reads, ", ") + " FROM " + p.dbs.Raw + ".events WHERE " + where + " LIMIT 1 BY event_id)"
-		expand = strings.NewReplacer(phEvents, events, phWhere, "1", phTS, ts, phProduct, product, phCategory, category)
+		expand = strings.NewReplacer(phEvents, events, phWhere, "1", phTS, ts, phGap, gap, phProduct, product, phCategory, category)
 	}
+	return expand
+}
+
+// CellsSQL is the query of bucket b's true, bounded cells of t. With dedup,
+// events stored more than once count once (a slower query, needed only
+// while ClickHouse has not merged away a replay's copies). With catalog, the
+// site's catalog is the products' key space.
+func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup, catalog bool) string {
+	expand := p.placeholders(t, b, dedup, catalog)
 
 	var dimFrom, dimNames []string
 	for _, d := range t.Dims {

@@ -1,5 +1,10 @@
 package aggregate
 
+import (
+	"context"
+	"strings"
+)
+
 // Release noises cells as a publication of grain g would, for the statistical
 // tests (differencing, utility) that need many independent releases of the
 // same true cells. Publication itself never releases a bucket twice. Other
@@ -27,4 +32,13 @@ func (p *Publisher) Release(t *Table, g Grain, cells []Cell) ([]Cell, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// SessionsTSV runs the traffic table's sessions over bucket b, before any
+// bounding: visitor, session, pageviews, entry page, referrer per line.
+func (p *Publisher) SessionsTSV(ctx context.Context, b Bucket) (string, error) {
+	q := p.placeholders(p.table("traffic"), b, false, false).Replace("SELECT visitor, session, pv, entry, ref FROM (" + sessionsSQL + ") ORDER BY visitor, session FORMAT TSV")
+	var sb strings.Builder
+	err := p.c.Raw(ctx, q, &sb)
+	return sb.String(), err
 }

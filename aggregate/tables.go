@@ -138,6 +138,7 @@ func (t *Table) L() int64 {
 //	           short), so the subquery keeps one row per event_id
 //	{where}    site, bucket time range and the hourly visitor cap
 //	{ts}       a UInt32 timestamp within the bucket that orders events of one request
+//	{gap}      the inactivity that ends a session, in {ts} units
 //	{product}  the product key of pid: the id, or "unlisted" when the site's
 //	           catalog does not list it
 //	{category} pid's category: the catalog's, else what the events say
@@ -145,15 +146,33 @@ const (
 	phEvents   = "{events}"
 	phWhere    = "{where}"
 	phTS       = "{ts}"
+	phGap      = "{gap}"
 	phProduct  = "{product}"
 	phCategory = "{category}"
 )
 
-// sessionsSQL is one row per session of pageviews, the base of traffic.
-const sessionsSQL = `SELECT visitor, session, count() AS pv,
-	argMin(path, {ts}) AS entry, argMin(referrer_host, {ts}) AS ref,
+// Sessions are derived here, from the times of a visitor-day's events: a
+// gap of more than 30 minutes starts a new one. Ingest keeps no state
+// between requests, so any ingest node may take any request of a shopper
+// (docs/operations.md); a session that crosses midnight counts in both days,
+// as every per-day cell does.
+//
+// pageviewsSQL is one row per pageview with its session's number in the
+// visitor-day (from 0), the base of traffic.
+const pageviewsSQL = `SELECT visitor, e.1 AS ts, e.2 AS path, e.3 AS referrer_host, s AS session, dev, br, sys, cc
+FROM (SELECT visitor, arraySort(groupArray(({ts}, if(type = 'pageview', path, ''), if(type = 'pageview', referrer_host, ''), type = 'pageview'))) AS evs,
+	arrayCumSum(arrayMap(d -> d > {gap}, arrayDifference(arrayMap(e -> e.1, evs)))) AS sess,
 	toString(any(device)) AS dev, any(browser) AS br, any(os) AS sys, toStringCutToZero(any(country)) AS cc
-FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, session`
+FROM {events} WHERE {where} GROUP BY visitor)
+ARRAY JOIN evs AS e, sess AS s WHERE e.4`
+
+// sessionsSQL is one row per session with pageviews.
+const sessionsSQL = `SELECT visitor, session, count() AS pv, argMin(path, ts) AS entry, argMin(referrer_host, ts) AS ref,
+	any(dev) AS dev, any(br) AS br, any(sys) AS sys, any(cc) AS cc
+FROM (` + pageviewsSQL + `) GROUP BY visitor, session`
+
+// sessionGap is 30 minutes in {ts} units.
+const sessionGap = 30 * 60 * tsPerSecond
 
 // Tables returns herd's rollups. Funnels and page layouts come from schemas/.
 func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
@@ -171,12 +190,13 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 				{Name: "orders", Cap: 1, Weight: 2}, {Name: "buyers", Cap: 1, Weight: 0.5},
 				{Name: "revenue", Sum: true, Cap: 400, Weight: 4, Per: "orders"},
 			},
-			Parts: []Part{{Limit: 1, SQL: `SELECT visitor,
-	toUInt64(uniqExact(session)) AS sessions, toUInt64(countIf(type = 'pageview')) AS pageviews,
+			Parts: []Part{{Limit: 1, SQL: `SELECT visitor, toUInt64(1 + arrayCount(d -> d > {gap}, arrayDifference(ts))) AS sessions,
+	pageviews, orders, buyers, revenue
+FROM (SELECT visitor, arraySort(groupArray({ts})) AS ts, toUInt64(countIf(type = 'pageview')) AS pageviews,
 	toUInt64(countIf(type = 'purchase')) AS orders, toUInt64(max(type = 'purchase')) AS buyers,
 	sumIf(toFloat64(order_value), type = 'purchase') AS revenue
-FROM {events} WHERE {where} GROUP BY visitor`}},
-			Reads:  []string{"event_id", "visitor", "session", "type", "order_value"},
+FROM {events} WHERE {where} GROUP BY visitor)`}},
+			Reads:  []string{"event_id", "visitor", "type", "received", "seq", "order_value"},
 			Grains: []GrainWeight{{Day, 7}}, VisitorsWeight: 1,
 			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}, {"orders", "buyers"}},
 		},
@@ -295,7 +315,7 @@ GROUP BY visitor, kind, pos`}},
 				// so path rows carry none.
 				{Limit: 2, SQL: `SELECT visitor, 'path' AS dimension, path AS value, toUInt64(count()) AS pageviews,
 	toUInt64(uniqExact(session)) AS sessions, toUInt64(0) AS bounces
-FROM {events} WHERE {where} AND type = 'pageview' GROUP BY visitor, value`},
+FROM (` + pageviewsSQL + `) GROUP BY visitor, value`},
 				{Limit: 1, SQL: `SELECT visitor, 'entry' AS dimension, entry AS value, toUInt64(sum(pv)) AS pageviews,
 	toUInt64(count()) AS sessions, toUInt64(countIf(pv = 1)) AS bounces
 FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
@@ -309,7 +329,7 @@ FROM (` + sessionsSQL + `) GROUP BY visitor, value`},
 FROM (` + sessionsSQL + `) ARRAY JOIN [('device', dev), ('browser', br), ('os', sys), ('country', cc)] AS kv
 GROUP BY visitor, dimension, value`},
 			},
-			Reads:  []string{"event_id", "visitor", "session", "type", "received", "seq", "path", "referrer_host", "device", "browser", "os", "country"},
+			Reads:  []string{"event_id", "visitor", "type", "received", "seq", "path", "referrer_host", "device", "browser", "os", "country"},
 			Grains: []GrainWeight{{Day, 1}, {Month, 1}}, VisitorsWeight: 2, Parent: []string{"dimension"},
 			Chains: [][]string{{"pageviews", "sessions", "bounces"}},
 		},

@@ -107,7 +107,7 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 		return nil, err
 	}
 	metrics.SpoolBytes = sp.Bytes
-	pipeline := NewPipeline(keys, NewSessions(30*time.Minute))
+	pipeline := NewPipeline(keys)
 	pipeline.HonorDNT = !cfg.IgnoreDNT
 	pipeline.Country = cfg.Country
 	pipeline.Slots = slots

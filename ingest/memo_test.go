@@ -15,7 +15,7 @@ func TestRequestMemoKeepsEventsApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewPipeline(keys, NewSessions(30*time.Minute))
+	p := NewPipeline(keys)
 	shoes := &Site{Name: "shoes", Domains: []string{"shoes.example"}}
 	hats := &Site{Name: "hats", Domains: []string{"hats.example"}}
 	req := &Request{IP: "198.51.100.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", Received: time.Now()}

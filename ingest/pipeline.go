@@ -63,8 +63,7 @@ type requestMemo struct {
 // Pipeline turns decoded events into rows (docs/ARCHITECTURE.md): consent → bot filter
 // → desensitize → pseudonymize.
 type Pipeline struct {
-	Keys     *keyring.KeyRing
-	Sessions *Sessions
+	Keys *keyring.KeyRing
 	// HonorDNT drops events from browsers sending DNT: 1; GPC is always honoured.
 	HonorDNT bool
 	// Country maps an IP to a country code; nil stores no country.
@@ -105,9 +104,9 @@ func (u *uaCache) put(h uint64, c uaClient) {
 	e.hash, e.c = h, c
 }
 
-// NewPipeline builds a pipeline; keys and sessions are required.
-func NewPipeline(keys *keyring.KeyRing, sessions *Sessions) *Pipeline {
-	p := &Pipeline{Keys: keys, Sessions: sessions, HonorDNT: true, ua: useragent.NewParser()}
+// NewPipeline builds a pipeline; keys are required.
+func NewPipeline(keys *keyring.KeyRing) *Pipeline {
+	p := &Pipeline{Keys: keys, HonorDNT: true, ua: useragent.NewParser()}
 	p.uaCache.seed = maphash.MakeSeed()
 	return p
 }
@@ -225,17 +224,10 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (spool.
 	if err != nil {
 		return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)
 	}
-	// A session that began before midnight keeps yesterday's pseudonym
-	// until it ends: that is all yesterday's key is kept for.
-	if _, active := p.Sessions.Active(visitor, row.Received); !active && !req.Imported && row.Received.Sub(row.Received.Truncate(24*time.Hour)) < p.Sessions.Gap {
-		if prev, err := p.Keys.Pseudonym(day.Add(-24*time.Hour), site.Name, keyring.PurposeAnalytics, parts...); err == nil {
-			if _, ok := p.Sessions.Active(prev, row.Received); ok {
-				visitor = prev
-			}
-		}
-	}
+	// No state about the visitor is kept between requests: sessions are
+	// derived by the publisher from the times of a visitor-day's events,
+	// so any ingest node may take any request (docs/operations.md).
 	row.Visitor = visitor
-	row.Session = p.Sessions.Touch(visitor, row.Received)
 	if ev.ID != "" {
 		if row.EventID, err = p.Keys.EventID(day, site.Name, ev.ID); err != nil {
 			return spool.Row{}, "", nil, fmt.Errorf("pseudonym: %w", err)

@@ -27,7 +27,7 @@ func BenchmarkPipeline(b *testing.B) {
 	sb.WriteString("]")
 	body := []byte(sb.String())
 	keys, _ := keyring.Open("", nil)
-	p := NewPipeline(keys, NewSessions(30*time.Minute))
+	p := NewPipeline(keys)
 	site := DefaultSites().All()[0]
 	rows := make([]spool.Row, 0, 1000)
 	var buf chproto.Buffer

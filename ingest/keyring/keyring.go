@@ -31,8 +31,8 @@ const (
 )
 
 // KeyLifetime is how long after its UTC day ends a day key is destroyed
-// (docs/privacy.md): yesterday's key stays to finish sessions that cross
-// midnight, and nothing older exists.
+// (docs/privacy.md): the bound the privacy policy states. After its day a
+// key serves only imports of that day's history.
 const KeyLifetime = privacy.KeyLifetime
 
 // MaxSkew is how far ahead of this server's clock an event may be dated

@@ -11,7 +11,7 @@ type Row struct {
 	Seq             uint16
 	Type            uint8 // the event type's number, the Enum8 value of herd_raw.events.type
 	Visitor         uint64
-	Session         uint64
+	Session         uint64 // always 0: sessions are derived at publication
 	Path            string
 	PageType        string
 	UTMSource       string

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 )
 
@@ -25,8 +27,10 @@ import (
 // Every shopper's requests alternate between the two ingest nodes, and in
 // the middle of the load one ingest node is killed with SIGKILL and one
 // replica's server too; both come back. Then: every acknowledged event is
-// stored exactly once, on both replicas of its shard; each shopper has one
-// pseudonym (as through one node) living on one shard; two publishers
+// stored exactly once, on both replicas of its shard; the raw rows and the
+// true cells of every table are those the same requests give through one
+// ingest node on one server; each shopper has one pseudonym living on one
+// shard; two publishers
 // started at once publish each bucket once; the dashboard's read-only user
 // reads the published tables through any node.
 func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
@@ -66,9 +70,37 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		waitReady(t, urls[i])
 	}
 
+	// The reference: one ingest node on one ClickHouse server, with the
+	// same day keys (ZooKeeper), taking the same requests.
+	single, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: filepath.Join(dir, "single")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = single.Stop(context.Background()) })
+	if out, err := herd("migrate", "--clickhouse", single.Writer().URL(), "--log-level", "warn"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	refAddr := freeAddr(t)
+	startHerdProcess(t, "ingest", "--clickhouse", single.Writer().URL(), "--zookeeper", zk, "--key-secret-file", secret,
+		"--data-dir", filepath.Join(dir, "ingest-ref"), "--ingest-addr", refAddr, "--log-level", "warn")
+	refURL := "http://" + refAddr
+	waitReady(t, refURL)
+
 	const shoppers, requests, perRequest = 40, 8, 5
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	post := func(target, body string, shopper int) (int, error) {
+		hr, _ := http.NewRequest("POST", target+"/api/events", strings.NewReader(body))
+		hr.Header.Set("Content-Type", "application/json")
+		hr.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+		hr.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", shopper+1))
+		resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(hr)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
 	send := func(shopper, req int) {
 		var b strings.Builder
 		b.WriteString("[")
@@ -86,17 +118,14 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		// balancer sends a request to the other node when one is down.
 		n := (shopper + req) % 2
 		for attempt := 0; attempt < 100; attempt++ {
-			target := urls[(n+attempt)%2]
-			hr, _ := http.NewRequest("POST", target+"/api/events", strings.NewReader(b.String()))
-			hr.Header.Set("Content-Type", "application/json")
-			hr.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
-			hr.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", shopper+1))
-			resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(hr)
+			status, err := post(urls[(n+attempt)%2], b.String(), shopper)
 			if err != nil {
 				continue
 			}
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusAccepted {
+			if status == http.StatusAccepted {
+				if status, err := post(refURL, b.String(), shopper); err != nil || status != http.StatusAccepted {
+					t.Errorf("reference node: %d %v", status, err)
+				}
 				mu.Lock()
 				for _, id := range ids {
 					acked[id] = true
@@ -192,6 +221,55 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	}
 	if perShard != shoppers {
 		t.Errorf("shards hold %d distinct visitors in all, want %d (each on one shard)", perShard, shoppers)
+	}
+
+	// The same rows as through the one node (received times aside: the
+	// reference took each request a moment later), and the same true cells.
+	rowsQ := "SELECT event_id, visitor, type, product_id, path, session FROM herd_raw.events FINAL ORDER BY event_id"
+	refClient, err := clickhouse.New(single.Writer(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refClient.Close()
+	var refRows strings.Builder
+	if err := refClient.Raw(ctx, rowsQ+" FORMAT TSV", &refRows); err != nil {
+		t.Fatal(err)
+	}
+	if got := sql(1, 1, rowsQ); got != strings.TrimSpace(refRows.String()) {
+		t.Errorf("rows through two nodes differ from rows through one (%d and %d bytes)", len(got), len(strings.TrimSpace(refRows.String())))
+	}
+	clusterDBs := clickhouse.DefaultDatabases
+	clusterDBs.Cluster = "herd"
+	clusterClient, err := clickhouse.New(c.Nodes[0][1].Writer().WithSetting("distributed_product_mode", "global"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clusterClient.Close()
+	today := aggregate.Bucket{Site: "demo", Grain: aggregate.Day, Start: time.Now().UTC().Truncate(24 * time.Hour)}
+	trueCells := func(cl *clickhouse.Client, dbs clickhouse.Databases) map[string]string {
+		p, err := aggregate.NewPublisher(cl, dbs, aggregate.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, tb := range p.Tables() {
+			cells, err := p.TrueCells(ctx, tb, today)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Slice(cells, func(i, j int) bool { return cells[i].Key() < cells[j].Key() })
+			out[tb.Name] = fmt.Sprint(cells)
+		}
+		return out
+	}
+	want1, got2 := trueCells(refClient, clickhouse.DefaultDatabases), trueCells(clusterClient, clusterDBs)
+	for name, w := range want1 {
+		if got2[name] != w {
+			t.Errorf("true cells of %s through two nodes on the cluster:\n%s\nthrough one node on one server:\n%s", name, got2[name], w)
+		}
+	}
+	if want1["products"] == "[]" {
+		t.Error("no product cells to compare")
 	}
 
 	// Two publishers on different nodes, started together, then again.

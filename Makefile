@@ -4,11 +4,16 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 DATA_DIR ?= .herd/demo
 
-.PHONY: demo test lint deps test-deps build bench fuzz clean
+.PHONY: demo demo-cluster test lint deps test-deps build bench fuzz clean
 
 ## demo: install what is missing, start a managed ClickHouse, import and publish a synthetic shop, serve the dashboard
 demo: deps build
 	./bin/herd demo --data-dir $(DATA_DIR)
+
+## demo-cluster: the demo on a local cluster: ZooKeeper, 2 shards × 2 replicas of ClickHouse, two ingest nodes
+demo-cluster: deps build
+	@./scripts/install-deps.sh zookeeper
+	./bin/herd demo --local-cluster --data-dir .herd/demo-cluster
 
 ## test: install what is missing, lint, and run every test (real ClickHouse, headless Chromium)
 test: test-deps lint

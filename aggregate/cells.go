@@ -84,14 +84,20 @@ func (p *Publisher) placeholders(t *Table, b Bucket, dedup, catalog bool) *strin
 		product = "transform(pid, " + list("product_id") + ", " + list("product_id") + ", " + clickhouse.Quote(Unlisted) + ")"
 		category = "any(transform(pid, " + list("product_id") + ", " + list("category") + ", ''))"
 	}
-	gap := strconv.Itoa(sessionGap)
-	expand := strings.NewReplacer(phEvents, p.dbs.Raw+".events", phWhere, where, phTS, ts, phGap, gap, phProduct, product, phCategory, category)
-	if dedup {
-		// Each event once, with the columns the table reads.
-		events := "(SELECT " + strings.Join(t.Reads, ", ") + " FROM " + p.dbs.Raw + ".events WHERE " + where + " LIMIT 1 BY event_id)"
-		expand = strings.NewReplacer(phEvents, events, phWhere, "1", phTS, ts, phGap, gap, phProduct, product, phCategory, category)
+	events, filter := p.dbs.Raw+".events", where
+	if dedup || (catalog && p.dbs.Cluster != "") {
+		// The columns the table reads, with each event once when dedup.
+		// On a cluster the catalog's scalar subqueries must run where the
+		// aggregation does (18.16's shards name their results differently
+		// from the server that asked): the shards filter, this server
+		// aggregates.
+		events = "(SELECT " + strings.Join(t.Reads, ", ") + " FROM " + p.dbs.Raw + ".events WHERE " + where
+		if dedup {
+			events += " LIMIT 1 BY event_id"
+		}
+		events, filter = events+")", "1"
 	}
-	return expand
+	return strings.NewReplacer(phEvents, events, phWhere, filter, phTS, ts, phGap, strconv.Itoa(sessionGap), phProduct, product, phCategory, category)
 }
 
 // CellsSQL is the query of bucket b's true, bounded cells of t. With dedup,

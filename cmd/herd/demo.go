@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		days     int
 		products int
 		rate     float64
+		cluster  bool
+		// also are the local cluster's other ingest nodes.
+		also []string
 	)
 	// The demo publishes at the production rules (k, ε, δ): what it shows
 	// is what a shop of its size would see.
@@ -37,8 +41,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.IntVar(&products, "products", 300, "products in the synthetic catalog")
 		fs.IntVar(&days, "days", 28, "days of history imported on first start")
 		fs.Float64Var(&rate, "rate", 40, "live events per second after the import")
+		fs.BoolVar(&cluster, "local-cluster", false, "run on a local cluster under --data-dir: ZooKeeper, 2 shards × 2 replicas of ClickHouse, a second ingest node (make demo-cluster)")
 	}
-	return serve(ctx, "demo", allRoles, args, stdout, stderr, flags, func(ctx context.Context, r running) error {
+	prepare := func(ctx context.Context, base *baseFlags, ef *edgeFlags, log *slog.Logger) (func(), error) {
+		if !cluster {
+			return func() {}, nil
+		}
+		lc, err := startLocalCluster(ctx, base, ef, log)
+		if err != nil {
+			return nil, err
+		}
+		also = []string{lc.ingestURL}
+		fmt.Fprintf(stdout, "local cluster: ZooKeeper 127.0.0.1:%d, 2 shards × 2 replicas of ClickHouse, ingest nodes %s and this one\n", lc.cluster.ZK.Port, lc.ingestURL)
+		return lc.stop, nil
+	}
+	ready := func(ctx context.Context, r running) error {
 		password, err := demoLogin(r.users)
 		if err != nil {
 			return err
@@ -56,7 +73,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if published == 0 {
 			fmt.Fprintf(stdout, "importing %d days of a synthetic shop's history (about %d visitor-days a day, %d products)…\n", days, perDay, products)
 			start := time.Now()
-			st, err := shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, VisitorsPerDay: perDay, Days: days, Import: true, Workers: 16}, r.log)
+			st, err := shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Also: also, Shop: shop, VisitorsPerDay: perDay, Days: days, Import: true, Workers: 16}, r.log)
 			if err != nil {
 				return fmt.Errorf("demo import: %w", err)
 			}
@@ -81,12 +98,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		fmt.Fprintf(stdout, "\ndashboard: %s\nlogin:     demo / %s   (role manager)\n\n", r.dashboardURL, password)
-		_, err = shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Shop: shop, VisitorsPerDay: perDay, Days: days, Rate: rate, Workers: 2}, r.log)
+		_, err = shopsim.Generate(ctx, shopsim.GenConfig{Target: r.ingestURL, Also: also, Shop: shop, VisitorsPerDay: perDay, Days: days, Rate: rate, Workers: 2}, r.log)
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
-	})
+	}
+	return serve(ctx, "demo", allRoles, args, stdout, stderr, serveHooks{flags: flags, prepare: prepare, ready: ready})
 }
 
 // demoLogin (re)creates the demo user with a fresh password.
@@ -106,7 +124,7 @@ func publishNow(ctx context.Context, r running, catalog string) error {
 	if err != nil {
 		return err
 	}
-	s := &aggregate.Scheduler{Publisher: p, Log: r.log}
+	s := &aggregate.Scheduler{Publisher: p, Locks: r.store.locks(), Log: r.log}
 	for {
 		res, err := s.Tick(ctx)
 		if err != nil {

@@ -20,13 +20,13 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return serve(ctx, "serve", allRoles, args, stdout, stderr, nil, nil)
+	return serve(ctx, "serve", allRoles, args, stdout, stderr, serveHooks{})
 }
 
 // runIngest runs only the event API, for deployments that scale ingest out.
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tuneGCForIngest()
-	return serve(ctx, "ingest", roles{ingest: true}, args, stdout, stderr, nil, nil)
+	return serve(ctx, "ingest", roles{ingest: true}, args, stdout, stderr, serveHooks{})
 }
 
 // tuneGCForIngest trades memory the ingest role does not need for CPU it
@@ -45,7 +45,7 @@ func tuneGCForIngest() {
 
 // runDashboard runs only the dashboard and the scheduled reports.
 func runDashboard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return serve(ctx, "dashboard", roles{dashboard: true}, args, stdout, stderr, nil, nil)
+	return serve(ctx, "dashboard", roles{dashboard: true}, args, stdout, stderr, serveHooks{})
 }
 
 // roles are the parts a serving process runs (docs/operations.md): herd serve runs
@@ -73,10 +73,21 @@ type running struct {
 	reportsNow func()
 }
 
-// serve runs the given roles until ctx ends. extraFlags adds a command's own
-// flags; hook, when set, runs once everything listens (herd demo fills the
-// shop), and its error stops the process.
-func serve(ctx context.Context, name string, r roles, args []string, stdout, stderr io.Writer, extraFlags func(*flag.FlagSet), hook func(context.Context, running) error) error {
+// serveHooks are what a command adds to serve; each may be nil.
+type serveHooks struct {
+	// flags adds the command's own flags.
+	flags func(*flag.FlagSet)
+	// prepare runs once the flags are parsed, before anything starts; it
+	// may set them (herd demo --local-cluster starts the cluster it then
+	// points them at). Its cleanup runs when serve returns.
+	prepare func(ctx context.Context, base *baseFlags, ef *edgeFlags, log *slog.Logger) (cleanup func(), err error)
+	// ready runs once everything listens (herd demo fills the shop); its
+	// error stops the process.
+	ready func(context.Context, running) error
+}
+
+// serve runs the given roles until ctx ends.
+func serve(ctx context.Context, name string, r roles, args []string, stdout, stderr io.Writer, h serveHooks) error {
 	fs := newFlagSet(name, stderr)
 	var (
 		base          baseFlags
@@ -99,12 +110,19 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	} else {
 		pub.registerRetention(fs)
 	}
-	if extraFlags != nil {
-		extraFlags(fs)
+	if h.flags != nil {
+		h.flags(fs)
 	}
 	log, err := base.parse(fs, args, stderr, "info")
 	if err != nil {
 		return err
+	}
+	if h.prepare != nil {
+		cleanup, err := h.prepare(ctx, &base, &ef, log)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
 	}
 
 	validate := pub.validateRetention // all ingest has of the rules
@@ -215,14 +233,14 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		}
 		dashboardURL = "http://" + dash.Addr()
 		log.Info("dashboard serving", "url", dashboardURL)
-		if hook == nil { // herd demo prints it with the login, once both exist
+		if h.ready == nil { // herd demo prints it with the login, once both exist
 			fmt.Fprintf(stdout, "dashboard: %s\n", dashboardURL)
 		}
 	}
 	hookDone := make(chan error, 1)
-	if hook != nil {
+	if h.ready != nil {
 		go func() {
-			if err := hook(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, dataDir: base.store.dataDir, store: st, pub: pub, users: users, log: log, reportsNow: catchUpReports}); err != nil {
+			if err := h.ready(sctx, running{ingestURL: ingestURL, dashboardURL: dashboardURL, dataDir: base.store.dataDir, store: st, pub: pub, users: users, log: log, reportsNow: catchUpReports}); err != nil {
 				hookDone <- err
 			}
 		}()

@@ -107,9 +107,6 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger, needReader bool
 	}
 	s.ingest = s.writer
 	if needReader {
-		if f.cluster != "" {
-			readerCfg = readerCfg.WithSetting("distributed_product_mode", "global")
-		}
 		if s.reader, err = clickhouse.New(readerCfg.WithDatabase(s.dbs.Pub), log); err != nil {
 			s.close()
 			return nil, err

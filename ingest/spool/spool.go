@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -713,6 +714,13 @@ func (s *Disk) Run(ctx context.Context) {
 			continue
 		}
 		n, err := s.Drain(ctx)
+		if clickhouse.IsCode(err, clickhouse.CodeQuorumBusy) {
+			// Another ingest node's insert holds the shard's quorum for
+			// the few milliseconds its replicas take: not an outage.
+			s.log.Debug("spool: shard busy with another quorum insert; trying again", "inserted", n)
+			wait = time.Duration(50+rand.IntN(200)) * time.Millisecond
+			continue
+		}
 		if err != nil {
 			s.log.Warn("spool: insert paused; rows stay on disk", "inserted", n, "err", err)
 			wait = min(max(wait*2, time.Second), 10*time.Second)

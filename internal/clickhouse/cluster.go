@@ -269,7 +269,8 @@ func (c *Cluster) Stop(ctx context.Context) {
 }
 
 // writeClusterConfig puts the cluster files herd ships (deploy/clickhouse/
-// cluster: remote_servers, zookeeper, macros) into the node's config.d,
+// cluster: remote_servers, zookeeper, macros; users.d/cluster.xml) into the
+// node's config.d and users.d,
 // with the hosts, ports and password of this machine's cluster filled in:
 // the local cluster runs on exactly what operators deploy.
 func writeClusterConfig(self node, nodes [][]node, zkPort int, writerPW string) error {
@@ -277,6 +278,9 @@ func writeClusterConfig(self node, nodes [][]node, zkPort int, writerPW string) 
 		return errors.New("deploy/clickhouse/cluster describes 2 shards of 2 replicas")
 	}
 	replace := []string{"REPLACE_WITH_WRITER_PASSWORD", xmlEscape(writerPW),
+		// Every server is on this machine.
+		"REPLACE_WITH_IP_OF_CH_S1_R1", "127.0.0.1", "REPLACE_WITH_IP_OF_CH_S1_R2", "127.0.0.1",
+		"REPLACE_WITH_IP_OF_CH_S2_R1", "127.0.0.1", "REPLACE_WITH_IP_OF_CH_S2_R2", "127.0.0.1",
 		"<host>zk1</host><port>2181</port>", "<host>127.0.0.1</host><port>" + strconv.Itoa(zkPort) + "</port>",
 		"<interserver_http_port>9009</interserver_http_port>", "<interserver_http_port>" + strconv.Itoa(self.Interserver) + "</interserver_http_port>",
 		"<interserver_http_host>ch-s1-r1</interserver_http_host>", "<interserver_http_host>127.0.0.1</interserver_http_host>",
@@ -295,7 +299,10 @@ func writeClusterConfig(self node, nodes [][]node, zkPort int, writerPW string) 
 	if err := os.MkdirAll(filepath.Join(self.Dir, "config.d"), 0o700); err != nil {
 		return err
 	}
-	for _, name := range []string{"remote_servers.xml", "zookeeper.xml", "macros.xml"} {
+	if err := os.MkdirAll(filepath.Join(self.Dir, "users.d"), 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{"remote_servers.xml", "zookeeper.xml", "macros.xml", "users.d/cluster.xml"} {
 		data, err := deploy.Files.ReadFile("clickhouse/cluster/" + name)
 		if err != nil {
 			return err
@@ -304,7 +311,11 @@ func writeClusterConfig(self node, nodes [][]node, zkPort int, writerPW string) 
 		if left := unfilled.FindString(text); left != "" {
 			return fmt.Errorf("deploy/clickhouse/cluster/%s: %q not filled in: the file no longer has the shape the harness knows", name, left)
 		}
-		if err := os.WriteFile(filepath.Join(self.Dir, "config.d", name), []byte(text), 0o600); err != nil {
+		to := filepath.Join(self.Dir, "config.d", name)
+		if strings.HasPrefix(name, "users.d/") {
+			to = filepath.Join(self.Dir, name)
+		}
+		if err := os.WriteFile(to, []byte(text), 0o600); err != nil {
 			return err
 		}
 	}

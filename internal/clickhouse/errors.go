@@ -24,6 +24,11 @@ const (
 	CodeTooManyQueries     = 202
 	CodeMemoryLimit        = 241
 	CodeTimeoutExceeded    = 159
+	// CodeQuorumBusy: 18.16 takes one quorum insert per shard at a time
+	// ("another quorum insert has been already started", "quorum for
+	// previous write has not been satisfied yet"); the next may try again
+	// at once.
+	CodeQuorumBusy = 286
 )
 
 // Exception is an error the ClickHouse server reported. Match it with

@@ -546,10 +546,10 @@ var usersXML = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
             <max_memory_usage>{{.MaxMemory}}</max_memory_usage>
             <load_balancing>random</load_balancing>
         </default>
-        <reader>
+        <herd_reader>
             <max_memory_usage>{{.MaxMemory}}</max_memory_usage>
             <readonly>1</readonly>
-        </reader>
+        </herd_reader>
     </profiles>
     <users>
         <{{.Writer}}>
@@ -561,7 +561,7 @@ var usersXML = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
         <{{.Reader}}>
             <password_sha256_hex>{{.ReaderSHA}}</password_sha256_hex>
             <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-            <profile>reader</profile>
+            <profile>herd_reader</profile>
             <quota>default</quota>
             <allow_databases>{{range .ReaderDBs}}
                 <database>{{.}}</database>{{end}}

@@ -20,6 +20,9 @@ import (
 type GenConfig struct {
 	// Target is the ingest base URL, http://127.0.0.1:8080.
 	Target string
+	// Also are more ingest nodes: requests go to Target and these in turn,
+	// as through a load balancer.
+	Also []string
 	Shop   Config
 	// Visitors is the number of distinct shoppers (default 1,000).
 	Visitors int
@@ -189,7 +192,15 @@ func send(ctx context.Context, client *http.Client, cfg GenConfig, ss Session, s
 			return
 		}
 		body, _ := json.Marshal(batch)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.Target+"/api/events", bytes.NewReader(body))
+		// Each request to the next ingest node, as a load balancer would.
+		n := atomic.AddInt64(&st.Requests, 1)
+		target := cfg.Target
+		if len(cfg.Also) > 0 {
+			if i := int(n % int64(len(cfg.Also)+1)); i > 0 {
+				target = cfg.Also[i-1]
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+"/api/events", bytes.NewReader(body))
 		if err != nil {
 			atomic.AddInt64(&st.Failed, 1)
 			return
@@ -206,7 +217,6 @@ func send(ctx context.Context, client *http.Client, cfg GenConfig, ss Session, s
 		if cfg.WriteKey != "" {
 			req.SetBasicAuth(cfg.WriteKey, "")
 		}
-		atomic.AddInt64(&st.Requests, 1)
 		atomic.AddInt64(&st.Events, int64(len(batch)))
 		resp, err := client.Do(req)
 		if err != nil {

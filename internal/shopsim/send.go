@@ -23,7 +23,7 @@ type GenConfig struct {
 	// Also are more ingest nodes: requests go to Target and these in turn,
 	// as through a load balancer.
 	Also []string
-	Shop   Config
+	Shop Config
 	// Visitors is the number of distinct shoppers (default 1,000).
 	Visitors int
 	// VisitorsPerDay, when set, sizes Visitors so that an import holds

@@ -32,7 +32,12 @@ type Auditor struct {
 	// KeyFile is ingest's day-key file; empty when ingest runs elsewhere,
 	// and then the key check says it was not run.
 	KeyFile string
-	Now     func() time.Time
+	// SharedKeys, on a cluster, lists the days whose keys the ingest nodes
+	// share (coord.Conn, without the secret); nil when there are none.
+	SharedKeys interface {
+		ListDayKeys(ctx context.Context) ([]string, error)
+	}
+	Now func() time.Time
 }
 
 // Check is one audit check's outcome. Findings name tables, columns and
@@ -66,7 +71,7 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 	}
 	rep := &Report{OK: true, Inventory: inv}
 	checks := []func(context.Context, time.Time) Check{
-		a.checkKFloor, a.checkBudget, a.checkConsistent, a.checkRetention, a.checkKeys, a.checkStrings, a.checkReader,
+		a.checkKFloor, a.checkBudget, a.checkConsistent, a.checkRetention, a.checkReplicas, a.checkKeys, a.checkSharedKeys, a.checkStrings, a.checkReader,
 		func(ctx context.Context, _ time.Time) Check { return a.checkExact(ctx, inv) },
 		func(ctx context.Context, _ time.Time) Check { return a.checkInventory(ctx, inv) },
 	}
@@ -297,6 +302,83 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 	return c
 }
 
+// checkSharedKeys: the keys the ingest nodes of a cluster share exist only
+// for days within their lifetime.
+func (a *Auditor) checkSharedKeys(ctx context.Context, now time.Time) Check {
+	const name = "shared pseudonym keys"
+	if a.SharedKeys == nil {
+		return Check{Name: name, NotRun: "no ZooKeeper given (a single ingest node keeps its keys in its key file)"}
+	}
+	days, err := a.SharedKeys.ListDayKeys(ctx)
+	if err != nil {
+		return failed(name, err)
+	}
+	c := Check{Name: name, OK: true, Detail: fmt.Sprintf("ZooKeeper holds keys for %d days (%s)", len(days), strings.Join(days, ", "))}
+	tomorrow := now.Add(keyring.MaxSkew).Format(time.DateOnly)
+	for _, d := range days {
+		day, err := time.Parse(time.DateOnly, d)
+		switch {
+		case err != nil:
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("a key node %q that names no day", d))
+		case !now.Before(day.Add(24*time.Hour + privacy.KeyLifetime)):
+			c.OK = false
+			c.Findings = append(c.Findings, "the shared key of "+d+" is past its lifetime and still exists")
+		case d > tomorrow:
+			c.OK = false
+			c.Findings = append(c.Findings, "a shared key exists for "+d+", a day still to come")
+		}
+	}
+	return c
+}
+
+// checkReplicas, on a cluster, looks at every replica's raw partitions: a
+// partition that retention dropped must be gone from each replica, and none
+// may outlive the 7-day maximum anywhere.
+func (a *Auditor) checkReplicas(ctx context.Context, now time.Time) Check {
+	const name = "raw retention on every replica"
+	p := a.Publisher
+	from := p.Databases().ReplicaParts()
+	if from == "" {
+		return Check{Name: name, NotRun: "one server: the raw retention check covers it"}
+	}
+	hours, err := p.RawHours(ctx, now)
+	if err != nil {
+		return failed(name, err)
+	}
+	kept := map[time.Time]bool{}
+	for _, h := range hours {
+		kept[h.Hour] = true
+	}
+	c := Check{Name: name, OK: true}
+	partitions := 0
+	err = p.Client().Select(ctx, "SELECT partition, sum(rows) FROM "+from+" WHERE database = "+clickhouse.Quote(p.Databases().Raw)+
+		" AND table = 'events"+clickhouse.LocalSuffix+"' AND active GROUP BY partition ORDER BY partition", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			partitions++
+			h, err := time.Parse(time.DateTime, clickhouse.Get[string](b, 0, i))
+			if err != nil {
+				return err
+			}
+			rows := clickhouse.Get[uint64](b, 1, i)
+			switch {
+			case !h.Add(time.Hour).After(now.Add(-aggregate.MaxRawRetention)):
+				c.OK = false
+				c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) is older than the 7-day maximum on a replica", h.Format(time.DateTime), rows))
+			case !kept[h.UTC()]:
+				c.OK = false
+				c.Findings = append(c.Findings, fmt.Sprintf("raw hour %s (%d rows) survives on a replica after retention dropped it", h.Format(time.DateTime), rows))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return failed(name, err)
+	}
+	c.Detail = fmt.Sprintf("%d raw hours across the replicas", partitions)
+	return c
+}
+
 // personalPatterns are what must never appear in a stored string (RE2, as
 // ClickHouse's match() reads them).
 var personalPatterns = []struct{ name, re string }{
@@ -311,13 +393,24 @@ var personalPatterns = []struct{ name, re string }{
 	{"user agent", `Mozilla/[0-9]|AppleWebKit/|Gecko/20|Chrome/[0-9]+\.|Safari/[0-9]+\.|(?i:[a-z]bot/[0-9])|python-requests/`},
 }
 
+// herdTables is a condition on system.columns' table: herd's own tables. On
+// a cluster those are the Distributed tables, which read every shard; the
+// shard-local tables under them hold the same columns, and the mirrors of
+// system.parts hold ClickHouse's data, not herd's.
+func (a *Auditor) herdTables() string {
+	if a.Publisher.Databases().Cluster == "" {
+		return "1"
+	}
+	return "NOT endsWith(table, " + clickhouse.Quote(clickhouse.LocalSuffix) + ") AND table NOT IN ('cluster_parts', 'replica_parts')"
+}
+
 // checkStrings scans every string column of both databases.
 func (a *Auditor) checkStrings(ctx context.Context, _ time.Time) Check {
 	const name = "personal data scan"
 	dbs := a.Publisher.Databases()
 	type col struct{ db, table, name, typ string }
 	var cols []col
-	err := a.Publisher.Client().Select(ctx, "SELECT database, table, name, type FROM system.columns WHERE database IN ("+
+	err := a.Publisher.Client().Select(ctx, "SELECT database, table, name, type FROM system.columns WHERE "+a.herdTables()+" AND database IN ("+
 		clickhouse.Quote(dbs.Raw)+", "+clickhouse.Quote(dbs.Pub)+") AND (type = 'String' OR type LIKE 'FixedString%' OR type = 'Array(String)') ORDER BY database, table, name",
 		func(b *proto.Block) error {
 			for i := 0; i < b.Rows(); i++ {
@@ -390,7 +483,7 @@ func (a *Auditor) checkInventory(ctx context.Context, inv *schemas.Inventory) Ch
 	const name = "purpose inventory"
 	dbs := a.Publisher.Databases()
 	live := map[string]map[string]bool{}
-	err := a.Publisher.Client().Select(ctx, "SELECT database, table, name FROM system.columns WHERE database IN ("+
+	err := a.Publisher.Client().Select(ctx, "SELECT database, table, name FROM system.columns WHERE "+a.herdTables()+" AND database IN ("+
 		clickhouse.Quote(dbs.Raw)+", "+clickhouse.Quote(dbs.Pub)+")", func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			db, table := clickhouse.Get[string](b, 0, i), clickhouse.Get[string](b, 1, i)
@@ -474,7 +567,7 @@ func (a *Auditor) checkExact(ctx context.Context, inv *schemas.Inventory) Check 
 			}
 		}
 	}
-	err := a.Publisher.Client().Select(ctx, "SELECT table, name FROM system.columns WHERE database = "+clickhouse.Quote(dbs.Pub), func(b *proto.Block) error {
+	err := a.Publisher.Client().Select(ctx, "SELECT table, name FROM system.columns WHERE "+a.herdTables()+" AND database = "+clickhouse.Quote(dbs.Pub), func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			if col := clickhouse.Get[string](b, 1, i); exact[col] {
 				c.Findings = append(c.Findings, "{herd}."+clickhouse.Get[string](b, 0, i)+"."+col+" holds an exact figure the dashboard's user can read")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/coord"
 )
 
 // TestClusterTwoIngestNodesOnePublisher runs herd on a local cluster of two
@@ -303,18 +304,59 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		t.Error("nothing published")
 	}
 
-	// The dashboard's user reads published tables through any node, and
-	// raw events through none.
-	reader, err := clickhouse.New(c.Nodes[1][1].Reader().WithDatabase("herd"), nil)
+	// The audit holds on the cluster: every replica's raw hours, the keys
+	// shared through ZooKeeper.
+	reader := c.Nodes[1][0].Reader().URL()
+	auditArgs := []string{"audit", "--clickhouse", node(1, 0), "--clickhouse-reader", reader, "--cluster", "herd", "--zookeeper", zk,
+		"--data-dir", filepath.Join(dir, "ingest0"), "--log-level", "warn"}
+	out, err := herd(auditArgs...)
+	if err != nil || !strings.Contains(out, "raw retention on every replica") || !strings.Contains(out, "ZooKeeper holds keys for 1 days") {
+		t.Fatalf("audit on the cluster: %v\n%s", err, out)
+	}
+	// A key left in ZooKeeper past its lifetime and a raw hour past the
+	// 7-day maximum are found.
+	secretBytes, err := coord.ReadSecret(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reader.Close()
+	zc, err := coord.Dial(ctx, coord.Config{Servers: []string{zk}, Secret: secretBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zc.Close()
+	dk, err := zc.DayKeys(secretBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dk.Claim(ctx, "2026-01-01", [32]byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().UTC().Add(-8 * 24 * time.Hour).Unix()
+	ins, err := clickhouse.New(c.Nodes[0][0].Writer().WithSetting("insert_distributed_sync", "1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ins.Close()
+	if err := ins.Exec(ctx, fmt.Sprintf("INSERT INTO herd_raw.events (event_id, site, received, type, visitor) VALUES ('00000000-0000-4000-8000-000000000001', 'demo', %d, 'pageview', 1)", old)); err != nil {
+		t.Fatal(err)
+	}
+	out, err = herd(auditArgs...)
+	if err == nil || !strings.Contains(out, "the shared key of 2026-01-01 is past its lifetime") || !strings.Contains(out, "older than the 7-day maximum on a replica") {
+		t.Errorf("audit with a stale shared key and an old raw hour: %v\n%s", err, out)
+	}
+
+	// The dashboard's user reads published tables through any node, and
+	// raw events through none.
+	readerClient, err := clickhouse.New(c.Nodes[1][1].Reader().WithDatabase("herd"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer readerClient.Close()
 	var sb strings.Builder
-	if err := reader.Raw(ctx, "SELECT count() > 0 FROM herd.rollup_runs FORMAT TSV", &sb); err != nil || strings.TrimSpace(sb.String()) != "1" {
+	if err := readerClient.Raw(ctx, "SELECT count() > 0 FROM herd.rollup_runs FORMAT TSV", &sb); err != nil || strings.TrimSpace(sb.String()) != "1" {
 		t.Errorf("reader through a node: %q %v", sb.String(), err)
 	}
-	if err := reader.Raw(ctx, "SELECT count() FROM herd_raw.events FORMAT TSV", &sb); err == nil {
+	if err := readerClient.Raw(ctx, "SELECT count() FROM herd_raw.events FORMAT TSV", &sb); err == nil {
 		t.Error("the reader read raw events")
 	}
 }

@@ -142,6 +142,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.close()
 	a := &audit.Auditor{Publisher: p, Reader: st.reader, KeyFile: filepath.Join(base.store.dataDir, "keys", "day-keys.json")}
+	if st.zk != nil {
+		a.SharedKeys = st.zk
+	}
 	rep, err := a.Audit(ctx)
 	if err != nil {
 		return err

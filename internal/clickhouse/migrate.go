@@ -42,6 +42,19 @@ func (d Databases) Alter(db, table string) string {
 	return "ALTER TABLE " + db + "." + table + LocalSuffix + " ON CLUSTER " + d.Cluster
 }
 
+// ReplicasSuffix names the cluster, next to a cluster in remote_servers,
+// that lists each of its replicas as a shard of its own.
+const ReplicasSuffix = "_replicas"
+
+// ReplicaParts lists the parts of every replica of a cluster (a
+// Distributed table over each one's system.parts); "" on one server.
+func (d Databases) ReplicaParts() string {
+	if d.Cluster == "" {
+		return ""
+	}
+	return d.Raw + ".replica_parts"
+}
+
 // Parts says where db.table's data parts are listed (system.parts, which
 // holds one server's) and the name the table has there; on a cluster,
 // {raw}.cluster_parts, a Distributed table over every shard's system.parts.
@@ -249,11 +262,15 @@ func migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, clus
 		}
 	}
 	if cluster != "" {
-		// Retention lists raw partitions of every shard through it.
-		q := "CREATE TABLE IF NOT EXISTS " + dbs.Raw + ".cluster_parts ON CLUSTER " + cluster +
-			" AS system.parts ENGINE = Distributed(" + cluster + ", system, parts)"
-		if err := c.Exec(ctx, q); err != nil && !IsCode(err, CodeTableAlreadyExists) {
-			return fmt.Errorf("migrate: cluster parts: %w", err)
+		// Retention lists raw partitions of every shard through the first,
+		// the audit those of every replica through the second (the
+		// cluster <name>_replicas: each replica a shard of its own).
+		for table, over := range map[string]string{"cluster_parts": cluster, "replica_parts": cluster + ReplicasSuffix} {
+			q := "CREATE TABLE IF NOT EXISTS " + dbs.Raw + "." + table + " ON CLUSTER " + cluster +
+				" AS system.parts ENGINE = Distributed(" + over + ", system, parts)"
+			if err := c.Exec(ctx, q); err != nil && !IsCode(err, CodeTableAlreadyExists) {
+				return fmt.Errorf("migrate: %s: %w", table, err)
+			}
 		}
 	}
 	return nil

@@ -44,11 +44,9 @@ const (
 // load from the same generator. Three processes share the two cores: the
 // generator (this one), the server under test, and ClickHouse.
 func benchIngest(ctx context.Context, c *clickhouse.Client, local *clickhouse.Local, dir string) (string, error) {
-	bin := filepath.Join(dir, "herd")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/herd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("build herd: %w", err)
+	bin, err := buildHerd(ctx, dir)
+	if err != nil {
+		return "", err
 	}
 	herd, err := startChild(ctx, "ingest", bin, []string{"ingest", "--data-dir", filepath.Join(dir, "ingest"), "--ingest-addr", "127.0.0.1:0", "--log-level", "warn"},
 		"HERD_CLICKHOUSE="+local.Writer().URL())
@@ -185,6 +183,13 @@ type child struct {
 	cmd  *exec.Cmd
 	url  string
 	in   io.WriteCloser
+}
+
+// execCommand is a command whose output goes to this process's stderr.
+func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd
 }
 
 // startChild runs a server and waits for the "name: URL" line it prints.
@@ -359,6 +364,11 @@ func send(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Respons
 // closedLoop sends requests of perReq events from ingestConns connections,
 // each sending its next request when the last is answered, for window.
 func closedLoop(ctx context.Context, base string, perReq int, window time.Duration) loadResult {
+	return closedLoopConns(ctx, base, perReq, window, ingestConns)
+}
+
+// closedLoopConns is closedLoop with conns connections.
+func closedLoopConns(ctx context.Context, base string, perReq int, window time.Duration, conns int) loadResult {
 	hc := newBenchClient(base)
 	defer hc.CloseIdleConnections()
 	bodies := benchBodies(perReq)
@@ -367,7 +377,7 @@ func closedLoop(ctx context.Context, base string, perReq int, window time.Durati
 	var lastErr error
 	deadline := time.Now().Add(window)
 	start := time.Now()
-	eachConn(hc, base, bodies, func(g int, send func(n int) (bool, error)) {
+	eachConn(hc, base, bodies, conns, func(g int, send func(n int) (bool, error)) {
 		for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 			ok, err := send(n)
 			switch {
@@ -387,9 +397,9 @@ func closedLoop(ctx context.Context, base string, perReq int, window time.Durati
 // eachConn runs f once per connection, on its own goroutine with its own
 // request and response, and waits for all; send(n) posts the connection's
 // n-th request and says whether it was answered 202.
-func eachConn(hc *fasthttp.HostClient, base string, bodies [][]byte, f func(g int, send func(n int) (bool, error))) {
+func eachConn(hc *fasthttp.HostClient, base string, bodies [][]byte, conns int, f func(g int, send func(n int) (bool, error))) {
 	var wg sync.WaitGroup
-	for g := range ingestConns {
+	for g := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -423,7 +433,7 @@ func openLoop(ctx context.Context, base string, rate float64, window time.Durati
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		eachConn(hc, base, bodies, func(g int, send func(n int) (bool, error)) {
+		eachConn(hc, base, bodies, ingestConns, func(g int, send func(n int) (bool, error)) {
 			local := make([]time.Duration, 0, total/ingestConns+1)
 			n := 0
 			for at := range jobs {

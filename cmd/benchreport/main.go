@@ -140,6 +140,15 @@ func run(ctx context.Context, out string, rows, runs int) error {
 			return err
 		}
 	}
+	if *only == "" || *only == "cluster" {
+		section, err := benchCluster(ctx, c, dir, *clusterEvents)
+		if err != nil {
+			return err
+		}
+		if err := writeSection(out, "cluster", section); err != nil {
+			return err
+		}
+	}
 	if *only == "" || *only == "publish" {
 		section, err := benchPublish(ctx, c, *publishEvents, 3)
 		if err != nil {
@@ -153,7 +162,8 @@ func run(ctx context.Context, out string, rows, runs int) error {
 }
 
 var (
-	only            = flag.String("only", "", "run one benchmark: insert, ingest (with pipeline), pipeline, publish, utility or dashboard")
+	only            = flag.String("only", "", "run one benchmark: insert, ingest (with pipeline), pipeline, publish, utility, dashboard or cluster")
+	clusterEvents   = flag.Int("cluster-events", 2_000_000, "raw events of the day the cluster benchmark publishes")
 	publishEvents   = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
 	utilitySizes    = flag.String("utility-sizes", "1500,10000", "reference shops of the utility benchmark, in visitor-days a day")
 	utilityEpsilons = flag.String("utility-epsilons", "1,2,4,8", "total budgets per visitor-day the utility benchmark publishes at")

@@ -31,7 +31,6 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 		return "", err
 	}
 	defer c.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+dbs.Pub+".bench_bare")
-	bucket := aggregate.Bucket{Site: "demo", Grain: aggregate.Day, Start: day}
 	where := fmt.Sprintf("site = 'demo' AND received >= toDateTime(%d) AND received < toDateTime(%d)", day.Unix(), day.Add(24*time.Hour).Unix())
 
 	bare := func() (time.Duration, error) {
@@ -44,46 +43,12 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 		return time.Since(start), err
 	}
 	perTable := map[string][]float64{}
-	// The day, then the week and month holding it (built from the day's
-	// partial sums, as the publisher does once they close).
-	buckets := []aggregate.Bucket{bucket}
-	for _, g := range []aggregate.Grain{aggregate.Week, aggregate.Month} {
-		buckets = append(buckets, aggregate.Bucket{Site: "demo", Grain: g, Start: g.Start(day)})
-	}
-	months := map[int]bool{}
-	for _, b := range buckets {
-		months[b.Start.Year()*100+int(b.Start.Month())] = true
-	}
 	publish := func() (time.Duration, error) {
-		for _, t := range append(p.Tables(), &aggregate.Table{Name: "rollup_runs"}) {
-			for m := range months {
-				if err := c.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %d", dbs.Pub, t.Name, m)); err != nil {
-					return 0, err
-				}
-			}
-		}
-		if err := c.Exec(ctx, "ALTER TABLE "+dbs.Raw+".cell_partials DROP PARTITION "+clickhouse.Quote(day.Format(time.DateOnly))); err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		cur := map[string]float64{}
-		for _, b := range buckets {
-			for _, t := range p.Tables() {
-				if _, ok := p.Budget().Release(t.Name, b.Grain); !ok && b.Grain != aggregate.Day {
-					continue
-				}
-				ts := time.Now()
-				run := p.PublishBucket(ctx, t, b, aggregate.BucketEvents{Distinct: uint64(events)})
-				if run.Err != nil {
-					return 0, run.Err
-				}
-				cur[t.Name] += time.Since(ts).Seconds() // every grain of the table
-			}
-		}
+		d, cur, err := publishDay(ctx, c, p, dbs, day, events)
 		for name, sec := range cur {
 			perTable[name] = append(perTable[name], sec)
 		}
-		return time.Since(start), nil
+		return d, err
 	}
 	var ratios, a, b []float64
 	for i := range runs {
@@ -110,6 +75,47 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 	}
 	s.WriteString("\n")
 	return s.String(), nil
+}
+
+// publishDay publishes day into every table of p at every grain (the day;
+// the week and month holding it, from the day's partial sums, as the
+// publisher does once they close), after dropping what an earlier run
+// published, and returns the time taken and the seconds per table.
+func publishDay(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, dbs clickhouse.Databases, day time.Time, events int) (time.Duration, map[string]float64, error) {
+	buckets := []aggregate.Bucket{{Site: "demo", Grain: aggregate.Day, Start: day}}
+	for _, g := range []aggregate.Grain{aggregate.Week, aggregate.Month} {
+		buckets = append(buckets, aggregate.Bucket{Site: "demo", Grain: g, Start: g.Start(day)})
+	}
+	months := map[int]bool{}
+	for _, b := range buckets {
+		months[b.Start.Year()*100+int(b.Start.Month())] = true
+	}
+	for _, t := range append(p.Tables(), &aggregate.Table{Name: "rollup_runs"}) {
+		for m := range months {
+			if err := c.Exec(ctx, fmt.Sprintf("%s DROP PARTITION %d", dbs.Alter(dbs.Pub, t.Name), m)); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	if err := c.Exec(ctx, dbs.Alter(dbs.Raw, "cell_partials")+" DROP PARTITION "+clickhouse.Quote(day.Format(time.DateOnly))); err != nil {
+		return 0, nil, err
+	}
+	start := time.Now()
+	cur := map[string]float64{}
+	for _, b := range buckets {
+		for _, t := range p.Tables() {
+			if _, ok := p.Budget().Release(t.Name, b.Grain); !ok && b.Grain != aggregate.Day {
+				continue
+			}
+			ts := time.Now()
+			run := p.PublishBucket(ctx, t, b, aggregate.BucketEvents{Distinct: uint64(events)})
+			if run.Err != nil {
+				return 0, nil, run.Err
+			}
+			cur[t.Name] += time.Since(ts).Seconds() // every grain of the table
+		}
+	}
+	return time.Since(start), cur, nil
 }
 
 // generateDay fills one day of raw events in ClickHouse itself, shaped like

@@ -181,13 +181,7 @@ func MigrateOnCluster(ctx context.Context, c *Client, dbs Databases, ms []Migrat
 // unchanged: what a cluster's servers check at start, leaving DDL (which
 // waits for every node) to herd migrate --cluster.
 func CheckMigrated(ctx context.Context, c *Client, dbs Databases, ms []Migration) error {
-	applied := map[int]string{}
-	err := c.Select(ctx, "SELECT version, checksum FROM "+dbs.Pub+".schema_migrations", func(b *proto.Block) error {
-		for i := 0; i < b.Rows(); i++ {
-			applied[int(Get[uint32](b, 0, i))] = Get[string](b, 1, i)
-		}
-		return nil
-	})
+	applied, err := appliedMigrations(ctx, c, dbs.Pub)
 	if err != nil {
 		return fmt.Errorf("schema: %w (run herd migrate first)", err)
 	}
@@ -200,6 +194,18 @@ func CheckMigrated(ctx context.Context, c *Client, dbs Databases, ms []Migration
 		}
 	}
 	return nil
+}
+
+// appliedMigrations maps each applied migration's version to its checksum.
+func appliedMigrations(ctx context.Context, c *Client, pubDB string) (map[int]string, error) {
+	applied := map[int]string{}
+	err := c.Select(ctx, "SELECT version, checksum FROM "+pubDB+".schema_migrations", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			applied[int(Get[uint32](b, 0, i))] = Get[string](b, 1, i)
+		}
+		return nil
+	})
+	return applied, err
 }
 
 func migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, cluster string, log *slog.Logger) error {
@@ -231,13 +237,7 @@ func migrate(ctx context.Context, c *Client, dbs Databases, ms []Migration, clus
 		}
 	}()
 
-	applied := map[int]string{}
-	err = c.Select(ctx, "SELECT version, checksum FROM "+dbs.Pub+".schema_migrations", func(b *proto.Block) error {
-		for i := 0; i < b.Rows(); i++ {
-			applied[int(Get[uint32](b, 0, i))] = Get[string](b, 1, i)
-		}
-		return nil
-	})
+	applied, err := appliedMigrations(ctx, c, dbs.Pub)
 	if err != nil {
 		return fmt.Errorf("migrate: read applied: %w", err)
 	}

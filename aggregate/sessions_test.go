@@ -81,4 +81,8 @@ func TestSessionsFromEventTimes(t *testing.T) {
 	if got != want {
 		t.Errorf("sessions:\n%s\nwant:\n%s", got, want)
 	}
+	// Every part of traffic runs over them (entry, referrer, path, device…).
+	if traffic := cells("traffic"); len(traffic) == 0 {
+		t.Error("no traffic cells")
+	}
 }

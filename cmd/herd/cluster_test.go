@@ -27,7 +27,8 @@ import (
 //
 // Every shopper's requests alternate between the two ingest nodes, and in
 // the middle of the load one ingest node is killed with SIGKILL and one
-// replica's server too; both come back. Then: every acknowledged event is
+// replica's server too; while they are down, publication and the
+// read-only user keep working; both come back. Then: every acknowledged event is
 // stored exactly once, on both replicas of its shard; the raw rows and the
 // true cells of every table are those the same requests give through one
 // ingest node on one server; each shopper has one pseudonym living on one
@@ -160,6 +161,22 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	}
 	_ = procs[1].Wait()
 	load([]int{4, 5})
+	// While the replica is down, publication and the read-only user keep
+	// working on the other replica of its shard.
+	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
+	if out, err := herd("rollup", "--once", "--now", tomorrow, "--clickhouse", node(1, 0), "--cluster", "herd", "--zookeeper", zk, "--log-level", "warn"); err != nil || !strings.HasPrefix(out, "published") {
+		t.Fatalf("rollup with a replica down: %v\n%s", err, out)
+	}
+	downReader, err := clickhouse.New(c.Nodes[0][1].Reader().WithDatabase("herd"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs strings.Builder
+	err = downReader.Raw(ctx, "SELECT count() > 0 FROM herd.rollup_runs FORMAT TSV", &runs)
+	downReader.Close()
+	if err != nil || strings.TrimSpace(runs.String()) != "1" {
+		t.Fatalf("reader with a replica down: %q %v", runs.String(), err)
+	}
 	startHerdProcess(t, argv[1]...)
 	waitReady(t, urls[1])
 	if err := c.Restart(ctx, 1, 1); err != nil {
@@ -274,7 +291,6 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	}
 
 	// Two publishers on different nodes, started together, then again.
-	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
 	for range 2 {
 		var wg sync.WaitGroup
 		results := make([]string, 2)

@@ -150,41 +150,6 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	load([]int{0, 1, 2, 3})
-
-	// One ingest node and one replica fail; the other node keeps taking
-	// events (the replica's shard waits in the spools: inserts need both
-	// replicas), then both come back.
-	c.Kill(1, 1)
-	if err := procs[1].Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = procs[1].Wait()
-	load([]int{4, 5})
-	// While the replica is down, publication and the read-only user keep
-	// working on the other replica of its shard.
-	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
-	if out, err := herd("rollup", "--once", "--now", tomorrow, "--clickhouse", node(1, 0), "--cluster", "herd", "--zookeeper", zk, "--log-level", "warn"); err != nil || !strings.HasPrefix(out, "published") {
-		t.Fatalf("rollup with a replica down: %v\n%s", err, out)
-	}
-	downReader, err := clickhouse.New(c.Nodes[0][1].Reader().WithDatabase("herd"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var runs strings.Builder
-	err = downReader.Raw(ctx, "SELECT count() > 0 FROM herd.rollup_runs FORMAT TSV", &runs)
-	downReader.Close()
-	if err != nil || strings.TrimSpace(runs.String()) != "1" {
-		t.Fatalf("reader with a replica down: %q %v", runs.String(), err)
-	}
-	startHerdProcess(t, argv[1]...)
-	waitReady(t, urls[1])
-	if err := c.Restart(ctx, 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	load([]int{6, 7})
-
-	// Every acknowledged event is stored once, on both replicas of its shard.
 	sql := func(s, r int, q string) string {
 		t.Helper()
 		cl, err := clickhouse.New(c.Nodes[s][r].Writer(), nil)
@@ -198,6 +163,55 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		}
 		return strings.TrimSpace(sb.String())
 	}
+	load([]int{0, 1, 2, 3})
+	// What was acknowledged so far reaches ClickHouse (both replicas).
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		mu.Lock()
+		n := strconv.Itoa(len(acked))
+		mu.Unlock()
+		if sql(0, 0, "SELECT count() FROM (SELECT DISTINCT event_id FROM herd_raw.events)") == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first events did not reach ClickHouse within 60 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// One ingest node and one replica fail; the other node keeps taking
+	// events (the replica's shard waits in the spools: inserts need both
+	// replicas), then both come back.
+	c.Kill(1, 1)
+	if err := procs[1].Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[1].Wait()
+	load([]int{4, 5})
+	// While the replica is down, publication and the read-only user keep
+	// working on the other replica of its shard.
+	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
+	out, err := herd("rollup", "--once", "--now", tomorrow, "--clickhouse", node(1, 0), "--cluster", "herd", "--zookeeper", zk, "--log-level", "warn")
+	if err != nil || !strings.HasPrefix(out, "published") {
+		t.Fatalf("rollup with a replica down: %v\n%s", err, out)
+	}
+	downReader, err := clickhouse.New(c.Nodes[0][1].Reader().WithDatabase("herd"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs strings.Builder
+	err = downReader.Raw(ctx, "SELECT count() > 0 FROM herd.rollup_runs FORMAT TSV", &runs)
+	downReader.Close()
+	if err != nil || strings.TrimSpace(runs.String()) != "1" {
+		t.Fatalf("reader with a replica down: %q %v (rollup: %s)", runs.String(), err, out)
+	}
+	startHerdProcess(t, argv[1]...)
+	waitReady(t, urls[1])
+	if err := c.Restart(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	load([]int{6, 7})
+
+	// Every acknowledged event is stored once, on both replicas of its shard.
 	want := strconv.Itoa(len(acked))
 	if len(acked) != shoppers*requests*perRequest {
 		t.Fatalf("%d events acknowledged, want %d", len(acked), shoppers*requests*perRequest)
@@ -325,7 +339,7 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	reader := c.Nodes[1][0].Reader().URL()
 	auditArgs := []string{"audit", "--clickhouse", node(1, 0), "--clickhouse-reader", reader, "--cluster", "herd", "--zookeeper", zk,
 		"--data-dir", filepath.Join(dir, "ingest0"), "--log-level", "warn"}
-	out, err := herd(auditArgs...)
+	out, err = herd(auditArgs...)
 	if err != nil || !strings.Contains(out, "raw retention on every replica") || !strings.Contains(out, "ZooKeeper holds keys for 1 days") {
 		t.Fatalf("audit on the cluster: %v\n%s", err, out)
 	}

@@ -178,15 +178,21 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	// One ingest node and one replica fail; the other node keeps taking
-	// events (the replica's shard waits in the spools: inserts need both
-	// replicas), then both come back.
+	// One replica and one ingest node fail; the other node keeps taking
+	// events (into its spool: inserts need both replicas of a shard), then
+	// both come back.
 	c.Kill(1, 1)
+	// Both nodes take the next requests into their spools (inserts wait for
+	// the replica); then the second node is killed with its spool full.
+	load([]int{4})
+	if pending := spooled(t, filepath.Join(dir, "ingest1", "spool")); pending == 0 {
+		t.Fatal("the second ingest node's spool is empty: nothing to recover")
+	}
 	if err := procs[1].Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = procs[1].Wait()
-	load([]int{4, 5})
+	load([]int{5})
 	// While the replica is down, publication and the read-only user keep
 	// working on the other replica of its shard.
 	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
@@ -389,4 +395,20 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	if err := readerClient.Raw(ctx, "SELECT count() FROM herd_raw.events FORMAT TSV", &sb); err == nil {
 		t.Error("the reader read raw events")
 	}
+}
+
+// spooled is the size of the spool segments in dir that wait for ClickHouse.
+func spooled(t *testing.T, dir string) int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "seg-") {
+			n += info.Size()
+		}
+	}
+	return n
 }

@@ -99,6 +99,15 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger, needReader bool
 		// runs once and is sent to every shard: always right, whatever
 		// either table is sharded by.
 		writerCfg = writerCfg.WithSetting("distributed_product_mode", "global")
+		// The publisher decides what to publish from what it published
+		// before: it must not read a replica that has not caught up (one
+		// back from an outage), or it would publish a bucket twice, with
+		// fresh noise. Reads go to the first replica in remote_servers
+		// order that is at most a second behind, and fail rather than read
+		// a stale one.
+		writerCfg = writerCfg.WithSetting("load_balancing", "in_order")
+		writerCfg = writerCfg.WithSetting("max_replica_delay_for_distributed_queries", "1")
+		writerCfg = writerCfg.WithSetting("fallback_to_stale_replicas_for_distributed_queries", "0")
 	}
 	var err error
 	if s.writer, err = clickhouse.New(writerCfg, log); err != nil {

@@ -70,11 +70,18 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{OK: true, Inventory: inv}
-	checks := []func(context.Context, time.Time) Check{
-		a.checkKFloor, a.checkBudget, a.checkConsistent, a.checkRetention, a.checkReplicas, a.checkKeys, a.checkSharedKeys, a.checkStrings, a.checkReader,
+	checks := []func(context.Context, time.Time) Check{a.checkKFloor, a.checkBudget, a.checkConsistent, a.checkRetention}
+	if a.Publisher.Databases().Cluster != "" {
+		checks = append(checks, a.checkReplicas)
+	}
+	checks = append(checks, a.checkKeys)
+	if a.SharedKeys != nil {
+		checks = append(checks, a.checkSharedKeys)
+	}
+	checks = append(checks, a.checkStrings, a.checkReader,
 		func(ctx context.Context, _ time.Time) Check { return a.checkExact(ctx, inv) },
 		func(ctx context.Context, _ time.Time) Check { return a.checkInventory(ctx, inv) },
-	}
+	)
 	for _, f := range checks {
 		c := f(ctx, now)
 		if !c.OK && c.NotRun == "" {
@@ -302,13 +309,10 @@ func (a *Auditor) checkKeys(_ context.Context, now time.Time) Check {
 	return c
 }
 
-// checkSharedKeys: the keys the ingest nodes of a cluster share exist only
-// for days within their lifetime.
+// checkSharedKeys (with ZooKeeper): the keys the ingest nodes of a cluster
+// share exist only for days within their lifetime.
 func (a *Auditor) checkSharedKeys(ctx context.Context, now time.Time) Check {
 	const name = "shared pseudonym keys"
-	if a.SharedKeys == nil {
-		return Check{Name: name, NotRun: "no ZooKeeper given (a single ingest node keeps its keys in its key file)"}
-	}
 	days, err := a.SharedKeys.ListDayKeys(ctx)
 	if err != nil {
 		return failed(name, err)
@@ -332,16 +336,13 @@ func (a *Auditor) checkSharedKeys(ctx context.Context, now time.Time) Check {
 	return c
 }
 
-// checkReplicas, on a cluster, looks at every replica's raw partitions: a
+// checkReplicas (on a cluster) looks at every replica's raw partitions: a
 // partition that retention dropped must be gone from each replica, and none
 // may outlive the 7-day maximum anywhere.
 func (a *Auditor) checkReplicas(ctx context.Context, now time.Time) Check {
 	const name = "raw retention on every replica"
 	p := a.Publisher
 	from := p.Databases().ReplicaParts()
-	if from == "" {
-		return Check{Name: name, NotRun: "one server: the raw retention check covers it"}
-	}
 	hours, err := p.RawHours(ctx, now)
 	if err != nil {
 		return failed(name, err)

@@ -257,8 +257,8 @@ func TestGenImportsHistoryThroughIngest(t *testing.T) {
 		t.Fatalf("gen: %s", out.String())
 	}
 	// Within a few seconds the spool has put everything into ClickHouse,
-	// at the events' own past times.
-	deadline := time.Now().Add(30 * time.Second)
+	// at the events' own past times (a busy machine may take longer).
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		out.Reset()
 		if err := run(context.Background(), []string{"sql", "--data-dir", dir,

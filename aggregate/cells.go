@@ -1,9 +1,11 @@
 package aggregate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,126 +40,285 @@ func (p *Publisher) TrueCells(ctx context.Context, t *Table, b Bucket) ([]Cell, 
 	if b.Grain != Day {
 		return p.partialCells(ctx, t, b)
 	}
-	events, err := p.bucketEvents(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	return p.trueCells(ctx, t, b, events.Duplicated)
+	return p.Day(b).cells(ctx, t)
 }
 
-func (p *Publisher) trueCells(ctx context.Context, t *Table, b Bucket, dedup bool) ([]Cell, error) {
-	catalog, err := p.hasCatalog(ctx, b.Site)
-	if err != nil {
+// DayEvents is a day bucket's raw events, read once for every table: the
+// first table that needs its cells computes those of all tables.
+type DayEvents struct {
+	p        *Publisher
+	b        Bucket
+	done     bool
+	distinct uint64
+	byTable  map[string][]Cell
+	err      error
+}
+
+// Day is bucket b's raw events, not read yet.
+func (p *Publisher) Day(b Bucket) *DayEvents { return &DayEvents{p: p, b: b} }
+
+// Read computes the day's cells of every table, unless done already.
+func (d *DayEvents) Read(ctx context.Context) error {
+	if !d.done {
+		d.distinct, d.byTable, d.err = d.p.dayCells(ctx, d.b)
+		d.done = d.err == nil
+	}
+	return d.err
+}
+
+// cells is the day's true cells of t.
+func (d *DayEvents) cells(ctx context.Context, t *Table) ([]Cell, error) {
+	if err := d.Read(ctx); err != nil {
 		return nil, err
 	}
-	var cells []Cell
-	nd := len(t.Dims)
-	err = p.c.Select(ctx, p.CellsSQL(t, b, dedup, catalog), func(blk *proto.Block) error {
-		for i := 0; i < blk.Rows(); i++ {
-			c := Cell{Dims: make([]any, nd), Values: make([]float64, len(t.Metrics))}
-			for j := range nd {
-				c.Dims[j] = blk.Columns[j].Row(i, false)
-			}
-			c.Visitors = clickhouse.Get[uint64](blk, nd, i)
-			for j := range t.Metrics {
-				c.Values[j] = clickhouse.Get[float64](blk, nd+1+j, i)
-			}
-			cells = append(cells, c)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("compute %s cells of %s: %w", t.Name, b, err)
+	cells, ok := d.byTable[t.Name]
+	if !ok {
+		return nil, fmt.Errorf("no table %s", t.Name)
 	}
 	return cells, nil
 }
 
-// placeholders expands the placeholders of t's part SQL for bucket b.
-func (p *Publisher) placeholders(t *Table, b Bucket, dedup, catalog bool) *strings.Replacer {
-	where := rangeWhere(b)
-	ts := "toUInt32((toUInt32(received) - " + clickhouse.QuoteInt(b.Start.Unix()) + ") * " + clickhouse.QuoteInt(tsPerSecond) + " + least(seq, " + clickhouse.QuoteInt(tsPerSecond-1) + "))"
-	product, category := "pid", "anyIf(product_category, product_category != '')"
-	if catalog {
-		list := func(col string) string {
-			return "(SELECT groupArray(" + col + ") FROM " + p.dbs.Pub + ".catalog WHERE " + p.catalogWhere(b.Site) + ")"
-		}
-		product = "transform(pid, " + list("product_id") + ", " + list("product_id") + ", " + clickhouse.Quote(Unlisted) + ")"
-		category = "any(transform(pid, " + list("product_id") + ", " + list("category") + ", ''))"
+// Distinct is how many distinct raw events the day holds: what its cells
+// came from once they are computed, else counted now.
+func (d *DayEvents) Distinct(ctx context.Context) (uint64, error) {
+	if d.done {
+		return d.distinct, nil
 	}
-	events, filter := p.dbs.Raw+".events", where
-	if dedup || (catalog && p.dbs.Cluster != "") {
-		// The columns the table reads, with each event once when dedup.
-		// On a cluster the catalog's scalar subqueries must run where the
-		// aggregation does (18.16's shards name their results differently
-		// from the server that asked): the shards filter, this server
-		// aggregates.
-		events = "(SELECT " + strings.Join(t.Reads, ", ") + " FROM " + p.dbs.Raw + ".events WHERE " + where
-		if dedup {
-			events += " LIMIT 1 BY event_id"
+	var n uint64
+	err := d.p.c.Select(ctx, "SELECT uniqExact(event_id) FROM "+d.p.dbs.Raw+".events WHERE "+rangeWhere(d.b), func(blk *proto.Block) error {
+		if blk.Rows() > 0 {
+			n = clickhouse.Get[uint64](blk, 0, 0)
 		}
-		events, filter = events+")", "1"
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count raw events of %s: %w", d.b, err)
 	}
-	return strings.NewReplacer(phEvents, events, phWhere, filter, phTS, ts, phGap, strconv.Itoa(sessionGap), phProduct, product, phCategory, category)
+	return n, nil
 }
 
-// CellsSQL is the query of bucket b's true, bounded cells of t. With dedup,
-// events stored more than once count once (a slower query, needed only
-// while ClickHouse has not merged away a replay's copies). With catalog, the
-// site's catalog is the products' key space.
-func (p *Publisher) CellsSQL(t *Table, b Bucket, dedup, catalog bool) string {
-	expand := p.placeholders(t, b, dedup, catalog)
+// dayCells computes day bucket b's true cells of every table in one pass
+// over its raw events.
+func (p *Publisher) dayCells(ctx context.Context, b Bucket) (uint64, map[string][]Cell, error) {
+	x, err := p.env(ctx, b.Site)
+	if err != nil {
+		return 0, nil, err
+	}
+	// One set of sums per worker: a visitor-day is in one range, so the
+	// workers' cells add up.
+	sums := make([][]*tableSums, scanWorkers)
+	workers := make([]func(*Visit), scanWorkers)
+	for w := range workers {
+		x := x.fork()
+		for _, t := range p.tables {
+			sums[w] = append(sums[w], newTableSums(t))
+		}
+		workers[w] = func(v *Visit) {
+			x.visit()
+			for _, a := range sums[w] {
+				a.add(x, v)
+			}
+		}
+	}
+	distinct, err := p.scanVisits(ctx, b, workers)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make(map[string][]Cell, len(p.tables))
+	for i, a := range sums[0] {
+		for _, other := range sums[1:] {
+			a.merge(other[i])
+		}
+		if out[a.t.Name], err = a.result(); err != nil {
+			return 0, nil, err
+		}
+	}
+	return distinct, out, nil
+}
 
-	var dimFrom, dimNames []string
-	for _, d := range t.Dims {
-		dimFrom = append(dimFrom, d.from())
-		dimNames = append(dimNames, d.Name)
-	}
-	order := "visitor"
-	if len(dimFrom) > 0 {
-		order += ", cityHash64(visitor, " + strings.Join(dimFrom, ", ") + ")"
-	}
-	members := make([]string, len(t.Parts))
-	for i, part := range t.Parts {
-		members[i] = "SELECT * FROM (SELECT * FROM (" + expand.Replace(part.SQL) + ") ORDER BY " + order +
-			" LIMIT " + clickhouse.QuoteInt(part.Limit) + " BY visitor)"
-	}
-	union := strings.Join(members, " UNION ALL ")
-	if len(t.Metrics) == 0 {
-		sel := []string{}
-		for i, d := range t.Dims {
-			sel = append(sel, dimFrom[i]+" AS "+d.Name)
+// env is what the parts may know of site: its catalog.
+func (p *Publisher) env(ctx context.Context, site string) (*env, error) {
+	x := &env{sources: map[string]string{}}
+	err := p.c.Select(ctx, "SELECT product_id, category FROM "+p.dbs.Pub+".catalog WHERE "+p.catalogWhere(site), func(blk *proto.Block) error {
+		if x.catalog == nil {
+			x.catalog = make(map[string]string, blk.Rows())
 		}
-		return "SELECT " + strings.Join(append(sel, "uniqExact(visitor) AS visitors"), ", ") +
-			" FROM (" + union + ") GROUP BY " + strings.Join(dimNames, ", ")
-	}
-	// Per visitor-day: its cells as tuples of (dims..., capped metrics...)
-	// and each metric's total, so contributions over Total scale down.
-	var tuple, totals, outer, final []string
-	tuple = append(tuple, dimFrom...)
-	for j, m := range t.Metrics {
-		capped := fmt.Sprintf("least(greatest(toFloat64(%s), 0.), %g)", m.Name, m.Cap)
-		tuple = append(tuple, capped)
-		totals = append(totals, fmt.Sprintf("sum(%s) AS total%d", capped, j))
-	}
-	for i, d := range t.Dims {
-		outer = append(outer, fmt.Sprintf("tupleElement(c, %d) AS %s", i+1, d.Name))
-	}
-	for j, m := range t.Metrics {
-		scale := "1."
-		if m.Total > 0 {
-			scale = fmt.Sprintf("least(1., %g / greatest(total%d, 1e-9))", m.Total, j)
+		for i := range blk.Rows() {
+			x.catalog[clickhouse.Get[string](blk, 0, i)] = clickhouse.Get[string](blk, 1, i)
 		}
-		outer = append(outer, fmt.Sprintf("tupleElement(c, %d) * %s AS m%d", len(t.Dims)+j+1, scale, j))
-		final = append(final, fmt.Sprintf("sum(m%d) AS %s", j, m.Name))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog of %s: %w", site, err)
 	}
-	q := "SELECT " + strings.Join(append(append(append([]string{}, dimNames...), "uniqExact(visitor) AS visitors"), final...), ", ") +
-		" FROM (SELECT visitor, " + strings.Join(outer, ", ") +
-		" FROM (SELECT visitor, groupArray(tuple(" + strings.Join(tuple, ", ") + ")) AS cells, " + strings.Join(totals, ", ") +
-		" FROM (" + union + ") GROUP BY visitor) ARRAY JOIN cells AS c)"
-	if len(dimNames) > 0 {
-		q += " GROUP BY " + strings.Join(dimNames, ", ")
+	return x, nil
+}
+
+// tableSums adds up one table's bounded contributions, visit by visit.
+type tableSums struct {
+	t      *Table
+	parts  []VisitorCells
+	cells  map[string]*cellSum
+	kept   []keptCell
+	order  []int
+	totals []float64
+	scale  []float64
+	visit  int
+}
+
+type cellSum struct {
+	visitors  uint64
+	sums      []float64
+	lastVisit int
+}
+
+type keptCell struct{ part, cell int }
+
+func newTableSums(t *Table) *tableSums {
+	return &tableSums{t: t, parts: make([]VisitorCells, len(t.Parts)), cells: map[string]*cellSum{},
+		totals: make([]float64, len(t.Metrics)), scale: make([]float64, len(t.Metrics))}
+}
+
+// add counts visit v: each part's cells, at most Limit of them (those of
+// the smallest hash of visitor and key), each metric clamped to [0, Cap]
+// per cell and scaled down so that the visit's sum over the table stays
+// within Total.
+func (a *tableSums) add(x *env, v *Visit) {
+	a.visit++
+	a.kept = a.kept[:0]
+	nm := len(a.t.Metrics)
+	for pi, part := range a.t.Parts {
+		vc := &a.parts[pi]
+		vc.reset(nm)
+		part.Cells(x, v, vc)
+		n := len(vc.cells)
+		if n <= part.Limit {
+			for i := range n {
+				a.kept = append(a.kept, keptCell{pi, i})
+			}
+			continue
+		}
+		a.order = a.order[:0]
+		for i := range n {
+			vc.cells[i].hash = cellHash(v.Visitor, vc.key(i))
+			a.order = append(a.order, i)
+		}
+		slices.SortFunc(a.order, func(i, j int) int { return cmp.Compare(vc.cells[i].hash, vc.cells[j].hash) })
+		for _, i := range a.order[:part.Limit] {
+			a.kept = append(a.kept, keptCell{pi, i})
+		}
 	}
-	return q
+	if len(a.kept) == 0 {
+		return
+	}
+	clear(a.totals)
+	for _, k := range a.kept {
+		vals := a.parts[k.part].vals[k.cell*nm:]
+		for j, m := range a.t.Metrics {
+			a.totals[j] += m.clamp(vals[j])
+		}
+	}
+	for j, m := range a.t.Metrics {
+		a.scale[j] = 1
+		if m.Total > 0 && a.totals[j] > m.Total {
+			a.scale[j] = m.Total / a.totals[j]
+		}
+	}
+	for _, k := range a.kept {
+		vc := &a.parts[k.part]
+		key := vc.key(k.cell)
+		cs, ok := a.cells[string(key)]
+		if !ok {
+			cs = &cellSum{sums: make([]float64, nm)}
+			a.cells[string(key)] = cs
+		}
+		if cs.lastVisit != a.visit { // a cell two parts share counts the visitor once
+			cs.visitors++
+			cs.lastVisit = a.visit
+		}
+		vals := vc.vals[k.cell*nm:]
+		for j, m := range a.t.Metrics {
+			cs.sums[j] += m.clamp(vals[j]) * a.scale[j]
+		}
+	}
+}
+
+// merge adds o's sums (of other visitor-days) to a's.
+func (a *tableSums) merge(o *tableSums) {
+	for k, c := range o.cells {
+		cs, ok := a.cells[k]
+		if !ok {
+			a.cells[k] = c
+			continue
+		}
+		cs.visitors += c.visitors
+		for j := range cs.sums {
+			cs.sums[j] += c.sums[j]
+		}
+	}
+}
+
+// clamp bounds one cell's contribution to [0, Cap].
+func (m Metric) clamp(x float64) float64 { return min(max(x, 0), m.Cap) }
+
+// cellHash orders a visit's cells for the bound: FNV-1a over the visitor
+// and the key, the same in every process.
+func cellHash(visitor uint64, key []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for i := range 8 {
+		h = (h ^ (visitor >> (8 * i) & 0xff)) * 1099511628211
+	}
+	for _, c := range key {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
+}
+
+// result is the table's true cells, ordered by key.
+func (a *tableSums) result() ([]Cell, error) {
+	keys := make([]string, 0, len(a.cells))
+	for k := range a.cells {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]Cell, 0, len(keys))
+	for _, k := range keys {
+		values := splitKey([]byte(k))
+		if len(values) != len(a.t.Dims) {
+			return nil, fmt.Errorf("%s: a part gave %d dimensions, the table has %d", a.t.Name, len(values), len(a.t.Dims))
+		}
+		c := Cell{Dims: make([]any, len(values)), Visitors: a.cells[k].visitors, Values: a.cells[k].sums}
+		for i, d := range a.t.Dims {
+			var err error
+			if c.Dims[i], err = d.value(values[i]); err != nil {
+				return nil, fmt.Errorf("%s: %w", a.t.Name, err)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// value is a dimension value as the Go type its column takes.
+func (d Dim) value(s string) (any, error) {
+	switch d.Type {
+	case "String":
+		return s, nil
+	case "UInt8", "UInt16":
+		bits := 8
+		if d.Type == "UInt16" {
+			bits = 16
+		}
+		n, err := strconv.ParseUint(s, 10, bits)
+		if err != nil {
+			return nil, fmt.Errorf("dimension %s: %w", d.Name, err)
+		}
+		if bits == 8 {
+			return uint8(n), nil
+		}
+		return uint16(n), nil
+	}
+	return nil, fmt.Errorf("dimension %s: type %s", d.Name, d.Type)
 }
 
 // Partials: a daily bucket's true cells, kept in {raw}.cell_partials to build

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"fmt"
 	"strings"
 )
 
@@ -34,11 +35,14 @@ func (p *Publisher) Release(t *Table, g Grain, cells []Cell) ([]Cell, error) {
 	return out, nil
 }
 
-// SessionsTSV runs the traffic table's sessions over bucket b, before any
+// SessionsTSV lists bucket b's sessions with pageviews, before any
 // bounding: visitor, session, pageviews, entry page, referrer per line.
 func (p *Publisher) SessionsTSV(ctx context.Context, b Bucket) (string, error) {
-	q := p.placeholders(p.table("traffic"), b, false, false).Replace("SELECT visitor, session, pv, entry, ref FROM (" + sessionsSQL + ") ORDER BY visitor, session FORMAT TSV")
 	var sb strings.Builder
-	err := p.c.Raw(ctx, q, &sb)
+	_, err := p.scanVisits(ctx, b, []func(*Visit){func(v *Visit) {
+		v.pageviewSessions(func(s, entry, pv int) {
+			fmt.Fprintf(&sb, "%d\t%d\t%d\t%s\t%s\n", v.Visitor, s, pv, v.Events[entry].Path(), v.Events[entry].Referrer())
+		})
+	}})
 	return sb.String(), err
 }

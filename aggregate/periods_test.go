@@ -203,9 +203,10 @@ func TestPeriods(t *testing.T) {
 		}
 		// Click-through per slot: published clicks ÷ impressions of the same
 		// cells against the true ratio, for slots with 1,000 impressions,
-		// within four standard deviations of the clicks' noise.
+		// within four standard deviations of the ratio's noise.
 		rel, _ := p.Budget().Release("slots", aggregate.Week)
 		clicksNoise, _ := rel.Params.Metric("clicks")
+		impressionsNoise, _ := rel.Params.Metric("impressions")
 		slots, err := p.TrueCells(ctx, table(t, p, "slots"), week)
 		if err != nil {
 			t.Fatal(err)
@@ -224,7 +225,9 @@ func TestPeriods(t *testing.T) {
 			}
 			checked++
 			got := float64(r[4].(uint64)) / float64(r[3].(uint64))
-			if tol := 4 * clicksNoise.Sigma / float64(r[3].(uint64)); got > 1 || math.Abs(got-want) > tol {
+			// Both counts are noised: (c + nc) / (i + ni) ≈ want + (nc − want·ni) / i.
+			sigma := math.Hypot(clicksNoise.Sigma, want*impressionsNoise.Sigma)
+			if tol := 4 * sigma / float64(r[3].(uint64)); got > 1 || math.Abs(got-want) > tol {
 				t.Errorf("slot %v: published click-through %.3f, true %.3f (noise allows ±%.3f)", r[:3], got, want, tol)
 			}
 		}

@@ -48,11 +48,9 @@ func NewPublisher(c *clickhouse.Client, dbs clickhouse.Databases, cfg Config, lo
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tables {
-		for _, col := range t.Reads {
-			if !inv.Allows("{raw}.events", col, "statistics") {
-				return nil, fmt.Errorf("rollup %s reads {raw}.events.%s, which the statistics purpose does not allow", t.Name, col)
-			}
+	for _, col := range visitColumns {
+		if !inv.Allows("{raw}.events", col, "statistics") {
+			return nil, fmt.Errorf("the rollups read {raw}.events.%s, which the statistics purpose does not allow", col)
 		}
 	}
 	budget, err := NewBudget(cfg, tables)
@@ -143,14 +141,12 @@ func (p *Publisher) RunOnce(ctx context.Context, now time.Time) (Summary, error)
 		}
 		sum.Buckets += len(due)
 		for _, d := range due {
-			var events BucketEvents
+			var day *DayEvents
 			if d.Bucket.Grain == Day {
-				if events, err = p.bucketEvents(ctx, d.Bucket); err != nil {
-					return sum, errors.Join(append(errs, err)...)
-				}
+				day = p.Day(d.Bucket)
 			}
 			for _, t := range d.Tables {
-				run := p.PublishBucket(ctx, t, d.Bucket, events)
+				run := p.PublishBucket(ctx, t, d.Bucket, day)
 				sum.Runs++
 				sum.Published += run.Published
 				sum.Suppressed += run.Suppressed
@@ -313,30 +309,6 @@ func publishedSet(ctx context.Context, c *clickhouse.Client, pubDB string) (map[
 	return done, nil
 }
 
-// BucketEvents is what one look at a bucket's raw events tells: how many
-// distinct events it covers (to tell late arrivals later) and whether any is
-// stored twice (then its cells are computed the slower, deduplicating way).
-type BucketEvents struct {
-	Distinct   uint64
-	Duplicated bool
-}
-
-func (p *Publisher) bucketEvents(ctx context.Context, b Bucket) (BucketEvents, error) {
-	var e BucketEvents
-	err := p.c.Select(ctx, "SELECT uniqExact(event_id) AS d, count() != d FROM "+p.dbs.Raw+".events WHERE "+rangeWhere(b),
-		func(blk *proto.Block) error {
-			if blk.Rows() > 0 {
-				e.Distinct = clickhouse.Get[uint64](blk, 0, 0)
-				e.Duplicated = clickhouse.Get[uint8](blk, 1, 0) == 1
-			}
-			return nil
-		})
-	if err != nil {
-		return e, fmt.Errorf("count raw events of %s: %w", b, err)
-	}
-	return e, nil
-}
-
 func rangeWhere(b Bucket) string {
 	return "site = " + clickhouse.Quote(b.Site) +
 		" AND received >= toDateTime(" + clickhouse.QuoteInt(b.Start.Unix()) + ")" +
@@ -348,9 +320,18 @@ func rangeWhere(b Bucket) string {
 // re-run would let averaging undo it). A day's true cells are first kept as
 // partial sums when the table publishes weeks or months; a table that
 // publishes no daily cells records the day as done once they are kept.
-func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, events BucketEvents) Run {
-	run := Run{Table: t.Name, Bucket: b, RawEvents: events.Distinct}
+// day is the raw events of a day bucket (shared by its tables), nil for a
+// week or month.
+func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, day *DayEvents) Run {
+	run := Run{Table: t.Name, Bucket: b}
 	started := time.Now()
+	// Late events are told later by the day's distinct events now.
+	counted := func() {
+		if day != nil && run.RawEvents == 0 {
+			n, err := day.Distinct(ctx)
+			run.RawEvents, run.Err = n, errors.Join(run.Err, err)
+		}
+	}
 	log := p.log.With("table", t.Name, "bucket", b.String())
 	release, releases := p.budget.Release(t.Name, b.Grain)
 	prm := release.Params
@@ -361,8 +342,9 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, event
 	}
 	var cells []Cell
 	if b.Grain == Day && t.keepsPartials() {
-		if cells, err = p.keepPartials(ctx, t, b, events); err != nil {
+		if cells, err = p.keepPartials(ctx, t, b, day); err != nil {
 			run.Err = err
+			counted()
 			return p.record(ctx, run, prm, started)
 		}
 	}
@@ -376,8 +358,9 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, event
 	default:
 		run.Rho = release.Rho
 		if cells == nil {
-			if cells, err = p.cellsOf(ctx, t, b, events); err != nil {
+			if cells, err = p.cellsOf(ctx, t, b, day); err != nil {
 				run.Err = err
+				counted()
 				return p.record(ctx, run, prm, started)
 			}
 		}
@@ -392,7 +375,11 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, event
 			}
 			// Say what is about to be released before it is: a crash
 			// after this leaves either these cells or nothing visible.
-			err = p.insertRun(ctx, run, prm, started, "releasing")
+			if counted(); run.Err != nil {
+				err, run.Err = run.Err, nil
+			} else {
+				err = p.insertRun(ctx, run, prm, started, "releasing")
+			}
 		}
 		if err == nil && len(rel) > 0 {
 			var blk *proto.Block
@@ -410,14 +397,15 @@ func (p *Publisher) PublishBucket(ctx context.Context, t *Table, b Bucket, event
 		}
 	}
 	log.Debug("published", "cells", run.Published, "suppressed", run.Suppressed, "rho", run.Rho)
+	counted()
 	return p.record(ctx, run, prm, started)
 }
 
 // cellsOf is bucket b's true cells: a day's from raw events, a period's
 // from partial sums.
-func (p *Publisher) cellsOf(ctx context.Context, t *Table, b Bucket, events BucketEvents) ([]Cell, error) {
+func (p *Publisher) cellsOf(ctx context.Context, t *Table, b Bucket, day *DayEvents) ([]Cell, error) {
 	if b.Grain == Day {
-		return p.trueCells(ctx, t, b, events.Duplicated)
+		return day.cells(ctx, t)
 	}
 	return p.partialCells(ctx, t, b)
 }
@@ -425,7 +413,7 @@ func (p *Publisher) cellsOf(ctx context.Context, t *Table, b Bucket, events Buck
 // keepPartials computes a day's true cells and stores them as partial sums,
 // unless an earlier run did (then they are read back, so that the day's
 // cells and its partials are one computation).
-func (p *Publisher) keepPartials(ctx context.Context, t *Table, b Bucket, events BucketEvents) ([]Cell, error) {
+func (p *Publisher) keepPartials(ctx context.Context, t *Table, b Bucket, day *DayEvents) ([]Cell, error) {
 	n, err := p.storedPartials(ctx, t, b)
 	if err != nil {
 		return nil, err
@@ -433,7 +421,7 @@ func (p *Publisher) keepPartials(ctx context.Context, t *Table, b Bucket, events
 	if n > 0 {
 		return p.partialCells(ctx, t, b)
 	}
-	cells, err := p.trueCells(ctx, t, b, events.Duplicated)
+	cells, err := day.cells(ctx, t)
 	if err != nil {
 		return nil, err
 	}

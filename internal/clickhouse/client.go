@@ -446,9 +446,8 @@ func decodeBlocks(body io.Reader, fn func(*proto.Block) error) error {
 		block := proto.Block{ServerContext: &column.ServerContext{Timezone: time.UTC}}
 		if err := block.Decode(rd, 0); err != nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(br, tailSize))
-			text := tail.last()
-			if i := bytes.LastIndex(text, []byte("Code: ")); i >= 0 {
-				return parseException(http.StatusOK, "", text[i:])
+			if e := exceptionIn(tail.last()); e != nil {
+				return e
 			}
 			return fmt.Errorf("clickhouse: decode result block: %w", err)
 		}
@@ -456,6 +455,15 @@ func decodeBlocks(body io.Reader, fn func(*proto.Block) error) error {
 			return err
 		}
 	}
+}
+
+// exceptionIn finds the exception ClickHouse appended to an answer it
+// could not finish (the status line was sent long before), or nil.
+func exceptionIn(text []byte) error {
+	if i := bytes.LastIndex(text, []byte("Code: ")); i >= 0 {
+		return parseException(http.StatusOK, "", text[i:])
+	}
+	return nil
 }
 
 // tailReader remembers the last tailSize bytes it has passed on.

@@ -154,7 +154,7 @@ var visitColumns = []string{"event_id", "site", "received", "seq", "type", "visi
 func eventsSQL(raw string, b Bucket, lo, hi uint64) string {
 	return "SELECT visitor, toUInt32(received), seq, toUInt8(type), path, page_type, referrer_host, browser, os, toStringCutToZero(country), toString(device), " +
 		"product_id, product_category, toFloat64(product_price), position, list, slot, variant, step, toFloat64(order_value), " +
-		"if(type = 'purchase', products, emptyArrayString()), toUInt32(length(products)), lowerUTF8(search_term), search_results, cityHash64(reinterpretAsString(event_id))" +
+		"if(type = 'purchase', products, emptyArrayString()), toUInt32(length(products)), lowerUTF8(search_term), search_results, reinterpretAsUInt64(reinterpretAsString(event_id))" +
 		" FROM " + raw + ".events WHERE " + rangeWhere(b) +
 		" AND visitor >= " + clickhouse.QuoteInt(lo) + " AND visitor <= " + clickhouse.QuoteInt(hi) +
 		" SETTINGS max_block_size = " + clickhouse.QuoteInt(maxBlockRows)
@@ -213,6 +213,9 @@ type ref struct {
 // place fits a ref.
 const maxBlockRows = 1 << 16
 
+// blocks recycles decoded blocks, buffers and all, from range to range.
+var blocks sync.Pool
+
 // visitRange is one visitor range's events as read, or why they could not be.
 type visitRange struct {
 	lo, hi uint64
@@ -247,8 +250,12 @@ func (p *Publisher) scanVisits(ctx context.Context, b Bucket, workers []func(v *
 				vr.hi = math.MaxUint64
 			}
 			vr.err = p.c.SelectColumns(ctx, eventsSQL(p.dbs.Raw, b, vr.lo, vr.hi), func() []clickhouse.Column {
-				vr.blocks = append(vr.blocks, newEventBlock())
-				return vr.blocks[len(vr.blocks)-1].columns()
+				blk, _ := blocks.Get().(*eventBlock)
+				if blk == nil {
+					blk = newEventBlock()
+				}
+				vr.blocks = append(vr.blocks, blk)
+				return blk.columns()
 			}, func(rows int) error {
 				vr.blocks[len(vr.blocks)-1].rows = rows
 				return nil
@@ -278,6 +285,9 @@ func (p *Publisher) scanVisits(ctx context.Context, b Bucket, workers []func(v *
 				n, err := uint64(0), vr.err
 				if err == nil {
 					n, err = sc.visits(vr, b.Start.Unix(), fn)
+				}
+				for _, blk := range vr.blocks {
+					blocks.Put(blk) // its buffers serve a later range
 				}
 				mu.Lock()
 				distinct += n

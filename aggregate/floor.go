@@ -15,8 +15,16 @@ import (
 // floor: a cell by its own visitor-days, an "other" row by the sum over the
 // parent's cells that were not published. It returns how many rows it
 // checked and one finding per row under k (counts only, never values).
-func (p *Publisher) CheckFloor(ctx context.Context, t *Table, b Bucket) (int, []string, error) {
-	truth, err := p.TrueCells(ctx, t, b)
+// day, when b is a day, is its raw events (shared by the checks of its
+// tables, so that the day is read once); nil reads them for this check.
+func (p *Publisher) CheckFloor(ctx context.Context, t *Table, b Bucket, day *DayEvents) (int, []string, error) {
+	var truth []Cell
+	var err error
+	if day != nil && b.Grain == Day {
+		truth, err = day.cells(ctx, t)
+	} else {
+		truth, err = p.TrueCells(ctx, t, b)
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -589,22 +589,7 @@ func sessionCells(dims ...string) func(*env, *Visit, *VisitorCells) {
 		v.pageviewSessions(func(_, entry, pv int) {
 			e := &v.Events[entry]
 			for _, d := range dims {
-				var value string
-				switch d {
-				case "entry":
-					value = e.Path()
-				case "referrer":
-					value = e.Referrer()
-				case "device":
-					value = e.Device()
-				case "browser":
-					value = e.Browser()
-				case "os":
-					value = e.OS()
-				case "country":
-					value = e.Country()
-				}
-				m := out.Add(d, value)
+				m := out.Add(d, sessionDims[d](e))
 				m[0] += float64(pv)
 				m[1]++
 				if pv == 1 {
@@ -613,6 +598,12 @@ func sessionCells(dims ...string) func(*env, *Visit, *VisitorCells) {
 			}
 		})
 	}
+}
+
+// sessionDims read a session's dimensions from its first pageview.
+var sessionDims = map[string]func(*Event) string{
+	"entry": (*Event).Path, "referrer": (*Event).Referrer,
+	"device": (*Event).Device, "browser": (*Event).Browser, "os": (*Event).OS, "country": (*Event).Country,
 }
 
 // habitCells: pageviews by weekday (Monday 1 … Sunday 7), hour (UTC) and device.

@@ -281,7 +281,7 @@ func checkFloor(t *testing.T, p *aggregate.Publisher, b aggregate.Bucket) {
 	t.Helper()
 	total := 0
 	for _, tb := range p.Tables() {
-		n, findings, err := p.CheckFloor(context.Background(), tb, b)
+		n, findings, err := p.CheckFloor(context.Background(), tb, b, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -130,6 +130,7 @@ func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 		return b.Grain != aggregate.Hour && !oldestPartial.IsZero() && !b.Start.Before(oldestPartial)
 	}
 	cells, buckets := 0, 0
+	days := map[aggregate.Bucket]*aggregate.DayEvents{} // each day read once for all tables
 	for _, t := range p.Tables() {
 		var bs []aggregate.Bucket
 		err := p.Client().Select(ctx, "SELECT DISTINCT site, toUInt8(grain), bucket FROM "+p.Databases().Pub+"."+t.Name, func(b *proto.Block) error {
@@ -145,7 +146,14 @@ func (a *Auditor) checkKFloor(ctx context.Context, now time.Time) Check {
 			return failed(name, err)
 		}
 		for _, b := range bs {
-			n, findings, err := p.CheckFloor(ctx, t, b)
+			var day *aggregate.DayEvents
+			if b.Grain == aggregate.Day {
+				if day = days[b]; day == nil {
+					day = p.Day(b)
+					days[b] = day
+				}
+			}
+			n, findings, err := p.CheckFloor(ctx, t, b, day)
 			if err != nil {
 				return failed(name, err)
 			}

@@ -129,7 +129,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		if err != nil {
 			return err
 		}
-		section, results, err := benchUtility(ctx, c, dir, sizes, eps, 28)
+		section, results, err := benchUtility(ctx, c, dir, filepath.Join(filepath.Dir(out), "utility-results.json"), sizes, eps, 28)
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ var (
 	only            = flag.String("only", "", "run one benchmark: insert, ingest (with pipeline), pipeline, publish, utility, dashboard or cluster")
 	clusterEvents   = flag.Int("cluster-events", 2_000_000, "raw events of the day the cluster benchmark publishes")
 	publishEvents   = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
-	utilitySizes    = flag.String("utility-sizes", "1500,10000", "reference shops of the utility benchmark, in visitor-days a day")
+	utilitySizes    = flag.String("utility-sizes", "1500,10000", "reference shops of the utility benchmark, in visitor-days a day (100000 takes about an hour more)")
 	utilityEpsilons = flag.String("utility-epsilons", "1,2,4,8", "total budgets per visitor-day the utility benchmark publishes at")
 )
 

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -29,18 +32,74 @@ import (
 
 // utilityResult is one shop published at one budget.
 type utilityResult struct {
-	size                      int
-	epsilon                   float64
-	products                  int     // products published in the month view
-	coverage                  float64 // share of true product views in published product rows
-	spearman                  float64 // top-20 products by true views
-	kpiVisitors, kpiOrders    float64 // median relative error per day
-	kpiRevenue                float64
-	categoriesWeek, stepsWeek float64 // median relative error per week
-	impossible                int
+	size           int
+	epsilon        float64
+	measured       string  // the day it was measured
+	products       int     // products published in the month view
+	coverage       float64 // share of true product views in published product rows
+	spearman       float64 // top-20 products by true views
+	kpiVisitors    float64 // median relative error per day
+	kpiOrders      float64
+	kpiRevenue     float64
+	categoriesWeek float64 // median relative error per week
+	stepsWeek      float64
+	impossible     int
 }
 
-func benchUtility(ctx context.Context, c *clickhouse.Client, dir string, sizes []int, epsilons []float64, days int) (string, []utilityResult, error) {
+// storedResult is a utilityResult as docs/utility-results.json keeps it.
+type storedResult struct {
+	Size           int     `json:"visitor_days_per_day"`
+	Epsilon        float64 `json:"epsilon"`
+	Measured       string  `json:"measured"`
+	Products       int     `json:"products_in_month_view"`
+	Coverage       float64 `json:"share_of_views_published"`
+	Spearman       float64 `json:"spearman_top20"`
+	KPIVisitors    float64 `json:"kpi_visitor_days_error"`
+	KPIOrders      float64 `json:"kpi_orders_error"`
+	KPIRevenue     float64 `json:"kpi_revenue_error"`
+	CategoriesWeek float64 `json:"categories_week_error"`
+	StepsWeek      float64 `json:"funnel_steps_week_error"`
+	Impossible     int     `json:"impossible_values"`
+}
+
+// mergeResults adds this run's results to those stored in file (a run may
+// measure a few shops and budgets only: the largest shop takes most of an
+// hour to import), replacing the same shop and budget, and stores them all.
+func mergeResults(file string, run []utilityResult) ([]utilityResult, error) {
+	var stored []storedResult
+	if b, err := os.ReadFile(file); err == nil {
+		if err := json.Unmarshal(b, &stored); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var all []utilityResult
+	for _, s := range stored {
+		r := utilityResult{s.Size, s.Epsilon, s.Measured, s.Products, s.Coverage, s.Spearman, s.KPIVisitors, s.KPIOrders, s.KPIRevenue, s.CategoriesWeek, s.StepsWeek, s.Impossible}
+		if !slices.ContainsFunc(run, func(n utilityResult) bool { return n.size == r.size && n.epsilon == r.epsilon }) {
+			all = append(all, r)
+		}
+	}
+	all = append(all, run...)
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].size != all[j].size {
+			return all[i].size < all[j].size
+		}
+		return all[i].epsilon < all[j].epsilon
+	})
+	stored = stored[:0]
+	for _, r := range all {
+		stored = append(stored, storedResult{r.size, r.epsilon, r.measured, r.products, r.coverage, r.spearman, r.kpiVisitors, r.kpiOrders, r.kpiRevenue, r.categoriesWeek, r.stepsWeek, r.impossible})
+	}
+	b, err := json.MarshalIndent(stored, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return all, os.WriteFile(file, append(b, '\n'), 0o644)
+}
+
+func benchUtility(ctx context.Context, c *clickhouse.Client, dir, resultsFile string, sizes []int, epsilons []float64, days int) (string, []utilityResult, error) {
 	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		return "", nil, err
@@ -89,24 +148,29 @@ func benchUtility(ctx context.Context, c *clickhouse.Client, dir string, sizes [
 			if err != nil {
 				return "", nil, err
 			}
-			r.size, r.epsilon = size, eps
+			r.size, r.epsilon, r.measured = size, eps, time.Now().UTC().Format(time.DateOnly)
 			fmt.Fprintf(os.Stderr, "utility: %d/day at ε %g: published in %v: %+v\n", size, eps, time.Since(start).Round(time.Second), r)
 			results = append(results, r)
 		}
 	}
+	results, err = mergeResults(resultsFile, results)
+	if err != nil {
+		return "", nil, err
+	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "Reference shops from `herd gen` (2,000 products, Zipf popularity, seed 42) imported through a real ingest: %d days ending %s, so the month view is %s. "+
 		"The truth is computed from `herd_raw` before publication; each budget publishes the same raw events into its own database (k = 10, δ = 10⁻⁶, the catalog loaded). "+
-		"Errors are medians of |published − true| / true; a step or category not published counts as 100%%.\n\n",
+		"Errors are medians of |published − true| / true; a step or category not published counts as 100%%. "+
+		"Rows accumulate in `docs/utility-results.json`: a run measures the shops and budgets it is given (`-utility-sizes`, `-utility-epsilons`) and keeps the others' last measurement (its day in the last column).\n\n",
 		days, end.AddDate(0, 0, -1).Format(time.DateOnly), month.Start.Format("January 2006"))
-	s.WriteString("| visitor-days / day | total ε | products in the month view | share of true product views in them | Spearman, top 20 | KPIs per day: visitor-days / orders / revenue | categories per week | funnel steps per week | impossible values |\n|---|---|---|---|---|---|---|---|---|\n")
+	s.WriteString("| visitor-days / day | total ε | products in the month view | share of true product views in them | Spearman, top 20 | KPIs per day: visitor-days / orders / revenue | categories per week | funnel steps per week | impossible values | measured |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		def := ""
 		if r.epsilon == 4 {
 			def = " (default)"
 		}
-		fmt.Fprintf(&s, "| %d | %g%s | %d | %.1f%% | %.3f | %s / %s / %s | %s | %s | %d |\n", r.size, r.epsilon, def, r.products, 100*r.coverage, r.spearman,
-			pct(r.kpiVisitors), pct(r.kpiOrders), pct(r.kpiRevenue), pct(r.categoriesWeek), pct(r.stepsWeek), r.impossible)
+		fmt.Fprintf(&s, "| %d | %g%s | %d | %.1f%% | %.3f | %s / %s / %s | %s | %s | %d | %s |\n", r.size, r.epsilon, def, r.products, 100*r.coverage, r.spearman,
+			pct(r.kpiVisitors), pct(r.kpiOrders), pct(r.kpiRevenue), pct(r.categoriesWeek), pct(r.stepsWeek), r.impossible, r.measured)
 	}
 	s.WriteString("\n![privacy–utility frontier](utility-frontier.svg)\n")
 	return s.String(), results, nil

@@ -36,11 +36,24 @@ func (c *Number[T]) reset()       { c.Data = c.Data[:0] }
 // decode reads the values as they are on the wire: little-endian, which is
 // what every platform herd builds for is.
 func (c *Number[T]) decode(r *nativeReader, rows int) error {
-	c.Data = append(c.Data[:0], make([]T, rows)...)
 	var zero T
 	size := int(unsafe.Sizeof(zero))
-	return r.read(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c.Data))), rows*size))
+	c.Data = c.Data[:0]
+	// Grown as the values arrive: a row count no data follows costs
+	// nothing.
+	for len(c.Data) < rows {
+		from := len(c.Data)
+		c.Data = append(c.Data, make([]T, min(rows-from, decodeChunk))...)
+		tail := c.Data[from:]
+		if err := r.read(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(tail))), len(tail)*size)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// decodeChunk is how many values a column grows by at a time.
+const decodeChunk = 1 << 16
 
 // Strings is a String column: every value in one buffer.
 type Strings struct {
@@ -71,7 +84,7 @@ func (c *Strings) Row(i int) string {
 const maxColumnBytes = 1 << 31
 
 func (c *Strings) decode(r *nativeReader, rows int) error {
-	c.ends = slices.Grow(c.ends, rows)
+	c.ends = slices.Grow(c.ends, min(rows, decodeChunk))
 	for range rows {
 		var n uint64
 		if r.r < r.w && r.buf[r.r] < 0x80 { // a length under 128: most
@@ -90,10 +103,13 @@ func (c *Strings) decode(r *nativeReader, rows int) error {
 			c.buf = append(c.buf, r.buf[r.r:r.r+int(n)]...)
 			r.r += int(n)
 		} else {
-			start := len(c.buf)
-			c.buf = append(c.buf, make([]byte, n)...)
-			if err := r.read(c.buf[start:]); err != nil {
-				return err
+			for left := int(n); left > 0; { // grown as the bytes arrive
+				start := len(c.buf)
+				c.buf = append(c.buf, make([]byte, min(left, 1<<20))...)
+				if err := r.read(c.buf[start:]); err != nil {
+					return err
+				}
+				left -= len(c.buf) - start
 			}
 		}
 		c.ends = append(c.ends, uint32(len(c.buf)))
@@ -130,8 +146,8 @@ func (c *StringArrays) decode(r *nativeReader, rows int) error {
 	c.ends = append(c.ends[:0], ends.Data...)
 	var prev uint64
 	for _, e := range c.ends {
-		if e < prev || e-prev > maxColumnBytes {
-			return fmt.Errorf("array offsets out of order")
+		if e < prev || e > maxColumnBytes {
+			return fmt.Errorf("array offsets out of order or beyond %d values", maxColumnBytes)
 		}
 		prev = e
 	}

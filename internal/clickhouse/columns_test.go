@@ -1,6 +1,7 @@
 package clickhouse_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,4 +107,29 @@ func TestSelectColumnsMidStreamError(t *testing.T) {
 	if rows == 0 {
 		t.Fatal("no block arrived before the error")
 	}
+}
+
+// Whatever bytes arrive, decoding returns an error or values, never a
+// panic; columns grow only as their bytes arrive (a block header that
+// promises 2^30 rows and sends none costs nothing).
+func FuzzDecodeColumns(f *testing.F) {
+	f.Add([]byte{3, 2, 1, 'a', 6, 'U', 'I', 'n', 't', '6', '4', 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+		1, 'b', 6, 'S', 't', 'r', 'i', 'n', 'g', 1, 'x', 0,
+		1, 'c', 13, 'A', 'r', 'r', 'a', 'y', '(', 'S', 't', 'r', 'i', 'n', 'g', ')', 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 'h', 'i'})
+	f.Add([]byte{3, 0xff, 0xff, 0xff, 0x03})                        // a block of 2^30 rows and no data
+	f.Add([]byte{3, 1, 1, 'a', 6, 'U', 'I', 'n', 't', '6', '4', 0}) // cut short
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cols := []clickhouse.Column{clickhouse.NewNumber[uint64]("UInt64"), new(clickhouse.Strings), new(clickhouse.StringArrays)}
+		rows := 0
+		err := clickhouse.DecodeColumns(bytes.NewReader(data), func() []clickhouse.Column { return cols }, func(n int) error {
+			rows += n
+			if got := cols[1].(*clickhouse.Strings).Len(); got != n {
+				return fmt.Errorf("%d strings in a block of %d rows", got, n)
+			}
+			return nil
+		})
+		if err != nil && strings.Contains(err.Error(), "strings in a block") {
+			t.Fatal(err)
+		}
+	})
 }

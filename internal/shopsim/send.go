@@ -121,18 +121,36 @@ func Generate(ctx context.Context, cfg GenConfig, log *slog.Logger) (*Stats, err
 			from := cfg.Now.Add(-time.Duration(cfg.Days) * 24 * time.Hour)
 			// Every shopper visits once or more over the period; loyal ones
 			// come back. Per-shopper randomness keeps the seed reproducible.
-			var all []Session
+			// Sessions are sent in time order, as the history happened; to
+			// keep memory to a few bytes a visit whatever the shop's size,
+			// only each visit's start and the state of its shopper's
+			// generator are kept, and the session is made again (the same)
+			// when its turn comes.
+			type visit struct {
+				start   time.Time
+				shopper int
+				state   []byte
+			}
+			var all []visit
 			for i, sh := range shoppers {
-				sr := rand.New(rand.NewPCG(cfg.Shop.Seed, uint64(i)+2))
+				src := rand.NewPCG(cfg.Shop.Seed, uint64(i)+2)
+				sr := rand.New(src)
 				visits := 1 + int(sr.ExpFloat64()*1.5)
 				for range visits {
-					all = append(all, shop.Session(sr, sh, SessionStart(sr, from, cfg.Now)))
+					state, _ := src.MarshalBinary()
+					start := SessionStart(sr, from, cfg.Now)
+					shop.Session(sr, sh, start) // to move the generator past it
+					all = append(all, visit{start, i, state})
 				}
 			}
-			// In time order, as the history happened.
-			sort.SliceStable(all, func(i, j int) bool { return all[i].Start.Before(all[j].Start) })
-			for _, ss := range all {
-				if !emit(ss) {
+			sort.SliceStable(all, func(i, j int) bool { return all[i].start.Before(all[j].start) })
+			for _, v := range all {
+				src := &rand.PCG{}
+				if err := src.UnmarshalBinary(v.state); err != nil {
+					panic(err) // a state MarshalBinary made
+				}
+				sr := rand.New(src)
+				if !emit(shop.Session(sr, shoppers[v.shopper], SessionStart(sr, from, cfg.Now))) {
 					return
 				}
 			}

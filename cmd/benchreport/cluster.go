@@ -160,11 +160,11 @@ func benchCluster(ctx context.Context, single *clickhouse.Client, dir string, ev
 	}
 	var onCluster, onOne, pubRatios []float64
 	for i := range 2 {
-		tc, _, err := publishDay(ctx, c, pc, dbs, day, events)
+		tc, _, err := publishDay(ctx, c, pc, dbs, day)
 		if err != nil {
 			return "", fmt.Errorf("publish on the cluster: %w", err)
 		}
-		t1, _, err := publishDay(ctx, single, ps, clickhouse.DefaultDatabases, day, events)
+		t1, _, err := publishDay(ctx, single, ps, clickhouse.DefaultDatabases, day)
 		if err != nil {
 			return "", err
 		}

@@ -50,7 +50,7 @@ func benchPublish(ctx context.Context, c *clickhouse.Client, events, runs int) (
 	}
 	perTable := map[string][]float64{}
 	publish := func() (time.Duration, error) {
-		d, cur, err := publishDay(ctx, c, p, dbs, day, events)
+		d, cur, err := publishDay(ctx, c, p, dbs, day)
 		for name, sec := range cur {
 			perTable[name] = append(perTable[name], sec)
 		}
@@ -91,7 +91,7 @@ const readDay = "(reading the day)"
 // the week and month holding it, from the day's partial sums, as the
 // publisher does once they close), after dropping what an earlier run
 // published, and returns the time taken and the seconds per table.
-func publishDay(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, dbs clickhouse.Databases, day time.Time, events int) (time.Duration, map[string]float64, error) {
+func publishDay(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, dbs clickhouse.Databases, day time.Time) (time.Duration, map[string]float64, error) {
 	buckets := []aggregate.Bucket{{Site: "demo", Grain: aggregate.Day, Start: day}}
 	for _, g := range []aggregate.Grain{aggregate.Week, aggregate.Month} {
 		buckets = append(buckets, aggregate.Bucket{Site: "demo", Grain: g, Start: g.Start(day)})

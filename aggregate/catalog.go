@@ -173,16 +173,3 @@ func (p *Publisher) refreshCatalog(ctx context.Context) error {
 func (p *Publisher) catalogWhere(site string) string {
 	return "site = " + clickhouse.Quote(site) + " AND loaded = (SELECT max(loaded) FROM " + p.dbs.Pub + ".catalog WHERE site = " + clickhouse.Quote(site) + ")"
 }
-
-// hasCatalog reports whether site has a catalog.
-func (p *Publisher) hasCatalog(ctx context.Context, site string) (bool, error) {
-	var n uint64
-	err := p.c.Select(ctx, "SELECT count() FROM "+p.dbs.Pub+".catalog WHERE site = "+clickhouse.Quote(site), func(b *proto.Block) error {
-		n = clickhouse.Get[uint64](b, 0, 0)
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("catalog of %s: %w", site, err)
-	}
-	return n > 0, nil
-}

@@ -261,16 +261,15 @@ func (c *Client) do(ctx context.Context, r *request, read func(*http.Response) e
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 		defer cancel()
 	}
-	attempts := 1
-	if r.idempotent {
-		attempts = 3
-	}
 	userID := r.queryID
 	var err error
-	for attempt := 0; attempt < attempts; attempt++ {
+	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			wait := time.Duration(100<<(2*(attempt-1))) * time.Millisecond
-			c.log.Warn("clickhouse: retrying", "query_id", r.queryID, "attempt", attempt+1, "err", err)
+			wait, again := retryAfter(err, attempt)
+			if !r.idempotent || !again {
+				return err
+			}
+			c.log.Warn("clickhouse: retrying", "query_id", r.queryID, "attempt", attempt+1, "wait", wait, "err", err)
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("clickhouse: %w (after %v)", ctx.Err(), err)
@@ -292,11 +291,7 @@ func (c *Client) do(ctx context.Context, r *request, read func(*http.Response) e
 			}
 			return fmt.Errorf("clickhouse: query %s: %w", r.queryID, ctx.Err())
 		}
-		if !retryable(err) {
-			return err
-		}
 	}
-	return err
 }
 
 // killAfterCancel tells the server to stop a query whose caller went away.
@@ -414,9 +409,24 @@ type transportError struct{ err error }
 func (e *transportError) Error() string { return "clickhouse: " + e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
-func retryable(err error) bool {
+// retryAfter says whether an idempotent request that failed with err on
+// its attempt-th try (1 for the first) is worth another, and after how
+// long. A lost connection or a full server is worth two more, soon. Every
+// replica of a shard stale is worth waiting for longer: a replica back
+// from an outage, or one whose fetches queue behind merges on a loaded
+// machine, catches up in seconds, and the caller asked never to read a
+// stale one. Only a refusal before the first row is retried (a local
+// shard's rows may already have reached the reader otherwise).
+func retryAfter(err error, attempt int) (time.Duration, bool) {
 	var te *transportError
-	return errors.As(err, &te) || IsCode(err, CodeTooManyQueries)
+	var ex *Exception
+	switch {
+	case errors.As(err, &te) || IsCode(err, CodeTooManyQueries):
+		return time.Duration(100<<(2*(attempt-1))) * time.Millisecond, attempt < 3
+	case IsCode(err, CodeAllReplicasStale) && errors.As(err, &ex) && ex.Status != http.StatusOK:
+		return time.Second << (attempt - 1), attempt < 6
+	}
+	return 0, false
 }
 
 func newQueryID() string {

@@ -1,7 +1,9 @@
 package clickhouse_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,6 +74,51 @@ func TestLocalClusterReplicatesAndShards(t *testing.T) {
 				t.Errorf("shard %d replica %d reads %d rows through Distributed, want 1000", s+1, r+1, n)
 			}
 		}
+	}
+
+	// Both replicas of the first shard fall behind: each takes a row the
+	// other cannot fetch. A read that forbids stale replicas (the
+	// publisher's) waits for them to catch up rather than fail.
+	shard := c.Nodes[0]
+	for i, l := range shard {
+		mustExec(t, l.Writer(), "SYSTEM STOP FETCHES t.events_local")
+		mustExec(t, l.Writer(), "INSERT INTO t.events_local VALUES ('late"+strconv.Itoa(i)+"', 1)")
+	}
+	time.Sleep(2 * time.Second)
+	cfg := c.Nodes[1][0].Writer().
+		WithSetting("max_replica_delay_for_distributed_queries", "1").
+		WithSetting("fallback_to_stale_replicas_for_distributed_queries", "0")
+	var logged bytes.Buffer
+	cl, err := clickhouse.New(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	caughtUp := make(chan struct{})
+	defer func() { <-caughtUp }()
+	go func() {
+		defer close(caughtUp)
+		time.Sleep(3 * time.Second)
+		for _, l := range shard {
+			n, err := clickhouse.New(l.Writer(), nil)
+			if err == nil {
+				err = n.Exec(ctx, "SYSTEM START FETCHES t.events_local")
+				n.Close()
+			}
+			if err != nil {
+				t.Errorf("start fetches: %v", err)
+			}
+		}
+	}()
+	var got strings.Builder
+	if err := cl.Raw(ctx, "SELECT count() FROM t.events", &got, clickhouse.Idempotent()); err != nil {
+		t.Fatalf("read with both replicas stale, then caught up: %v\n%s", err, logged.String())
+	}
+	if strings.TrimSpace(got.String()) != "1002" {
+		t.Errorf("read %s rows after the replicas caught up, want 1002", got.String())
+	}
+	if !strings.Contains(logged.String(), "code 369") {
+		t.Errorf("the read never met stale replicas; log:\n%s", logged.String())
 	}
 }
 

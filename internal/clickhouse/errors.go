@@ -29,6 +29,11 @@ const (
 	// previous write has not been satisfied yet"); the next may try again
 	// at once.
 	CodeQuorumBusy = 286
+	// CodeAllReplicasStale: a read through a Distributed table found
+	// every replica of a shard further behind than
+	// max_replica_delay_for_distributed_queries, and the caller forbade
+	// reading a stale one.
+	CodeAllReplicasStale = 369
 )
 
 // Exception is an error the ClickHouse server reported. Match it with

@@ -630,7 +630,7 @@ func searchCells(_ *env, v *Visit, out *VisitorCells) {
 		}
 		m := out.Add(e.Term())
 		m[0]++
-		if e.Results() == 0 {
+		if e.NoResults() {
 			m[1]++
 		}
 	}

@@ -10,25 +10,30 @@ import (
 	"github.com/herd-analytics/herd/schemas"
 )
 
-// The publisher reads an event's type as its Enum8 number: the numbers
-// must be the migration's.
+// The publisher reads an event's type and device as their Enum8 numbers:
+// the numbers must be the migration's.
 func TestEventTypesAreTheMigrations(t *testing.T) {
 	sql, err := schemas.Migrations.ReadFile(schemas.MigrationsDir + "/0002_raw_events.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	enum := regexp.MustCompile(`type\s+Enum8\(([^)]*)\)`).FindSubmatch(sql)
-	if enum == nil {
-		t.Fatal("no type Enum8 in the raw events migration")
-	}
-	values := regexp.MustCompile(`'(\w+)' = (\d+)`).FindAllSubmatch(enum[1], -1)
-	if len(values) != len(eventTypeNames)-1 {
-		t.Fatalf("the migration has %d event types, herd knows %d", len(values), len(eventTypeNames)-1)
-	}
-	for _, v := range values {
-		n, _ := strconv.Atoi(string(v[2]))
-		if got := eventType(string(v[1])); int(got) != n {
-			t.Errorf("%s is %d in the migration, %d here", v[1], n, got)
+	for _, c := range []struct {
+		column string
+		names  []string
+	}{{"type", eventTypeNames}, {"device", deviceNames}} {
+		enum := regexp.MustCompile(c.column + `\s+Enum8\(([^)]*)\)`).FindSubmatch(sql)
+		if enum == nil {
+			t.Fatalf("no %s Enum8 in the raw events migration", c.column)
+		}
+		values := regexp.MustCompile(`'(\w+)' = (\d+)`).FindAllSubmatch(enum[1], -1)
+		if len(values) != len(c.names)-1 {
+			t.Fatalf("the migration has %d values of %s, herd knows %d", len(values), c.column, len(c.names)-1)
+		}
+		for _, v := range values {
+			n, _ := strconv.Atoi(string(v[2]))
+			if got := slices.Index(c.names, string(v[1])); got != n {
+				t.Errorf("%s %s is %d in the migration, %d here", c.column, v[1], n, got)
+			}
 		}
 	}
 }

@@ -51,6 +51,10 @@ func eventType(name string) EventType {
 	return evOther
 }
 
+// deviceNames are the devices of {raw}.events' Enum8 by number (the same
+// test holds them to the migration): a device travels as its one byte.
+var deviceNames = []string{"", "desktop", "mobile", "tablet", "other"}
+
 // Event is one raw event of a visit: its time and type, and its other
 // columns read where they were decoded (the block's buffers), only by the
 // parts that need them.
@@ -63,13 +67,18 @@ type Event struct {
 	blk  *eventBlock
 }
 
-func (e *Event) Path() string        { return e.blk.path.Row(int(e.row)) }
-func (e *Event) PageType() string    { return e.blk.pageType.Row(int(e.row)) }
-func (e *Event) Referrer() string    { return e.blk.referrer.Row(int(e.row)) }
-func (e *Event) Browser() string     { return e.blk.browser.Row(int(e.row)) }
-func (e *Event) OS() string          { return e.blk.os.Row(int(e.row)) }
-func (e *Event) Country() string     { return e.blk.country.Row(int(e.row)) }
-func (e *Event) Device() string      { return e.blk.device.Row(int(e.row)) }
+func (e *Event) Path() string     { return e.blk.path.Row(int(e.row)) }
+func (e *Event) PageType() string { return e.blk.pageType.Row(int(e.row)) }
+func (e *Event) Referrer() string { return e.blk.referrer.Row(int(e.row)) }
+func (e *Event) Browser() string  { return e.blk.browser.Row(int(e.row)) }
+func (e *Event) OS() string       { return e.blk.os.Row(int(e.row)) }
+func (e *Event) Country() string  { return e.blk.country.Row(int(e.row)) }
+func (e *Event) Device() string {
+	if d := int(e.blk.device.Data[e.row]); d < len(deviceNames) {
+		return deviceNames[d]
+	}
+	return ""
+}
 func (e *Event) Product() string     { return e.blk.product.Row(int(e.row)) }
 func (e *Event) Category() string    { return e.blk.category.Row(int(e.row)) }
 func (e *Event) Price() float64      { return e.blk.price.Data[e.row] }
@@ -80,7 +89,7 @@ func (e *Event) Variant() string     { return e.blk.variant.Row(int(e.row)) }
 func (e *Event) Step() uint8         { return e.blk.step.Data[e.row] }
 func (e *Event) OrderValue() float64 { return e.blk.orderValue.Data[e.row] }
 func (e *Event) ListLen() int        { return int(e.blk.listLen.Data[e.row]) }
-func (e *Event) Results() int32      { return e.blk.results.Data[e.row] }
+func (e *Event) NoResults() bool     { return e.blk.noResults.Data[e.row] != 0 }
 func (e *Event) received() uint32    { return e.blk.received.Data[e.row] }
 
 // Term is a search's term, lower-cased.
@@ -152,13 +161,23 @@ var visitColumns = []string{"event_id", "site", "received", "seq", "type", "visi
 // eventsSQL is the query of one visitor range of a bucket's events, each
 // column as the visits read it.
 func eventsSQL(raw string, b Bucket, lo, hi uint64) string {
-	return "SELECT visitor, toUInt32(received), seq, toUInt8(type), path, page_type, referrer_host, browser, os, toStringCutToZero(country), toString(device), " +
-		"product_id, product_category, toFloat64(product_price), position, list, slot, variant, step, toFloat64(order_value), " +
-		"if(type = 'purchase', products, emptyArrayString()), toUInt32(length(products)), lowerUTF8(search_term), search_results, reinterpretAsUInt64(reinterpretAsString(event_id))" +
+	return "SELECT visitor, toUInt32(received), seq, toUInt8(type), " +
+		pageviewOnly("path") + ", page_type, " + pageviewOnly("referrer_host") + ", " + pageviewOnly("browser") + ", " +
+		pageviewOnly("os") + ", " + pageviewOnly("toStringCutToZero(country)") + ", toUInt8(device), " +
+		"product_id, product_category, toFloat64(product_price), position, " +
+		"if(type IN ('product_list_view', 'product_click'), list, ''), slot, variant, step, toFloat64(order_value), " +
+		"if(type = 'purchase', products, emptyArrayString()), toUInt16(least(length(products), 65535)), " +
+		"if(type = 'search', lowerUTF8(search_term), ''), toUInt8(type = 'search' AND search_results = 0), " +
+		"reinterpretAsUInt64(reinterpretAsString(event_id))" +
 		" FROM " + raw + ".events WHERE " + rangeWhere(b) +
 		" AND visitor >= " + clickhouse.QuoteInt(lo) + " AND visitor <= " + clickhouse.QuoteInt(hi) +
 		" SETTINGS max_block_size = " + clickhouse.QuoteInt(maxBlockRows)
 }
+
+// pageviewOnly sends a column on pageviews only: the parts read path,
+// referrer, browser, os and country from a session's pageviews alone, and
+// the rest of a day's events need not carry them over the wire.
+func pageviewOnly(col string) string { return "if(type = 'pageview', " + col + ", '')" }
 
 // eventBlock is one decoded block of eventsSQL's answer.
 type eventBlock struct {
@@ -166,15 +185,16 @@ type eventBlock struct {
 	vis, eventID *clickhouse.Number[uint64]
 	seq          *clickhouse.Number[uint16]
 	typ, step    *clickhouse.Number[uint8]
-	path, pageType, referrer, browser, os, country, device,
+	path, pageType, referrer, browser, os, country,
 	product, category *clickhouse.Strings
+	device              *clickhouse.Number[uint8]
 	price, orderValue   *clickhouse.Number[float64]
 	position            *clickhouse.Number[uint16]
 	list, slot, variant *clickhouse.Strings
 	products            *clickhouse.StringArrays
-	listLen             *clickhouse.Number[uint32]
+	listLen             *clickhouse.Number[uint16]
 	term                *clickhouse.Strings
-	results             *clickhouse.Number[int32]
+	noResults           *clickhouse.Number[uint8]
 	rows                int
 }
 
@@ -182,17 +202,17 @@ func newEventBlock() *eventBlock {
 	s := func() *clickhouse.Strings { return new(clickhouse.Strings) }
 	return &eventBlock{
 		vis: clickhouse.NewNumber[uint64]("UInt64"), received: clickhouse.NewNumber[uint32]("UInt32"), seq: clickhouse.NewNumber[uint16]("UInt16"),
-		typ: clickhouse.NewNumber[uint8]("UInt8"), path: s(), pageType: s(), referrer: s(), browser: s(), os: s(), country: s(), device: s(),
+		typ: clickhouse.NewNumber[uint8]("UInt8"), path: s(), pageType: s(), referrer: s(), browser: s(), os: s(), country: s(), device: clickhouse.NewNumber[uint8]("UInt8"),
 		product: s(), category: s(), price: clickhouse.NewNumber[float64]("Float64"), position: clickhouse.NewNumber[uint16]("UInt16"),
 		list: s(), slot: s(), variant: s(), step: clickhouse.NewNumber[uint8]("UInt8"), orderValue: clickhouse.NewNumber[float64]("Float64"),
-		products: new(clickhouse.StringArrays), listLen: clickhouse.NewNumber[uint32]("UInt32"), term: s(), results: clickhouse.NewNumber[int32]("Int32"),
+		products: new(clickhouse.StringArrays), listLen: clickhouse.NewNumber[uint16]("UInt16"), term: s(), noResults: clickhouse.NewNumber[uint8]("UInt8"),
 		eventID: clickhouse.NewNumber[uint64]("UInt64"),
 	}
 }
 
 func (b *eventBlock) columns() []clickhouse.Column {
 	return []clickhouse.Column{b.vis, b.received, b.seq, b.typ, b.path, b.pageType, b.referrer, b.browser, b.os, b.country, b.device,
-		b.product, b.category, b.price, b.position, b.list, b.slot, b.variant, b.step, b.orderValue, b.products, b.listLen, b.term, b.results, b.eventID}
+		b.product, b.category, b.price, b.position, b.list, b.slot, b.variant, b.step, b.orderValue, b.products, b.listLen, b.term, b.noResults, b.eventID}
 }
 
 // rangeEvents is about how many events one visitor range holds. Three

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -160,7 +161,7 @@ type tableSums struct {
 	parts  []VisitorCells
 	cells  map[string]*cellSum
 	kept   []keptCell
-	order  []int
+	order  []ranked
 	totals []float64
 	scale  []float64
 	visit  int
@@ -173,6 +174,12 @@ type cellSum struct {
 }
 
 type keptCell struct{ part, cell int }
+
+// ranked is a cell of a visit by its place in the bound's order.
+type ranked struct {
+	hash uint64
+	cell int
+}
 
 func newTableSums(t *Table) *tableSums {
 	return &tableSums{t: t, parts: make([]VisitorCells, len(t.Parts)), cells: map[string]*cellSum{},
@@ -200,12 +207,11 @@ func (a *tableSums) add(x *env, v *Visit) {
 		}
 		a.order = a.order[:0]
 		for i := range n {
-			vc.cells[i].hash = cellHash(v.Visitor, vc.key(i))
-			a.order = append(a.order, i)
+			a.order = append(a.order, ranked{cellHash(v.Visitor, vc.key(i)), i})
 		}
-		slices.SortFunc(a.order, func(i, j int) int { return cmp.Compare(vc.cells[i].hash, vc.cells[j].hash) })
-		for _, i := range a.order[:part.Limit] {
-			a.kept = append(a.kept, keptCell{pi, i})
+		slices.SortFunc(a.order, func(x, y ranked) int { return cmp.Compare(x.hash, y.hash) })
+		for _, r := range a.order[:part.Limit] {
+			a.kept = append(a.kept, keptCell{pi, r.cell})
 		}
 	}
 	if len(a.kept) == 0 {
@@ -261,17 +267,31 @@ func (a *tableSums) merge(o *tableSums) {
 // clamp bounds one cell's contribution to [0, Cap].
 func (m Metric) clamp(x float64) float64 { return min(max(x, 0), m.Cap) }
 
-// cellHash orders a visit's cells for the bound: FNV-1a over the visitor
-// and the key, the same in every process.
+// cellHash orders a visit's cells for the bound: the visitor and the key,
+// eight bytes at a time, through a multiply-xorshift mix (the order must
+// be the same in every process: the audit recomputes what the publisher
+// kept).
 func cellHash(visitor uint64, key []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for i := range 8 {
-		h = (h ^ (visitor >> (8 * i) & 0xff)) * 1099511628211
+	h := mix64(visitor ^ uint64(len(key))*0x9e3779b97f4a7c15)
+	for len(key) >= 8 {
+		h = mix64(h ^ binary.LittleEndian.Uint64(key))
+		key = key[8:]
 	}
-	for _, c := range key {
-		h = (h ^ uint64(c)) * 1099511628211
+	if len(key) > 0 {
+		var tail [8]byte
+		copy(tail[:], key)
+		h = mix64(h ^ binary.LittleEndian.Uint64(tail[:]) ^ 0xff51afd7ed558ccd)
 	}
 	return h
+}
+
+// mix64 is SplitMix64's finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // result is the table's true cells, ordered by key.

@@ -44,8 +44,8 @@ func TestFunnelLevelIsWindowFunnel(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := Bucket{Site: "demo", Grain: Day, Start: day}
-	for _, sf := range sfs {
-		f, err := newFunnel(sf)
+	for id, sf := range sfs {
+		f, err := newFunnel(id, sf)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +26,15 @@ type env struct {
 	products  []productRow
 	positions []positionRow
 	ids       []string
-	levels    map[*funnel]int // of the visit at hand
+	levels    []int // of the visit at hand, by funnel id; -1 not yet known
 }
 
 // visit readies x for the next visit.
-func (x *env) visit() { clear(x.levels) }
+func (x *env) visit() {
+	for i := range x.levels {
+		x.levels[i] = -1
+	}
+}
 
 // fork is a copy of x for another goroutine: shared facts, its own scratch.
 func (x *env) fork() *env {
@@ -53,7 +56,6 @@ type visitorCell struct {
 	start, end int // its key in keys
 	mark       int
 	sum        uint64 // dimSum of its dimensions
-	hash       uint64 // cellHash, for the bound
 }
 
 func (vc *VisitorCells) reset(metrics int) {
@@ -366,6 +368,7 @@ func slotCells(declared map[string]bool) func(*env, *Visit, *VisitorCells) {
 // positionRow is one list kind's impressions and clicks by position.
 type positionRow struct {
 	kind                string
+	top                 int // the highest position counted
 	impressions, clicks [maxPosition + 1]float64
 }
 
@@ -382,27 +385,36 @@ func positionCells(x *env, v *Visit, out *VisitorCells) {
 			continue
 		}
 		kind, _, _ := strings.Cut(e.List(), ":")
-		k := slices.IndexFunc(rows, func(r positionRow) bool { return r.kind == kind })
-		if k < 0 {
-			if k = len(rows); k < cap(rows) {
+		k := 0
+		for k < len(rows) && rows[k].kind != kind {
+			k++
+		}
+		if k == len(rows) {
+			if k < cap(rows) {
 				rows = rows[:k+1]
-				rows[k].kind, rows[k].impressions, rows[k].clicks = kind, [maxPosition + 1]float64{}, [maxPosition + 1]float64{}
+				r := &rows[k]
+				clear(r.impressions[:r.top+1])
+				clear(r.clicks[:r.top+1])
+				r.kind, r.top = kind, 0
 			} else {
 				rows = append(rows, positionRow{kind: kind})
 			}
 		}
 		r := &rows[k]
 		if e.Type == evProductListView {
-			for p := 1; p <= min(e.ListLen(), maxPosition); p++ {
+			n := min(e.ListLen(), maxPosition)
+			for p := 1; p <= n; p++ {
 				r.impressions[p]++
 			}
-		} else if e.Position() >= 1 && e.Position() <= maxPosition {
-			r.clicks[e.Position()]++
+			r.top = max(r.top, n)
+		} else if p := int(e.Position()); p >= 1 && p <= maxPosition {
+			r.clicks[p]++
+			r.top = max(r.top, p)
 		}
 	}
 	for i := range rows {
 		r := &rows[i]
-		for p := 1; p <= maxPosition; p++ {
+		for p := 1; p <= r.top; p++ {
 			if r.impressions[p] > 0 || r.clicks[p] > 0 {
 				m := out.Add(r.kind, num(p))
 				m[0], m[1] = r.impressions[p], r.clicks[p]
@@ -425,22 +437,24 @@ func (c stepCond) match(e *Event) bool {
 }
 
 type funnel struct {
+	id     int // its place among the funnels
 	name   string
 	window uint32 // in Event.TS units
 	steps  []stepCond
+	types  uint64 // a bit per event type some step matches
 }
 
 // level is f.level(v), computed once per visit: funnels and
 // funnel_segments ask for the same visit in turn.
 func (x *env) level(f *funnel, v *Visit) int {
-	if x.levels == nil {
-		x.levels = map[*funnel]int{}
+	for len(x.levels) <= f.id {
+		x.levels = append(x.levels, -1)
 	}
-	if n, ok := x.levels[f]; ok {
+	if n := x.levels[f.id]; n >= 0 {
 		return n
 	}
 	n := f.level(v)
-	x.levels[f] = n
+	x.levels[f.id] = n
 	return n
 }
 
@@ -448,13 +462,22 @@ func (x *env) level(f *funnel, v *Visit) int {
 // the window of the event that began the chain (ClickHouse's windowFunnel:
 // a later first step starts a fresh chain, a chain keeps its start).
 func (f *funnel) level(v *Visit) int {
-	var start [256]int64
 	n := len(f.steps)
-	for i := range n {
+	var buf [16]int64
+	start := buf[:0]
+	if n <= len(buf) {
+		start = buf[:n]
+	} else {
+		start = make([]int64, n)
+	}
+	for i := range start {
 		start[i] = -1
 	}
 	for i := range v.Events {
 		e := &v.Events[i]
+		if f.types>>e.Type&1 == 0 {
+			continue
+		}
 		for s := range n {
 			if !f.steps[s].match(e) {
 				continue
@@ -479,17 +502,18 @@ func (f *funnel) level(v *Visit) int {
 }
 
 // newFunnel compiles a funnel of schemas/.
-func newFunnel(sf schemas.Funnel) (*funnel, error) {
+func newFunnel(id int, sf schemas.Funnel) (*funnel, error) {
 	if len(sf.Steps) == 0 || len(sf.Steps) > 255 {
 		return nil, fmt.Errorf("funnel %s: %d steps (1 to 255)", sf.Name, len(sf.Steps))
 	}
-	f := &funnel{name: sf.Name, window: uint32(sf.Window/time.Second) * tsPerSecond}
+	f := &funnel{id: id, name: sf.Name, window: uint32(sf.Window/time.Second) * tsPerSecond}
 	for _, s := range sf.Steps {
 		typ := eventType(s.Type)
 		if typ == evOther || s.Step < 0 || s.Step > 255 {
 			return nil, fmt.Errorf("funnel %s: a step of type %q, step %d, can match no event", sf.Name, s.Type, s.Step)
 		}
 		f.steps = append(f.steps, stepCond{typ: typ, step: uint8(s.Step), pageType: s.PageType, slot: s.Slot})
+		f.types |= 1 << typ
 	}
 	return f, nil
 }
@@ -503,8 +527,8 @@ func funnelParts(funnels []schemas.Funnel) ([]Part, []Part, error) {
 		return nil, nil, fmt.Errorf("no funnels defined")
 	}
 	var fparts, sparts []Part
-	for _, sf := range funnels {
-		f, err := newFunnel(sf)
+	for id, sf := range funnels {
+		f, err := newFunnel(id, sf)
 		if err != nil {
 			return nil, nil, err
 		}

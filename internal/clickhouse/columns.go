@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -55,64 +56,85 @@ func (c *Number[T]) decode(r *nativeReader, rows int) error {
 // decodeChunk is how many values a column grows by at a time.
 const decodeChunk = 1 << 16
 
-// Strings is a String column: every value in one buffer.
+// Strings is a String column: every value in one buffer, as it arrived
+// (length prefixes included, so the bytes of many values are copied at
+// once), each value's place in it.
 type Strings struct {
-	buf  []byte
-	ends []uint32
+	buf   []byte
+	spans []span
 }
 
+type span struct{ start, end uint32 }
+
 func (c *Strings) Type() string { return "String" }
-func (c *Strings) reset()       { c.buf, c.ends = c.buf[:0], c.ends[:0] }
+func (c *Strings) reset()       { c.buf, c.spans = c.buf[:0], c.spans[:0] }
 
 // Len is the number of values.
-func (c *Strings) Len() int { return len(c.ends) }
+func (c *Strings) Len() int { return len(c.spans) }
 
 // Row is value i. It shares the column's buffer: it stays valid as long as
 // the column is not reset or decoded into again.
 func (c *Strings) Row(i int) string {
-	start := uint32(0)
-	if i > 0 {
-		start = c.ends[i-1]
-	}
-	if start == c.ends[i] {
+	s := c.spans[i]
+	if s.start == s.end {
 		return ""
 	}
-	return unsafe.String(&c.buf[start], int(c.ends[i]-start))
+	return unsafe.String(&c.buf[s.start], int(s.end-s.start))
 }
 
 // maxColumnBytes bounds one decoded String column of one block.
 const maxColumnBytes = 1 << 31
 
 func (c *Strings) decode(r *nativeReader, rows int) error {
-	c.ends = slices.Grow(c.ends, min(rows, decodeChunk))
-	for range rows {
-		var n uint64
-		if r.r < r.w && r.buf[r.r] < 0x80 { // a length under 128: most
-			n = uint64(r.buf[r.r])
-			r.r++
-		} else {
-			var err error
-			if n, err = r.uvarint(); err != nil {
-				return err
+	c.spans = slices.Grow(c.spans, min(rows, decodeChunk))
+	for done := 0; done < rows; {
+		// The values wholly in the read buffer: their places, then their
+		// bytes in one copy.
+		from, p := r.r, r.r
+		base := len(c.buf)
+		for done < rows && p < r.w {
+			n, w := uint64(r.buf[p]), 1
+			if n >= 0x80 {
+				if n, w = binary.Uvarint(r.buf[p:r.w]); w <= 0 {
+					break // cut by the buffer's end (or malformed: the slow path says)
+				}
 			}
+			if n > uint64(r.w-p-w) {
+				break
+			}
+			start := uint64(base + p - from + w)
+			if start+n > maxColumnBytes {
+				return fmt.Errorf("string column over %d bytes", maxColumnBytes)
+			}
+			c.spans = append(c.spans, span{uint32(start), uint32(start + n)})
+			p += w + int(n)
+			done++
+		}
+		c.buf = append(c.buf, r.buf[from:p]...)
+		r.r = p
+		if done == rows {
+			break
+		}
+		// A value the buffer holds only part of: its length, then its
+		// bytes as they arrive.
+		n, err := r.uvarint()
+		if err != nil {
+			return err
 		}
 		if n > maxColumnBytes-uint64(len(c.buf)) {
 			return fmt.Errorf("string column over %d bytes", maxColumnBytes)
 		}
-		if int(n) <= r.w-r.r { // the usual case: the value is in the buffer
-			c.buf = append(c.buf, r.buf[r.r:r.r+int(n)]...)
-			r.r += int(n)
-		} else {
-			for left := int(n); left > 0; { // grown as the bytes arrive
-				start := len(c.buf)
-				c.buf = append(c.buf, make([]byte, min(left, 1<<20))...)
-				if err := r.read(c.buf[start:]); err != nil {
-					return err
-				}
-				left -= len(c.buf) - start
+		start := len(c.buf)
+		for left := int(n); left > 0; {
+			at := len(c.buf)
+			c.buf = append(c.buf, make([]byte, min(left, 1<<20))...)
+			if err := r.read(c.buf[at:]); err != nil {
+				return err
 			}
+			left -= len(c.buf) - at
 		}
-		c.ends = append(c.ends, uint32(len(c.buf)))
+		c.spans = append(c.spans, span{uint32(start), uint32(len(c.buf))})
+		done++
 	}
 	return nil
 }

@@ -58,7 +58,8 @@ const decodeChunk = 1 << 16
 
 // Strings is a String column: every value in one buffer, as it arrived
 // (length prefixes included, so the bytes of many values are copied at
-// once), each value's place in it.
+// once), each value's place in it. BenchmarkDecodeStrings: 0.97 ms a block
+// against 2.18 ms with a copy per value (docs/benchmarks.md).
 type Strings struct {
 	buf   []byte
 	spans []span

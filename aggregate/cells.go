@@ -157,20 +157,19 @@ func (p *Publisher) env(ctx context.Context, site string) (*env, error) {
 
 // tableSums adds up one table's bounded contributions, visit by visit.
 type tableSums struct {
-	t      *Table
-	parts  []VisitorCells
-	cells  map[string]*cellSum
-	kept   []keptCell
-	order  []ranked
-	totals []float64
-	scale  []float64
-	visit  int
-}
-
-type cellSum struct {
-	visitors  uint64
+	t     *Table
+	parts []VisitorCells
+	cells map[string]int // a cell's place in the slices below
+	// Per cell: its visitor-days, the last visit counted in it, its
+	// metrics' sums (len(Metrics) each).
+	visitors  []uint64
+	lastVisit []int
 	sums      []float64
-	lastVisit int
+	kept      []keptCell
+	order     []ranked
+	totals    []float64
+	scale     []float64
+	visit     int
 }
 
 type keptCell struct{ part, cell int }
@@ -182,7 +181,7 @@ type ranked struct {
 }
 
 func newTableSums(t *Table) *tableSums {
-	return &tableSums{t: t, parts: make([]VisitorCells, len(t.Parts)), cells: map[string]*cellSum{},
+	return &tableSums{t: t, parts: make([]VisitorCells, len(t.Parts)), cells: map[string]int{},
 		totals: make([]float64, len(t.Metrics)), scale: make([]float64, len(t.Metrics))}
 }
 
@@ -233,33 +232,42 @@ func (a *tableSums) add(x *env, v *Visit) {
 	for _, k := range a.kept {
 		vc := &a.parts[k.part]
 		key := vc.key(k.cell)
-		cs, ok := a.cells[string(key)]
+		c, ok := a.cells[string(key)]
 		if !ok {
-			cs = &cellSum{sums: make([]float64, nm)}
-			a.cells[string(key)] = cs
+			c = a.newCell(string(key))
 		}
-		if cs.lastVisit != a.visit { // a cell two parts share counts the visitor once
-			cs.visitors++
-			cs.lastVisit = a.visit
+		if a.lastVisit[c] != a.visit { // a cell two parts share counts the visitor once
+			a.visitors[c]++
+			a.lastVisit[c] = a.visit
 		}
-		vals := vc.vals[k.cell*nm:]
+		vals, sums := vc.vals[k.cell*nm:], a.sums[c*nm:]
 		for j, m := range a.t.Metrics {
-			cs.sums[j] += m.clamp(vals[j]) * a.scale[j]
+			sums[j] += m.clamp(vals[j]) * a.scale[j]
 		}
 	}
 }
 
+// newCell adds a cell with nothing counted.
+func (a *tableSums) newCell(key string) int {
+	c := len(a.visitors)
+	a.cells[key] = c
+	a.visitors = append(a.visitors, 0)
+	a.lastVisit = append(a.lastVisit, 0)
+	a.sums = append(a.sums, make([]float64, len(a.t.Metrics))...)
+	return c
+}
+
 // merge adds o's sums (of other visitor-days) to a's.
 func (a *tableSums) merge(o *tableSums) {
-	for k, c := range o.cells {
-		cs, ok := a.cells[k]
+	nm := len(a.t.Metrics)
+	for k, oc := range o.cells {
+		c, ok := a.cells[k]
 		if !ok {
-			a.cells[k] = c
-			continue
+			c = a.newCell(k)
 		}
-		cs.visitors += c.visitors
-		for j := range cs.sums {
-			cs.sums[j] += c.sums[j]
+		a.visitors[c] += o.visitors[oc]
+		for j := range nm {
+			a.sums[c*nm+j] += o.sums[oc*nm+j]
 		}
 	}
 }
@@ -307,7 +315,8 @@ func (a *tableSums) result() ([]Cell, error) {
 		if len(values) != len(a.t.Dims) {
 			return nil, fmt.Errorf("%s: a part gave %d dimensions, the table has %d", a.t.Name, len(values), len(a.t.Dims))
 		}
-		c := Cell{Dims: make([]any, len(values)), Visitors: a.cells[k].visitors, Values: a.cells[k].sums}
+		nm, i := len(a.t.Metrics), a.cells[k]
+		c := Cell{Dims: make([]any, len(values)), Visitors: a.visitors[i], Values: a.sums[i*nm : (i+1)*nm : (i+1)*nm]}
 		for i, d := range a.t.Dims {
 			var err error
 			if c.Dims[i], err = d.value(values[i]); err != nil {

@@ -361,6 +361,11 @@ func (r *Report) writeXLSX(w io.Writer) error {
 		}
 		bySection[row.Section] = append(bySection[row.Section], row)
 	}
+	// A period nothing was published for still gets its first sheet, and
+	// says so rather than showing an empty page.
+	if len(sections) == 0 {
+		sections = []string{"KPIs"}
+	}
 	first := true
 	for _, sec := range sections {
 		sheet := sec
@@ -374,6 +379,9 @@ func (r *Report) writeXLSX(w io.Writer) error {
 		}
 		_ = x.SetCellValue(sheet, "A1", r.Title())
 		_ = x.SetCellStyle(sheet, "A1", "A1", title)
+		if p := r.Partial(); p != "" {
+			_ = x.SetCellValue(sheet, "A2", "Coverage: "+p)
+		}
 		_ = x.SetSheetRow(sheet, "A3", &[]any{"item", "metric", "value", "previous period", "change"})
 		_ = x.SetCellStyle(sheet, "A3", "E3", head)
 		for i, row := range bySection[sec] {
@@ -407,7 +415,11 @@ func (r *Report) writeXLSX(w io.Writer) error {
 }
 
 func (r *Report) writeParquet(w io.Writer) error {
-	meta := arrow.NewMetadata([]string{"title", "privacy"}, []string{r.Title(), r.Statement.Line()})
+	keys, vals := []string{"title", "privacy"}, []string{r.Title(), r.Statement.Line()}
+	if p := r.Partial(); p != "" {
+		keys, vals = append(keys, "coverage"), append(vals, p)
+	}
+	meta := arrow.NewMetadata(keys, vals)
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "section", Type: arrow.BinaryTypes.String}, {Name: "item", Type: arrow.BinaryTypes.String},
 		{Name: "metric", Type: arrow.BinaryTypes.String}, {Name: "unit", Type: arrow.BinaryTypes.String}, {Name: "value", Type: arrow.PrimitiveTypes.Float64},

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 )
 
 // getWith is get with request headers.
@@ -292,6 +294,29 @@ func TestReportsForAnyPeriod(t *testing.T) {
 	code, partial := getWith(t, c, s.url+"/reports/download?site=demo&range=90d&kind=custom&format=csv")
 	if code != 200 || !strings.Contains(partial, "Coverage,period,partial: 56 of 90 days published") {
 		t.Errorf("a partial period not flagged: %d %.300s", code, partial)
+	}
+	code, book := getWith(t, c, s.url+"/reports/download?site=demo&range=90d&kind=custom&format=xlsx")
+	if x, err := excelize.OpenReader(strings.NewReader(book)); code != 200 || err != nil {
+		t.Errorf("partial xlsx: %d %v", code, err)
+	} else {
+		for _, sheet := range x.GetSheetList()[:2] {
+			if v, _ := x.GetCellValue(sheet, "A2"); v != "Coverage: partial: 56 of 90 days published" {
+				t.Errorf("xlsx sheet %s does not say the period is partial: %q", sheet, v)
+			}
+		}
+		x.Close()
+	}
+	// A period with nothing published: a KPIs sheet that says so.
+	long := "?site=demo&range=custom&from=2001-01-01&to=2001-01-07&kind=custom&format=xlsx"
+	code, book = getWith(t, c, s.url+"/reports/download"+long)
+	if x, err := excelize.OpenReader(strings.NewReader(book)); code != 200 || err != nil {
+		t.Errorf("empty xlsx: %d %v", code, err)
+	} else {
+		v, _ := x.GetCellValue("KPIs", "A2")
+		if sheets := x.GetSheetList(); strings.Join(sheets, ",") != "KPIs,Privacy" || v != "Coverage: partial: 0 of 7 days published" {
+			t.Errorf("a period with nothing published: sheets %v, %q", sheets, v)
+		}
+		x.Close()
 	}
 	for _, line := range strings.Split(partial, "\n") {
 		if strings.HasPrefix(line, "KPIs,") && !strings.HasSuffix(strings.TrimSpace(line), ",,") {

@@ -305,9 +305,12 @@ func TestGenImportsHistoryThroughIngest(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.OK || len(rep.Checks) < 7 || rep.Statement.K != 10 {
 		t.Fatalf("audit --json: %v %+v", err, rep)
 	}
-	// The week's operational report as a spreadsheet.
+	// The week's operational report as a spreadsheet. The clock is a week
+	// after the day before yesterday (a whole imported day), so the "last
+	// complete week" holds it whatever weekday the test runs on.
 	xlsxFile := filepath.Join(t.TempDir(), "week.xlsx")
-	if err := run(context.Background(), []string{"report", "--data-dir", dir, "--kind", "weekly", "--format", "xlsx", "--out", xlsxFile}, &out, &errOut); err != nil {
+	reportNow := time.Now().UTC().AddDate(0, 0, 5).Format(time.DateOnly)
+	if err := run(context.Background(), []string{"report", "--data-dir", dir, "--kind", "weekly", "--format", "xlsx", "--out", xlsxFile, "--now", reportNow}, &out, &errOut); err != nil {
 		t.Fatalf("report: %v\n%s", err, errOut.String())
 	}
 	x, err := excelize.OpenFile(xlsxFile)
@@ -316,6 +319,9 @@ func TestGenImportsHistoryThroughIngest(t *testing.T) {
 	}
 	if sheets := x.GetSheetList(); len(sheets) < 2 || sheets[0] != "KPIs" || sheets[len(sheets)-1] != "Privacy" {
 		t.Fatalf("report sheets: %v", sheets)
+	}
+	if rows, _ := x.GetRows("KPIs"); len(rows) < 4 || len(rows[3]) < 3 || rows[3][1] != "visitor-days" {
+		t.Errorf("the week's KPIs sheet has no visitor-days: %q", rows)
 	}
 	x.Close()
 	if err := run(context.Background(), []string{"sql", "--data-dir", dir, "INSERT INTO herd.searches (site, grain, bucket, term, visitors) VALUES ('demo', 'day', today(), 'mail jane@example.com', 12)"}, &out, &errOut); err != nil {

@@ -12,12 +12,18 @@ import (
 // The accountant. One visitor-day counts in one release per table and grain
 // it joins (its day, the ISO week and the month holding that day), plus the
 // "other" release of each. Every release noises its counts and sums with
-// Gaussian noise, which composes in zero-concentrated DP: the ρ of all
-// releases add up, and ρ-zCDP implies (ρ + 2√(ρ·ln(1/δ)), δ)-DP (Bun and
-// Steinke 2016, Proposition 1.3). The k floor on true visitor-days costs a
-// separate δ: a cell is released only when its noisy visitor count also
-// clears a threshold τ that a cell of exactly k clears with probability
-// ≤ δ_cell (docs/privacy.md works through both).
+// Gaussian noise, and is accounted in zero-concentrated DP: a quantity of L2
+// sensitivity s noised with σ costs ρ = s²/(2σ²), and the ρ of all releases
+// add up. For Gaussian mechanisms that sum is exact, not a bound: their
+// composition is one Gaussian mechanism of μ = √(2ρ) (Gaussian DP, Dong,
+// Roth and Su 2022, Corollary 3.3), and a μ-GDP mechanism is (ε, δ)-DP
+// exactly on the curve gaussianDelta (their Corollary 2.13; the analytic
+// Gaussian of Balle and Wang 2018). The accountant converts with that curve
+// rather than the looser ε = ρ + 2√(ρ·ln(1/δ)) (Bun and Steinke 2016): at
+// ε = 4 it allows ρ ≈ 0.333 instead of 0.243. The k floor on true
+// visitor-days costs a separate δ: a cell is released only when its noisy
+// visitor count also clears a threshold τ that a cell of exactly k clears
+// with probability ≤ δ_cell (docs/privacy.md works through both).
 
 // Share of a release's ρ that its "other" row spends (tables with keys).
 const otherShare = 0.2
@@ -26,16 +32,50 @@ const otherShare = 0.2
 // thresholds.
 const noiseDeltaShare = 0.5
 
-// RhoFor is the largest ρ whose (ε, δ)-DP conversion stays within eps.
-func RhoFor(eps, delta float64) float64 {
-	l := math.Log(1 / delta)
-	r := math.Sqrt(l+eps) - math.Sqrt(l)
-	return r * r
+// gaussianDelta is the δ at which a Gaussian mechanism of μ = s/σ (or a
+// composition of them, μ = √(2ρ)) is (ε, δ)-DP:
+// Φ(−ε/μ + μ/2) − e^ε·Φ(−ε/μ − μ/2).
+func gaussianDelta(eps, mu float64) float64 {
+	phi := func(x float64) float64 { return math.Erfc(-x/math.Sqrt2) / 2 }
+	return phi(-eps/mu+mu/2) - math.Exp(eps)*phi(-eps/mu-mu/2)
 }
 
-// EpsilonFor is the ε that ρ-zCDP implies at δ.
+// RhoFor is the largest ρ whose Gaussian composition is (eps, delta)-DP.
+// δ grows with μ, so bisection finds μ; the lower end is kept, on the safe
+// side of the curve.
+func RhoFor(eps, delta float64) float64 {
+	lo, hi := 0.0, 1.0
+	for gaussianDelta(eps, hi) <= delta {
+		hi *= 2
+	}
+	for range 200 {
+		mid := (lo + hi) / 2
+		if gaussianDelta(eps, mid) <= delta {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo * lo / 2
+}
+
+// EpsilonFor is the smallest ε at which ρ of Gaussian noise is (ε, δ)-DP.
+// δ falls as ε grows; the upper end is kept.
 func EpsilonFor(rho, delta float64) float64 {
-	return rho + 2*math.Sqrt(rho*math.Log(1/delta))
+	mu := math.Sqrt(2 * rho)
+	lo, hi := 0.0, 1.0
+	for gaussianDelta(hi, mu) > delta {
+		hi *= 2
+	}
+	for range 200 {
+		mid := (lo + hi) / 2
+		if gaussianDelta(mid, mu) > delta {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
 }
 
 // Budget is the accountant's split of the per-visitor-day budget over every

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/differential-privacy/go/v3/noise"
 	"github.com/herd-analytics/herd/aggregate"
 )
 
@@ -19,8 +20,10 @@ func TestBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ε = 4 at δ/2 = 5e-7 is ρ ≈ 0.2432, and converting back gives ε.
-	if math.Abs(b.Rho-0.2432) > 0.0005 || math.Abs(aggregate.EpsilonFor(b.Rho, b.NoiseDelta)-4) > 1e-9 {
+	// ε = 4 at δ/2 = 5e-7 is ρ ≈ 0.3328 on the Gaussian's exact curve
+	// (Bun and Steinke's bound would allow 0.2432), and converting back
+	// gives ε.
+	if math.Abs(b.Rho-0.3328) > 0.0005 || math.Abs(aggregate.EpsilonFor(b.Rho, b.NoiseDelta)-4) > 1e-9 {
 		t.Fatalf("ρ %g for ε 4 (back: %g)", b.Rho, aggregate.EpsilonFor(b.Rho, b.NoiseDelta))
 	}
 	releases := 0
@@ -61,6 +64,28 @@ func TestBudget(t *testing.T) {
 	} {
 		if _, err := aggregate.NewBudget(tc.cfg, tc.tables); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error about %s", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestConversionIsTheLibrarysGaussian: the accountant's (ε, δ) ↔ ρ
+// conversion agrees with the DP library's own calibration of one Gaussian
+// mechanism (noise.SigmaForGaussian: the smallest σ that is (ε, δ)-DP at
+// sensitivity 1, so ρ = 1/(2σ²)), an implementation herd does not share.
+func TestConversionIsTheLibrarysGaussian(t *testing.T) {
+	for _, c := range []struct{ eps, delta float64 }{{0.5, 1e-5}, {1, 1e-5}, {4, 5e-7}, {8, 1e-9}, {2, 1e-7}} {
+		sigma := noise.SigmaForGaussian(1, 1, c.eps, c.delta)
+		want := 1 / (2 * sigma * sigma)
+		got := aggregate.RhoFor(c.eps, c.delta)
+		if math.Abs(got/want-1) > 2e-3 {
+			t.Errorf("ε %g, δ %g: ρ %g, the library's σ %g gives %g", c.eps, c.delta, got, sigma, want)
+		}
+		if back := aggregate.EpsilonFor(got, c.delta); math.Abs(back-c.eps) > 1e-9 {
+			t.Errorf("ε %g, δ %g: back to ε %g", c.eps, c.delta, back)
+		}
+		// The bound it replaces is a bound: the exact curve allows at least its ρ.
+		if l := math.Log(1 / c.delta); got < math.Pow(math.Sqrt(l+c.eps)-math.Sqrt(l), 2) {
+			t.Errorf("ε %g, δ %g: ρ %g below the Bun–Steinke ρ", c.eps, c.delta, got)
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/google/differential-privacy/go/v3/noise"
-	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/herd-analytics/herd/internal/privacy"
 )
@@ -37,8 +36,7 @@ func newNoiser(m privacy.Mechanism) (noiser, error) {
 		return noiser{}, fmt.Errorf("%s: sensitivity %g, σ %g", m.Name, s, sigma)
 	}
 	eps := s / sigma
-	a, b := s/(2*sigma), eps*sigma/s
-	delta := distuv.UnitNormal.CDF(a-b) - math.Exp(eps)*distuv.UnitNormal.CDF(-a-b)
+	delta := gaussianDelta(eps, s/sigma)
 	if !(delta > 0 && delta < 1) {
 		return noiser{}, fmt.Errorf("%s: σ %g at sensitivity %g gives δ %g", m.Name, sigma, s, delta)
 	}

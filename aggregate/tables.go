@@ -140,14 +140,17 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 		{
 			Name: "kpis",
 			Metrics: []Metric{
-				// Orders and revenue are the smallest counts the overview
-				// shows per day: they get most of the table's share.
-				{Name: "sessions", Cap: 4, Weight: 0.5}, {Name: "pageviews", Cap: 30, Weight: 0.5},
-				{Name: "orders", Cap: 1, Weight: 2}, {Name: "buyers", Cap: 1, Weight: 0.5},
-				{Name: "revenue", Sum: true, Cap: 400, Weight: 4, Per: "orders"},
+				// Revenue is the noisiest figure the overview shows per
+				// day (its clamp is hundreds of euros, a count's is 1):
+				// it gets most of the table's share, orders the next.
+				// Visitor-days, sessions and pageviews are counts in the
+				// thousands, precise at a small share (make bench).
+				{Name: "sessions", Cap: 4, Weight: 0.25}, {Name: "pageviews", Cap: 30, Weight: 0.25},
+				{Name: "orders", Cap: 1, Weight: 1.5}, {Name: "buyers", Cap: 1, Weight: 0.5},
+				{Name: "revenue", Sum: true, Cap: 400, Weight: 5.5, Per: "orders"},
 			},
 			Parts:  []Part{{Limit: 1, Cells: kpiCells}},
-			Grains: []GrainWeight{{Day, 7}}, VisitorsWeight: 1,
+			Grains: []GrainWeight{{Day, 9}}, VisitorsWeight: 0.5,
 			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}, {"orders", "buyers"}},
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
@@ -161,23 +162,33 @@ var visitColumns = []string{"event_id", "site", "received", "seq", "type", "visi
 // eventsSQL is the query of one visitor range of a bucket's events, each
 // column as the visits read it.
 func eventsSQL(raw string, b Bucket, lo, hi uint64) string {
+	pageview := typeIs(evPageview)
+	only := func(types, col, zero string) string { return "if(" + types + ", " + col + ", " + zero + ")" }
 	return "SELECT visitor, toUInt32(received), seq, toUInt8(type), " +
-		pageviewOnly("path") + ", page_type, " + pageviewOnly("referrer_host") + ", " + pageviewOnly("browser") + ", " +
-		pageviewOnly("os") + ", " + pageviewOnly("toStringCutToZero(country)") + ", toUInt8(device), " +
+		only(pageview, "path", "''") + ", page_type, " + only(pageview, "referrer_host", "''") + ", " + only(pageview, "browser", "''") + ", " +
+		only(pageview, "os", "''") + ", " + only(pageview, "toStringCutToZero(country)", "''") + ", toUInt8(device), " +
 		"product_id, product_category, toFloat64(product_price), position, " +
-		"if(type IN ('product_list_view', 'product_click'), list, ''), slot, variant, step, toFloat64(order_value), " +
-		"if(type = 'purchase', products, emptyArrayString()), toUInt16(least(length(products), 65535)), " +
-		"if(type = 'search', lowerUTF8(search_term), ''), toUInt8(type = 'search' AND search_results = 0), " +
+		only(typeIs(evProductListView, evProductClick), "list", "''") + ", slot, variant, step, toFloat64(order_value), " +
+		only(typeIs(evPurchase), "products", "emptyArrayString()") + ", toUInt16(least(length(products), 65535)), " +
+		only(typeIs(evSearch), "lowerUTF8(search_term)", "''") + ", toUInt8(" + typeIs(evSearch) + " AND search_results = 0), " +
 		"reinterpretAsUInt64(reinterpretAsString(event_id))" +
 		" FROM " + raw + ".events WHERE " + rangeWhere(b) +
 		" AND visitor >= " + clickhouse.QuoteInt(lo) + " AND visitor <= " + clickhouse.QuoteInt(hi) +
 		" SETTINGS max_block_size = " + clickhouse.QuoteInt(maxBlockRows)
 }
 
-// pageviewOnly sends a column on pageviews only: the parts read path,
-// referrer, browser, os and country from a session's pageviews alone, and
-// the rest of a day's events need not carry them over the wire.
-func pageviewOnly(col string) string { return "if(type = 'pageview', " + col + ", '')" }
+// typeIs is the SQL condition "the event is of one of types", by the names
+// the migration's Enum8 gives them (eventTypeNames, held to it by a test).
+// A column only some types' parts read travels on those events alone: the
+// parts read path, referrer, browser, os and country from a session's
+// pageviews, lists from list views and clicks, and so on.
+func typeIs(types ...EventType) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = clickhouse.Quote(eventTypeNames[t])
+	}
+	return "type IN (" + strings.Join(names, ", ") + ")"
+}
 
 // eventBlock is one decoded block of eventsSQL's answer.
 type eventBlock struct {

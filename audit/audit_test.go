@@ -151,7 +151,7 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	db.DeleteWhere(t, db.Names.Pub+".products", "category = 'no-such-category'")
 
 	// A release that spent more than the budget leaves: a week of slots
-	// recorded at ρ 0.5 (the whole budget is 0.24).
+	// recorded at ρ 0.5 (the whole budget is 0.33).
 	monday := day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
 	if err := db.Writer.Exec(ctx, "INSERT INTO "+db.Names.Pub+".rollup_runs (table_name, site, grain, bucket, cells_published, rho, state) VALUES ('slots', 'demo', 'week', toDateTime("+
 		clickhouse.QuoteInt(monday.Unix())+"), 3, 0.5, 'published')"); err != nil {

@@ -63,11 +63,15 @@ func main() {
 }
 
 func run(ctx context.Context, out string, rows, runs int) error {
-	dir, err := os.MkdirTemp("", "herd-bench-")
-	if err != nil {
-		return err
+	dir := *workDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "herd-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
 	}
-	defer os.RemoveAll(dir)
 	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: filepath.Join(dir, "clickhouse")})
 	if err != nil {
 		return err
@@ -166,6 +170,7 @@ var (
 	clusterEvents   = flag.Int("cluster-events", 2_000_000, "raw events of the day the cluster benchmark publishes")
 	publishEvents   = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
 	utilitySizes    = flag.String("utility-sizes", "1500,10000", "reference shops of the utility benchmark, in visitor-days a day (100000 takes about an hour more)")
+	workDir         = flag.String("dir", "", "working directory kept between runs, its ClickHouse and the utility shops' imports reused (default: a temporary one, removed)")
 	utilityEpsilons = flag.String("utility-epsilons", "1,2,4,8", "total budgets per visitor-day the utility benchmark publishes at")
 )
 

@@ -1,6 +1,7 @@
 package aggregate_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/herd-analytics/herd/aggregate"
@@ -36,5 +37,40 @@ func TestReleasedCellsAreConsistent(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSameMetricsArePooled: a day's orders and buyers (one true value: an
+// order is capped at one a visitor-day) are published equal, with the
+// variance of their inverse-variance mean — below either's own noise.
+func TestSameMetricsArePooled(t *testing.T) {
+	p, err := aggregate.NewPublisher(nil, clickhouse.DefaultDatabases, aggregate.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpis := table(t, p, "kpis")
+	r, _ := p.Budget().Release("kpis", aggregate.Day)
+	so, _ := r.Params.Metric("orders")
+	sb, _ := r.Params.Metric("buyers")
+	want := 1 / (1/(so.Sigma*so.Sigma) + 1/(sb.Sigma*sb.Sigma))
+	cell := aggregate.Cell{Visitors: 5000, Values: []float64{6000, 30000, 200, 200, 12000}}
+	const n = 4000
+	var sum, sq float64
+	for range n {
+		rel, err := p.Release(kpis, aggregate.Day, []aggregate.Cell{cell})
+		if err != nil || len(rel) != 1 {
+			t.Fatalf("release: %v, %d cells", err, len(rel))
+		}
+		orders, buyers := rel[0].Values[2], rel[0].Values[3]
+		if orders != buyers {
+			t.Fatalf("orders %g, buyers %g: not pooled", orders, buyers)
+		}
+		sum, sq = sum+orders, sq+(orders-200)*(orders-200)
+	}
+	// The variance estimate of 4,000 draws is within ±10% (4.5 standard
+	// errors); orders' own σ² is a third above the pooled one.
+	got := sq / n
+	if math.Abs(sum/n-200) > 5*math.Sqrt(want/n) || got < 0.9*want || got > 1.1*want || got > 0.9*so.Sigma*so.Sigma {
+		t.Errorf("pooled orders: mean %g, variance %g, want ≈ %g (orders alone %g, buyers alone %g)", sum/n, got, want, so.Sigma*so.Sigma, sb.Sigma*sb.Sigma)
 	}
 }

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,7 +28,7 @@ type released struct {
 // (Balle and Wang 2018, Theorem 8) yields the same σ, so the noiser picks
 // ε = s/σ, computes that pair's δ, and checks the library's σ for it.
 type noiser struct {
-	sens, eps, delta float64
+	sens, eps, delta, sigma float64
 }
 
 func newNoiser(m privacy.Mechanism) (noiser, error) {
@@ -43,7 +44,7 @@ func newNoiser(m privacy.Mechanism) (noiser, error) {
 	if got := noise.SigmaForGaussian(1, s, eps, delta); math.Abs(got/sigma-1) > 0.01 {
 		return noiser{}, fmt.Errorf("%s: the library's σ %g is not the accountant's %g", m.Name, got, sigma)
 	}
-	return noiser{sens: s, eps: eps, delta: delta}, nil
+	return noiser{sens: s, eps: eps, delta: delta, sigma: sigma}, nil
 }
 
 func (n noiser) add(x float64) (float64, error) {
@@ -153,7 +154,30 @@ func noised(t *Table, c Cell, mn mechanismNoise, threshold float64, k uint64) (r
 			return released{}, false, err
 		}
 	}
+	t.pool(vals, mn.metrics)
 	return t.consistent(c.Dims, v, vals, k), true, nil
+}
+
+// pool replaces each Same group's noisy values by their inverse-variance
+// weighted mean: with independent Gaussian noise of σᵢ on one true value,
+// Σ(xᵢ/σᵢ²)/Σ(1/σᵢ²) has variance 1/Σ(1/σᵢ²), below every σᵢ².
+func (t *Table) pool(vals []float64, noise []noiser) {
+	for _, group := range t.Same {
+		var sum, weights float64
+		idx := make([]int, 0, len(group))
+		for _, name := range group {
+			j := slices.IndexFunc(t.Metrics, func(m Metric) bool { return m.Name == name })
+			if j < 0 {
+				panic("aggregate: Same names unknown metric " + name)
+			}
+			w := 1 / (noise[j].sigma * noise[j].sigma)
+			sum, weights = sum+w*vals[j], weights+w
+			idx = append(idx, j)
+		}
+		for _, j := range idx {
+			vals[j] = sum / weights
+		}
+	}
 }
 
 // consistent makes one cell's noisy values possible: the chains the event

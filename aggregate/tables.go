@@ -27,6 +27,13 @@ type Table struct {
 	// Chains are metrics (or "visitors") that the event model orders,
 	// largest first: a published cell is made to respect them.
 	Chains [][]string
+	// Same are metrics whose bounded true values are equal by construction
+	// (orders capped at one a visitor-day are its buyers). Each is noised
+	// on its own budget, then all are published as one inverse-variance
+	// weighted mean of their noisy values: the least-squares estimate of
+	// the one true value, as precise as their budgets together
+	// (post-processing).
+	Same [][]string
 	// StepDim names a funnel's step dimension: steps of one funnel never
 	// grow, so published steps are made non-increasing and a step after a
 	// suppressed one is not published.
@@ -151,7 +158,8 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 			},
 			Parts:  []Part{{Limit: 1, Cells: kpiCells}},
 			Grains: []GrainWeight{{Day, 9}}, VisitorsWeight: 0.5,
-			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}, {"orders", "buyers"}},
+			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}},
+			Same:   [][]string{{"orders", "buyers"}},
 		},
 		{
 			Name: "products",

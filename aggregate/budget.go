@@ -118,6 +118,9 @@ func NewBudget(cfg Config, tables []*Table) (Budget, error) {
 		if len(t.Grains) == 0 {
 			return Budget{}, fmt.Errorf("table %s publishes no grain", t.Name)
 		}
+		if err := t.validate(); err != nil {
+			return Budget{}, err
+		}
 		for _, gw := range t.Grains {
 			if gw.Weight <= 0 {
 				return Budget{}, fmt.Errorf("table %s, grain %s: weight %g must be positive", t.Name, gw.Grain, gw.Weight)
@@ -183,7 +186,7 @@ func (t *Table) params(k int, rho, z float64) privacy.Params {
 	p.Threshold = ceil4(float64(k) + z*p.Visitors.Sigma)
 	for _, m := range t.Metrics {
 		g := gaussian(m.Name, m.l2(l), share(m.Weight, cells))
-		g.Cap, g.Total = m.Cap, m.Total
+		g.Cap, g.Total, g.Center = m.Cap, m.Total, m.Center
 		p.Metrics = append(p.Metrics, g)
 	}
 	if t.HasOther() {
@@ -196,7 +199,7 @@ func (t *Table) params(k int, rho, z float64) privacy.Params {
 		o.Threshold = ceil4(float64(k+int(l)-1) + z*o.Visitors.Sigma)
 		for _, m := range t.Metrics {
 			g := gaussian(m.Name, m.l1(l), share(m.Weight, other))
-			g.Cap, g.Total = m.Cap, m.Total
+			g.Cap, g.Total, g.Center = m.Cap, m.Total, m.Center
 			o.Metrics = append(o.Metrics, g)
 		}
 		p.Other = &o

@@ -61,6 +61,10 @@ func TestBudget(t *testing.T) {
 		{aggregate.Config{Delta: 0.01}, tables, "delta"},
 		{aggregate.Config{}, []*aggregate.Table{{Name: "x"}}, "publishes no grain"},
 		{aggregate.Config{}, []*aggregate.Table{{Name: "x", Grains: []aggregate.GrainWeight{{Grain: aggregate.Day, Weight: -1}}}}, "weight"},
+		// A centred sum where a visitor-day has two cells: its
+		// sensitivity would not be the one-cell span.
+		{aggregate.Config{}, []*aggregate.Table{{Name: "x", Grains: []aggregate.GrainWeight{{Grain: aggregate.Day, Weight: 1}}, Parts: []aggregate.Part{{Limit: 2}},
+			Metrics: []aggregate.Metric{{Name: "n", Cap: 1, Weight: 1}, {Name: "s", Sum: true, Cap: 10, Weight: 1, Per: "n", Center: 5}}}}, "centred sum"},
 	} {
 		if _, err := aggregate.NewBudget(tc.cfg, tc.tables); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error about %s", tc.cfg, err, tc.want)

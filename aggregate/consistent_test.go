@@ -74,3 +74,41 @@ func TestSameMetricsArePooled(t *testing.T) {
 		t.Errorf("pooled orders: mean %g, variance %g, want ≈ %g (orders alone %g, buyers alone %g)", sum/n, got, want, so.Sigma*so.Sigma, sb.Sigma*sb.Sigma)
 	}
 }
+
+// TestCentredRevenue: a day's revenue, noised as Σ(x − 100 €) over its
+// orders and published with 100 € × the published orders added back, is
+// unbiased, with the variance of both noises together — below what the
+// same budget spent on the plain sum would give.
+func TestCentredRevenue(t *testing.T) {
+	p, err := aggregate.NewPublisher(nil, clickhouse.DefaultDatabases, aggregate.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpis := table(t, p, "kpis")
+	r, _ := p.Budget().Release("kpis", aggregate.Day)
+	so, _ := r.Params.Metric("orders")
+	sb, _ := r.Params.Metric("buyers")
+	rev, _ := r.Params.Metric("revenue")
+	if rev.Center != 100 || rev.Sensitivity != 300 {
+		t.Fatalf("revenue mechanism %+v: want centred at 100 with sensitivity 300 (Cap 400)", rev)
+	}
+	pooled := 1 / (1/(so.Sigma*so.Sigma) + 1/(sb.Sigma*sb.Sigma))
+	want := rev.Sigma*rev.Sigma + 100*100*pooled
+	plain := math.Pow(rev.Sigma*rev.Cap/rev.Sensitivity, 2) // the same ρ at sensitivity Cap
+	const truth, n = 52000.0, 4000
+	cell := aggregate.Cell{Visitors: 10000, Values: []float64{13000, 80000, 800, 800, truth}}
+	var sum, sq float64
+	for range n {
+		rel, err := p.Release(kpis, aggregate.Day, []aggregate.Cell{cell})
+		if err != nil || len(rel) != 1 {
+			t.Fatalf("release: %v, %d cells", err, len(rel))
+		}
+		x := rel[0].Values[4]
+		sum, sq = sum+x, sq+(x-truth)*(x-truth)
+	}
+	got := sq / n
+	if math.Abs(sum/n-truth) > 5*math.Sqrt(want/n) || got < 0.9*want || got > 1.1*want || want > 0.85*plain {
+		t.Errorf("centred revenue: mean %g (true %g), variance %g, want ≈ %g (plain sum %g)", sum/n, truth, got, want, plain)
+	}
+}
+

@@ -3,7 +3,6 @@ package aggregate
 import (
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strings"
 
@@ -149,12 +148,21 @@ func noised(t *Table, c Cell, mn mechanismNoise, threshold float64, k uint64) (r
 		return released{}, false, err
 	}
 	vals := make([]float64, len(t.Metrics))
-	for j := range t.Metrics {
-		if vals[j], err = mn.metrics[j].add(c.Values[j]); err != nil {
+	for j, m := range t.Metrics {
+		x := c.Values[j]
+		if m.Center > 0 {
+			x -= m.Center * c.Values[t.metric(m.Per)]
+		}
+		if vals[j], err = mn.metrics[j].add(x); err != nil {
 			return released{}, false, err
 		}
 	}
 	t.pool(vals, mn.metrics)
+	for j, m := range t.Metrics {
+		if m.Center > 0 {
+			vals[j] += m.Center * vals[t.metric(m.Per)]
+		}
+	}
 	return t.consistent(c.Dims, v, vals, k), true, nil
 }
 
@@ -166,7 +174,7 @@ func (t *Table) pool(vals []float64, noise []noiser) {
 		var sum, weights float64
 		idx := make([]int, 0, len(group))
 		for _, name := range group {
-			j := slices.IndexFunc(t.Metrics, func(m Metric) bool { return m.Name == name })
+			j := t.metric(name)
 			if j < 0 {
 				panic("aggregate: Same names unknown metric " + name)
 			}

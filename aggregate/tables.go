@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"fmt"
 	"math"
+	"slices"
 
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -82,6 +84,23 @@ type Metric struct {
 	// Per names the count whose events this sum adds up (revenue of
 	// purchases): a published sum is 0 when that count is.
 	Per string
+	// Center, on a sum whose Per count is capped at 1 in a table of one
+	// cell per visitor-day, noises Σ(x − Center) over the visitor-days the
+	// count holds instead of Σx: a contribution then lies in
+	// [−Center, Cap − Center], so the sensitivity is max(Center,
+	// Cap − Center) instead of Cap, and Center × the published count is
+	// added back (post-processing). The count is published anyway, so the
+	// sum's noise shrinks for the count's smaller one (docs/privacy.md).
+	Center float64
+}
+
+// span is the most one visitor-day moves the metric in one cell: Cap, or
+// the wider side of a centred sum.
+func (m Metric) span() float64 {
+	if m.Center > 0 {
+		return max(m.Center, m.Cap-m.Center)
+	}
+	return m.Cap
 }
 
 // l2 is the metric's L2 sensitivity over a release's cells: the largest
@@ -94,7 +113,7 @@ func (m Metric) l2(l int64) float64 {
 		rest := m.Total - full*m.Cap
 		return math.Sqrt(full*m.Cap*m.Cap + rest*rest)
 	}
-	return math.Sqrt(n) * m.Cap
+	return math.Sqrt(n) * m.span()
 }
 
 // l1 is the metric's L1 sensitivity: what one visitor-day adds to a row
@@ -103,7 +122,28 @@ func (m Metric) l1(l int64) float64 {
 	if m.Total > 0 && m.Total < float64(l)*m.Cap {
 		return m.Total
 	}
-	return float64(l) * m.Cap
+	return float64(l) * m.span()
+}
+
+// validate refuses what the accountant's sensitivities do not cover: a
+// centred sum must sit in a table of one cell per visitor-day, over a
+// count capped at 1, with no Total.
+func (t *Table) validate() error {
+	for _, m := range t.Metrics {
+		if m.Center == 0 {
+			continue
+		}
+		per := t.metric(m.Per)
+		if !m.Sum || m.Center < 0 || m.Center >= m.Cap || m.Total > 0 || per < 0 || t.Metrics[per].Cap != 1 || t.L() != 1 || t.HasOther() {
+			return fmt.Errorf("table %s, metric %s: a centred sum needs a Per count capped at 1, one cell per visitor-day, no Total and 0 < Center < Cap", t.Name, m.Name)
+		}
+	}
+	return nil
+}
+
+// metric is the index of the metric named name, or -1.
+func (t *Table) metric(name string) int {
+	return slices.IndexFunc(t.Metrics, func(m Metric) bool { return m.Name == name })
 }
 
 // Part says which cells of its table a visitor-day counts in, and with
@@ -154,7 +194,7 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 				// thousands, precise at a small share (make bench).
 				{Name: "sessions", Cap: 4, Weight: 0.25}, {Name: "pageviews", Cap: 30, Weight: 0.25},
 				{Name: "orders", Cap: 1, Weight: 1.5}, {Name: "buyers", Cap: 1, Weight: 0.5},
-				{Name: "revenue", Sum: true, Cap: 400, Weight: 5.5, Per: "orders"},
+				{Name: "revenue", Sum: true, Cap: 400, Weight: 5.5, Per: "orders", Center: 100},
 			},
 			Parts:  []Part{{Limit: 1, Cells: kpiCells}},
 			Grains: []GrainWeight{{Day, 9}}, VisitorsWeight: 0.5,

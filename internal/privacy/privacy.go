@@ -89,9 +89,12 @@ type OtherParams struct {
 // Mechanism is one noised quantity: its L2 sensitivity per visitor-day and
 // the standard deviation of its Gaussian noise.
 type Mechanism struct {
-	Name        string  `json:"name"`
-	Cap         float64 `json:"cap,omitempty"`
-	Total       float64 `json:"total,omitempty"`
+	Name  string  `json:"name"`
+	Cap   float64 `json:"cap,omitempty"`
+	Total float64 `json:"total,omitempty"`
+	// Center is subtracted from each contribution before the noise and
+	// added back per contributor after it (a centred sum).
+	Center      float64 `json:"center,omitempty"`
 	Sensitivity float64 `json:"l2_sensitivity"`
 	Sigma       float64 `json:"sigma"`
 }

@@ -91,6 +91,9 @@ type Metric struct {
 	// Cap − Center) instead of Cap, and Center × the published count is
 	// added back (post-processing). The count is published anyway, so the
 	// sum's noise shrinks for the count's smaller one (docs/privacy.md).
+	// The table's part must add to the sum only on events it counts in
+	// Per (revenue on purchases), so that no visitor-day outside the count
+	// moves the sum.
 	Center float64
 }
 
@@ -136,6 +139,13 @@ func (t *Table) validate() error {
 		per := t.metric(m.Per)
 		if !m.Sum || m.Center < 0 || m.Center >= m.Cap || m.Total > 0 || per < 0 || t.Metrics[per].Cap != 1 || t.L() != 1 || t.HasOther() {
 			return fmt.Errorf("table %s, metric %s: a centred sum needs a Per count capped at 1, one cell per visitor-day, no Total and 0 < Center < Cap", t.Name, m.Name)
+		}
+	}
+	for _, group := range t.Same {
+		for _, name := range group {
+			if j := t.metric(name); j < 0 || t.Metrics[j].Sum || t.Metrics[j].Cap != t.Metrics[t.metric(group[0])].Cap {
+				return fmt.Errorf("table %s: pooled metrics %v must be counts of one Cap", t.Name, group)
+			}
 		}
 	}
 	return nil

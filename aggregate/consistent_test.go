@@ -111,4 +111,3 @@ func TestCentredRevenue(t *testing.T) {
 		t.Errorf("centred revenue: mean %g (true %g), variance %g, want ≈ %g (plain sum %g)", sum/n, truth, got, want, plain)
 	}
 }
-

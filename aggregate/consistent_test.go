@@ -40,46 +40,14 @@ func TestReleasedCellsAreConsistent(t *testing.T) {
 	}
 }
 
-// TestSameMetricsArePooled: a day's orders and buyers (one true value: an
-// order is capped at one a visitor-day) are published equal, with the
-// variance of their inverse-variance mean — below either's own noise.
-func TestSameMetricsArePooled(t *testing.T) {
-	p, err := aggregate.NewPublisher(nil, clickhouse.DefaultDatabases, aggregate.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kpis := table(t, p, "kpis")
-	r, _ := p.Budget().Release("kpis", aggregate.Day)
-	so, _ := r.Params.Metric("orders")
-	sb, _ := r.Params.Metric("buyers")
-	want := 1 / (1/(so.Sigma*so.Sigma) + 1/(sb.Sigma*sb.Sigma))
-	cell := aggregate.Cell{Visitors: 5000, Values: []float64{6000, 30000, 200, 200, 12000}}
-	const n = 4000
-	var sum, sq float64
-	for range n {
-		rel, err := p.Release(kpis, aggregate.Day, []aggregate.Cell{cell})
-		if err != nil || len(rel) != 1 {
-			t.Fatalf("release: %v, %d cells", err, len(rel))
-		}
-		orders, buyers := rel[0].Values[2], rel[0].Values[3]
-		if orders != buyers {
-			t.Fatalf("orders %g, buyers %g: not pooled", orders, buyers)
-		}
-		sum, sq = sum+orders, sq+(orders-200)*(orders-200)
-	}
-	// The variance estimate of 4,000 draws is within ±10% (4.5 standard
-	// errors); orders' own σ² is a third above the pooled one.
-	got := sq / n
-	if math.Abs(sum/n-200) > 5*math.Sqrt(want/n) || got < 0.9*want || got > 1.1*want || got > 0.9*so.Sigma*so.Sigma {
-		t.Errorf("pooled orders: mean %g, variance %g, want ≈ %g (orders alone %g, buyers alone %g)", sum/n, got, want, so.Sigma*so.Sigma, sb.Sigma*sb.Sigma)
-	}
-}
-
-// TestCentredRevenue: a day's revenue, noised as Σ(x − 100 €) over its
-// orders and published with 100 € × the published orders added back, is
-// unbiased, with the variance of both noises together — below what the
-// same budget spent on the plain sum would give.
-func TestCentredRevenue(t *testing.T) {
+// TestKPIOrdersPooledRevenueCentred: a day's orders and buyers (one true
+// value: an order is capped at one a visitor-day) are published equal, with
+// the variance of their inverse-variance mean — below either's own noise;
+// its revenue, noised as Σ(x − 100 €) over its orders and published with
+// 100 € × the published orders added back, is unbiased, with the variance of
+// both noises together — below what the same budget spent on the plain sum
+// would give.
+func TestKPIOrdersPooledRevenueCentred(t *testing.T) {
 	p, err := aggregate.NewPublisher(nil, clickhouse.DefaultDatabases, aggregate.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -93,21 +61,29 @@ func TestCentredRevenue(t *testing.T) {
 		t.Fatalf("revenue mechanism %+v: want centred at 100 with sensitivity 300 (Cap 400)", rev)
 	}
 	pooled := 1 / (1/(so.Sigma*so.Sigma) + 1/(sb.Sigma*sb.Sigma))
-	want := rev.Sigma*rev.Sigma + 100*100*pooled
+	centred := rev.Sigma*rev.Sigma + 100*100*pooled
 	plain := math.Pow(rev.Sigma*rev.Cap/rev.Sensitivity, 2) // the same ρ at sensitivity Cap
-	const truth, n = 52000.0, 4000
-	cell := aggregate.Cell{Visitors: 10000, Values: []float64{13000, 80000, 800, 800, truth}}
-	var sum, sq float64
+	const orders, revenue, n = 800.0, 52000.0, 4000
+	cell := aggregate.Cell{Visitors: 10000, Values: []float64{13000, 80000, orders, orders, revenue}}
+	var oSum, oSq, rSum, rSq float64
 	for range n {
 		rel, err := p.Release(kpis, aggregate.Day, []aggregate.Cell{cell})
 		if err != nil || len(rel) != 1 {
 			t.Fatalf("release: %v, %d cells", err, len(rel))
 		}
-		x := rel[0].Values[4]
-		sum, sq = sum+x, sq+(x-truth)*(x-truth)
+		o, b, x := rel[0].Values[2], rel[0].Values[3], rel[0].Values[4]
+		if o != b {
+			t.Fatalf("orders %g, buyers %g: not pooled", o, b)
+		}
+		oSum, oSq = oSum+o, oSq+(o-orders)*(o-orders)
+		rSum, rSq = rSum+x, rSq+(x-revenue)*(x-revenue)
 	}
-	got := sq / n
-	if math.Abs(sum/n-truth) > 5*math.Sqrt(want/n) || got < 0.9*want || got > 1.1*want || want > 0.85*plain {
-		t.Errorf("centred revenue: mean %g (true %g), variance %g, want ≈ %g (plain sum %g)", sum/n, truth, got, want, plain)
+	// A variance estimate of 4,000 draws is within ±10% (4.5 standard
+	// errors); orders' own σ² is a third above the pooled one.
+	if got := oSq / n; math.Abs(oSum/n-orders) > 5*math.Sqrt(pooled/n) || got < 0.9*pooled || got > 1.1*pooled || got > 0.9*so.Sigma*so.Sigma {
+		t.Errorf("pooled orders: mean %g, variance %g, want ≈ %g (orders alone %g, buyers alone %g)", oSum/n, got, pooled, so.Sigma*so.Sigma, sb.Sigma*sb.Sigma)
+	}
+	if got := rSq / n; math.Abs(rSum/n-revenue) > 5*math.Sqrt(centred/n) || got < 0.9*centred || got > 1.1*centred || centred > 0.85*plain {
+		t.Errorf("centred revenue: mean %g (true %g), variance %g, want ≈ %g (plain sum %g)", rSum/n, revenue, got, centred, plain)
 	}
 }

@@ -15,12 +15,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	chproto "github.com/ClickHouse/ch-go/proto"
@@ -56,7 +58,10 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(context.Background(), *out, *rows, *runs); err != nil {
+	// Interrupted, the run stops its ClickHouse (a kept -dir stays usable).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *out, *rows, *runs); err != nil {
 		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}

@@ -189,6 +189,7 @@ func (t *Table) params(k int, rho, z float64) privacy.Params {
 		g.Cap, g.Total, g.Center = m.Cap, m.Total, m.Center
 		p.Metrics = append(p.Metrics, g)
 	}
+	t.publishedNoise(p.Metrics)
 	if t.HasOther() {
 		// One visitor-day's cells may all fall into one other row: its
 		// sensitivity is the visitor-day's whole contribution.
@@ -202,9 +203,33 @@ func (t *Table) params(k int, rho, z float64) privacy.Params {
 			g.Cap, g.Total, g.Center = m.Cap, m.Total, m.Center
 			o.Metrics = append(o.Metrics, g)
 		}
+		t.publishedNoise(o.Metrics)
 		p.Other = &o
 	}
 	return p
+}
+
+// publishedNoise records the σ a published value carries after pooling
+// (1/√Σ(1/σᵢ²) for a Same group) and centring (√(σ² + Center²·σ²ₚₑᵣ), the
+// count's published noise scaled by the Center added back), as release.go
+// computes them.
+func (t *Table) publishedNoise(ms []privacy.Mechanism) {
+	for _, group := range t.Same {
+		var inv float64
+		for _, name := range group {
+			s := ms[t.metric(name)].Sigma
+			inv += 1 / (s * s)
+		}
+		for _, name := range group {
+			ms[t.metric(name)].Published = ceil4(1 / math.Sqrt(inv))
+		}
+	}
+	for j, m := range t.Metrics {
+		if m.Center > 0 {
+			per := ms[t.metric(m.Per)].NoiseSigma()
+			ms[j].Published = ceil4(math.Hypot(ms[j].Sigma, m.Center*per))
+		}
+	}
 }
 
 // gaussian is the mechanism spending rho on a quantity of L2 sensitivity s:

@@ -63,6 +63,11 @@ func TestKPIOrdersPooledRevenueCentred(t *testing.T) {
 	pooled := 1 / (1/(so.Sigma*so.Sigma) + 1/(sb.Sigma*sb.Sigma))
 	centred := rev.Sigma*rev.Sigma + 100*100*pooled
 	plain := math.Pow(rev.Sigma*rev.Cap/rev.Sensitivity, 2) // the same ρ at sensitivity Cap
+	// The release records the noise its published values carry (the
+	// dashboard's intervals read it).
+	if math.Abs(so.NoiseSigma()/math.Sqrt(pooled)-1) > 1e-4 || sb.NoiseSigma() != so.NoiseSigma() || math.Abs(rev.NoiseSigma()/math.Sqrt(centred)-1) > 1e-4 {
+		t.Errorf("recorded published σ: orders %g, buyers %g (want %g), revenue %g (want %g)", so.NoiseSigma(), sb.NoiseSigma(), math.Sqrt(pooled), rev.NoiseSigma(), math.Sqrt(centred))
+	}
 	const orders, revenue, n = 800.0, 52000.0, 4000
 	cell := aggregate.Cell{Visitors: 10000, Values: []float64{13000, 80000, orders, orders, revenue}}
 	var oSum, oSq, rSum, rSq float64

@@ -56,6 +56,21 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	t.Helper()
 	ctx := context.Background()
 	today := time.Now().UTC().Truncate(24 * time.Hour)
+	// The kpis runs record the publisher's own parameters: the overview
+	// reads their noise.
+	tables, err := aggregate.DefaultTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget, err := aggregate.NewBudget(aggregate.Config{}, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpiRelease, _ := budget.Release("kpis", aggregate.Day)
+	kpiParams, err := json.Marshal(kpiRelease.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exec := func(q string) {
 		t.Helper()
 		if err := db.Writer.Exec(ctx, q); err != nil {
@@ -70,7 +85,8 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 			db.Names.Pub, b, 300+i, 400+i, b, 200+i, 260+i, b, clickhouse.Quote(hostile)))
 		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12, 0), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9, 0), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5, 0)",
 			db.Names.Pub, b, b, b))
-		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published')", db.Names.Pub, b))
+		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s)",
+			db.Names.Pub, b, clickhouse.Quote(string(kpiParams))))
 		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700, 0), ('demo', 'day', %s, 'shirts', 'morning', 120, 200, 0), ('demo', 'day', %s, 'shoes', 'evening', 150, 260, 0)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70, 0), ('demo', 'day', %s, %s, 20, 25, 25, 0)",
@@ -108,10 +124,6 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 		}
 	}
 	reportDir := t.TempDir()
-	tables, err := aggregate.DefaultTables()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := dashboard.Config{
 		Reader: db.Reader, Database: db.Names.Pub, Users: users,
 		Downloads: &dashboard.DownloadLog{Writer: db.Writer, Database: db.Names.Pub}, ReportDir: reportDir, RequestTimeout: timeout,

@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -221,37 +222,56 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	noise, err := d.store.sigmas(ctx, "kpis", f.site, "day")
+	if err != nil {
+		return err
+	}
 	pg := d.page(c, "Overview", f, sites)
 	num := pg.Num
 	cmp := compareWith(days, prevDays, f.r.Days(), num)
 	type tile struct {
-		Label, Value, Delta, DeltaClass string
-		Spark                           template.HTML
+		Label, Value, Noise, Delta, DeltaClass string
+		Spark                                  template.HTML
 	}
 	cur, prev := total(days), total(prevDays)
+	nc, np := totalNoise(noise, len(days)), totalNoise(noise, len(prevDays))
 	values := []struct {
 		label     string
 		cur, prev float64
-		format    func(float64) string
-		series    func(DayKPIs) float64
+		// sigma is the noise σ of the period's figure from its totals'.
+		sigma  func(k KPIs, n kpiNoise) float64
+		format func(float64) string
+		series func(DayKPIs) float64
 	}{
-		{"Visitor-days", float64(cur.Visitors), float64(prev.Visitors), num.Count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
-		{"Sessions", float64(cur.Sessions), float64(prev.Sessions), num.Count, func(k DayKPIs) float64 { return float64(k.Sessions) }},
-		{"Orders", float64(cur.Orders), float64(prev.Orders), num.Count, func(k DayKPIs) float64 { return float64(k.Orders) }},
-		{"Revenue", cur.Revenue, prev.Revenue, num.Money, func(k DayKPIs) float64 { return k.Revenue }},
-		{"Conversion (buyers per visitor-day)", cur.Conversion(), prev.Conversion(), num.Percent, func(k DayKPIs) float64 { return k.Conversion() }},
-		{"Average order value", cur.AOV(), prev.AOV(), num.Money, func(k DayKPIs) float64 { return k.AOV() }},
+		{"Visitor-days", float64(cur.Visitors), float64(prev.Visitors), func(_ KPIs, n kpiNoise) float64 { return n.visitors }, num.Count, func(k DayKPIs) float64 { return float64(k.Visitors) }},
+		{"Sessions", float64(cur.Sessions), float64(prev.Sessions), func(_ KPIs, n kpiNoise) float64 { return n.sessions }, num.Count, func(k DayKPIs) float64 { return float64(k.Sessions) }},
+		{"Orders", float64(cur.Orders), float64(prev.Orders), func(_ KPIs, n kpiNoise) float64 { return n.orders }, num.Count, func(k DayKPIs) float64 { return float64(k.Orders) }},
+		{"Revenue", cur.Revenue, prev.Revenue, func(_ KPIs, n kpiNoise) float64 { return n.revenue }, num.Money, func(k DayKPIs) float64 { return k.Revenue }},
+		{"Conversion (buyers per visitor-day)", cur.Conversion(), prev.Conversion(),
+			func(k KPIs, n kpiNoise) float64 {
+				return ratioNoise(float64(k.Buyers), n.buyers, float64(k.Visitors), n.visitors)
+			},
+			num.Percent, func(k DayKPIs) float64 { return k.Conversion() }},
+		{"Average order value", cur.AOV(), prev.AOV(),
+			func(k KPIs, n kpiNoise) float64 { return ratioNoise(k.Revenue, n.revenue, float64(k.Orders), n.orders) },
+			num.Money, func(k DayKPIs) float64 { return k.AOV() }},
 	}
 	var tiles []tile
 	for i, v := range values {
 		t := tile{Label: v.label, Value: v.format(v.cur), Delta: cmp.why, DeltaClass: "muted"}
+		sigma := v.sigma(cur, nc)
 		if len(days) == 0 {
 			t.Value = belowThreshold
+		} else if sigma > 0 {
+			t.Noise = "± " + v.format(z95*sigma)
 		}
 		if cmp.ok && v.prev > 0 {
 			change := v.cur/v.prev - 1
 			t.Delta = num.p.Sprintf("%+.1f%% vs previous period", 100*change)
 			switch {
+			case math.Abs(v.cur-v.prev) <= z95*math.Hypot(sigma, v.sigma(prev, np)):
+				// A change the noise alone could make is not a change.
+				t.Delta += " (within the noise)"
 			case change >= 0.0005:
 				t.DeltaClass = "up"
 			case change <= -0.0005:
@@ -346,6 +366,29 @@ func compareWith(cur, prev []DayKPIs, days int, num numbers) comparison {
 		return comparison{why: why, note: "Totals are compared only when both periods have every day published; " + why + "."}
 	}
 	return comparison{ok: true}
+}
+
+// z95 is the normal quantile of a two-sided 95% interval.
+const z95 = 1.96
+
+// kpiNoise is the differential-privacy noise σ of a period's KPI totals.
+type kpiNoise struct{ visitors, sessions, orders, buyers, revenue float64 }
+
+// totalNoise is the noise of the sum of n daily kpis cells, each with the
+// newest release's σ (zero when the release recorded none).
+func totalNoise(sigma map[string]float64, n int) kpiNoise {
+	r := math.Sqrt(float64(n))
+	return kpiNoise{visitors: r * sigma["visitors"], sessions: r * sigma["sessions"], orders: r * sigma["orders"],
+		buyers: r * sigma["buyers"], revenue: r * sigma["revenue"]}
+}
+
+// ratioNoise is the σ of a/b from their σs, to first order (the delta
+// method; the two noises independent).
+func ratioNoise(a, sa, b, sb float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return math.Hypot(sa, a/b*sb) / b
 }
 
 // alignDays puts a period's published days on the chart's n days from

@@ -611,7 +611,7 @@ func (s *store) sigmas(ctx context.Context, table, site, grain string) (map[stri
 	}
 	out["visitors"] = p.Visitors.Sigma
 	for _, m := range p.Metrics {
-		out[m.Name] = m.Sigma
+		out[m.Name] = m.NoiseSigma()
 	}
 	return out, nil
 }

@@ -129,6 +129,26 @@ func TestFiltersInTheURL(t *testing.T) {
 		if strings.Contains(en, "vs previous period") == false {
 			t.Error("28 days with a whole previous period: no comparison")
 		}
+		// Each tile says its noise; a change smaller than the noise of the
+		// two totals says so and takes no colour. Revenue falls 8,624 €
+		// against a noise of ±15,000 € (σ ≈ 1,020 € a day); visitor-days
+		// fall 7,840 against ±145.
+		tiles := map[string]string{}
+		for _, part := range strings.Split(en, `<div class="tile">`)[1:] {
+			label := part[strings.Index(part, `<div class="label">`)+len(`<div class="label">`):]
+			tiles[label[:strings.Index(label, "<")]] = part
+		}
+		for _, label := range []string{"Visitor-days", "Sessions", "Orders", "Revenue", "Conversion (buyers per visitor-day)", "Average order value"} {
+			if !strings.Contains(tiles[label], `<div class="noise"`) || !strings.Contains(tiles[label], "noise (95%)") {
+				t.Errorf("%s tile without its noise: %.400s", label, tiles[label])
+			}
+		}
+		if r := tiles["Revenue"]; !strings.Contains(r, "(within the noise)") || !strings.Contains(r, `class="delta muted"`) || !strings.Contains(r, "± €") {
+			t.Errorf("revenue's change within the noise not said so: %.500s", r)
+		}
+		if v := tiles["Visitor-days"]; strings.Contains(v, "within the noise") || !strings.Contains(v, `class="delta down"`) {
+			t.Errorf("visitor-days' fall beyond the noise not shown: %.500s", v)
+		}
 		if _, body := getWith(t, c, s.url+"/?range=90d"); !strings.Contains(body, "not compared") {
 			t.Error("90 days over 56 published: compared without a word")
 		}

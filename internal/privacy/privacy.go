@@ -97,6 +97,18 @@ type Mechanism struct {
 	Center      float64 `json:"center,omitempty"`
 	Sensitivity float64 `json:"l2_sensitivity"`
 	Sigma       float64 `json:"sigma"`
+	// Published is the σ of the noise in the published value when
+	// post-processing changes it (a pooled count's, below Sigma; a centred
+	// sum's, with its count's noise added back); 0 when it is Sigma.
+	Published float64 `json:"published_sigma,omitempty"`
+}
+
+// NoiseSigma is the σ of the noise a published value carries.
+func (m Mechanism) NoiseSigma() float64 {
+	if m.Published > 0 {
+		return m.Published
+	}
+	return m.Sigma
 }
 
 // Rho is the zCDP cost of the mechanism: s² / (2σ²).

@@ -625,13 +625,23 @@ func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// The σ of the noise each published figure carries (JSON only), as the
+	// newest kpis release recorded it.
+	noise, err := d.store.sigmas(c.UserContext(), "kpis", f.site, "day")
+	if err != nil {
+		return err
+	}
 	header := []string{"day", "visitors", "sessions", "pageviews", "orders", "buyers", "revenue"}
 	var recs [][]string
 	var out []map[string]any
 	for _, day := range days {
 		recs = append(recs, []string{day.Day.Format(time.DateOnly), u(day.Visitors), u(day.Sessions), u(day.Pageviews), u(day.Orders), u(day.Buyers), money2(day.Revenue)})
-		out = append(out, map[string]any{"day": day.Day.Format(time.DateOnly), "visitors": day.Visitors, "sessions": day.Sessions,
-			"pageviews": day.Pageviews, "orders": day.Orders, "buyers": day.Buyers, "revenue": day.Revenue})
+		row := map[string]any{"day": day.Day.Format(time.DateOnly), "visitors": day.Visitors, "sessions": day.Sessions,
+			"pageviews": day.Pageviews, "orders": day.Orders, "buyers": day.Buyers, "revenue": day.Revenue}
+		if len(noise) > 0 {
+			row["noise_sigma"] = noise
+		}
+		out = append(out, row)
 	}
 	return d.answer(c, "kpis", header, recs, out)
 }

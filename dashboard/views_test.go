@@ -291,9 +291,19 @@ func TestReportsForAnyPeriod(t *testing.T) {
 	if code != 200 {
 		t.Fatal(code)
 	}
-	var kp struct{ Data []struct{ Visitors uint64 } }
+	var kp struct {
+		Data []struct {
+			Visitors uint64
+			Noise    map[string]float64 `json:"noise_sigma"`
+		}
+	}
 	if err := json.Unmarshal([]byte(body), &kp); err != nil || len(kp.Data) != 13 {
 		t.Fatalf("kpis: %v %d days", err, len(kp.Data))
+	}
+	// Each day carries the noise σ its release recorded: revenue's is the
+	// centred sum's with the orders' added back, about 1,020 €.
+	if r := kp.Data[0].Noise["revenue"]; r < 900 || r > 1200 || kp.Data[0].Noise["orders"] <= 0 {
+		t.Errorf("kpis without their noise σ: %v", kp.Data[0].Noise)
 	}
 	var want uint64
 	for _, d := range kp.Data {

@@ -41,41 +41,36 @@ func gaussianDelta(eps, mu float64) float64 {
 }
 
 // RhoFor is the largest ρ whose Gaussian composition is (eps, delta)-DP.
-// δ grows with μ, so bisection finds μ; the lower end is kept, on the safe
-// side of the curve.
+// δ grows with μ; the μ kept is on the safe side of the curve.
 func RhoFor(eps, delta float64) float64 {
-	lo, hi := 0.0, 1.0
-	for gaussianDelta(eps, hi) <= delta {
-		hi *= 2
-	}
-	for range 200 {
-		mid := (lo + hi) / 2
-		if gaussianDelta(eps, mid) <= delta {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo * lo / 2
+	mu, _ := boundary(func(mu float64) bool { return gaussianDelta(eps, mu) <= delta })
+	return mu * mu / 2
 }
 
 // EpsilonFor is the smallest ε at which ρ of Gaussian noise is (ε, δ)-DP.
-// δ falls as ε grows; the upper end is kept.
+// δ falls as ε grows; the ε kept is on the safe side of the curve.
 func EpsilonFor(rho, delta float64) float64 {
 	mu := math.Sqrt(2 * rho)
-	lo, hi := 0.0, 1.0
-	for gaussianDelta(hi, mu) > delta {
+	_, eps := boundary(func(eps float64) bool { return gaussianDelta(eps, mu) > delta })
+	return eps
+}
+
+// boundary brackets, by bisection to float precision, where holds (true
+// from 0 up to some point, false beyond it) turns false: holds(lo), not
+// holds(hi).
+func boundary(holds func(float64) bool) (lo, hi float64) {
+	hi = 1
+	for holds(hi) {
 		hi *= 2
 	}
 	for range 200 {
-		mid := (lo + hi) / 2
-		if gaussianDelta(mid, mu) > delta {
+		if mid := (lo + hi) / 2; holds(mid) {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	return hi
+	return lo, hi
 }
 
 // Budget is the accountant's split of the per-visitor-day budget over every

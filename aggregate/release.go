@@ -170,20 +170,15 @@ func noised(t *Table, c Cell, mn mechanismNoise, threshold float64, k uint64) (r
 // weighted mean: with independent Gaussian noise of σᵢ on one true value,
 // Σ(xᵢ/σᵢ²)/Σ(1/σᵢ²) has variance 1/Σ(1/σᵢ²), below every σᵢ².
 func (t *Table) pool(vals []float64, noise []noiser) {
-	for _, group := range t.Same {
+	for _, group := range t.Same { // names checked by Table.validate
 		var sum, weights float64
-		idx := make([]int, 0, len(group))
 		for _, name := range group {
 			j := t.metric(name)
-			if j < 0 {
-				panic("aggregate: Same names unknown metric " + name)
-			}
 			w := 1 / (noise[j].sigma * noise[j].sigma)
 			sum, weights = sum+w*vals[j], weights+w
-			idx = append(idx, j)
 		}
-		for _, j := range idx {
-			vals[j] = sum / weights
+		for _, name := range group {
+			vals[t.metric(name)] = sum / weights
 		}
 	}
 }

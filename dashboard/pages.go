@@ -22,6 +22,7 @@ import (
 	gorender "github.com/go-echarts/go-echarts/v2/render"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -263,13 +264,13 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		if len(days) == 0 {
 			t.Value = belowThreshold
 		} else if sigma > 0 {
-			t.Noise = "± " + v.format(z95*sigma)
+			t.Noise = "± " + v.format(abtest.Z95*sigma)
 		}
 		if cmp.ok && v.prev > 0 {
 			change := v.cur/v.prev - 1
 			t.Delta = num.p.Sprintf("%+.1f%% vs previous period", 100*change)
 			switch {
-			case math.Abs(v.cur-v.prev) <= z95*math.Hypot(sigma, v.sigma(prev, np)):
+			case math.Abs(v.cur-v.prev) <= abtest.Z95*math.Hypot(sigma, v.sigma(prev, np)):
 				// A change the noise alone could make is not a change.
 				t.Delta += " (within the noise)"
 			case change >= 0.0005:
@@ -367,9 +368,6 @@ func compareWith(cur, prev []DayKPIs, days int, num numbers) comparison {
 	}
 	return comparison{ok: true}
 }
-
-// z95 is the normal quantile of a two-sided 95% interval.
-const z95 = 1.96
 
 // kpiNoise is the differential-privacy noise σ of a period's KPI totals.
 type kpiNoise struct{ visitors, sessions, orders, buyers, revenue float64 }

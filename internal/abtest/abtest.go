@@ -9,8 +9,9 @@ import (
 	"math"
 )
 
-// z95 is the two-sided 95% normal quantile.
-const z95 = 1.959963984540054
+// Z95 is the two-sided 95% normal quantile (the dashboard's noise intervals
+// use it too).
+const Z95 = 1.959963984540054
 
 // Arm is one variant's published totals: trials (impressions) and
 // successes (clicks) summed over Cells published cells, each noised with
@@ -42,7 +43,7 @@ func (a Arm) Estimate() (Estimate, bool) {
 	varS := a.Trials*p*(1-p) + cells*a.SigmaSuccesses*a.SigmaSuccesses
 	varT := cells * a.SigmaTrials * a.SigmaTrials
 	sd := math.Sqrt(varS+p*p*varT) / a.Trials
-	return Estimate{Rate: p, SD: sd, Low: clamp01(p - z95*sd), High: clamp01(p + z95*sd)}, true
+	return Estimate{Rate: p, SD: sd, Low: clamp01(p - Z95*sd), High: clamp01(p + Z95*sd)}, true
 }
 
 // Kind is a comparison's outcome.
@@ -77,7 +78,7 @@ func Compare(baseline, challenger Arm) (Verdict, bool) {
 func compare(b, c Estimate) Verdict {
 	diff := c.Rate - b.Rate
 	sd := math.Hypot(b.SD, c.SD)
-	v := Verdict{Diff: diff, Low: diff - z95*sd, High: diff + z95*sd, Kind: Unclear}
+	v := Verdict{Diff: diff, Low: diff - Z95*sd, High: diff + Z95*sd, Kind: Unclear}
 	switch {
 	case v.Low > 0:
 		v.Kind = Better
@@ -124,7 +125,7 @@ func (m Mean) Estimate() (Estimate, bool) {
 	varS := m.N*(m.Cap-mu)*mu + cells*m.SigmaSum*m.SigmaSum
 	varN := cells * m.SigmaN * m.SigmaN
 	sd := math.Sqrt(varS+mu*mu*varN) / m.N
-	return Estimate{Rate: mu, SD: sd, Low: max(mu-z95*sd, 0), High: min(mu+z95*sd, m.Cap)}, true
+	return Estimate{Rate: mu, SD: sd, Low: max(mu-Z95*sd, 0), High: min(mu+Z95*sd, m.Cap)}, true
 }
 
 // CompareMeans is challenger against baseline per visitor-day.

@@ -249,13 +249,9 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		{"Orders", float64(cur.Orders), float64(prev.Orders), func(_ KPIs, n kpiNoise) float64 { return n.orders }, num.Count, func(k DayKPIs) float64 { return float64(k.Orders) }},
 		{"Revenue", cur.Revenue, prev.Revenue, func(_ KPIs, n kpiNoise) float64 { return n.revenue }, num.Money, func(k DayKPIs) float64 { return k.Revenue }},
 		{"Conversion (buyers per visitor-day)", cur.Conversion(), prev.Conversion(),
-			func(k KPIs, n kpiNoise) float64 {
-				return ratioNoise(float64(k.Buyers), n.buyers, float64(k.Visitors), n.visitors)
-			},
-			num.Percent, func(k DayKPIs) float64 { return k.Conversion() }},
+			func(k KPIs, n kpiNoise) float64 { return n.conversion(k) }, num.Percent, func(k DayKPIs) float64 { return k.Conversion() }},
 		{"Average order value", cur.AOV(), prev.AOV(),
-			func(k KPIs, n kpiNoise) float64 { return ratioNoise(k.Revenue, n.revenue, float64(k.Orders), n.orders) },
-			num.Money, func(k DayKPIs) float64 { return k.AOV() }},
+			func(k KPIs, n kpiNoise) float64 { return n.aov(k) }, num.Money, func(k DayKPIs) float64 { return k.AOV() }},
 	}
 	var tiles []tile
 	for i, v := range values {
@@ -370,14 +366,24 @@ func compareWith(cur, prev []DayKPIs, days int, num numbers) comparison {
 }
 
 // kpiNoise is the differential-privacy noise σ of a period's KPI totals.
-type kpiNoise struct{ visitors, sessions, orders, buyers, revenue float64 }
+type kpiNoise struct{ visitors, sessions, pageviews, orders, buyers, revenue float64 }
 
 // totalNoise is the noise of the sum of n daily kpis cells, each with the
 // newest release's σ (zero when the release recorded none).
 func totalNoise(sigma map[string]float64, n int) kpiNoise {
 	r := math.Sqrt(float64(n))
-	return kpiNoise{visitors: r * sigma["visitors"], sessions: r * sigma["sessions"], orders: r * sigma["orders"],
-		buyers: r * sigma["buyers"], revenue: r * sigma["revenue"]}
+	return kpiNoise{visitors: r * sigma["visitors"], sessions: r * sigma["sessions"], pageviews: r * sigma["pageviews"],
+		orders: r * sigma["orders"], buyers: r * sigma["buyers"], revenue: r * sigma["revenue"]}
+}
+
+// conversion is the σ of k's buyers per visitor-day.
+func (n kpiNoise) conversion(k KPIs) float64 {
+	return ratioNoise(float64(k.Buyers), n.buyers, float64(k.Visitors), n.visitors)
+}
+
+// aov is the σ of k's average order value.
+func (n kpiNoise) aov(k KPIs) float64 {
+	return ratioNoise(k.Revenue, n.revenue, float64(k.Orders), n.orders)
 }
 
 // ratioNoise is the σ of a/b from their σs, to first order (the delta

@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -46,12 +47,15 @@ func ReportPeriod(kind string, now time.Time) (Range, error) {
 
 // ReportRow is one figure of a report, in the long form every format shares:
 // section, item, metric, the period's value and the previous period's
-// (HasPrevious false: blank, never 0).
+// (HasPrevious false: blank, never 0), and the half-width of the 95%
+// interval of the differential-privacy noise in the value (Noise, the KPIs'
+// only; 0: blank).
 type ReportRow struct {
 	Section, Item, Metric string
 	Unit                  Unit
 	Value, Previous       float64
 	HasPrevious           bool
+	Noise                 float64
 }
 
 // Unit says how a figure is rounded and shown.
@@ -119,7 +123,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	prev := filters{site: site, r: period.Previous()}
 	rep := &Report{Kind: kind, Site: site, Period: period, Statement: st}
 	add := func(section, item, metric string, unit Unit, v, p float64, hasPrev bool) {
-		rep.Rows = append(rep.Rows, ReportRow{section, item, metric, unit, unit.round(v), unit.round(p), hasPrev})
+		rep.Rows = append(rep.Rows, ReportRow{Section: section, Item: item, Metric: metric, Unit: unit, Value: unit.round(v), Previous: unit.round(p), HasPrevious: hasPrev})
 	}
 
 	cur, err := s.kpis(ctx, site, period)
@@ -134,18 +138,27 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	// Totals are compared only when both periods have every day published.
 	compared := len(cur) == period.Days() && len(old) == period.Previous().Days()
 	c, p := total(cur), total(old)
+	sigma, err := s.sigmas(ctx, "kpis", site, "day")
+	if err != nil {
+		return nil, err
+	}
+	n := totalNoise(sigma, len(cur))
 	if len(cur) > 0 {
 		for _, k := range []struct {
-			name   string
-			unit   Unit
-			cv, pv float64
+			name          string
+			unit          Unit
+			cv, pv, sigma float64
 		}{
-			{"visitor-days", Count, float64(c.Visitors), float64(p.Visitors)}, {"sessions", Count, float64(c.Sessions), float64(p.Sessions)},
-			{"pageviews", Count, float64(c.Pageviews), float64(p.Pageviews)}, {"orders", Count, float64(c.Orders), float64(p.Orders)},
-			{"revenue", Money, c.Revenue, p.Revenue}, {"conversion (buyers per visitor-day)", Rate, c.Conversion(), p.Conversion()},
-			{"average order value", Money, c.AOV(), p.AOV()},
+			{"visitor-days", Count, float64(c.Visitors), float64(p.Visitors), n.visitors},
+			{"sessions", Count, float64(c.Sessions), float64(p.Sessions), n.sessions},
+			{"pageviews", Count, float64(c.Pageviews), float64(p.Pageviews), n.pageviews},
+			{"orders", Count, float64(c.Orders), float64(p.Orders), n.orders},
+			{"revenue", Money, c.Revenue, p.Revenue, n.revenue},
+			{"conversion (buyers per visitor-day)", Rate, c.Conversion(), p.Conversion(), n.conversion(c)},
+			{"average order value", Money, c.AOV(), p.AOV(), n.aov(c)},
 		} {
 			add("KPIs", "site", k.name, k.unit, k.cv, k.pv, compared)
+			rep.Rows[len(rep.Rows)-1].Noise = k.unit.round(abtest.Z95 * k.sigma)
 		}
 	}
 
@@ -290,17 +303,20 @@ func (r *Report) Title() string {
 	return t
 }
 
-var reportHeader = []string{"section", "item", "metric", "unit", "value", "previous_period", "change"}
+var reportHeader = []string{"section", "item", "metric", "unit", "value", "previous_period", "change", "noise_95"}
 
 func (r ReportRow) record() []string {
-	prev, change := "", ""
+	prev, change, noise := "", "", ""
 	if r.HasPrevious {
 		prev = r.Unit.text(r.Previous)
 		if r.Previous != 0 {
 			change = strconv.FormatFloat(r.Value/r.Previous-1, 'f', 4, 64)
 		}
 	}
-	return []string{r.Section, r.Item, r.Metric, string(r.Unit), r.Unit.text(r.Value), prev, change}
+	if r.Noise > 0 {
+		noise = r.Unit.text(r.Noise)
+	}
+	return []string{r.Section, r.Item, r.Metric, string(r.Unit), r.Unit.text(r.Value), prev, change, noise}
 }
 
 // Write writes the report in format (csv, xlsx or parquet).
@@ -325,9 +341,9 @@ func (r *Report) writeCSV(w io.Writer) error {
 		_ = cw.Write(rec)
 	}
 	if p := r.Partial(); p != "" {
-		_ = cw.Write([]string{"Coverage", "period", p, "", "", "", ""})
+		_ = cw.Write([]string{"Coverage", "period", p, "", "", "", "", ""})
 	}
-	_ = cw.Write([]string{"Privacy", "statement", r.Statement.Line(), "", "", "", ""})
+	_ = cw.Write([]string{"Privacy", "statement", r.Statement.Line(), "", "", "", "", ""})
 	cw.Flush()
 	return cw.Error()
 }
@@ -382,26 +398,30 @@ func (r *Report) writeXLSX(w io.Writer) error {
 		if p := r.Partial(); p != "" {
 			_ = x.SetCellValue(sheet, "A2", "Coverage: "+p)
 		}
-		_ = x.SetSheetRow(sheet, "A3", &[]any{"item", "metric", "value", "previous period", "change"})
-		_ = x.SetCellStyle(sheet, "A3", "E3", head)
+		_ = x.SetSheetRow(sheet, "A3", &[]any{"item", "metric", "value", "previous period", "change", "noise (±, 95%)"})
+		_ = x.SetCellStyle(sheet, "A3", "F3", head)
 		for i, row := range bySection[sec] {
-			n := i + 4
-			vals := []any{row.Item, row.Metric, row.Value}
+			n := strconv.Itoa(i + 4)
+			vals := []any{row.Item, row.Metric, row.Value, nil, nil, nil}
 			if row.HasPrevious {
-				vals = append(vals, row.Previous)
+				vals[3] = row.Previous
 				if row.Previous != 0 {
-					vals = append(vals, row.Value/row.Previous-1)
+					vals[4] = row.Value/row.Previous - 1
 				}
 			}
-			if err := x.SetSheetRow(sheet, "A"+strconv.Itoa(n), &vals); err != nil {
+			if row.Noise > 0 {
+				vals[5] = row.Noise
+			}
+			if err := x.SetSheetRow(sheet, "A"+n, &vals); err != nil {
 				return err
 			}
-			_ = x.SetCellStyle(sheet, "C"+strconv.Itoa(n), "D"+strconv.Itoa(n), styles[row.Unit])
-			_ = x.SetCellStyle(sheet, "E"+strconv.Itoa(n), "E"+strconv.Itoa(n), pct)
+			_ = x.SetCellStyle(sheet, "C"+n, "D"+n, styles[row.Unit])
+			_ = x.SetCellStyle(sheet, "E"+n, "E"+n, pct)
+			_ = x.SetCellStyle(sheet, "F"+n, "F"+n, styles[row.Unit])
 		}
 		_ = x.SetColWidth(sheet, "A", "A", 48)
 		_ = x.SetColWidth(sheet, "B", "B", 28)
-		_ = x.SetColWidth(sheet, "C", "E", 16)
+		_ = x.SetColWidth(sheet, "C", "F", 16)
 		_ = x.SetPanes(sheet, &excelize.Panes{Freeze: true, YSplit: 3, TopLeftCell: "A4", ActivePane: "bottomLeft"})
 	}
 	if _, err := x.NewSheet("Privacy"); err != nil {
@@ -424,6 +444,7 @@ func (r *Report) writeParquet(w io.Writer) error {
 		{Name: "section", Type: arrow.BinaryTypes.String}, {Name: "item", Type: arrow.BinaryTypes.String},
 		{Name: "metric", Type: arrow.BinaryTypes.String}, {Name: "unit", Type: arrow.BinaryTypes.String}, {Name: "value", Type: arrow.PrimitiveTypes.Float64},
 		{Name: "previous_period", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "noise_95", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	}, &meta)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
@@ -437,6 +458,11 @@ func (r *Report) writeParquet(w io.Writer) error {
 			b.Field(5).(*array.Float64Builder).Append(row.Previous)
 		} else {
 			b.Field(5).(*array.Float64Builder).AppendNull()
+		}
+		if row.Noise > 0 {
+			b.Field(6).(*array.Float64Builder).Append(row.Noise)
+		} else {
+			b.Field(6).(*array.Float64Builder).AppendNull()
 		}
 	}
 	rec := b.NewRecord()

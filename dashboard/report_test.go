@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,7 +23,9 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
+	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/mailer"
 	"github.com/herd-analytics/herd/internal/mailer/mailtest"
 	"github.com/herd-analytics/herd/internal/privacy"
@@ -37,6 +40,28 @@ func get(t *testing.T, c *http.Client, u string) (int, []byte) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, body
+}
+
+// kpiSigma is the σ the default kpis release publishes metric with (the
+// fixture records its parameters).
+func kpiSigma(t *testing.T, metric string) float64 {
+	t.Helper()
+	tables, err := aggregate.DefaultTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget, err := aggregate.NewBudget(aggregate.Config{}, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := budget.Release("kpis", aggregate.Day)
+	for _, m := range r.Params.Metrics {
+		if m.Name == metric {
+			return m.NoiseSigma()
+		}
+	}
+	t.Fatalf("kpis has no %s", metric)
+	return 0
 }
 
 // TestReports: each format opens with its standard reader and carries the
@@ -69,7 +94,10 @@ func TestReports(t *testing.T) {
 		want += float64(d.Visitors)
 	}
 
-	visitors := map[string]float64{}
+	// The KPIs carry the half-width of their noise's 95% interval: seven
+	// days of the kpis release's σ; the other sections none.
+	wantNoise := math.Round(abtest.Z95*kpiSigma(t, "revenue")*math.Sqrt(7)*100) / 100
+	visitors, noise := map[string]float64{}, map[string]float64{}
 	for _, format := range dashboard.ReportFormats {
 		code, data := get(t, c, s.url+"/reports/download?site=demo&kind=weekly&format="+format)
 		if code != 200 {
@@ -84,6 +112,12 @@ func TestReports(t *testing.T) {
 			for _, r := range recs {
 				if r[0] == "KPIs" && r[2] == "visitor-days" {
 					visitors[format], _ = strconv.ParseFloat(r[4], 64)
+				}
+				if r[0] == "KPIs" && r[2] == "revenue" {
+					noise[format], _ = strconv.ParseFloat(r[7], 64)
+				}
+				if r[0] == "Top products" && r[7] != "" {
+					t.Errorf("a product row with the KPIs' noise: %v", r)
 				}
 				// Rounded as their unit writes them: no float noise.
 				if len(r) > 4 && r[0] != "Privacy" && r[0] != "section" {
@@ -108,6 +142,9 @@ func TestReports(t *testing.T) {
 				if len(r) > 2 && r[1] == "visitor-days" {
 					visitors[format], _ = strconv.ParseFloat(strings.ReplaceAll(r[2], ",", ""), 64)
 				}
+				if len(r) > 5 && r[1] == "revenue" {
+					noise[format], _ = strconv.ParseFloat(strings.ReplaceAll(r[5], ",", ""), 64)
+				}
 			}
 			sheets := x.GetSheetList()
 			if strings.Join(sheets, ",") != "KPIs,Top products,Funnels,Search demand,Layout winners,Layout variants,Privacy" {
@@ -131,9 +168,16 @@ func TestReports(t *testing.T) {
 			for tr.Next() {
 				rec := tr.Record()
 				sec, met, val := rec.Column(0).(*array.String), rec.Column(2).(*array.String), rec.Column(4).(*array.Float64)
+				ns := rec.Column(6).(*array.Float64)
 				for i := 0; i < int(rec.NumRows()); i++ {
 					if sec.Value(i) == "KPIs" && met.Value(i) == "visitor-days" {
 						visitors[format] = val.Value(i)
+					}
+					if sec.Value(i) == "KPIs" && met.Value(i) == "revenue" && ns.IsValid(i) {
+						noise[format] = ns.Value(i)
+					}
+					if sec.Value(i) != "KPIs" && ns.IsValid(i) {
+						t.Errorf("parquet: %s %s with the KPIs' noise", sec.Value(i), met.Value(i))
 					}
 				}
 			}
@@ -144,6 +188,9 @@ func TestReports(t *testing.T) {
 	for _, format := range dashboard.ReportFormats {
 		if visitors[format] != want {
 			t.Errorf("%s report: %v visitors, dashboard %v for %s", format, visitors[format], want, period.From.Format(time.DateOnly))
+		}
+		if math.Abs(noise[format]-wantNoise) > 0.011 {
+			t.Errorf("%s report: revenue noise ± %v, want ± %v", format, noise[format], wantNoise)
 		}
 	}
 

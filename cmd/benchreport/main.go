@@ -138,7 +138,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		if err != nil {
 			return err
 		}
-		section, results, err := benchUtility(ctx, c, dir, filepath.Join(filepath.Dir(out), "utility-results.json"), sizes, eps, 28)
+		section, results, err := benchUtility(ctx, c, dir, filepath.Join(filepath.Dir(out), "utility-results.json"), sizes, eps, 28, *utilityDraws)
 		if err != nil {
 			return err
 		}
@@ -176,6 +176,7 @@ var (
 	publishEvents   = flag.Int("publish-events", 10_000_000, "raw events in the publish benchmark's day")
 	utilitySizes    = flag.String("utility-sizes", "1500,10000", "reference shops of the utility benchmark, in visitor-days a day (100000 takes about an hour more)")
 	workDir         = flag.String("dir", "", "working directory kept between runs, its ClickHouse and the utility shops' imports reused (default: a temporary one, removed)")
+	utilityDraws    = flag.Int("utility-draws", 3, "publications of each shop at each budget, each with its own noise")
 	utilityEpsilons = flag.String("utility-epsilons", "1,2,4,8", "total budgets per visitor-day the utility benchmark publishes at")
 )
 

@@ -43,7 +43,11 @@ type utilityResult struct {
 	kpiRevenue     float64
 	categoriesWeek float64 // median relative error per week
 	stepsWeek      float64
-	impossible     int
+	impossible     int // over all draws
+	draws          int // publications of the same raw events, each with its own noise
+	revenueRange   [2]float64
+
+	dayErrors [3][]float64 // visitor-days, orders, revenue: one per day of every draw
 }
 
 // storedResult is a utilityResult as docs/utility-results.json keeps it.
@@ -60,6 +64,10 @@ type storedResult struct {
 	CategoriesWeek float64 `json:"categories_week_error"`
 	StepsWeek      float64 `json:"funnel_steps_week_error"`
 	Impossible     int     `json:"impossible_values"`
+	Draws          int     `json:"draws,omitempty"`
+	// RevenueRange is the least and the most kpi_revenue_error of a
+	// single draw.
+	RevenueRange [2]float64 `json:"kpi_revenue_error_range,omitzero"`
 }
 
 // mergeResults adds this run's results to those stored in file (a run may
@@ -76,7 +84,9 @@ func mergeResults(file string, run []utilityResult) ([]utilityResult, error) {
 	}
 	var all []utilityResult
 	for _, s := range stored {
-		r := utilityResult{s.Size, s.Epsilon, s.Measured, s.Products, s.Coverage, s.Spearman, s.KPIVisitors, s.KPIOrders, s.KPIRevenue, s.CategoriesWeek, s.StepsWeek, s.Impossible}
+		r := utilityResult{size: s.Size, epsilon: s.Epsilon, measured: s.Measured, products: s.Products, coverage: s.Coverage, spearman: s.Spearman,
+			kpiVisitors: s.KPIVisitors, kpiOrders: s.KPIOrders, kpiRevenue: s.KPIRevenue, categoriesWeek: s.CategoriesWeek, stepsWeek: s.StepsWeek,
+			impossible: s.Impossible, draws: max(s.Draws, 1), revenueRange: s.RevenueRange}
 		if !slices.ContainsFunc(run, func(n utilityResult) bool { return n.size == r.size && n.epsilon == r.epsilon }) {
 			all = append(all, r)
 		}
@@ -90,7 +100,7 @@ func mergeResults(file string, run []utilityResult) ([]utilityResult, error) {
 	})
 	stored = stored[:0]
 	for _, r := range all {
-		stored = append(stored, storedResult{r.size, r.epsilon, r.measured, r.products, r.coverage, r.spearman, r.kpiVisitors, r.kpiOrders, r.kpiRevenue, r.categoriesWeek, r.stepsWeek, r.impossible})
+		stored = append(stored, storedResult{r.size, r.epsilon, r.measured, r.products, r.coverage, r.spearman, r.kpiVisitors, r.kpiOrders, r.kpiRevenue, r.categoriesWeek, r.stepsWeek, r.impossible, r.draws, r.revenueRange})
 	}
 	b, err := json.MarshalIndent(stored, "", "  ")
 	if err != nil {
@@ -99,7 +109,7 @@ func mergeResults(file string, run []utilityResult) ([]utilityResult, error) {
 	return all, os.WriteFile(file, append(b, '\n'), 0o644)
 }
 
-func benchUtility(ctx context.Context, c *clickhouse.Client, dir, resultsFile string, sizes []int, epsilons []float64, days int) (string, []utilityResult, error) {
+func benchUtility(ctx context.Context, c *clickhouse.Client, dir, resultsFile string, sizes []int, epsilons []float64, days, draws int) (string, []utilityResult, error) {
 	ms, err := clickhouse.LoadMigrations(schemas.Migrations, schemas.MigrationsDir)
 	if err != nil {
 		return "", nil, err
@@ -148,29 +158,18 @@ func benchUtility(ctx context.Context, c *clickhouse.Client, dir, resultsFile st
 		}
 		fmt.Fprintf(os.Stderr, "utility: truth of %d days, %d products viewed\n", len(truth.visitors), len(truth.views))
 		for _, eps := range epsilons {
-			dbs := clickhouse.Databases{Raw: raw, Pub: fmt.Sprintf("herd_u%d_e%g", size, eps*10)}
-			if err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+dbs.Pub); err != nil { // a kept directory's last run
-				return "", nil, err
+			var runs []utilityResult
+			for draw := range draws {
+				r, err := publishAndMeasure(ctx, c, ms, raw, catalog, size, eps, end, truth, month)
+				if err != nil {
+					return "", nil, err
+				}
+				fmt.Fprintf(os.Stderr, "utility: %d/day at ε %g, draw %d of %d: %d products, %s of views, Spearman %.3f, KPIs %s / %s / %s, categories %s, steps %s, %d impossible\n",
+					size, eps, draw+1, draws, r.products, pct(r.coverage), r.spearman, pct(r.kpiVisitors), pct(r.kpiOrders), pct(r.kpiRevenue), pct(r.categoriesWeek), pct(r.stepsWeek), r.impossible)
+				runs = append(runs, r)
 			}
-			if err := clickhouse.Migrate(ctx, c, dbs, ms, nil); err != nil {
-				return "", nil, err
-			}
-			p, err := aggregate.NewPublisher(c, dbs, aggregate.Config{Epsilon: eps, Catalog: catalog, CatalogSite: "demo"}, nil)
-			if err != nil {
-				return "", nil, err
-			}
-			start := time.Now()
-			sum, err := p.RunOnce(ctx, end.Add(10*time.Minute))
-			fmt.Fprintf(os.Stderr, "utility: %d/day at ε %g: %+v\n", size, eps, sum)
-			if err != nil || sum.Published == 0 {
-				return "", nil, fmt.Errorf("publish %d at ε %g: %v (%+v)", size, eps, err, sum)
-			}
-			r, err := measure(ctx, c, p, truth, month)
-			if err != nil {
-				return "", nil, err
-			}
+			r := combineDraws(runs)
 			r.size, r.epsilon, r.measured = size, eps, time.Now().UTC().Format(time.DateOnly)
-			fmt.Fprintf(os.Stderr, "utility: %d/day at ε %g: published in %v: %+v\n", size, eps, time.Since(start).Round(time.Second), r)
 			results = append(results, r)
 		}
 	}
@@ -182,22 +181,71 @@ func benchUtility(ctx context.Context, c *clickhouse.Client, dir, resultsFile st
 	fmt.Fprintf(&s, "Reference shops from `herd gen` (2,000 products, Zipf popularity, seed 42) imported through a real ingest: %d days ending %s, so the month view is %s. "+
 		"The truth is computed from `herd_raw` before publication; each budget publishes the same raw events into its own database (k = 10, δ = 10⁻⁶, the catalog loaded). "+
 		"Errors are medians of |published − true| / true; a step or category not published counts as 100%%. "+
+		"Each budget is published several times (draws, each with its own noise): the KPIs' error is the median over every day of every draw, with the least and the most of a single draw's 28-day median in brackets; the other columns are the median draw's, impossible values all draws' together. "+
 		"Rows accumulate in `docs/utility-results.json`: a run measures the shops and budgets it is given (`-utility-sizes`, `-utility-epsilons`) and keeps the others' last measurement (its day in the last column).\n\n",
 		days, end.AddDate(0, 0, -1).Format(time.DateOnly), month.Start.Format("January 2006"))
-	s.WriteString("| visitor-days / day | total ε | products in the month view | share of true product views in them | Spearman, top 20 | KPIs per day: visitor-days / orders / revenue | categories per week | funnel steps per week | impossible values | measured |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	s.WriteString("| visitor-days / day | total ε | products in the month view | share of true product views in them | Spearman, top 20 | KPIs per day: visitor-days / orders / revenue | categories per week | funnel steps per week | impossible values | draws | measured |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		def := ""
 		if r.epsilon == 4 {
 			def = " (default)"
 		}
-		fmt.Fprintf(&s, "| %d | %g%s | %d | %.1f%% | %.3f | %s / %s / %s | %s | %s | %d | %s |\n", r.size, r.epsilon, def, r.products, 100*r.coverage, r.spearman,
-			pct(r.kpiVisitors), pct(r.kpiOrders), pct(r.kpiRevenue), pct(r.categoriesWeek), pct(r.stepsWeek), r.impossible, r.measured)
+		revenue := pct(r.kpiRevenue)
+		if r.draws > 1 {
+			revenue += fmt.Sprintf(" (%.1f–%.1f%%)", 100*r.revenueRange[0], 100*r.revenueRange[1])
+		}
+		fmt.Fprintf(&s, "| %d | %g%s | %d | %.1f%% | %.3f | %s / %s / %s | %s | %s | %d | %d | %s |\n", r.size, r.epsilon, def, r.products, 100*r.coverage, r.spearman,
+			pct(r.kpiVisitors), pct(r.kpiOrders), revenue, pct(r.categoriesWeek), pct(r.stepsWeek), r.impossible, r.draws, r.measured)
 	}
 	s.WriteString("\n![privacy–utility frontier](utility-frontier.svg)\n")
 	return s.String(), results, nil
 }
 
 func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
+
+// publishAndMeasure publishes the shop's raw events at budget eps into a
+// fresh database (dropping the last draw's or run's) and measures it.
+func publishAndMeasure(ctx context.Context, c *clickhouse.Client, ms []clickhouse.Migration, raw, catalog string, size int, eps float64, end time.Time, truth *shopTruth, month aggregate.Bucket) (utilityResult, error) {
+	dbs := clickhouse.Databases{Raw: raw, Pub: fmt.Sprintf("herd_u%d_e%g", size, eps*10)}
+	if err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+dbs.Pub); err != nil {
+		return utilityResult{}, err
+	}
+	if err := clickhouse.Migrate(ctx, c, dbs, ms, nil); err != nil {
+		return utilityResult{}, err
+	}
+	p, err := aggregate.NewPublisher(c, dbs, aggregate.Config{Epsilon: eps, Catalog: catalog, CatalogSite: "demo"}, nil)
+	if err != nil {
+		return utilityResult{}, err
+	}
+	start := time.Now()
+	sum, err := p.RunOnce(ctx, end.Add(10*time.Minute))
+	fmt.Fprintf(os.Stderr, "utility: %d/day at ε %g: %+v in %v\n", size, eps, sum, time.Since(start).Round(time.Second))
+	if err != nil || sum.Published == 0 {
+		return utilityResult{}, fmt.Errorf("publish %d at ε %g: %v (%+v)", size, eps, err, sum)
+	}
+	return measure(ctx, c, p, truth, month)
+}
+
+// combineDraws sums up draws of one shop and budget: the KPIs' errors are
+// the median over every day of every draw, the rest the median draw's, the
+// impossible values all draws'.
+func combineDraws(runs []utilityResult) utilityResult {
+	r := utilityResult{draws: len(runs), revenueRange: [2]float64{math.Inf(1), math.Inf(-1)}}
+	var products, coverage, spearman, categories, steps []float64
+	for _, d := range runs {
+		products, coverage, spearman = append(products, float64(d.products)), append(coverage, d.coverage), append(spearman, d.spearman)
+		categories, steps = append(categories, d.categoriesWeek), append(steps, d.stepsWeek)
+		for i := range r.dayErrors {
+			r.dayErrors[i] = append(r.dayErrors[i], d.dayErrors[i]...)
+		}
+		r.impossible += d.impossible
+		r.revenueRange = [2]float64{min(r.revenueRange[0], d.kpiRevenue), max(r.revenueRange[1], d.kpiRevenue)}
+	}
+	r.products = int(math.Round(median(products)))
+	r.coverage, r.spearman, r.categoriesWeek, r.stepsWeek = median(coverage), median(spearman), median(categories), median(steps)
+	r.kpiVisitors, r.kpiOrders, r.kpiRevenue = median(r.dayErrors[0]), median(r.dayErrors[1]), median(r.dayErrors[2])
+	return r
+}
 
 // importShop replays a shop's history through a real ingest into raw.
 func importShop(ctx context.Context, c *clickhouse.Client, ms []clickhouse.Migration, raw, dataDir string, shop shopsim.Config, perDay, days int, end time.Time) error {
@@ -322,6 +370,7 @@ func measure(ctx context.Context, c *clickhouse.Client, p *aggregate.Publisher, 
 		return r, err
 	}
 	r.kpiVisitors, r.kpiOrders, r.kpiRevenue = median(ev), median(eo), median(er)
+	r.dayErrors = [3][]float64{ev, eo, er}
 
 	// Whole weeks inside the data.
 	var weeks []aggregate.Bucket

@@ -52,12 +52,10 @@ func start(t *testing.T) *site {
 
 // startWith is start over db, with the dashboard's request timeout (0: its
 // default) and any other configuration changes.
-func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(*dashboard.Config)) *site {
+// defaultBudget is the publisher's tables and its default budget's daily
+// kpis release.
+func defaultBudget(t *testing.T) ([]*aggregate.Table, aggregate.Release) {
 	t.Helper()
-	ctx := context.Background()
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	// The kpis runs record the publisher's own parameters: the overview
-	// reads their noise.
 	tables, err := aggregate.DefaultTables()
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +64,18 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	kpiRelease, _ := budget.Release("kpis", aggregate.Day)
-	kpiParams, err := json.Marshal(kpiRelease.Params)
+	r, _ := budget.Release("kpis", aggregate.Day)
+	return tables, r
+}
+
+func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(*dashboard.Config)) *site {
+	t.Helper()
+	ctx := context.Background()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	// The kpis runs record the publisher's own parameters: the overview
+	// reads their noise.
+	tables, kpis := defaultBudget(t)
+	kpiParams, err := json.Marshal(kpis.Params)
 	if err != nil {
 		t.Fatal(err)
 	}

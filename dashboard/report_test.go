@@ -23,7 +23,6 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
-	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/mailer"
@@ -46,16 +45,8 @@ func get(t *testing.T, c *http.Client, u string) (int, []byte) {
 // fixture records its parameters).
 func kpiSigma(t *testing.T, metric string) float64 {
 	t.Helper()
-	tables, err := aggregate.DefaultTables()
-	if err != nil {
-		t.Fatal(err)
-	}
-	budget, err := aggregate.NewBudget(aggregate.Config{}, tables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _ := budget.Release("kpis", aggregate.Day)
-	for _, m := range r.Params.Metrics {
+	_, kpis := defaultBudget(t)
+	for _, m := range kpis.Params.Metrics {
 		if m.Name == metric {
 			return m.NoiseSigma()
 		}

@@ -52,15 +52,15 @@ func start(t *testing.T) *site {
 
 // startWith is start over db, with the dashboard's request timeout (0: its
 // default) and any other configuration changes.
-// defaultBudget is the publisher's tables and its default budget's daily
-// kpis release.
-func defaultBudget(t *testing.T) ([]*aggregate.Table, aggregate.Release) {
+// budgetAt is the publisher's tables and the daily kpis release of its
+// budget at a total of eps.
+func budgetAt(t *testing.T, eps float64) ([]*aggregate.Table, aggregate.Release) {
 	t.Helper()
 	tables, err := aggregate.DefaultTables()
 	if err != nil {
 		t.Fatal(err)
 	}
-	budget, err := aggregate.NewBudget(aggregate.Config{}, tables)
+	budget, err := aggregate.NewBudget(aggregate.Config{Epsilon: eps}, tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +73,15 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	ctx := context.Background()
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	// The kpis runs record the publisher's own parameters: the overview
-	// reads their noise.
-	tables, kpis := defaultBudget(t)
+	// reads their noise. The older four weeks were published at ε = 2
+	// (the shop raised it since): each day's noise is its own release's.
+	tables, kpis := budgetAt(t, 4)
+	_, oldKPIs := budgetAt(t, 2)
 	kpiParams, err := json.Marshal(kpis.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKPIParams, err := json.Marshal(oldKPIs.Params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +99,12 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 			db.Names.Pub, b, 300+i, 400+i, b, 200+i, 260+i, b, clickhouse.Quote(hostile)))
 		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12, 0), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9, 0), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5, 0)",
 			db.Names.Pub, b, b, b))
+		params := kpiParams
+		if i > 28 {
+			params = oldKPIParams
+		}
 		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s)",
-			db.Names.Pub, b, clickhouse.Quote(string(kpiParams))))
+			db.Names.Pub, b, clickhouse.Quote(string(params))))
 		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700, 0), ('demo', 'day', %s, 'shirts', 'morning', 120, 200, 0), ('demo', 'day', %s, 'shoes', 'evening', 150, 260, 0)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70, 0), ('demo', 'day', %s, %s, 20, 25, 25, 0)",

@@ -223,10 +223,6 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	noise, err := d.store.sigmas(ctx, "kpis", f.site, "day")
-	if err != nil {
-		return err
-	}
 	pg := d.page(c, "Overview", f, sites)
 	num := pg.Num
 	cmp := compareWith(days, prevDays, f.r.Days(), num)
@@ -235,7 +231,7 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		Spark                                  template.HTML
 	}
 	cur, prev := total(days), total(prevDays)
-	nc, np := totalNoise(noise, len(days)), totalNoise(noise, len(prevDays))
+	nc, np := totalNoise(days), totalNoise(prevDays)
 	values := []struct {
 		label     string
 		cur, prev float64
@@ -368,12 +364,21 @@ func compareWith(cur, prev []DayKPIs, days int, num numbers) comparison {
 // kpiNoise is the differential-privacy noise σ of a period's KPI totals.
 type kpiNoise struct{ visitors, sessions, pageviews, orders, buyers, revenue float64 }
 
-// totalNoise is the noise of the sum of n daily kpis cells, each with the
-// newest release's σ (zero when the release recorded none).
-func totalNoise(sigma map[string]float64, n int) kpiNoise {
-	r := math.Sqrt(float64(n))
-	return kpiNoise{visitors: r * sigma["visitors"], sessions: r * sigma["sessions"], pageviews: r * sigma["pageviews"],
-		orders: r * sigma["orders"], buyers: r * sigma["buyers"], revenue: r * sigma["revenue"]}
+// totalNoise is the noise of the sum of the days' cells, each with the σ
+// its release recorded (independent noises: the variances add).
+func totalNoise(days []DayKPIs) kpiNoise {
+	var n kpiNoise
+	fields := map[string]*float64{"visitors": &n.visitors, "sessions": &n.sessions, "pageviews": &n.pageviews,
+		"orders": &n.orders, "buyers": &n.buyers, "revenue": &n.revenue}
+	for _, d := range days {
+		for name, f := range fields {
+			*f += d.Noise[name] * d.Noise[name]
+		}
+	}
+	for _, f := range fields {
+		*f = math.Sqrt(*f)
+	}
+	return n
 }
 
 // conversion is the σ of k's buyers per visitor-day.
@@ -629,12 +634,6 @@ func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// The σ of the noise each published figure carries (JSON only), as the
-	// newest kpis release recorded it.
-	noise, err := d.store.sigmas(c.UserContext(), "kpis", f.site, "day")
-	if err != nil {
-		return err
-	}
 	header := []string{"day", "visitors", "sessions", "pageviews", "orders", "buyers", "revenue"}
 	var recs [][]string
 	var out []map[string]any
@@ -642,8 +641,10 @@ func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
 		recs = append(recs, []string{day.Day.Format(time.DateOnly), u(day.Visitors), u(day.Sessions), u(day.Pageviews), u(day.Orders), u(day.Buyers), money2(day.Revenue)})
 		row := map[string]any{"day": day.Day.Format(time.DateOnly), "visitors": day.Visitors, "sessions": day.Sessions,
 			"pageviews": day.Pageviews, "orders": day.Orders, "buyers": day.Buyers, "revenue": day.Revenue}
-		if len(noise) > 0 {
-			row["noise_sigma"] = noise
+		// The σ of the noise each figure carries (JSON only), as the
+		// day's release recorded it.
+		if len(day.Noise) > 0 {
+			row["noise_sigma"] = day.Noise
 		}
 		out = append(out, row)
 	}

@@ -159,10 +159,12 @@ func (k KPIs) AOV() float64 {
 	return k.Revenue / float64(k.Orders)
 }
 
-// DayKPIs is one day's published KPIs.
+// DayKPIs is one day's published KPIs and the σ of the noise each
+// carries, as the day's release recorded it (empty when it recorded none).
 type DayKPIs struct {
 	Day time.Time
 	KPIs
+	Noise map[string]float64
 }
 
 // kpis returns the range's daily KPIs, one entry per day with a published
@@ -182,6 +184,22 @@ func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, erro
 		})
 	if err != nil {
 		return nil, fmt.Errorf("kpis: %w", err)
+	}
+	// Each day's noise from its own release: the budget's split may have
+	// changed since (an upgrade, another ε).
+	noise := map[time.Time]map[string]float64{}
+	err = s.q.Select(ctx, "SELECT bucket, params FROM "+s.db+".rollup_runs WHERE table_name = 'kpis' AND grain = 'day' AND state = 'published' AND site = "+clickhouse.Quote(site)+" AND "+r.span(),
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				noise[clickhouse.Get[time.Time](b, 0, i).UTC()] = paramSigmas(clickhouse.Get[string](b, 1, i))
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("kpis noise: %w", err)
+	}
+	for i := range out {
+		out[i].Noise = noise[out[i].Day]
 	}
 	return out, nil
 }
@@ -590,9 +608,8 @@ func (s *store) variants(ctx context.Context, f filters) ([]string, error) {
 // included) in table's newest published run of grain for site; empty when
 // there is none.
 func (s *store) sigmas(ctx context.Context, table, site, grain string) (map[string]float64, error) {
-	out := map[string]float64{}
 	if grain == "" {
-		return out, nil
+		return map[string]float64{}, nil
 	}
 	var raw string
 	err := s.q.Select(ctx, "SELECT params FROM "+s.db+".rollup_runs WHERE table_name = "+clickhouse.Quote(table)+" AND grain = "+clickhouse.Quote(grain)+
@@ -605,15 +622,22 @@ func (s *store) sigmas(ctx context.Context, table, site, grain string) (map[stri
 	if err != nil {
 		return nil, fmt.Errorf("%s noise: %w", table, err)
 	}
+	return paramSigmas(raw), nil
+}
+
+// paramSigmas are the σ a release's recorded parameters give its published
+// values ("visitors" included); empty when it recorded none.
+func paramSigmas(raw string) map[string]float64 {
+	out := map[string]float64{}
 	var p privacy.Params
 	if raw == "" || json.Unmarshal([]byte(raw), &p) != nil {
-		return out, nil
+		return out
 	}
 	out["visitors"] = p.Visitors.Sigma
 	for _, m := range p.Metrics {
 		out[m.Name] = m.NoiseSigma()
 	}
-	return out, nil
+	return out
 }
 
 // downloads are the newest n downloads: when, who, role, what.

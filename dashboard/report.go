@@ -138,11 +138,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	// Totals are compared only when both periods have every day published.
 	compared := len(cur) == period.Days() && len(old) == period.Previous().Days()
 	c, p := total(cur), total(old)
-	sigma, err := s.sigmas(ctx, "kpis", site, "day")
-	if err != nil {
-		return nil, err
-	}
-	n := totalNoise(sigma, len(cur))
+	n := totalNoise(cur)
 	if len(cur) > 0 {
 		for _, k := range []struct {
 			name          string

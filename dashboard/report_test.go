@@ -41,11 +41,12 @@ func get(t *testing.T, c *http.Client, u string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-// kpiSigma is the σ the default kpis release publishes metric with (the
-// fixture records its parameters).
-func kpiSigma(t *testing.T, metric string) float64 {
+// kpiSigma is the σ the kpis release at a total of eps publishes metric
+// with (the fixture records its parameters: ε = 4 for the last 28 days, 2
+// before).
+func kpiSigma(t *testing.T, eps float64, metric string) float64 {
 	t.Helper()
-	_, kpis := defaultBudget(t)
+	_, kpis := budgetAt(t, eps)
 	for _, m := range kpis.Params.Metrics {
 		if m.Name == metric {
 			return m.NoiseSigma()
@@ -87,7 +88,7 @@ func TestReports(t *testing.T) {
 
 	// The KPIs carry the half-width of their noise's 95% interval: seven
 	// days of the kpis release's σ; the other sections none.
-	wantNoise := math.Round(abtest.Z95*kpiSigma(t, "revenue")*math.Sqrt(7)*100) / 100
+	wantNoise := math.Round(abtest.Z95*kpiSigma(t, 4, "revenue")*math.Sqrt(7)*100) / 100
 	visitors, noise := map[string]float64{}, map[string]float64{}
 	for _, format := range dashboard.ReportFormats {
 		code, data := get(t, c, s.url+"/reports/download?site=demo&kind=weekly&format="+format)

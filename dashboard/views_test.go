@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -133,8 +135,8 @@ func TestFiltersInTheURL(t *testing.T) {
 		}
 		// Each tile says its noise; a change smaller than the noise of the
 		// two totals says so and takes no colour. Revenue falls 8,624 €
-		// against a noise of ±15,000 € (σ ≈ 1,020 € a day); visitor-days
-		// fall 7,840 against ±145.
+		// against a noise of ±15,200 € (σ ≈ 690 € a day, 1,290 € in the
+		// weeks published at ε = 2); visitor-days fall 7,840 against ±210.
 		tiles := map[string]string{}
 		for _, part := range strings.Split(en, `<div class="tile">`)[1:] {
 			label := part[strings.Index(part, `<div class="label">`)+len(`<div class="label">`):]
@@ -304,7 +306,7 @@ func TestReportsForAnyPeriod(t *testing.T) {
 	}
 	// Each day carries the noise σ its release recorded: revenue's is the
 	// centred sum's with the orders' added back.
-	if r := kp.Data[0].Noise["revenue"]; math.Abs(r-kpiSigma(t, "revenue")) > 0.01 || kp.Data[0].Noise["orders"] <= 0 {
+	if r := kp.Data[0].Noise["revenue"]; math.Abs(r-kpiSigma(t, 4, "revenue")) > 0.01 || kp.Data[0].Noise["orders"] <= 0 {
 		t.Errorf("kpis without their noise σ: %v", kp.Data[0].Noise)
 	}
 	var want uint64
@@ -358,6 +360,16 @@ func TestReportsForAnyPeriod(t *testing.T) {
 		if r[0] == "KPIs" && (r[5] != "" || r[6] != "" || r[7] == "") {
 			t.Errorf("previous period without data not blank, or no noise: %q", r)
 		}
+		// 28 days at ε = 4 and 28 at ε = 2: each day's own σ.
+		want := abtest.Z95 * math.Sqrt(28*math.Pow(kpiSigma(t, 4, "revenue"), 2)+28*math.Pow(kpiSigma(t, 2, "revenue"), 2))
+		if got, _ := strconv.ParseFloat(r[7], 64); r[0] == "KPIs" && r[2] == "revenue" && math.Abs(got-want) > 0.011 {
+			t.Errorf("90 days' revenue noise ± %v, want ± %.2f", got, want)
+		}
+	}
+	// A day of the older weeks says its own release's noise.
+	old := s.today.AddDate(0, 0, -40).Format(time.DateOnly)
+	if _, body := getWith(t, c, s.url+"/api/v1/kpis?site=demo&range=custom&from="+old+"&to="+old); !strings.Contains(body, fmt.Sprintf(`"revenue":%v`, kpiSigma(t, 2, "revenue"))) {
+		t.Errorf("a day published at ε = 2 without its own noise: %.300s", body)
 	}
 	if code, _ := getWith(t, c, s.url+"/reports/download?site=demo&kind=daily&format=csv"); code != 400 {
 		t.Errorf("unknown kind: %d", code)

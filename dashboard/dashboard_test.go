@@ -52,9 +52,8 @@ func start(t *testing.T) *site {
 
 // startWith is start over db, with the dashboard's request timeout (0: its
 // default) and any other configuration changes.
-// budgetAt is the publisher's tables and the daily kpis release of its
-// budget at a total of eps.
-func budgetAt(t *testing.T, eps float64) ([]*aggregate.Table, aggregate.Release) {
+// budgetAt is the publisher's tables and its budget at a total of eps.
+func budgetAt(t *testing.T, eps float64) ([]*aggregate.Table, aggregate.Budget) {
 	t.Helper()
 	tables, err := aggregate.DefaultTables()
 	if err != nil {
@@ -64,8 +63,18 @@ func budgetAt(t *testing.T, eps float64) ([]*aggregate.Table, aggregate.Release)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := budget.Release("kpis", aggregate.Day)
-	return tables, r
+	return tables, budget
+}
+
+// releaseAt is the budget's release of table at grain at a total of eps.
+func releaseAt(t *testing.T, eps float64, table string, g aggregate.Grain) aggregate.Release {
+	t.Helper()
+	_, b := budgetAt(t, eps)
+	r, ok := b.Release(table, g)
+	if !ok {
+		t.Fatalf("no %s release at grain %v", table, g)
+	}
+	return r
 }
 
 func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(*dashboard.Config)) *site {
@@ -75,13 +84,18 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	// The kpis runs record the publisher's own parameters: the overview
 	// reads their noise. The older four weeks were published at ε = 2
 	// (the shop raised it since): each day's noise is its own release's.
-	tables, kpis := budgetAt(t, 4)
-	_, oldKPIs := budgetAt(t, 2)
-	kpiParams, err := json.Marshal(kpis.Params)
+	// The product cells record the weekly products release's (these
+	// daily cells stand for any grain's).
+	tables, _ := budgetAt(t, 4)
+	kpiParams, err := json.Marshal(releaseAt(t, 4, "kpis", aggregate.Day).Params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldKPIParams, err := json.Marshal(oldKPIs.Params)
+	oldKPIParams, err := json.Marshal(releaseAt(t, 2, "kpis", aggregate.Day).Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	productParams, err := json.Marshal(releaseAt(t, 4, "products", aggregate.Week).Params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +117,8 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 		if i > 28 {
 			params = oldKPIParams
 		}
-		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s)",
-			db.Names.Pub, b, clickhouse.Quote(string(params))))
+		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s), ('products', 'demo', 'day', %s, 3, 0.8, 'published', %s)",
+			db.Names.Pub, b, clickhouse.Quote(string(params)), b, clickhouse.Quote(string(productParams))))
 		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700, 0), ('demo', 'day', %s, 'shirts', 'morning', 120, 200, 0), ('demo', 'day', %s, 'shoes', 'evening', 150, 260, 0)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70, 0), ('demo', 'day', %s, %s, 20, 25, 25, 0)",

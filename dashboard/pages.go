@@ -367,18 +367,13 @@ type kpiNoise struct{ visitors, sessions, pageviews, orders, buyers, revenue flo
 // totalNoise is the noise of the sum of the days' cells, each with the σ
 // its release recorded (independent noises: the variances add).
 func totalNoise(days []DayKPIs) kpiNoise {
-	var n kpiNoise
-	fields := map[string]*float64{"visitors": &n.visitors, "sessions": &n.sessions, "pageviews": &n.pageviews,
-		"orders": &n.orders, "buyers": &n.buyers, "revenue": &n.revenue}
-	for _, d := range days {
-		for name, f := range fields {
-			*f += d.Noise[name] * d.Noise[name]
-		}
+	cells := make([]map[string]float64, len(days))
+	for i, d := range days {
+		cells[i] = d.Noise
 	}
-	for _, f := range fields {
-		*f = math.Sqrt(*f)
-	}
-	return n
+	n := sumNoise(cells)
+	return kpiNoise{visitors: n["visitors"], sessions: n["sessions"], pageviews: n["pageviews"],
+		orders: n["orders"], buyers: n["buyers"], revenue: n["revenue"]}
 }
 
 // conversion is the σ of k's buyers per visitor-day.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -187,16 +188,9 @@ func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, erro
 	}
 	// Each day's noise from its own release: the budget's split may have
 	// changed since (an upgrade, another ε).
-	noise := map[time.Time]map[string]float64{}
-	err = s.q.Select(ctx, "SELECT bucket, params FROM "+s.db+".rollup_runs WHERE table_name = 'kpis' AND grain = 'day' AND state = 'published' AND site = "+clickhouse.Quote(site)+" AND "+r.span(),
-		func(b *proto.Block) error {
-			for i := 0; i < b.Rows(); i++ {
-				noise[clickhouse.Get[time.Time](b, 0, i).UTC()] = paramSigmas(clickhouse.Get[string](b, 1, i))
-			}
-			return nil
-		})
+	noise, err := s.releaseSigmas(ctx, "kpis", site, "day", r)
 	if err != nil {
-		return nil, fmt.Errorf("kpis noise: %w", err)
+		return nil, err
 	}
 	for i := range out {
 		out[i].Noise = noise[out[i].Day]
@@ -232,6 +226,10 @@ type ProductRow struct {
 	// views (noise does not trend), else 0.
 	Previous uint64  `json:"previous_views"`
 	Trend    float64 `json:"trend"`
+	// Noise is the σ of the noise in each figure of the period (visitors,
+	// views, adds, purchases, revenue): its cells' σ as their releases
+	// recorded them, the variances added.
+	Noise map[string]float64 `json:"noise_sigma,omitempty"`
 }
 
 // minTrendBase is the fewest views in both periods for a growth figure: on
@@ -259,16 +257,24 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	if err != nil || grain == "" {
 		return nil, err
 	}
-	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue) FROM " + s.db +
+	noise, err := s.releaseSigmas(ctx, "products", site, grain, r)
+	if err != nil {
+		return nil, err
+	}
+	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue), groupArray(bucket) FROM " + s.db +
 		".products WHERE " + cellsOf(site, r, grain) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
 	var out []ProductRow
 	err = s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
+			var cells []map[string]float64
+			for _, bucket := range clickhouse.Get[[]time.Time](b, 7, i) {
+				cells = append(cells, noise[bucket.UTC()])
+			}
 			out = append(out, ProductRow{
 				ProductID: clickhouse.Get[string](b, 0, i), Category: clickhouse.Get[string](b, 1, i),
 				Visitors: clickhouse.Get[uint64](b, 2, i), Views: clickhouse.Get[uint64](b, 3, i),
 				Adds: clickhouse.Get[uint64](b, 4, i), Purchases: clickhouse.Get[uint64](b, 5, i),
-				Revenue: clickhouse.Get[float64](b, 6, i),
+				Revenue: clickhouse.Get[float64](b, 6, i), Noise: sumNoise(cells),
 			})
 		}
 		return nil
@@ -623,6 +629,42 @@ func (s *store) sigmas(ctx context.Context, table, site, grain string) (map[stri
 		return nil, fmt.Errorf("%s noise: %w", table, err)
 	}
 	return paramSigmas(raw), nil
+}
+
+// releaseSigmas are the σ of one published cell's values in each bucket of
+// r table published at grain for site, from the bucket's own release.
+func (s *store) releaseSigmas(ctx context.Context, table, site, grain string, r Range) (map[time.Time]map[string]float64, error) {
+	out := map[time.Time]map[string]float64{}
+	err := s.q.Select(ctx, "SELECT bucket, params FROM "+s.db+".rollup_runs WHERE table_name = "+clickhouse.Quote(table)+" AND grain = "+clickhouse.Quote(grain)+
+		" AND state = 'published' AND site = "+clickhouse.Quote(site)+" AND "+r.span(),
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				out[clickhouse.Get[time.Time](b, 0, i).UTC()] = paramSigmas(clickhouse.Get[string](b, 1, i))
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("%s noise: %w", table, err)
+	}
+	return out, nil
+}
+
+// sumNoise is the σ of a sum of cells, from each cell's σ of every value
+// (independent noises: the variances add); nil when no cell recorded any.
+func sumNoise(cells []map[string]float64) map[string]float64 {
+	var out map[string]float64
+	for _, c := range cells {
+		for name, sigma := range c {
+			if out == nil {
+				out = map[string]float64{}
+			}
+			out[name] += sigma * sigma
+		}
+	}
+	for name, v := range out {
+		out[name] = math.Sqrt(v)
+	}
+	return out
 }
 
 // paramSigmas are the σ a release's recorded parameters give its published

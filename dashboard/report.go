@@ -48,8 +48,8 @@ func ReportPeriod(kind string, now time.Time) (Range, error) {
 // ReportRow is one figure of a report, in the long form every format shares:
 // section, item, metric, the period's value and the previous period's
 // (HasPrevious false: blank, never 0), and the half-width of the 95%
-// interval of the differential-privacy noise in the value (Noise, the KPIs'
-// only; 0: blank).
+// interval of the differential-privacy noise in the value (Noise: the KPIs'
+// and the top products'; 0: blank).
 type ReportRow struct {
 	Section, Item, Metric string
 	Unit                  Unit
@@ -167,12 +167,22 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		if pr.Name != "" {
 			item = pr.Name + " (" + pr.ProductID + ")"
 		}
-		add("Top products", item, "views", Count, float64(pr.Views), float64(pr.Previous), pr.Previous > 0)
-		add("Top products", item, "add to cart", Count, float64(pr.Adds), 0, false)
-		add("Top products", item, "purchases", Count, float64(pr.Purchases), 0, false)
-		add("Top products", item, "revenue", Money, pr.Revenue, 0, false)
+		n := pr.Noise
+		for _, m := range []struct {
+			name, noise string
+			unit        Unit
+			v           float64
+		}{{"views", "views", Count, float64(pr.Views)}, {"add to cart", "adds", Count, float64(pr.Adds)}, {"purchases", "purchases", Count, float64(pr.Purchases)}, {"revenue", "revenue", Money, pr.Revenue}} {
+			var prev float64 // the previous period's views only
+			if m.name == "views" {
+				prev = float64(pr.Previous)
+			}
+			add("Top products", item, m.name, m.unit, m.v, prev, prev > 0)
+			rep.Rows[len(rep.Rows)-1].Noise = m.unit.round(abtest.Z95 * n[m.noise])
+		}
 		if pr.Views > 0 {
 			add("Top products", item, "purchases per view", Rate, float64(pr.Purchases)/float64(pr.Views), 0, false)
+			rep.Rows[len(rep.Rows)-1].Noise = Rate.round(abtest.Z95 * ratioNoise(float64(pr.Purchases), n["purchases"], float64(pr.Views), n["views"]))
 		}
 	}
 

@@ -23,6 +23,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/xuri/excelize/v2"
 
+	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/herd-analytics/herd/internal/mailer"
@@ -46,13 +47,18 @@ func get(t *testing.T, c *http.Client, u string) (int, []byte) {
 // before).
 func kpiSigma(t *testing.T, eps float64, metric string) float64 {
 	t.Helper()
-	_, kpis := budgetAt(t, eps)
-	for _, m := range kpis.Params.Metrics {
+	return releaseSigma(t, releaseAt(t, eps, "kpis", aggregate.Day), metric)
+}
+
+// releaseSigma is the σ r publishes metric with.
+func releaseSigma(t *testing.T, r aggregate.Release, metric string) float64 {
+	t.Helper()
+	for _, m := range r.Params.Metrics {
 		if m.Name == metric {
 			return m.NoiseSigma()
 		}
 	}
-	t.Fatalf("kpis has no %s", metric)
+	t.Fatalf("%s has no %s", r.Table, metric)
 	return 0
 }
 
@@ -90,6 +96,9 @@ func TestReports(t *testing.T) {
 	// days of the kpis release's σ; the other sections none.
 	wantNoise := math.Round(abtest.Z95*kpiSigma(t, 4, "revenue")*math.Sqrt(7)*100) / 100
 	visitors, noise := map[string]float64{}, map[string]float64{}
+	// A top product's views: seven cells of the products release's σ.
+	var productNoise float64
+	wantProductNoise := math.Round(abtest.Z95 * releaseSigma(t, releaseAt(t, 4, "products", aggregate.Week), "views") * math.Sqrt(7))
 	for _, format := range dashboard.ReportFormats {
 		code, data := get(t, c, s.url+"/reports/download?site=demo&kind=weekly&format="+format)
 		if code != 200 {
@@ -108,8 +117,8 @@ func TestReports(t *testing.T) {
 				if r[0] == "KPIs" && r[2] == "revenue" {
 					noise[format], _ = strconv.ParseFloat(r[7], 64)
 				}
-				if r[0] == "Top products" && r[7] != "" {
-					t.Errorf("a product row with the KPIs' noise: %v", r)
+				if r[0] == "Top products" && r[2] == "views" {
+					productNoise, _ = strconv.ParseFloat(r[7], 64)
 				}
 				// Rounded as their unit writes them: no float noise.
 				if len(r) > 4 && r[0] != "Privacy" && r[0] != "section" {
@@ -168,8 +177,8 @@ func TestReports(t *testing.T) {
 					if sec.Value(i) == "KPIs" && met.Value(i) == "revenue" && ns.IsValid(i) {
 						noise[format] = ns.Value(i)
 					}
-					if sec.Value(i) != "KPIs" && ns.IsValid(i) {
-						t.Errorf("parquet: %s %s with the KPIs' noise", sec.Value(i), met.Value(i))
+					if sec.Value(i) != "KPIs" && sec.Value(i) != "Top products" && ns.IsValid(i) {
+						t.Errorf("parquet: %s %s with a noise", sec.Value(i), met.Value(i))
 					}
 				}
 			}
@@ -184,6 +193,9 @@ func TestReports(t *testing.T) {
 		if math.Abs(noise[format]-wantNoise) > 0.011 {
 			t.Errorf("%s report: revenue noise ± %v, want ± %v", format, noise[format], wantNoise)
 		}
+	}
+	if productNoise != wantProductNoise {
+		t.Errorf("CSV: a top product's views ± %v, want ± %v", productNoise, wantProductNoise)
 	}
 
 	// Recorded, and visible to the admin only.

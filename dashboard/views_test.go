@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/abtest"
 	"github.com/xuri/excelize/v2"
 )
@@ -312,6 +313,17 @@ func TestReportsForAnyPeriod(t *testing.T) {
 	var want uint64
 	for _, d := range kp.Data {
 		want += d.Visitors
+	}
+	// A product's figures carry the noise of the cells they sum: 13 days.
+	var pr struct {
+		Data []struct {
+			Noise map[string]float64 `json:"noise_sigma"`
+		}
+	}
+	if _, body := getWith(t, c, s.url+"/api/v1/products"+q); json.Unmarshal([]byte(body), &pr) != nil || len(pr.Data) == 0 {
+		t.Errorf("products: %.200s", body)
+	} else if got, want := pr.Data[0].Noise["views"], math.Sqrt(13)*releaseSigma(t, releaseAt(t, 4, "products", aggregate.Week), "views"); math.Abs(got-want) > 1e-6 {
+		t.Errorf("a product's views noise σ %v, want %v", got, want)
 	}
 	code, csvText := getWith(t, c, s.url+"/reports/download"+q+"&kind=custom&format=csv")
 	if code != 200 {

@@ -75,7 +75,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database, grains: &cache[string]{}, firstDays: &cache[time.Time]{}}, now: cfg.Now}
+	d := &Dashboard{cfg: cfg, store: &store{q: cfg.Reader, db: cfg.Database, grains: &cache[string]{}, noise: &cache[map[time.Time]map[string]float64]{}, firstDays: &cache[time.Time]{}}, now: cfg.Now}
 	if d.now == nil {
 		d.now = time.Now
 	}

@@ -99,6 +99,10 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	oldProductParams, err := json.Marshal(releaseAt(t, 2, "products", aggregate.Week).Params)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exec := func(q string) {
 		t.Helper()
 		if err := db.Writer.Exec(ctx, q); err != nil {
@@ -113,12 +117,12 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 			db.Names.Pub, b, 300+i, 400+i, b, 200+i, 260+i, b, clickhouse.Quote(hostile)))
 		exec(fmt.Sprintf("INSERT INTO %s.categories VALUES ('demo', 'day', %s, 'shirts', 'desktop', 500, 900, 40, 12, 0), ('demo', 'day', %s, 'shirts', 'mobile', 600, 1000, 30, 9, 0), ('demo', 'day', %s, 'shoes', 'mobile', 300, 500, 20, 5, 0)",
 			db.Names.Pub, b, b, b))
-		params := kpiParams
+		params, pparams := kpiParams, productParams
 		if i > 28 {
-			params = oldKPIParams
+			params, pparams = oldKPIParams, oldProductParams
 		}
 		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s), ('products', 'demo', 'day', %s, 3, 0.8, 'published', %s)",
-			db.Names.Pub, b, clickhouse.Quote(string(params)), b, clickhouse.Quote(string(productParams))))
+			db.Names.Pub, b, clickhouse.Quote(string(params)), b, clickhouse.Quote(string(pparams))))
 		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700, 0), ('demo', 'day', %s, 'shirts', 'morning', 120, 200, 0), ('demo', 'day', %s, 'shoes', 'evening', 150, 260, 0)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70, 0), ('demo', 'day', %s, %s, 20, 25, 25, 0)",

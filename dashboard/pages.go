@@ -367,9 +367,9 @@ type kpiNoise struct{ visitors, sessions, pageviews, orders, buyers, revenue flo
 // totalNoise is the noise of the sum of the days' cells, each with the σ
 // its release recorded (independent noises: the variances add).
 func totalNoise(days []DayKPIs) kpiNoise {
-	cells := make([]map[string]float64, len(days))
+	cells := make([]cellNoise, len(days))
 	for i, d := range days {
-		cells[i] = d.Noise
+		cells[i] = cellNoise{n: 1, sigma: d.Noise}
 	}
 	n := sumNoise(cells)
 	return kpiNoise{visitors: n["visitors"], sessions: n["sessions"], pageviews: n["pageviews"],

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -132,9 +134,10 @@ func grainNote(g string) string {
 type store struct {
 	q  Querier
 	db string
-	// grains and firstDays cache grainOf's and firstDay's answers; nil:
-	// no cache (reports).
+	// grains, noise and firstDays cache grainOf's, releaseSigmas' and
+	// firstDay's answers; nil: no cache (reports).
 	grains    *cache[string]
+	noise     *cache[map[time.Time]map[string]float64]
 	firstDays *cache[time.Time]
 }
 
@@ -188,11 +191,19 @@ func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, erro
 	}
 	// Each day's noise from its own release: the budget's split may have
 	// changed since (an upgrade, another ε).
-	noise, err := s.releaseSigmas(ctx, "kpis", site, "day", r)
+	noise, err := s.releaseSigmas(ctx, "kpis", site, "day", r, false)
 	if err != nil {
 		return nil, err
 	}
+	asked := false
 	for i := range out {
+		if _, ok := noise[out[i].Day]; !ok && !asked {
+			// A day published since the cached answer: ask once more.
+			if noise, err = s.releaseSigmas(ctx, "kpis", site, "day", r, true); err != nil {
+				return nil, err
+			}
+			asked = true
+		}
 		out[i].Noise = noise[out[i].Day]
 	}
 	return out, nil
@@ -257,18 +268,26 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	if err != nil || grain == "" {
 		return nil, err
 	}
-	noise, err := s.releaseSigmas(ctx, "products", site, grain, r)
+	// Each product's noise: how many of its cells fall in each class of
+	// buckets whose releases recorded the same σ (one class unless the
+	// budget changed inside the period).
+	noise, err := s.releaseSigmas(ctx, "products", site, grain, r, false)
 	if err != nil {
 		return nil, err
 	}
-	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue), groupArray(bucket) FROM " + s.db +
+	classes := noiseClasses(noise)
+	var counts strings.Builder
+	for _, c := range classes {
+		counts.WriteString(", countIf(bucket IN (" + strings.Join(c.buckets, ", ") + "))")
+	}
+	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue)" + counts.String() + " FROM " + s.db +
 		".products WHERE " + cellsOf(site, r, grain) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
 	var out []ProductRow
 	err = s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
-			var cells []map[string]float64
-			for _, bucket := range clickhouse.Get[[]time.Time](b, 7, i) {
-				cells = append(cells, noise[bucket.UTC()])
+			cells := make([]cellNoise, len(classes))
+			for ci, c := range classes {
+				cells[ci] = cellNoise{n: float64(clickhouse.Get[uint64](b, 7+ci, i)), sigma: c.sigma}
 			}
 			out = append(out, ProductRow{
 				ProductID: clickhouse.Get[string](b, 0, i), Category: clickhouse.Get[string](b, 1, i),
@@ -633,36 +652,78 @@ func (s *store) sigmas(ctx context.Context, table, site, grain string) (map[stri
 
 // releaseSigmas are the σ of one published cell's values in each bucket of
 // r table published at grain for site, from the bucket's own release.
-func (s *store) releaseSigmas(ctx context.Context, table, site, grain string, r Range) (map[time.Time]map[string]float64, error) {
-	out := map[time.Time]map[string]float64{}
-	err := s.q.Select(ctx, "SELECT bucket, params FROM "+s.db+".rollup_runs WHERE table_name = "+clickhouse.Quote(table)+" AND grain = "+clickhouse.Quote(grain)+
-		" AND state = 'published' AND site = "+clickhouse.Quote(site)+" AND "+r.span(),
-		func(b *proto.Block) error {
-			for i := 0; i < b.Rows(); i++ {
-				out[clickhouse.Get[time.Time](b, 0, i).UTC()] = paramSigmas(clickhouse.Get[string](b, 1, i))
-			}
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("%s noise: %w", table, err)
+// Answers are kept for cacheTTL like grainOf's (a release's parameters never
+// change, new buckets come with a publication run) unless stale.
+func (s *store) releaseSigmas(ctx context.Context, table, site, grain string, r Range, stale bool) (map[time.Time]map[string]float64, error) {
+	fetch := func() (map[time.Time]map[string]float64, error) {
+		out := map[time.Time]map[string]float64{}
+		err := s.q.Select(ctx, "SELECT bucket, params FROM "+s.db+".rollup_runs WHERE table_name = "+clickhouse.Quote(table)+" AND grain = "+clickhouse.Quote(grain)+
+			" AND state = 'published' AND site = "+clickhouse.Quote(site)+" AND "+r.span(),
+			func(b *proto.Block) error {
+				for i := 0; i < b.Rows(); i++ {
+					out[clickhouse.Get[time.Time](b, 0, i).UTC()] = paramSigmas(clickhouse.Get[string](b, 1, i))
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, fmt.Errorf("%s noise: %w", table, err)
+		}
+		return out, nil
 	}
-	return out, nil
+	if s.noise == nil {
+		return fetch()
+	}
+	return s.noise.get(table+"\x00"+site+"\x00"+grain+"\x00"+r.From.Format(time.DateOnly)+r.To.Format(time.DateOnly), stale, fetch)
 }
 
-// sumNoise is the σ of a sum of cells, from each cell's σ of every value
-// (independent noises: the variances add); nil when no cell recorded any.
-func sumNoise(cells []map[string]float64) map[string]float64 {
+// cellNoise is n cells whose values each carry sigma.
+type cellNoise struct {
+	n     float64
+	sigma map[string]float64
+}
+
+// sumNoise is the σ of each value of a sum of cells (independent noises:
+// the variances add); nil when no cell recorded any.
+func sumNoise(cells []cellNoise) map[string]float64 {
 	var out map[string]float64
 	for _, c := range cells {
-		for name, sigma := range c {
+		for name, sigma := range c.sigma {
+			if c.n == 0 {
+				break
+			}
 			if out == nil {
 				out = map[string]float64{}
 			}
-			out[name] += sigma * sigma
+			out[name] += c.n * sigma * sigma
 		}
 	}
 	for name, v := range out {
 		out[name] = math.Sqrt(v)
+	}
+	return out
+}
+
+// noiseClass is the buckets (as SQL literals) whose releases recorded the
+// same σ.
+type noiseClass struct {
+	buckets []string
+	sigma   map[string]float64
+}
+
+// noiseClasses groups the buckets of releaseSigmas by their σ, in time
+// order.
+func noiseClasses(noise map[time.Time]map[string]float64) []noiseClass {
+	var out []noiseClass
+	index := map[string]int{}
+	for _, b := range slices.SortedFunc(maps.Keys(noise), time.Time.Compare) {
+		key := fmt.Sprint(noise[b]) // fmt prints a map's keys sorted
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, noiseClass{sigma: noise[b]})
+		}
+		out[i].buckets = append(out[i].buckets, "toDateTime("+clickhouse.QuoteInt(b.Unix())+")")
 	}
 	return out
 }

@@ -325,6 +325,14 @@ func TestReportsForAnyPeriod(t *testing.T) {
 	} else if got, want := pr.Data[0].Noise["views"], math.Sqrt(13)*releaseSigma(t, releaseAt(t, 4, "products", aggregate.Week), "views"); math.Abs(got-want) > 1e-6 {
 		t.Errorf("a product's views noise σ %v, want %v", got, want)
 	}
+	// Over 90 days: 28 cells at ε = 4 and 28 published at ε = 2.
+	pr.Data = nil
+	if _, body := getWith(t, c, s.url+"/api/v1/products?site=demo&range=90d"); json.Unmarshal([]byte(body), &pr) != nil || len(pr.Data) == 0 {
+		t.Errorf("products over 90 days: %.200s", body)
+	} else if got, want := pr.Data[0].Noise["views"], math.Hypot(math.Sqrt(28)*releaseSigma(t, releaseAt(t, 4, "products", aggregate.Week), "views"),
+		math.Sqrt(28)*releaseSigma(t, releaseAt(t, 2, "products", aggregate.Week), "views")); math.Abs(got-want) > 1e-6 {
+		t.Errorf("90 days of a product's views: noise σ %v, want %v", got, want)
+	}
 	code, csvText := getWith(t, c, s.url+"/reports/download"+q+"&kind=custom&format=csv")
 	if code != 200 {
 		t.Fatalf("custom report: %d %s", code, csvText)

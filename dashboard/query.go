@@ -195,15 +195,13 @@ func (s *store) kpis(ctx context.Context, site string, r Range) ([]DayKPIs, erro
 	if err != nil {
 		return nil, err
 	}
-	asked := false
-	for i := range out {
-		if _, ok := noise[out[i].Day]; !ok && !asked {
-			// A day published since the cached answer: ask once more.
-			if noise, err = s.releaseSigmas(ctx, "kpis", site, "day", r, true); err != nil {
-				return nil, err
-			}
-			asked = true
+	if slices.ContainsFunc(out, func(d DayKPIs) bool { _, ok := noise[d.Day]; return !ok }) {
+		// A day published since the cached answer: ask once more.
+		if noise, err = s.releaseSigmas(ctx, "kpis", site, "day", r, true); err != nil {
+			return nil, err
 		}
+	}
+	for i := range out {
 		out[i].Noise = noise[out[i].Day]
 	}
 	return out, nil
@@ -687,10 +685,10 @@ type cellNoise struct {
 func sumNoise(cells []cellNoise) map[string]float64 {
 	var out map[string]float64
 	for _, c := range cells {
+		if c.n == 0 {
+			continue
+		}
 		for name, sigma := range c.sigma {
-			if c.n == 0 {
-				break
-			}
 			if out == nil {
 				out = map[string]float64{}
 			}

@@ -125,6 +125,11 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	add := func(section, item, metric string, unit Unit, v, p float64, hasPrev bool) {
 		rep.Rows = append(rep.Rows, ReportRow{Section: section, Item: item, Metric: metric, Unit: unit, Value: unit.round(v), Previous: unit.round(p), HasPrevious: hasPrev})
 	}
+	// addNoisy adds a figure whose noise has the σ sigma.
+	addNoisy := func(section, item, metric string, unit Unit, v, p float64, hasPrev bool, sigma float64) {
+		add(section, item, metric, unit, v, p, hasPrev)
+		rep.Rows[len(rep.Rows)-1].Noise = unit.round(abtest.Z95 * sigma)
+	}
 
 	cur, err := s.kpis(ctx, site, period)
 	if err != nil {
@@ -153,8 +158,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 			{"conversion (buyers per visitor-day)", Rate, c.Conversion(), p.Conversion(), n.conversion(c)},
 			{"average order value", Money, c.AOV(), p.AOV(), n.aov(c)},
 		} {
-			add("KPIs", "site", k.name, k.unit, k.cv, k.pv, compared)
-			rep.Rows[len(rep.Rows)-1].Noise = k.unit.round(abtest.Z95 * k.sigma)
+			addNoisy("KPIs", "site", k.name, k.unit, k.cv, k.pv, compared, k.sigma)
 		}
 	}
 
@@ -171,18 +175,16 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		for _, m := range []struct {
 			name, noise string
 			unit        Unit
-			v           float64
-		}{{"views", "views", Count, float64(pr.Views)}, {"add to cart", "adds", Count, float64(pr.Adds)}, {"purchases", "purchases", Count, float64(pr.Purchases)}, {"revenue", "revenue", Money, pr.Revenue}} {
-			var prev float64 // the previous period's views only
-			if m.name == "views" {
-				prev = float64(pr.Previous)
-			}
-			add("Top products", item, m.name, m.unit, m.v, prev, prev > 0)
-			rep.Rows[len(rep.Rows)-1].Noise = m.unit.round(abtest.Z95 * n[m.noise])
+			v, prev     float64 // prev: the previous period's views only
+		}{
+			{"views", "views", Count, float64(pr.Views), float64(pr.Previous)}, {"add to cart", "adds", Count, float64(pr.Adds), 0},
+			{"purchases", "purchases", Count, float64(pr.Purchases), 0}, {"revenue", "revenue", Money, pr.Revenue, 0},
+		} {
+			addNoisy("Top products", item, m.name, m.unit, m.v, m.prev, m.prev > 0, n[m.noise])
 		}
 		if pr.Views > 0 {
-			add("Top products", item, "purchases per view", Rate, float64(pr.Purchases)/float64(pr.Views), 0, false)
-			rep.Rows[len(rep.Rows)-1].Noise = Rate.round(abtest.Z95 * ratioNoise(float64(pr.Purchases), n["purchases"], float64(pr.Views), n["views"]))
+			addNoisy("Top products", item, "purchases per view", Rate, float64(pr.Purchases)/float64(pr.Views), 0, false,
+				ratioNoise(float64(pr.Purchases), n["purchases"], float64(pr.Views), n["views"]))
 		}
 	}
 

@@ -41,6 +41,7 @@ type site struct {
 	db        *chtest.DB
 	today     time.Time
 	usersFile string
+	cfg       dashboard.Config
 }
 
 // start serves the dashboard over published rows written straight into the
@@ -50,8 +51,6 @@ func start(t *testing.T) *site {
 	return startWith(t, chtest.Migrated(t), 0)
 }
 
-// startWith is start over db, with the dashboard's request timeout (0: its
-// default) and any other configuration changes.
 // budgetAt is the publisher's tables and its budget at a total of eps.
 func budgetAt(t *testing.T, eps float64) ([]*aggregate.Table, aggregate.Budget) {
 	t.Helper()
@@ -77,6 +76,8 @@ func releaseAt(t *testing.T, eps float64, table string, g aggregate.Grain) aggre
 	return r
 }
 
+// startWith is start over db, with the dashboard's request timeout (0: its
+// default) and any other configuration changes.
 func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(*dashboard.Config)) *site {
 	t.Helper()
 	ctx := context.Background()
@@ -170,13 +171,30 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 	for _, mod := range mods {
 		mod(&cfg)
 	}
+	return &site{url: serve(t, db, cfg), db: db, today: today, usersFile: usersFile, cfg: cfg}
+}
+
+// serve starts a dashboard with cfg and returns its base URL.
+func serve(t *testing.T, db *chtest.DB, cfg dashboard.Config) string {
+	t.Helper()
 	app := dashboard.NewApp(cfg, probe.NewReadiness(db.Reader), nil)
 	ws, err := webserver.Start(app, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ws.Shutdown(context.Background()) })
-	return &site{url: "http://" + ws.Addr(), db: db, today: today, usersFile: usersFile}
+	return "http://" + ws.Addr()
+}
+
+// at is another dashboard over s's rows and users whose clock reads now:
+// what a test asks of the periods must not depend on the day it runs.
+func (s *site) at(t *testing.T, now time.Time) *site {
+	t.Helper()
+	cfg := s.cfg
+	cfg.Now = func() time.Time { return now }
+	at := *s
+	at.url, at.today, at.cfg = serve(t, s.db, cfg), now.UTC().Truncate(24*time.Hour), cfg
+	return &at
 }
 
 // client is a cookie-keeping HTTP client that does not follow redirects.

@@ -18,6 +18,7 @@ import (
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -114,7 +115,7 @@ func TestLoginFlood(t *testing.T) {
 // the request timeout, never a hang or a 500.
 func TestFrozenClickHouseAnswers503(t *testing.T) {
 	ctx := context.Background()
-	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: filepath.Join(t.TempDir(), "clickhouse")})
+	local, err := local.Start(ctx, local.Config{Dir: filepath.Join(t.TempDir(), "clickhouse")})
 	if err != nil {
 		t.Fatal(err)
 	}

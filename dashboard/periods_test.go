@@ -18,10 +18,15 @@ import (
 // page says what the period's rows cover.
 func TestPeriodGrains(t *testing.T) {
 	db := chtest.Migrated(t)
-	s := startWith(t, db, 0)
+	// The clock is pinned to this week's Wednesday (the rows run back 56
+	// days from the real today), so 28 days ending "today" are never whole
+	// weeks; the Monday below checks that whole weeks read week cells.
+	live := startWith(t, db, 0)
+	wednesday := live.today.AddDate(0, 0, -((int(live.today.Weekday()) + 4) % 7))
+	s := live.at(t, wednesday.Add(12*time.Hour))
 	first := time.Date(s.today.Year(), s.today.Month(), 1, 0, 0, 0, 0, time.UTC)
 	lastMonth := first.AddDate(0, -1, 0)
-	monday := s.today.AddDate(0, 0, -((int(s.today.Weekday()) + 6) % 7))
+	monday := s.today.AddDate(0, 0, -2)
 	for _, q := range []string{
 		fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'month', toDateTime(%d), 'P-MONTH', 'shirts', 900, 2400, 60, 50, 20, 700.0, 0), ('demo', 'month', toDateTime(%d), '', 'shirts', 800, 5000, 0, 0, 0, 0, 1)",
 			db.Names.Pub, lastMonth.Unix(), lastMonth.Unix()),
@@ -38,24 +43,7 @@ func TestPeriodGrains(t *testing.T) {
 	}
 	products := func(rng string) []string {
 		t.Helper()
-		code, body := get(t, c, s.url+"/api/v1/products?range="+rng)
-		if code != http.StatusOK {
-			t.Fatalf("%s: %d %s", rng, code, body)
-		}
-		var ans struct {
-			Data []struct {
-				ID   string `json:"product_id"`
-				Name string `json:"name"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal(body, &ans); err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, p := range ans.Data {
-			ids = append(ids, p.ID+"="+p.Name)
-		}
-		return ids
+		return productsAt(t, c, s.url, rng)
 	}
 	if got := products("month"); strings.Join(got, ",") != "P-MONTH=Linen shirt, sand" {
 		t.Errorf("last full month: %v, want the month cell alone, named from the catalog", got)
@@ -68,9 +56,18 @@ func TestPeriodGrains(t *testing.T) {
 	if got := products("week"); strings.Join(got, ",") != "P-WEEK=" {
 		t.Errorf("last full week: %v, want the week cell alone", got)
 	}
-	// 28 days ending today are not whole weeks: daily cells.
+	// 28 days ending on a Wednesday are not whole weeks: daily cells.
 	if got := products("28d"); len(got) == 0 || strings.Contains(strings.Join(got, ","), "P-MONTH") || strings.Contains(strings.Join(got, ","), "P-WEEK") {
-		t.Errorf("last 28 days: %v, want the daily cells", got)
+		t.Errorf("last 28 days on a Wednesday: %v, want the daily cells", got)
+	}
+	// On a Monday they are four whole weeks: the week cells.
+	mc := client()
+	onMonday := live.at(t, monday.Add(9*time.Hour))
+	if got := onMonday.login(t, mc, "manager", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	if got := productsAt(t, mc, onMonday.url, "28d"); strings.Join(got, ",") != "P-WEEK=" {
+		t.Errorf("last 28 days on a Monday: %v, want the week cell alone", got)
 	}
 	// The overview opened without a range links to the products page
 	// without one (its own default); a chosen range follows the user.
@@ -91,4 +88,28 @@ func TestPeriodGrains(t *testing.T) {
 			t.Errorf("products page for the last month does not say %q", want)
 		}
 	}
+}
+
+// productsAt is the products API's answer for range rng at base, as
+// id=name pairs.
+func productsAt(t *testing.T, c *http.Client, base, rng string) []string {
+	t.Helper()
+	code, body := get(t, c, base+"/api/v1/products?range="+rng)
+	if code != http.StatusOK {
+		t.Fatalf("%s: %d %s", rng, code, body)
+	}
+	var ans struct {
+		Data []struct {
+			ID   string `json:"product_id"`
+			Name string `json:"name"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range ans.Data {
+		ids = append(ids, p.ID+"="+p.Name)
+	}
+	return ids
 }

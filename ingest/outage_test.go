@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -22,12 +23,12 @@ import (
 func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	ctx := context.Background()
 	chDir := filepath.Join(t.TempDir(), "clickhouse")
-	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: chDir})
+	srv, err := local.Start(ctx, local.Config{Dir: chDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = local.Stop(context.Background()) })
-	c, err := clickhouse.New(local.Writer(), nil)
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	c, err := clickhouse.New(srv.Writer(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +83,11 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	time.Sleep(time.Second)
 	t0 := time.Now()
 	// The harshest stop: SIGKILL, mid-insert.
-	if err := syscall.Kill(local.PID(), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(srv.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-local.Exited()
-	if err := local.Stop(ctx); err != nil {
+	<-srv.Exited()
+	if err := srv.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	duringOutage := ok.Load()
@@ -94,7 +95,7 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	if ok.Load() == duringOutage {
 		t.Fatal("no request was acknowledged while ClickHouse was down: the spool was not used")
 	}
-	local, err = clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: chDir, HTTPPort: local.HTTPPort(), TCPPort: local.TCPPort()})
+	srv, err = local.Start(ctx, local.Config{Dir: chDir, HTTPPort: srv.HTTPPort(), TCPPort: srv.TCPPort()})
 	if err != nil {
 		t.Fatal(err)
 	}

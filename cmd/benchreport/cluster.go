@@ -16,6 +16,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -28,7 +29,7 @@ func benchCluster(ctx context.Context, single *clickhouse.Client, dir string, ev
 	if err != nil {
 		return "", err
 	}
-	cl, err := clickhouse.StartCluster(ctx, clickhouse.ClusterConfig{Dir: filepath.Join(dir, "cluster"), Shards: 2, Replicas: 2, ReaderDatabases: []string{"herd"}})
+	cl, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(dir, "cluster"), Shards: 2, Replicas: 2, ReaderDatabases: []string{"herd"}})
 	if err != nil {
 		return "", err
 	}

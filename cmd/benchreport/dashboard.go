@@ -17,6 +17,7 @@ import (
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/dashboard"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
@@ -25,7 +26,7 @@ import (
 // benchDashboard fills a year of published rollups for three sites and a
 // 100,000-product catalogue, then times every widget API and every page
 // through HTTP as a logged-in manager.
-func benchDashboard(ctx context.Context, c *clickhouse.Client, local *clickhouse.Local, dir string, iterations int) (string, error) {
+func benchDashboard(ctx context.Context, c *clickhouse.Client, srv *local.Server, dir string, iterations int) (string, error) {
 	db := clickhouse.DefaultDatabases.Pub
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	fmt.Fprintln(os.Stderr, "generating a year of rollups for 3 sites")
@@ -93,7 +94,7 @@ func benchDashboard(ctx context.Context, c *clickhouse.Client, local *clickhouse
 			return "", fmt.Errorf("generate catalog and runs: %w", err)
 		}
 	}
-	reader, err := clickhouse.New(local.Reader().WithDatabase(db), nil)
+	reader, err := clickhouse.New(srv.Reader().WithDatabase(db), nil)
 	if err != nil {
 		return "", err
 	}

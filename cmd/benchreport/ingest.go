@@ -24,6 +24,7 @@ import (
 
 	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -43,13 +44,13 @@ const (
 // Fiber with the same configuration and an empty handler, under the same
 // load from the same generator. Three processes share the two cores: the
 // generator (this one), the server under test, and ClickHouse.
-func benchIngest(ctx context.Context, c *clickhouse.Client, local *clickhouse.Local, dir string) (string, error) {
+func benchIngest(ctx context.Context, c *clickhouse.Client, srv *local.Server, dir string) (string, error) {
 	bin, err := buildHerd(ctx, dir)
 	if err != nil {
 		return "", err
 	}
 	herd, err := startChild(ctx, "ingest", bin, []string{"ingest", "--data-dir", filepath.Join(dir, "ingest"), "--ingest-addr", "127.0.0.1:0", "--log-level", "warn"},
-		"HERD_CLICKHOUSE="+local.Writer().URL())
+		"HERD_CLICKHOUSE="+srv.Writer().URL())
 	if err != nil {
 		return "", err
 	}
@@ -80,9 +81,9 @@ func benchIngest(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 		commitSecs0, commits0 := scrapeHistogram(herd.url, "herd_ingest_spool_commit_seconds")
 		commitRows0, _ := scrapeHistogram(herd.url, "herd_ingest_spool_commit_rows")
 		for i := 0; i <= ingestPairs; i++ {
-			h0, c0 := cpuSeconds(herd.pid()), cpuSeconds(local.PID())
+			h0, c0 := cpuSeconds(herd.pid()), cpuSeconds(srv.PID())
 			a := closedLoop(ctx, herd.url, perReq, ingestWindow)
-			h1, c1 := cpuSeconds(herd.pid()), cpuSeconds(local.PID())
+			h1, c1 := cpuSeconds(herd.pid()), cpuSeconds(srv.PID())
 			b := closedLoop(ctx, floor.url, perReq, ingestWindow)
 			acked += a.events
 			if a.failed > 0 || b.failed > 0 {

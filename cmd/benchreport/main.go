@@ -32,6 +32,7 @@ import (
 	"github.com/herd-analytics/herd/ingest"
 	"github.com/herd-analytics/herd/ingest/spool"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -77,12 +78,12 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: filepath.Join(dir, "clickhouse")})
+	srv, err := local.Start(ctx, local.Config{Dir: filepath.Join(dir, "clickhouse")})
 	if err != nil {
 		return err
 	}
-	defer local.Stop(context.Background())
-	c, err := clickhouse.New(local.Writer(), nil)
+	defer srv.Stop(context.Background())
+	c, err := clickhouse.New(srv.Writer(), nil)
 	if err != nil {
 		return err
 	}
@@ -94,7 +95,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		return err
 	}
 	if *only == "" || *only == "insert" {
-		section, err := benchInsert(ctx, c, local, dir, rows, runs)
+		section, err := benchInsert(ctx, c, srv, dir, rows, runs)
 		if err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		}
 	}
 	if *only == "" || *only == "ingest" {
-		section, err := benchIngest(ctx, c, local, dir)
+		section, err := benchIngest(ctx, c, srv, dir)
 		if err != nil {
 			return err
 		}
@@ -121,7 +122,7 @@ func run(ctx context.Context, out string, rows, runs int) error {
 		}
 	}
 	if *only == "" || *only == "dashboard" {
-		section, err := benchDashboard(ctx, c, local, dir, 40)
+		section, err := benchDashboard(ctx, c, srv, dir, 40)
 		if err != nil {
 			return err
 		}
@@ -208,7 +209,7 @@ func floatList(s string) ([]float64, error) {
 // internal/clickhouse (encode a Native block, POST it over HTTP) with
 // clickhouse-client sending the same rows, pre-encoded in a file, over the
 // native TCP protocol.
-func benchInsert(ctx context.Context, c *clickhouse.Client, local *clickhouse.Local, dir string, rows, runs int) (string, error) {
+func benchInsert(ctx context.Context, c *clickhouse.Client, srv *local.Server, dir string, rows, runs int) (string, error) {
 	block, err := rawEventsBlock(rows)
 	if err != nil {
 		return "", err
@@ -224,7 +225,7 @@ func benchInsert(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 	size := len(buf.Buf)
 	client, err := exec.LookPath("clickhouse-client")
 	if err != nil {
-		return "", fmt.Errorf("clickhouse-client: %w; install it with: %s", err, clickhouse.InstallHint)
+		return "", fmt.Errorf("clickhouse-client: %w; install it with: %s", err, local.InstallHint)
 	}
 
 	fresh := func(table string) error {
@@ -260,8 +261,8 @@ func benchInsert(ctx context.Context, c *clickhouse.Client, local *clickhouse.Lo
 			return 0, err
 		}
 		defer in.Close()
-		w := local.Writer()
-		cmd := exec.CommandContext(ctx, client, "--host", "127.0.0.1", "--port", strconv.Itoa(local.TCPPort()),
+		w := srv.Writer()
+		cmd := exec.CommandContext(ctx, client, "--host", "127.0.0.1", "--port", strconv.Itoa(srv.TCPPort()),
 			"--user", w.User, "--password", w.Password, "--query", "INSERT INTO herd_raw.bench_b FORMAT Native")
 		cmd.Stdin = in
 		var stderr bytes.Buffer

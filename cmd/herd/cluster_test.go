@@ -17,6 +17,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/coord"
 )
 
@@ -38,7 +39,7 @@ import (
 func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	c, err := clickhouse.StartCluster(ctx, clickhouse.ClusterConfig{Dir: filepath.Join(dir, "cluster"), Shards: 2, Replicas: 2, ReaderDatabases: []string{"herd"}})
+	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(dir, "cluster"), Shards: 2, Replicas: 2, ReaderDatabases: []string{"herd"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 
 	// The reference: one ingest node on one ClickHouse server, with the
 	// same day keys (ZooKeeper), taking the same requests.
-	single, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: filepath.Join(dir, "single")})
+	single, err := local.Start(ctx, local.Config{Dir: filepath.Join(dir, "single")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 )
 
 // herd demo --local-cluster (make demo-cluster) starts ZooKeeper, 2 shards
@@ -117,7 +118,7 @@ func TestDemoOnLocalCluster(t *testing.T) {
 // it keeps there.
 func localWriter(t *testing.T, dir string) clickhouse.Config {
 	t.Helper()
-	w, _, ok := clickhouse.RunningLocal(dir)
+	w, _, ok := local.Running(dir)
 	if !ok {
 		data, _ := os.ReadFile(filepath.Join(dir, "endpoint"))
 		t.Fatalf("no running server in %s (endpoint %q)", dir, data)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -24,7 +25,7 @@ import (
 // cluster (ZooKeeper and 2 shards × 2 replicas) and a second ingest node,
 // a child process on another shard's server.
 type localCluster struct {
-	cluster   *clickhouse.Cluster
+	cluster   *local.Cluster
 	ingest    *exec.Cmd
 	ingestURL string
 }
@@ -45,7 +46,7 @@ func startLocalCluster(ctx context.Context, base *baseFlags, ef *edgeFlags, log 
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	c, err := clickhouse.StartCluster(ctx, clickhouse.ClusterConfig{Dir: dir, Shards: 2, Replicas: 2, ReaderDatabases: []string{clickhouse.DefaultDatabases.Pub}, Log: log})
+	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: dir, Shards: 2, Replicas: 2, ReaderDatabases: []string{clickhouse.DefaultDatabases.Pub}, Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/coord"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -40,7 +41,7 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 type store struct {
 	writer *clickhouse.Client
 	reader *clickhouse.Client // nil when the command needs none
-	local  *clickhouse.Local  // nil for an external or borrowed server
+	local  *local.Server      // nil for an external or borrowed server
 	dbs    clickhouse.Databases
 	// ingest inserts raw events: the writer, or on a cluster one that waits
 	// for the insert quorum.
@@ -79,12 +80,12 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger, needReader bool
 		}
 	default:
 		dir := filepath.Join(f.dataDir, "clickhouse")
-		if w, r, ok := clickhouse.RunningLocal(dir); ok {
+		if w, r, ok := local.Running(dir); ok {
 			log.Info("using the managed clickhouse another herd runs", "dir", dir)
 			writerCfg, readerCfg = w, r
 			break
 		}
-		l, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: dir, ReaderDatabases: []string{s.dbs.Pub}, Log: log})
+		l, err := local.Start(ctx, local.Config{Dir: dir, ReaderDatabases: []string{s.dbs.Pub}, Log: log})
 		if err != nil {
 			return nil, err
 		}

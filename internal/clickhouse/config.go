@@ -6,10 +6,9 @@
 // ships (18.16); the HTTP interface with revision-0 Native blocks works on
 // 18.16 and on current releases alike (see docs/ARCHITECTURE.md).
 //
-// The package also owns the migrations runner, a cross-process lock kept in
-// ClickHouse, and the managed local server that herd starts when no URL is
-// configured. It returns concrete types; consumers declare the interfaces they
-// need.
+// The package also owns the migrations runner and a cross-process lock kept
+// in ClickHouse; the servers herd runs itself live in package local. It
+// returns concrete types; consumers declare the interfaces they need.
 package clickhouse
 
 import (

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/schemas"
@@ -47,14 +46,6 @@ func runHelper(role string) error {
 		}
 		dbs := clickhouse.Databases{Raw: os.Getenv("HERD_TEST_RAW"), Pub: os.Getenv("HERD_TEST_PUB")}
 		return clickhouse.Migrate(ctx, c, dbs, ms, nil)
-	case "local":
-		l, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: os.Getenv("HERD_TEST_DIR")})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("ready %d %s\n", l.PID(), l.Writer().URL())
-		time.Sleep(time.Hour) // until the test kills us
-		return nil
 	}
 	return fmt.Errorf("unknown helper role %q", role)
 }

@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/ingest/keyring"
-	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/coord"
 )
 
 // zooKeeper starts a real ZooKeeper (Debian's 3.8) for one test.
 func zooKeeper(t *testing.T) []string {
 	t.Helper()
-	z, err := clickhouse.StartZooKeeper(context.Background(), filepath.Join(t.TempDir(), "zk"))
+	z, err := local.StartZooKeeper(context.Background(), filepath.Join(t.TempDir(), "zk"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -35,7 +36,7 @@ const maxDatabases = 400
 var (
 	mu       sync.Mutex
 	running  bool
-	server   *clickhouse.Local
+	server   *local.Server
 	tempDir  string
 	startErr error
 	counter  atomic.Int64
@@ -63,7 +64,7 @@ func Run(m *testing.M) int {
 }
 
 // Server returns the test binary's ClickHouse server, starting it if needed.
-func Server(t testing.TB) *clickhouse.Local {
+func Server(t testing.TB) *local.Server {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
@@ -79,7 +80,7 @@ func Server(t testing.TB) *clickhouse.Local {
 	return server
 }
 
-func start() (*clickhouse.Local, error) {
+func start() (*local.Server, error) {
 	dir, err := os.MkdirTemp("", "herd-chtest-")
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func start() (*clickhouse.Local, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return clickhouse.StartLocal(ctx, clickhouse.LocalConfig{
+	return local.Start(ctx, local.Config{
 		Dir:             filepath.Join(dir, "clickhouse"),
 		ReaderDatabases: dbs,
 		Log:             slog.New(slog.DiscardHandler),
@@ -105,7 +106,7 @@ func names(n int64) clickhouse.Databases {
 // DB is one test's view of the server: its own database pair and clients for
 // both users.
 type DB struct {
-	Server *clickhouse.Local
+	Server *local.Server
 	// Names of this test's databases; the reader may read Pub only.
 	Names clickhouse.Databases
 	// Writer has Pub as its default database; Reader likewise.

@@ -1,4 +1,4 @@
-package clickhouse
+package local
 
 import (
 	"bytes"
@@ -146,9 +146,9 @@ type Cluster struct {
 	Name string
 	ZK   *ZooKeeper
 	// Nodes are the servers by shard, then replica.
-	Nodes [][]*Local
+	Nodes [][]*Server
 	// configs start each node again (Restart).
-	configs [][]LocalConfig
+	configs [][]Config
 }
 
 // node is one replica's server configuration: where it sits in the
@@ -219,9 +219,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			if err := writeClusterConfig(nd, nodes, zk.Port, writerPW); err != nil {
 				return nil, fmt.Errorf("local cluster: %w", err)
 			}
-			lc := LocalConfig{Dir: nd.Dir, HTTPPort: nd.HTTP, TCPPort: nd.TCP,
+			lc := Config{Dir: nd.Dir, HTTPPort: nd.HTTP, TCPPort: nd.TCP,
 				ReaderDatabases: cfg.ReaderDatabases, Log: cfg.Log, MaxMemoryPerQuery: 1 << 30}
-			l, err := StartLocal(ctx, lc)
+			l, err := Start(ctx, lc)
 			if err != nil {
 				return nil, fmt.Errorf("local cluster: shard %d replica %d: %w", nd.Shard, nd.Replica, err)
 			}
@@ -246,7 +246,7 @@ func (c *Cluster) Kill(shard, replica int) {
 
 // Restart starts a killed or stopped server again on its data and ports.
 func (c *Cluster) Restart(ctx context.Context, shard, replica int) error {
-	l, err := StartLocal(ctx, c.configs[shard][replica])
+	l, err := Start(ctx, c.configs[shard][replica])
 	if err != nil {
 		return fmt.Errorf("local cluster: restart shard %d replica %d: %w", shard+1, replica+1, err)
 	}

@@ -1,4 +1,4 @@
-package clickhouse_test
+package local_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -22,7 +23,7 @@ import (
 // distinct visitors add up.
 func TestLocalClusterReplicatesAndShards(t *testing.T) {
 	ctx := context.Background()
-	c, err := clickhouse.StartCluster(ctx, clickhouse.ClusterConfig{Dir: filepath.Join(t.TempDir(), "cluster"), Shards: 2, Replicas: 2})
+	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(t.TempDir(), "cluster"), Shards: 2, Replicas: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestLocalClusterReplicatesAndShards(t *testing.T) {
 // same through any other.
 func TestMigrateOnCluster(t *testing.T) {
 	ctx := context.Background()
-	c, err := clickhouse.StartCluster(ctx, clickhouse.ClusterConfig{Dir: filepath.Join(t.TempDir(), "cluster"), Shards: 2, Replicas: 2})
+	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(t.TempDir(), "cluster"), Shards: 2, Replicas: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestMigrateOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writer := func(l *clickhouse.Local) *clickhouse.Client {
+	writer := func(l *local.Server) *clickhouse.Client {
 		cfg := l.Writer()
 		// Writes through Distributed reach their shard, and both its
 		// replicas, before they are acknowledged.

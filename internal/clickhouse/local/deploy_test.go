@@ -1,4 +1,4 @@
-package clickhouse_test
+package local_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 )
 
 // deployDir is the repository's deploy/ folder.
@@ -80,7 +81,7 @@ func TestDeployConfigLoadsInARealServer(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	local, err := clickhouse.StartLocal(ctx, clickhouse.LocalConfig{Dir: dir})
+	local, err := local.Start(ctx, local.Config{Dir: dir})
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log", "clickhouse-server.err.log"))
 		t.Fatalf("%v\n%s", err, log[max(0, len(log)-3000):])

@@ -1,4 +1,4 @@
-package clickhouse_test
+package local_test
 
 import (
 	"bufio"
@@ -13,31 +13,8 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/local"
 )
-
-func startLocal(t *testing.T, dir string) *clickhouse.Local {
-	t.Helper()
-	l, err := clickhouse.StartLocal(context.Background(), clickhouse.LocalConfig{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Stop(context.Background()) })
-	return l
-}
-
-func mustExec(t *testing.T, cfg clickhouse.Config, query string) string {
-	t.Helper()
-	c, err := clickhouse.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var out strings.Builder
-	if err := c.Raw(context.Background(), query, &out); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return out.String()
-}
 
 func TestLocalRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
@@ -180,7 +157,7 @@ func TestLocalSurvivesOwnerKill9(t *testing.T) {
 func TestLocalRefusesSharedDir(t *testing.T) {
 	dir := t.TempDir()
 	startLocal(t, dir)
-	_, err := clickhouse.StartLocal(context.Background(), clickhouse.LocalConfig{Dir: dir})
+	_, err := local.Start(context.Background(), local.Config{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "in use by another running herd") {
 		t.Fatalf("second server on one directory: got %v", err)
 	}
@@ -209,15 +186,15 @@ func TestLocalStopsOrphanServer(t *testing.T) {
 }
 
 func TestLocalMissingBinarySaysHowToInstall(t *testing.T) {
-	_, err := clickhouse.StartLocal(context.Background(), clickhouse.LocalConfig{
+	_, err := local.Start(context.Background(), local.Config{
 		Dir: t.TempDir(), Binary: "/nonexistent/clickhouse-server", StartTimeout: time.Second,
 	})
-	if err == nil || !strings.Contains(err.Error(), clickhouse.InstallHint) {
+	if err == nil || !strings.Contains(err.Error(), local.InstallHint) {
 		t.Fatalf("got %v, want the install command", err)
 	}
 	t.Setenv("PATH", t.TempDir())
-	_, err = clickhouse.StartLocal(context.Background(), clickhouse.LocalConfig{Dir: t.TempDir()})
-	if _, statErr := os.Stat("/usr/sbin/clickhouse-server"); statErr != nil && !errors.Is(err, clickhouse.ErrNoServerBinary) {
+	_, err = local.Start(context.Background(), local.Config{Dir: t.TempDir()})
+	if _, statErr := os.Stat("/usr/sbin/clickhouse-server"); statErr != nil && !errors.Is(err, local.ErrNoServerBinary) {
 		t.Fatalf("got %v, want ErrNoServerBinary", err)
 	}
 }

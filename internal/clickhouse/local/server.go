@@ -1,4 +1,9 @@
-package clickhouse
+// Package local runs ClickHouse servers as herd's own children: the managed
+// single server of the demo, tests and single-machine installs (Server), and
+// a local cluster of shards and replicas with ZooKeeper (Cluster) that loads
+// the shipped deploy/ files. Only this package knows deploy/; the client in
+// package clickhouse stands alone.
+package local
 
 import (
 	"bytes"
@@ -21,6 +26,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/herd-analytics/herd/internal/clickhouse"
 )
 
 // InstallHint is the command that installs the server this package launches.
@@ -29,16 +36,16 @@ const InstallHint = "apt-get update && apt-get install -y clickhouse-server clic
 // ErrNoServerBinary is returned when clickhouse-server is neither on PATH nor in /usr/sbin.
 var ErrNoServerBinary = errors.New("clickhouse-server not found on PATH or in /usr/sbin; install it with: " + InstallHint)
 
-// LocalConfig describes a ClickHouse server that herd runs as its own child
+// Config describes a ClickHouse server that herd runs as its own child
 // process, for the demo, tests and single-machine installs.
-type LocalConfig struct {
+type Config struct {
 	// Dir holds everything: generated config, data, logs, passwords. Required.
 	Dir string
 	// Binary is the clickhouse-server executable; empty means look on PATH,
 	// then /usr/sbin.
 	Binary string
 	// ReaderDatabases are the only databases the reader user may read.
-	// Empty means the published database of DefaultDatabases.
+	// Empty means the published database of clickhouse.DefaultDatabases.
 	ReaderDatabases []string
 	// StartTimeout bounds the wait for the server to answer; zero means 30 s.
 	StartTimeout time.Duration
@@ -54,16 +61,16 @@ type LocalConfig struct {
 	Log *slog.Logger
 }
 
-// Local is a running managed ClickHouse server.
-type Local struct {
-	cfg      LocalConfig
+// Server is a running managed ClickHouse server.
+type Server struct {
+	cfg      Config
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	exitErr  error
 	httpPort int
 	tcpPort  int
-	writer   Config
-	reader   Config
+	writer   clickhouse.Config
+	reader   clickhouse.Config
 	log      *slog.Logger
 	dirLock  *os.File
 }
@@ -74,11 +81,11 @@ const (
 	ReaderUser = "herd_reader"
 )
 
-// StartLocal starts clickhouse-server with a configuration generated under
+// Start starts clickhouse-server with a configuration generated under
 // cfg.Dir, listening on free loopback ports, and waits until it answers. Data
 // in cfg.Dir survives restarts. A server left running by a herd that was
 // killed is stopped first; a herd still running on the same Dir is an error.
-func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
+func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("local clickhouse: Dir is empty")
 	}
@@ -92,10 +99,10 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		cfg.MaxMemoryPerQuery = 4 << 30
 	}
 	if len(cfg.ReaderDatabases) == 0 {
-		cfg.ReaderDatabases = []string{DefaultDatabases.Pub}
+		cfg.ReaderDatabases = []string{clickhouse.DefaultDatabases.Pub}
 	}
 	for _, db := range cfg.ReaderDatabases {
-		if _, err := Ident(db); err != nil {
+		if _, err := clickhouse.Ident(db); err != nil {
 			return nil, fmt.Errorf("local clickhouse: reader database: %w", err)
 		}
 	}
@@ -153,7 +160,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	return nil, lastErr
 }
 
-func startOnce(ctx context.Context, cfg LocalConfig, bin, writerPW, readerPW string) (*Local, error) {
+func startOnce(ctx context.Context, cfg Config, bin, writerPW, readerPW string) (*Server, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("local clickhouse: %w", err)
@@ -164,13 +171,13 @@ func startOnce(ctx context.Context, cfg LocalConfig, bin, writerPW, readerPW str
 	if cfg.TCPPort != 0 {
 		ports[1] = cfg.TCPPort
 	}
-	l := &Local{cfg: cfg, httpPort: ports[0], tcpPort: ports[1], exited: make(chan struct{}), log: cfg.Log}
+	l := &Server{cfg: cfg, httpPort: ports[0], tcpPort: ports[1], exited: make(chan struct{}), log: cfg.Log}
 	if err := l.writeConfig(writerPW, readerPW); err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(l.httpPort))
-	l.writer = Config{Addr: addr, User: WriterUser, Password: writerPW}
-	l.reader = Config{Addr: addr, User: ReaderUser, Password: readerPW}
+	l.writer = clickhouse.Config{Addr: addr, User: WriterUser, Password: writerPW}
+	l.reader = clickhouse.Config{Addr: addr, User: ReaderUser, Password: readerPW}
 
 	out, err := os.OpenFile(filepath.Join(cfg.Dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -213,31 +220,31 @@ func startOnce(ctx context.Context, cfg LocalConfig, bin, writerPW, readerPW str
 }
 
 // Writer is the configuration of the user that may write both databases.
-func (l *Local) Writer() Config { return l.writer }
+func (l *Server) Writer() clickhouse.Config { return l.writer }
 
 // Reader is the configuration of the read-only user limited to ReaderDatabases.
-func (l *Local) Reader() Config { return l.reader }
+func (l *Server) Reader() clickhouse.Config { return l.reader }
 
 // HTTPPort and TCPPort are the loopback ports the server listens on.
-func (l *Local) HTTPPort() int { return l.httpPort }
+func (l *Server) HTTPPort() int { return l.httpPort }
 
 // TCPPort is the native-protocol port, for clickhouse-client.
-func (l *Local) TCPPort() int { return l.tcpPort }
+func (l *Server) TCPPort() int { return l.tcpPort }
 
 // Dir is the server's directory.
-func (l *Local) Dir() string { return l.cfg.Dir }
+func (l *Server) Dir() string { return l.cfg.Dir }
 
 // PID is the server process id.
-func (l *Local) PID() int { return l.cmd.Process.Pid }
+func (l *Server) PID() int { return l.cmd.Process.Pid }
 
 // Exited is closed when the server process has ended, for whatever reason.
-func (l *Local) Exited() <-chan struct{} { return l.exited }
+func (l *Server) Exited() <-chan struct{} { return l.exited }
 
 // Stop asks the server to shut down and waits for it; if ctx ends first the
 // server is killed.
-// It releases the directory for the next StartLocal in every case, also when
+// It releases the directory for the next Start in every case, also when
 // the server had already died on its own.
-func (l *Local) Stop(ctx context.Context) error {
+func (l *Server) Stop(ctx context.Context) error {
 	var err error
 	_ = l.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -253,10 +260,10 @@ func (l *Local) Stop(ctx context.Context) error {
 	return err
 }
 
-// RunningLocal finds a managed server that another herd process runs on dir
+// Running finds a managed server that another herd process runs on dir
 // (herd serve, say) and returns its writer and reader configurations, so
 // that a second command can use it instead of starting its own.
-func RunningLocal(dir string) (writer, reader Config, ok bool) {
+func Running(dir string) (writer, reader clickhouse.Config, ok bool) {
 	lock, err := lockDir(dir)
 	if err == nil {
 		lock.Close() // nobody holds it: nothing is running
@@ -276,8 +283,8 @@ func RunningLocal(dir string) (writer, reader Config, ok bool) {
 		return writer, reader, false
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
-	writer = Config{Addr: addr, User: WriterUser, Password: string(bytes.TrimSpace(wpw))}
-	reader = Config{Addr: addr, User: ReaderUser, Password: string(bytes.TrimSpace(rpw))}
+	writer = clickhouse.Config{Addr: addr, User: WriterUser, Password: string(bytes.TrimSpace(wpw))}
+	reader = clickhouse.Config{Addr: addr, User: ReaderUser, Password: string(bytes.TrimSpace(rpw))}
 	return writer, reader, true
 }
 
@@ -299,12 +306,12 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func (l *Local) kill() {
+func (l *Server) kill() {
 	_ = l.cmd.Process.Kill()
 	<-l.exited
 }
 
-func (l *Local) waitReady(ctx context.Context) error {
+func (l *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
 	defer cancel()
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -319,7 +326,7 @@ func (l *Local) waitReady(ctx context.Context) error {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && strings.HasPrefix(string(body), "Ok.") {
-				c, err := New(l.writer, nil)
+				c, err := clickhouse.New(l.writer, nil)
 				if err != nil {
 					return err
 				}
@@ -338,7 +345,7 @@ func (l *Local) waitReady(ctx context.Context) error {
 	}
 }
 
-func (l *Local) logTail() string {
+func (l *Server) logTail() string {
 	var parts []string
 	for _, f := range []string{"stdout.log", "clickhouse-server.err.log"} {
 		data, err := os.ReadFile(filepath.Join(l.cfg.Dir, "log", f))
@@ -466,7 +473,7 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-func (l *Local) writeConfig(writerPW, readerPW string) error {
+func (l *Server) writeConfig(writerPW, readerPW string) error {
 	x := xmlEscape
 	sum := func(pw string) string {
 		h := sha256.Sum256([]byte(pw))

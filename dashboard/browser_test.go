@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -94,9 +95,10 @@ func TestBrowser(t *testing.T) {
 	}{{"/?range=28d", 8}, {"/products?range=28d", 3}, {"/products?range=28d&category=shirts", 3},
 		{"/search?range=28d", 2}, {"/funnels?range=28d", 2}, {"/layout?range=28d", 2}, {"/habits?range=28d", 3}, {"/reports", 0}, {"/admin", 0}, {"/privacy", 0}} {
 		var ink []int
-		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+pg.path), chromedp.WaitVisible(`footer`), chromedp.Sleep(700*time.Millisecond)); err != nil {
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+pg.path), chromedp.WaitVisible(`footer`)); err != nil {
 			t.Fatalf("%s: %v", pg.path, err)
 		}
+		chartsDrawn(ctx, pg.charts)
 		ink, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](canvasInk))
 		if err != nil {
 			t.Fatalf("%s: %v", pg.path, err)
@@ -224,7 +226,10 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("product page from the ranking: %q %v", href, err)
 	}
 	err = chromedp.Do(ctx, chromedp.Navigate(s.url+"/funnels?range=28d"), chromedp.WaitVisible(`select[name=device]`),
-		chromedp.SetValue(`select[name=device]`, "mobile"), chromedp.Click(`form.filters button`), chromedp.WaitVisible(`footer`), chromedp.Sleep(500*time.Millisecond))
+		chromedp.SetValue(`select[name=device]`, "mobile"))
+	if err == nil {
+		_, err = chromedp.RunResponse(ctx, chromedp.Click(`form.filters button`)) // until the page it submits to loads
+	}
 	if err == nil {
 		href, err = chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
 	}
@@ -239,7 +244,7 @@ func TestBrowser(t *testing.T) {
 		_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('input[name=to]').dispatchEvent(new Event('change'))`))
 	}
 	if err == nil {
-		err = chromedp.Do(ctx, chromedp.Click(`form.filters button`), chromedp.WaitVisible(`footer`), chromedp.Sleep(500*time.Millisecond))
+		_, err = chromedp.RunResponse(ctx, chromedp.Click(`form.filters button`))
 	}
 	if err == nil {
 		href, err = chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
@@ -261,9 +266,10 @@ func TestBrowser(t *testing.T) {
 		for _, pg := range []struct{ path, name string }{{"/?range=28d", "overview"}, {"/products?range=28d", "products"}, {"/products/P-1?range=28d", "product"},
 			{"/funnels?range=28d", "funnels"}, {"/layout?range=28d", "layout"}} {
 			p := pg.path
-			if err := chromedp.Do(ctx, chromedp.Navigate(s.url+p), chromedp.WaitVisible(`footer`), chromedp.Sleep(700*time.Millisecond)); err != nil {
+			if err := chromedp.Do(ctx, chromedp.Navigate(s.url+p), chromedp.WaitVisible(`footer`)); err != nil {
 				t.Fatalf("%s at %d px: %v", p, w.width, err)
 			}
+			chartsDrawn(ctx, 1)
 			fit, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth,
 				Math.max(0, ...Array.from(document.querySelectorAll('canvas')).map(c => c.getBoundingClientRect().right)),
 				Array.from(document.querySelectorAll('canvas')).filter(c => c.width > 0).length]`))
@@ -302,4 +308,22 @@ func TestBrowser(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("browser: %s", p)
 	}
+}
+
+// chartsDrawn waits until at least n canvases have paint on them (ECharts
+// draws after load, in animation frames), or 10 s pass: the assertions
+// that follow then say what is missing.
+func chartsDrawn(ctx context.Context, n int) {
+	if n == 0 {
+		return
+	}
+	_ = chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`(() => {
+		const cs = Array.from(document.querySelectorAll('canvas'));
+		return cs.length >= `+strconv.Itoa(n)+` && cs.every(c => {
+			if (c.width === 0) return false;
+			const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+			for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
+			return false;
+		});
+	})()`, chromedp.WithPollingTimeout(10*time.Second)))
 }

@@ -100,7 +100,12 @@ func TestLoginFlood(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	// Measured once the flood is under way.
+	for deadline := time.Now().Add(10 * time.Second); attempts.Load() < 100; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood made %d attempts in 10 s", attempts.Load())
+		}
+	}
 	flooded := medianLatency(t, user, kpis, 40)
 	stop.Store(true)
 	wg.Wait()
@@ -154,7 +159,12 @@ func TestFrozenClickHouseAnswers503(t *testing.T) {
 	if err := syscall.Kill(local.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // past the readiness cache
+	// Readiness keeps its last answer a second: wait until it knows.
+	for deadline := time.Now().Add(5 * time.Second); status(t, c, s.url+"/readyz") != http.StatusServiceUnavailable; {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz does not say the store is frozen 5 s after the freeze")
+		}
+	}
 	for _, tc := range []struct {
 		path, accept string
 		most         time.Duration

@@ -2,11 +2,8 @@ package ingest_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,45 +39,8 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	const table = "herd_raw.events"
 	e := startEdgeWith(t, nil, ingesttest.Options{Store: c, Table: table})
 
-	var acked sync.Map
-	var ok, refused atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var ids []string
-				var b strings.Builder
-				b.WriteString("[")
-				for i := range 20 {
-					id := fmt.Sprintf("L%d-%d-%d", g, n, i)
-					ids = append(ids, id)
-					if i > 0 {
-						b.WriteString(",")
-					}
-					fmt.Fprintf(&b, `{"type":"product_view","product":{"id":%q}}`, id)
-				}
-				b.WriteString("]")
-				r := e.post(t, "/api/events", "application/json", b.String())
-				if r.status == 202 && r.body.Accepted == 20 {
-					ok.Add(1)
-					for _, id := range ids {
-						acked.Store(id, true)
-					}
-				} else {
-					refused.Add(1)
-				}
-			}
-		}()
-	}
-	time.Sleep(time.Second)
+	load := ingesttest.StartLoad(e.url, "L", "product_view")
+	load.WaitRequests(t, 20, 30*time.Second) // under way
 	t0 := time.Now()
 	// The harshest stop: SIGKILL, mid-insert.
 	if err := syscall.Kill(srv.PID(), syscall.SIGKILL); err != nil {
@@ -90,18 +50,14 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 	if err := srv.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	duringOutage := ok.Load()
-	time.Sleep(1500 * time.Millisecond)
-	if ok.Load() == duringOutage {
-		t.Fatal("no request was acknowledged while ClickHouse was down: the spool was not used")
-	}
+	// Acknowledged while ClickHouse is down: through the spool.
+	load.WaitRequests(t, load.Requests()+20, 30*time.Second)
 	srv, err = local.Start(ctx, local.Config{Dir: chDir, HTTPPort: srv.HTTPPort(), TCPPort: srv.TCPPort()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
+	load.WaitRequests(t, load.Requests()+20, 30*time.Second)
+	acked := load.Stop()
 
 	t.Logf("load over at %v", time.Since(t0))
 	deadline := time.Now().Add(60 * time.Second)
@@ -112,8 +68,7 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("drained at %v", time.Since(t0))
-	want := 0
-	acked.Range(func(_, _ any) bool { want++; return true })
+	want := len(acked)
 	var out strings.Builder
 	if err := c.Raw(ctx, "SELECT product_id, uniqExact(event_id) FROM "+table+" GROUP BY product_id HAVING uniqExact(event_id) != 1 LIMIT 5 FORMAT TSV", &out); err != nil {
 		t.Fatal(err)
@@ -130,14 +85,13 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 		stored[strings.Trim(id, "'")] = true
 	}
 	missing := 0
-	acked.Range(func(k, _ any) bool {
-		if !stored[k.(string)] {
+	for id := range acked {
+		if !stored[id] {
 			missing++
 		}
-		return true
-	})
+	}
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged events are missing", missing, want)
 	}
-	t.Logf("%d events acknowledged (%d requests, %d refused), all stored once", want, ok.Load(), refused.Load())
+	t.Logf("%d events acknowledged (%d requests, %d refused), all stored once", want, load.Requests(), load.Refused())
 }

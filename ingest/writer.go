@@ -47,10 +47,14 @@ type Writer struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	in       chan *pending
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
+	in chan *pending
+	// closeMu orders Write's hand-off against Close: a Write either queues
+	// before Close begins (and Run commits it before returning) or sees
+	// closed and refuses; none can queue after Run's last look.
+	closeMu sync.RWMutex
+	closed  bool
+	stop    chan struct{}
+	done    chan struct{}
 	// commitCtx is what commits run under; Close cancels it when its own
 	// deadline passes, so a stuck disk cannot hold shutdown forever.
 	commitCtx    context.Context
@@ -99,13 +103,18 @@ func (w *Writer) Write(ctx context.Context, rows []spool.Row) error {
 	}
 	p := pendings.Get().(*pending)
 	p.rows = rows
-	select {
-	case w.in <- p:
-	case <-w.stop:
+	w.closeMu.RLock()
+	if w.closed {
+		w.closeMu.RUnlock()
 		return fmt.Errorf("writer stopped: %w", ErrUnavailable)
+	}
+	select {
+	case w.in <- p: // Run keeps taking until Close holds closeMu
 	case <-ctx.Done():
+		w.closeMu.RUnlock()
 		return ctx.Err()
 	}
+	w.closeMu.RUnlock()
 	// Once queued, the rows are the writer's: it stores them even if this
 	// request gives up waiting.
 	w.stallMu.Lock()
@@ -189,7 +198,12 @@ func (w *Writer) Run() {
 // ctx ends first, the commit in progress is abandoned (its requests get
 // 503) and Close returns.
 func (w *Writer) Close(ctx context.Context) error {
-	w.stopOnce.Do(func() { close(w.stop) })
+	w.closeMu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.stop)
+	}
+	w.closeMu.Unlock()
 	select {
 	case <-w.done:
 		return nil
@@ -205,7 +219,7 @@ func (w *Writer) flush(batch []*pending, n int) {
 		parts[i] = p.rows
 	}
 	w.busySince.Store(time.Now().UnixNano())
-	err := w.store1(parts, n)
+	err := w.append(parts, n)
 	w.busySince.Store(0)
 	if w.isStalled.Load() {
 		w.stallMu.Lock()
@@ -218,7 +232,7 @@ func (w *Writer) flush(batch []*pending, n int) {
 	}
 }
 
-func (w *Writer) store1(parts [][]spool.Row, n int) error {
+func (w *Writer) append(parts [][]spool.Row, n int) error {
 	if err := w.spool.Append(w.commitCtx, parts...); err != nil {
 		if errors.Is(err, spool.ErrFull) {
 			return err

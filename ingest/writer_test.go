@@ -59,17 +59,22 @@ func TestWriterReportsSpoolFailureWithItsCause(t *testing.T) {
 }
 
 func TestWriterCloseCommitsWhatItTook(t *testing.T) {
+	appending, release := make(chan struct{}), make(chan struct{})
 	done := make(chan int, 1)
 	w := NewWriter(WriterConfig{}, appendFunc(func(_ context.Context, batches ...[]spool.Row) error {
-		time.Sleep(50 * time.Millisecond)
+		close(appending)
+		<-release
 		done <- len(batches[0])
 		return nil
 	}), nil, nil)
 	go w.Run()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Write(context.Background(), rowsOf(7)) }()
-	time.Sleep(20 * time.Millisecond)
-	if err := w.Close(context.Background()); err != nil {
+	<-appending // the rows are the writer's, their commit under way
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close(context.Background()) }()
+	close(release)
+	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
 	if n := <-done; n != 7 {
@@ -77,6 +82,24 @@ func TestWriterCloseCommitsWhatItTook(t *testing.T) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A Write that races Close is either committed or refused at once, never
+// left waiting for a commit that will not come.
+func TestWriterWriteAfterCloseIsRefused(t *testing.T) {
+	for range 200 {
+		w := NewWriter(WriterConfig{}, appendFunc(func(context.Context, ...[]spool.Row) error { return nil }), nil, nil)
+		go w.Run()
+		if err := w.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.Write(ctx, rowsOf(1))
+		cancel()
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Write after Close: %v, want ErrUnavailable", err)
+		}
 	}
 }
 

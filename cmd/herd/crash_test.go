@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-analytics/herd/ingest/ingesttest"
 )
 
 // TestMain lets the test binary act as herd itself, so a test can start it
@@ -74,69 +75,17 @@ func TestKill9MidLoadLosesNothingAcknowledged(t *testing.T) {
 	url := "http://" + ingestAddr
 	waitReady(t, url)
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var ids []string
-				var b strings.Builder
-				b.WriteString("[")
-				for i := range 20 {
-					id := fmt.Sprintf("K%d-%d-%d", g, n, i)
-					ids = append(ids, id)
-					if i > 0 {
-						b.WriteString(",")
-					}
-					fmt.Fprintf(&b, `{"type":"add_to_cart","product":{"id":%q}}`, id)
-				}
-				b.WriteString("]")
-				req, _ := http.NewRequest("POST", url+"/api/events", strings.NewReader(b.String()))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("User-Agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					time.Sleep(20 * time.Millisecond) // herd is down
-					continue
-				}
-				var body bytes.Buffer
-				_, _ = body.ReadFrom(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 202 && strings.Contains(body.String(), `"accepted":20`) {
-					mu.Lock()
-					for _, id := range ids {
-						acked[id] = true
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	time.Sleep(1500 * time.Millisecond)
+	load := ingesttest.StartLoad(url, "K", "add_to_cart")
+	load.WaitRequests(t, 20, 30*time.Second)
 	if err := herd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = herd.Wait()
-	mu.Lock()
-	atKill := len(acked)
-	mu.Unlock()
-	if atKill == 0 {
-		t.Fatal("nothing was acknowledged before the kill")
-	}
+	atKill := load.Requests()
 	startHerdProcess(t, args...)
 	waitReady(t, url)
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	load.WaitRequests(t, atKill+10, 30*time.Second) // taken again after the restart
+	acked := load.Stop()
 
 	// Wait for the spool to drain, then compare.
 	deadline := time.Now().Add(60 * time.Second)
@@ -171,12 +120,10 @@ func TestKill9MidLoadLosesNothingAcknowledged(t *testing.T) {
 			stored[id] = n
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	for id := range acked {
 		if stored[id] != 1 {
 			t.Fatalf("acknowledged event %s stored %d times (%d acknowledged, %d stored)", id, stored[id], len(acked), len(stored))
 		}
 	}
-	t.Logf("%d acknowledged before the kill, %d in all; every one stored once", atKill, len(acked))
+	t.Logf("%d requests acknowledged before the kill, %d events in all; every one stored once", atKill, len(acked))
 }

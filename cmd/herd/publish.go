@@ -227,8 +227,10 @@ func startScheduler(ctx context.Context, st *store, pub publishFlags, spool aggr
 		return nil, err
 	}
 	s := &aggregate.Scheduler{Publisher: p, Schedule: pub.schedule, Spool: spool, Locks: st.locks(), Log: log.With("component", "publisher")}
+	// Closed after its one error, so that both the run loop and the stop
+	// may wait on it.
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- s.Run(ctx); close(done) }()
 	return done, nil
 }
 

@@ -117,12 +117,17 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	// Each part registers its stop as it starts; they stop in reverse
+	// order (the servers, then what they feed, the store last) under one
+	// deadline, whether serve returns early or at the end.
+	stops := &stopList{log: log}
+	defer stops.run(stopBudget)
 	if h.prepare != nil {
 		cleanup, err := h.prepare(ctx, &base, &ef, log)
 		if err != nil {
 			return err
 		}
-		defer cleanup()
+		stops.add("prepared", func(context.Context) error { cleanup(); return nil })
 	}
 
 	validate := pub.validateRetention // all ingest has of the rules
@@ -136,26 +141,11 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	// Start order: storage, schema, then the servers that depend on them.
-	// Stop order is the reverse, within stopBudget in all (a frozen
-	// ClickHouse must not hold the exit): stopping() is the deadline every
-	// step shares once shutdown begins.
-	var stopDeadline time.Time
-	stopping := func() (context.Context, context.CancelFunc) {
-		if stopDeadline.IsZero() {
-			stopDeadline = time.Now().Add(stopBudget)
-		}
-		return context.WithDeadline(context.Background(), stopDeadline)
-	}
 	st, err := base.store.open(ctx, log, r.dashboard)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := stopping()
-		defer cancel()
-		st.closeWithin(sctx)
-	}()
+	stops.add("store", func(ctx context.Context) error { st.closeWithin(ctx); return nil })
 	if err := st.migrate(ctx, log); err != nil {
 		return err
 	}
@@ -168,6 +158,8 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		published               <-chan error
 		catchUpReports          func()
 	)
+	// The publisher and the scheduled reports run under sctx: stopping
+	// either step cancels both, each then waits for its own.
 	sctx, stopScheduler := context.WithCancel(ctx)
 	defer stopScheduler()
 	if r.ingest {
@@ -175,20 +167,13 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 			return err
 		}
 		edgeDone := make(chan error, 1)
-		go func() { edgeDone <- edge.Run(context.WithoutCancel(ctx)) }()
-		// Closed after the ingest server stopped (below); what the spool
-		// cannot insert in time waits on disk for the next start.
-		defer func() {
-			cctx, cancel := stopping()
-			defer cancel()
-			if err := edge.Close(cctx); err != nil {
-				log.Warn("ingest close", "err", err)
-			}
-			select {
-			case <-edgeDone:
-			case <-cctx.Done():
-			}
-		}()
+		go func() { edgeDone <- edge.Run(context.WithoutCancel(ctx)); close(edgeDone) }()
+		// Closed after the ingest server stopped; what the spool cannot
+		// insert in time waits on disk for the next start.
+		stops.add("ingest", func(ctx context.Context) error {
+			err := edge.Close(ctx)
+			return errors.Join(err, waitFor(ctx, edgeDone))
+		})
 	}
 	if r.publisher {
 		var spool aggregate.SpoolPruner
@@ -198,6 +183,9 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		if published, err = startScheduler(sctx, st, pub, spool, log); err != nil {
 			return err
 		}
+		// The publisher finishes its bucket and records it before the
+		// store closes, if ClickHouse lets it in time.
+		stops.add("publisher", func(ctx context.Context) error { stopScheduler(); return waitFor(ctx, published) })
 	}
 	if r.dashboard {
 		reportsDone, reportsNow, err := startReports(sctx, st, pub, filepath.Join(base.store.dataDir, "reports"), relay, log)
@@ -205,32 +193,22 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 			return err
 		}
 		catchUpReports = reportsNow
-		defer func() {
-			stopScheduler()
-			sctx, cancel := stopping()
-			defer cancel()
-			select {
-			case <-reportsDone:
-			case <-sctx.Done():
-				log.Warn("scheduled reports did not stop in time")
-			}
-		}()
+		stops.add("scheduled reports", func(ctx context.Context) error { stopScheduler(); return waitFor(ctx, reportsDone) })
 	}
 	if r.ingest {
 		if ing, err = webserver.Start(edge.App(probe.NewReadiness(st.writer)), ef.addr); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
+		stops.add("ingest server", ing.Shutdown)
 		ingestURL = "http://" + ing.Addr()
 		log.Info("ingest serving", "url", ingestURL)
 		fmt.Fprintf(stdout, "ingest:    %s\n", ingestURL)
 	}
 	if r.dashboard {
 		if dash, users, err = startDashboard(st, pub, dashboardAddr, hsts, base.store.dataDir, name, log); err != nil {
-			if ing != nil {
-				_ = ing.Shutdown(context.Background())
-			}
 			return err
 		}
+		stops.add("dashboard server", dash.Shutdown)
 		dashboardURL = "http://" + dash.Addr()
 		log.Info("dashboard serving", "url", dashboardURL)
 		if h.ready == nil { // herd demo prints it with the login, once both exist
@@ -246,7 +224,6 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		}()
 	}
 
-	var runErr error
 	var exited <-chan struct{}
 	if st.local != nil {
 		exited = st.local.Exited()
@@ -254,43 +231,57 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+		return nil
 	case err := <-ing.Done(): // a nil server's Done never fires
-		runErr = fmt.Errorf("ingest server stopped: %w", err)
+		return fmt.Errorf("ingest server stopped: %w", err)
 	case err := <-dash.Done():
-		runErr = fmt.Errorf("dashboard server stopped: %w", err)
+		return fmt.Errorf("dashboard server stopped: %w", err)
 	case <-exited:
-		runErr = errors.New("managed clickhouse exited; see " + st.local.Dir() + "/log")
+		return errors.New("managed clickhouse exited; see " + st.local.Dir() + "/log")
 	case err := <-published:
-		runErr = fmt.Errorf("publisher stopped: %w", err)
+		return fmt.Errorf("publisher stopped: %w", err)
 	case err := <-hookDone:
-		runErr = err
+		return err
 	}
-	// The publisher finishes its bucket and records it before the store
-	// closes, if ClickHouse lets it in time.
-	sctx, cancel := stopping()
-	defer cancel()
-	stopScheduler()
-	if published != nil {
-		select {
-		case <-published:
-		case <-sctx.Done():
-			log.Warn("publisher did not stop in time")
-		}
-	}
+}
 
-	// Then stop taking requests (ingest's writer commits what it took, the
-	// spool inserts what it can), and the store goes last (deferred).
-	if dash != nil {
-		if err := dash.Shutdown(sctx); err != nil {
-			log.Warn("dashboard shutdown", "err", err)
+// stopList is what a serving process started, each with its stop.
+type stopList struct {
+	log   *slog.Logger
+	steps []stopStep
+}
+
+type stopStep struct {
+	name string
+	stop func(context.Context) error
+}
+
+// add registers the stop of a part that just started.
+func (l *stopList) add(name string, stop func(context.Context) error) {
+	l.steps = append(l.steps, stopStep{name, stop})
+}
+
+// run stops every part in reverse order of start within budget in all: a
+// part that overruns it (a frozen ClickHouse) leaves the rest less time,
+// never more, and a failure is logged without stopping the rest.
+func (l *stopList) run(budget time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	for i := len(l.steps) - 1; i >= 0; i-- {
+		if err := l.steps[i].stop(ctx); err != nil {
+			l.log.Warn("stop", "part", l.steps[i].name, "err", err)
 		}
 	}
-	if ing != nil {
-		if err := ing.Shutdown(sctx); err != nil {
-			log.Warn("ingest shutdown", "err", err)
-		}
+}
+
+// waitFor waits until done delivers or closes, or ctx ends.
+func waitFor[T any](ctx context.Context, done <-chan T) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("did not stop in time: %w", ctx.Err())
 	}
-	return runErr
 }
 
 // startDashboard serves the dashboard over the published rollups.

@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 DATA_DIR ?= .herd/demo
 
-.PHONY: demo demo-cluster test lint deps test-deps build bench fuzz clean
+.PHONY: demo demo-cluster test check lint deps test-deps build bench fuzz clean
 
 ## demo: install what is missing, start a managed ClickHouse, import and publish a synthetic shop, serve the dashboard
 demo: deps build
@@ -18,6 +18,12 @@ demo-cluster: deps build
 ## test: install what is missing, lint, and run every test (real ClickHouse, headless Chromium)
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+## check: the fast tier, under a minute: lint and every test that needs no
+## server (go test -short: tests that start ClickHouse, ZooKeeper, Chromium or
+## herd itself call chtest.Servers and are left to `make test`)
+check: lint
+	$(GO) test -short -count=1 ./...
 
 ## lint: go vet and gofmt must be clean
 lint:

@@ -119,6 +119,7 @@ func TestLoginFlood(t *testing.T) {
 // readiness answers at once and its pages answer 503 with a reason within
 // the request timeout, never a hang or a 500.
 func TestFrozenClickHouseAnswers503(t *testing.T) {
+	chtest.Servers(t)
 	ctx := context.Background()
 	local, err := local.Start(ctx, local.Config{Dir: filepath.Join(t.TempDir(), "clickhouse")})
 	if err != nil {

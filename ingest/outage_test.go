@@ -10,6 +10,7 @@ import (
 
 	"github.com/herd-analytics/herd/ingest/ingesttest"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -18,6 +19,7 @@ import (
 // acknowledged with 202 ends up in ClickHouse exactly once, the ones taken
 // during the outage through the disk spool.
 func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
+	chtest.Servers(t)
 	ctx := context.Background()
 	chDir := filepath.Join(t.TempDir(), "clickhouse")
 	srv, err := local.Start(ctx, local.Config{Dir: chDir})

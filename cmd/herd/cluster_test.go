@@ -17,6 +17,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/coord"
 )
@@ -37,6 +38,7 @@ import (
 // started at once publish each bucket once; the dashboard's read-only user
 // reads the published tables through any node.
 func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
+	chtest.Servers(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(dir, "cluster"), Shards: 2, Replicas: 2, ReaderDatabases: []string{"herd"}})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/ingest/ingesttest"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
 
 // TestMain lets the test binary act as herd itself, so a test can start it
@@ -68,6 +69,7 @@ func waitReady(t *testing.T, url string) {
 // herd killed with SIGKILL in the middle of a load, then started again on
 // the same data: every event it acknowledged is in ClickHouse exactly once.
 func TestKill9MidLoadLosesNothingAcknowledged(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	ingestAddr, dashAddr := freeAddr(t), freeAddr(t)
 	args := []string{"serve", "--data-dir", dir, "--ingest-addr", ingestAddr, "--dashboard-addr", dashAddr, "--log-level", "warn"}

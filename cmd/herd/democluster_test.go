@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 )
 
@@ -22,6 +23,7 @@ import (
 // × 2 replicas and a second ingest node, fills the shop through both ingest
 // nodes, publishes, and prints a dashboard URL and a login that work.
 func TestDemoOnLocalCluster(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	// The second ingest node is this binary again: as herd (TestMain).
 	t.Setenv("HERD_TEST_AS_HERD", "1")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/herd-analytics/herd/ingest/spool"
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
 
 // managedPID is the pid of the ClickHouse a herd process started under dir.
@@ -81,6 +82,7 @@ func postEvents(t *testing.T, url string, ids ...string) int {
 // so at once, events are still taken into the spool, SIGTERM ends herd in
 // time, and after a restart every acknowledged event is stored once.
 func TestFrozenClickHouse(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	ingestAddr, dashAddr := freeAddr(t), freeAddr(t)
 	args := []string{"serve", "--data-dir", dir, "--ingest-addr", ingestAddr, "--dashboard-addr", dashAddr, "--log-level", "warn"}
@@ -199,6 +201,7 @@ func peakRSS(t *testing.T, pid int) float64 {
 // A few compressed bombs (100 MiB of spaces in 100 KiB of gzip) at once: each
 // gets 413, and herd ingest's memory stays bounded.
 func TestGzipBombsKeepMemoryBounded(t *testing.T) {
+	chtest.Servers(t)
 	// The real binary, as deployed: the test binary runs under the race
 	// detector, which multiplies memory.
 	bin := filepath.Join(t.TempDir(), "herd")
@@ -266,6 +269,7 @@ func TestGzipBombsKeepMemoryBounded(t *testing.T) {
 // nor the segments after it: it is moved to quarantine and counted, and the
 // rows of the good segment after it are inserted.
 func TestDamagedSpoolSegmentIsQuarantined(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	spoolDir := filepath.Join(dir, "spool")
 	if err := os.MkdirAll(spoolDir, 0o700); err != nil {

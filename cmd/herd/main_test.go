@@ -20,6 +20,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/schemas"
 )
 
@@ -79,6 +80,7 @@ func startRole(t *testing.T, command, dataDir string, names ...string) (map[stri
 }
 
 func TestServeBecomesReadyWithoutFlags(t *testing.T) {
+	chtest.Servers(t)
 	start := time.Now()
 	ingestURL, dashURL, stop := startServe(t, t.TempDir())
 	for _, u := range []string{ingestURL, dashURL} {
@@ -107,6 +109,7 @@ func TestServeBecomesReadyWithoutFlags(t *testing.T) {
 // TestRolesRunApart runs the event API and the dashboard as two processes'
 // roles (docs/operations.md) on one data directory: each serves only its own part.
 func TestRolesRunApart(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"ingest", "--dashboard-addr", "127.0.0.1:0"}, &out, &errOut); !errors.Is(err, errUsage) {
@@ -164,6 +167,7 @@ func TestRolesRunApart(t *testing.T) {
 }
 
 func TestSQLUsesTheRunningManagedServer(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	startServe(t, dir)
 	var out, errOut bytes.Buffer
@@ -182,6 +186,7 @@ func TestSQLUsesTheRunningManagedServer(t *testing.T) {
 }
 
 func TestMigrateThenSQLOnStoppedServer(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	t.Setenv("HERD_DATA_DIR", dir) // the environment fills an unset flag
@@ -222,6 +227,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 }
 
 func TestExternalClickHouseNeedsReader(t *testing.T) {
+	chtest.Servers(t)
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"serve", "--clickhouse", "http://127.0.0.1:1/"}, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "--clickhouse-reader is required") {
@@ -242,6 +248,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestGenImportsHistoryThroughIngest(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	ingestURL, _, _ := startServe(t, dir)
 	var out, errOut bytes.Buffer

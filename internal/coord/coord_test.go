@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/ingest/keyring"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/internal/coord"
 )
@@ -41,6 +42,7 @@ func dial(t *testing.T, servers []string, secret []byte) *coord.Conn {
 // TestLockAcrossSessions: one holder at a time; a released or dead holder's
 // lock goes to the next, and the old holder learns it lost it.
 func TestLockAcrossSessions(t *testing.T) {
+	chtest.Servers(t)
 	servers := zooKeeper(t)
 	ctx := context.Background()
 	a, b := dial(t, servers, nil), dial(t, servers, nil)
@@ -82,6 +84,7 @@ func TestLockAcrossSessions(t *testing.T) {
 // the day's key, and one without a secret cannot read it. 48 h after its
 // day, a key is gone from ZooKeeper and from both files.
 func TestDayKeysSharedAndDestroyed(t *testing.T) {
+	chtest.Servers(t)
 	servers := zooKeeper(t)
 	ctx := context.Background()
 	secret := []byte("0123456789abcdef0123456789abcdef")

@@ -63,9 +63,20 @@ func Run(m *testing.M) int {
 	return code
 }
 
+// Servers marks a test that needs real servers or processes (ClickHouse,
+// ZooKeeper, Chromium, herd itself): `make check` (go test -short) leaves
+// it out, `make test` and CI run it, and there a missing server fails it.
+func Servers(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs real servers: make test runs it")
+	}
+}
+
 // Server returns the test binary's ClickHouse server, starting it if needed.
 func Server(t testing.TB) *local.Server {
 	t.Helper()
+	Servers(t)
 	mu.Lock()
 	defer mu.Unlock()
 	if !running {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 	"github.com/herd-analytics/herd/schemas"
 )
@@ -22,6 +23,7 @@ import (
 // on both of its replicas; every node answers the whole count, and per-shard
 // distinct visitors add up.
 func TestLocalClusterReplicatesAndShards(t *testing.T) {
+	chtest.Servers(t)
 	ctx := context.Background()
 	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(t.TempDir(), "cluster"), Shards: 2, Replicas: 2})
 	if err != nil {
@@ -129,6 +131,7 @@ func TestLocalClusterReplicatesAndShards(t *testing.T) {
 // a second run applies nothing; rows written through one node read the
 // same through any other.
 func TestMigrateOnCluster(t *testing.T) {
+	chtest.Servers(t)
 	ctx := context.Background()
 	c, err := local.StartCluster(ctx, local.ClusterConfig{Dir: filepath.Join(t.TempDir(), "cluster"), Shards: 2, Replicas: 2})
 	if err != nil {

@@ -14,12 +14,14 @@ import (
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 )
 
 // deployDir is the repository's deploy/ folder.
-var deployDir = filepath.Join("..", "..", "deploy")
+var deployDir = filepath.Join("..", "..", "..", "deploy")
 
 // Every XML file shipped in deploy/ is well-formed: ClickHouse refuses to
 // start with one that is not.
@@ -54,6 +56,7 @@ func TestDeployXMLIsWellFormed(t *testing.T) {
 // password placeholders filled in) lets both users in, and refuses the
 // reader the raw database and any write.
 func TestDeployConfigLoadsInARealServer(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	writerPW, readerPW := "deploy-writer-pw-1", "deploy-reader-pw-2"
 	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }

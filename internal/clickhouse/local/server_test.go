@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/internal/clickhouse"
+	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
 )
 
 func TestLocalRestartKeepsData(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	l := startLocal(t, dir)
 	mustExec(t, l.Writer(), "CREATE DATABASE keep")
@@ -54,6 +56,7 @@ func TestLocalRestartKeepsData(t *testing.T) {
 }
 
 func TestLocalListensOnLoopbackOnly(t *testing.T) {
+	chtest.Servers(t)
 	l := startLocal(t, t.TempDir())
 	data, err := os.ReadFile(filepath.Join(l.Dir(), "config.xml"))
 	if err != nil {
@@ -91,6 +94,7 @@ func listenAddr(t *testing.T, port int) string {
 }
 
 func TestLocalSurvivesServerKill9(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	l := startLocal(t, dir)
 	mustExec(t, l.Writer(), "CREATE DATABASE k")
@@ -112,6 +116,7 @@ func TestLocalSurvivesServerKill9(t *testing.T) {
 // herd itself killed with SIGKILL: its server must not outlive it for long,
 // and the next start on the same directory must work.
 func TestLocalSurvivesOwnerKill9(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	cmd := helper(t, "local", "HERD_TEST_DIR="+dir)
 	stdout, err := cmd.StdoutPipe()
@@ -155,6 +160,7 @@ func TestLocalSurvivesOwnerKill9(t *testing.T) {
 }
 
 func TestLocalRefusesSharedDir(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	startLocal(t, dir)
 	_, err := local.Start(context.Background(), local.Config{Dir: dir})
@@ -166,6 +172,7 @@ func TestLocalRefusesSharedDir(t *testing.T) {
 // An orphan server whose herd is gone (the pid file says so, no one holds
 // the directory lock) is stopped before a new one starts on the same data.
 func TestLocalStopsOrphanServer(t *testing.T) {
+	chtest.Servers(t)
 	dir := t.TempDir()
 	l := startLocal(t, dir)
 	mustExec(t, l.Writer(), "CREATE DATABASE orphan")

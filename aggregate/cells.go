@@ -101,7 +101,7 @@ func (d *DayEvents) Distinct(ctx context.Context) (uint64, error) {
 // dayCells computes day bucket b's true cells of every table in one pass
 // over its raw events.
 func (p *Publisher) dayCells(ctx context.Context, b Bucket) (uint64, map[string][]Cell, error) {
-	x, err := p.env(ctx, b.Site)
+	sf, err := p.siteFacts(ctx, b.Site)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -110,14 +110,14 @@ func (p *Publisher) dayCells(ctx context.Context, b Bucket) (uint64, map[string]
 	sums := make([][]*tableSums, scanWorkers)
 	workers := make([]func(*Visit), scanWorkers)
 	for w := range workers {
-		x := x.fork()
+		own := sf.fork()
 		for _, t := range p.tables {
 			sums[w] = append(sums[w], newTableSums(t))
 		}
 		workers[w] = func(v *Visit) {
-			x.visit()
+			own.visit()
 			for _, a := range sums[w] {
-				a.add(x, v)
+				a.add(own, v)
 			}
 		}
 	}
@@ -137,22 +137,22 @@ func (p *Publisher) dayCells(ctx context.Context, b Bucket) (uint64, map[string]
 	return distinct, out, nil
 }
 
-// env is what the parts may know of site: its catalog.
-func (p *Publisher) env(ctx context.Context, site string) (*env, error) {
-	x := &env{sources: map[string]string{}}
+// siteFacts is what the parts may know of site: its catalog.
+func (p *Publisher) siteFacts(ctx context.Context, site string) (*siteFacts, error) {
+	sf := &siteFacts{sources: map[string]string{}}
 	err := p.c.Select(ctx, "SELECT product_id, category FROM "+p.dbs.Pub+".catalog WHERE "+p.catalogWhere(site), func(blk *proto.Block) error {
-		if x.catalog == nil {
-			x.catalog = make(map[string]string, blk.Rows())
+		if sf.catalog == nil {
+			sf.catalog = make(map[string]string, blk.Rows())
 		}
 		for i := range blk.Rows() {
-			x.catalog[clickhouse.Get[string](blk, 0, i)] = clickhouse.Get[string](blk, 1, i)
+			sf.catalog[clickhouse.Get[string](blk, 0, i)] = clickhouse.Get[string](blk, 1, i)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", site, err)
 	}
-	return x, nil
+	return sf, nil
 }
 
 // tableSums adds up one table's bounded contributions, visit by visit.
@@ -189,14 +189,14 @@ func newTableSums(t *Table) *tableSums {
 // the smallest hash of visitor and key), each metric clamped to [0, Cap]
 // per cell and scaled down so that the visit's sum over the table stays
 // within Total.
-func (a *tableSums) add(x *env, v *Visit) {
+func (a *tableSums) add(sf *siteFacts, v *Visit) {
 	a.visit++
 	a.kept = a.kept[:0]
 	nm := len(a.t.Metrics)
 	for pi, part := range a.t.Parts {
 		vc := &a.parts[pi]
 		vc.reset(nm)
-		part.Cells(x, v, vc)
+		part.Cells(sf, v, vc)
 		n := len(vc.cells)
 		if n <= part.Limit {
 			for i := range n {

@@ -15,8 +15,8 @@ import (
 // order) in, the cells it counts in out, before any bound. The bounds, the
 // caps and the sums over visitors are the same for every table (cells.go).
 
-// env is what parts may know beyond the visit: public facts only.
-type env struct {
+// siteFacts is what parts may know beyond the visit: public facts only.
+type siteFacts struct {
 	// catalog maps the site's listed product ids to their category; nil
 	// when the site has no catalog.
 	catalog map[string]string
@@ -29,16 +29,16 @@ type env struct {
 	levels    []int // of the visit at hand, by funnel id; -1 not yet known
 }
 
-// visit readies x for the next visit.
-func (x *env) visit() {
-	for i := range x.levels {
-		x.levels[i] = -1
+// visit readies sf for the next visit.
+func (sf *siteFacts) visit() {
+	for i := range sf.levels {
+		sf.levels[i] = -1
 	}
 }
 
-// fork is a copy of x for another goroutine: shared facts, its own scratch.
-func (x *env) fork() *env {
-	return &env{catalog: x.catalog, sources: map[string]string{}}
+// fork is a copy of sf for another goroutine: shared facts, its own scratch.
+func (sf *siteFacts) fork() *siteFacts {
+	return &siteFacts{catalog: sf.catalog, sources: map[string]string{}}
 }
 
 // VisitorCells collects one visitor-day's cells of one part: each a key of
@@ -202,7 +202,7 @@ func device(v *Visit) string {
 }
 
 // kpiCells: the day's one cell. Sessions count every event's time.
-func kpiCells(_ *env, v *Visit, out *VisitorCells) {
+func kpiCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	m := out.Add()
 	m[0] = float64(v.Sessions())
 	bought := false
@@ -233,12 +233,12 @@ type productRow struct {
 // product's list price as the shopper saw it on its events. With a catalog,
 // ids it does not list are one key, "unlisted", and categories are the
 // catalog's; without one, the first category the events name.
-func productCells(x *env, v *Visit, out *VisitorCells) {
-	rows := x.products[:0]
+func productCells(sf *siteFacts, v *Visit, out *VisitorCells) {
+	rows := sf.products[:0]
 	row := func(pid, category string) *productRow {
 		key := pid
-		if x.catalog != nil {
-			c, ok := x.catalog[pid]
+		if sf.catalog != nil {
+			c, ok := sf.catalog[pid]
 			if !ok {
 				key, c = Unlisted, ""
 			}
@@ -273,8 +273,8 @@ func productCells(x *env, v *Visit, out *VisitorCells) {
 				r.adds++
 			}
 		case evPurchase:
-			x.ids = e.Products(x.ids[:0])
-			for _, pid := range x.ids {
+			sf.ids = e.Products(sf.ids[:0])
+			for _, pid := range sf.ids {
 				if pid != "" {
 					r := row(pid, e.Category())
 					r.max = max(r.max, e.Price())
@@ -287,11 +287,11 @@ func productCells(x *env, v *Visit, out *VisitorCells) {
 		m := out.Add(r.key, r.category)
 		m[0], m[1], m[2], m[3], m[4] = r.views, r.clicks, r.adds, r.purchases, r.purchases*r.max
 	}
-	x.products = rows
+	sf.products = rows
 }
 
 // categoryCells: category views (of products and of lists), clicks and adds.
-func categoryCells(_ *env, v *Visit, out *VisitorCells) {
+func categoryCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	for i := range v.Events {
 		e := &v.Events[i]
 		if e.Category() == "" {
@@ -321,7 +321,7 @@ func daypart(h int) string {
 	return "evening"
 }
 
-func daypartCells(_ *env, v *Visit, out *VisitorCells) {
+func daypartCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	for i := range v.Events {
 		e := &v.Events[i]
 		if e.Category() != "" && (e.Type == evProductView || e.Type == evProductListView) {
@@ -344,8 +344,8 @@ func declaredSlots(layout []schemas.Page) map[string]bool {
 // slotCells: impressions and clicks per page type, slot and variant. Only
 // declared slots are published under their name; anything else a client
 // sends is "other".
-func slotCells(declared map[string]bool) func(*env, *Visit, *VisitorCells) {
-	return func(_ *env, v *Visit, out *VisitorCells) {
+func slotCells(declared map[string]bool) func(*siteFacts, *Visit, *VisitorCells) {
+	return func(_ *siteFacts, v *Visit, out *VisitorCells) {
 		for i := range v.Events {
 			e := &v.Events[i]
 			if e.Slot() == "" || (e.Type != evSlotImpression && e.Type != evProductClick) {
@@ -377,8 +377,8 @@ const maxPosition = 100
 // positionCells: a product list's impressions are the positions of the
 // products it showed; a click carries its position. The list's kind (home,
 // category, search) is the part of its name before ':'.
-func positionCells(x *env, v *Visit, out *VisitorCells) {
-	rows := x.positions[:0]
+func positionCells(sf *siteFacts, v *Visit, out *VisitorCells) {
+	rows := sf.positions[:0]
 	for i := range v.Events {
 		e := &v.Events[i]
 		if e.List() == "" || (e.Type != evProductListView && e.Type != evProductClick) {
@@ -421,7 +421,7 @@ func positionCells(x *env, v *Visit, out *VisitorCells) {
 			}
 		}
 	}
-	x.positions = rows
+	sf.positions = rows
 }
 
 // A funnel step's condition on an event.
@@ -446,15 +446,15 @@ type funnel struct {
 
 // level is f.level(v), computed once per visit: funnels and
 // funnel_segments ask for the same visit in turn.
-func (x *env) level(f *funnel, v *Visit) int {
-	for len(x.levels) <= f.id {
-		x.levels = append(x.levels, -1)
+func (sf *siteFacts) level(f *funnel, v *Visit) int {
+	for len(sf.levels) <= f.id {
+		sf.levels = append(sf.levels, -1)
 	}
-	if n := x.levels[f.id]; n >= 0 {
+	if n := sf.levels[f.id]; n >= 0 {
 		return n
 	}
 	n := f.level(v)
-	x.levels[f.id] = n
+	sf.levels[f.id] = n
 	return n
 }
 
@@ -532,14 +532,14 @@ func funnelParts(funnels []schemas.Funnel) ([]Part, []Part, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		fparts = append(fparts, Part{Limit: len(f.steps), Cells: func(x *env, v *Visit, out *VisitorCells) {
+		fparts = append(fparts, Part{Limit: len(f.steps), Cells: func(sf *siteFacts, v *Visit, out *VisitorCells) {
 			dev := device(v)
-			for s := range x.level(f, v) {
+			for s := range sf.level(f, v) {
 				out.Add(f.name, num(s+1), dev)
 			}
 		}})
-		sparts = append(sparts, Part{Limit: 2 * len(f.steps), Cells: func(x *env, v *Visit, out *VisitorCells) {
-			level := x.level(f, v)
+		sparts = append(sparts, Part{Limit: 2 * len(f.steps), Cells: func(sf *siteFacts, v *Visit, out *VisitorCells) {
+			level := sf.level(f, v)
 			if level == 0 {
 				return
 			}
@@ -553,7 +553,7 @@ func funnelParts(funnels []schemas.Funnel) ([]Part, []Part, error) {
 					ref, seenPV = e.Referrer(), true
 				}
 			}
-			source := x.source(ref)
+			source := sf.source(ref)
 			for s := range level {
 				if variant != "" {
 					out.Add(f.name, num(s+1), "variant", variant)
@@ -571,26 +571,26 @@ var searchEngines = regexp.MustCompile(`(^|\.)(google|bing|duckduckgo|yahoo|ecos
 // source is where a visitor-day came from, by the referrer of its first
 // pageview: direct (none, or the shop itself), search (a search engine) or
 // referral (any other site).
-func (x *env) source(ref string) string {
+func (sf *siteFacts) source(ref string) string {
 	if ref == "" || ref == "internal" {
 		return "direct"
 	}
-	if s, ok := x.sources[ref]; ok {
+	if s, ok := sf.sources[ref]; ok {
 		return s
 	}
 	s := "referral"
 	if searchEngines.MatchString(ref) {
 		s = "search"
 	}
-	if len(x.sources) < 100_000 {
-		x.sources[ref] = s
+	if len(sf.sources) < 100_000 {
+		sf.sources[ref] = s
 	}
 	return s
 }
 
 // pathCells: pageviews per path and the sessions that viewed it. A bounce
 // belongs to the page the session entered at, so path rows carry none.
-func pathCells(_ *env, v *Visit, out *VisitorCells) {
+func pathCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	for i := range v.Events {
 		e := &v.Events[i]
 		if e.Type != evPageview {
@@ -608,8 +608,8 @@ func pathCells(_ *env, v *Visit, out *VisitorCells) {
 // whether it bounced (one pageview), under each named dimension of the
 // session: entry (its first page), referrer (its first pageview's), and
 // device, browser, os and country (those of the pseudonym).
-func sessionCells(dims ...string) func(*env, *Visit, *VisitorCells) {
-	return func(_ *env, v *Visit, out *VisitorCells) {
+func sessionCells(dims ...string) func(*siteFacts, *Visit, *VisitorCells) {
+	return func(_ *siteFacts, v *Visit, out *VisitorCells) {
 		v.pageviewSessions(func(_, entry, pv int) {
 			e := &v.Events[entry]
 			for _, d := range dims {
@@ -631,7 +631,7 @@ var sessionDims = map[string]func(*Event) string{
 }
 
 // habitCells: pageviews by weekday (Monday 1 … Sunday 7), hour (UTC) and device.
-func habitCells(_ *env, v *Visit, out *VisitorCells) {
+func habitCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	for i := range v.Events {
 		e := &v.Events[i]
 		if e.Type != evPageview {
@@ -646,7 +646,7 @@ func habitCells(_ *env, v *Visit, out *VisitorCells) {
 }
 
 // searchCells: searches per lower-cased term, and those that found nothing.
-func searchCells(_ *env, v *Visit, out *VisitorCells) {
+func searchCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	for i := range v.Events {
 		e := &v.Events[i]
 		if e.Type != evSearch || e.Term() == "" {
@@ -662,7 +662,7 @@ func searchCells(_ *env, v *Visit, out *VisitorCells) {
 
 // experimentCells: a visitor-day counts for the first layout variant it was
 // shown, with whether it bought and its revenue.
-func experimentCells(_ *env, v *Visit, out *VisitorCells) {
+func experimentCells(_ *siteFacts, v *Visit, out *VisitorCells) {
 	variant := ""
 	buyer, revenue := 0., 0.
 	for i := range v.Events {

@@ -162,7 +162,7 @@ func (t *Table) metric(name string) int {
 // cell: a choice no one else's data moves).
 type Part struct {
 	Limit int
-	Cells func(x *env, v *Visit, out *VisitorCells)
+	Cells func(sf *siteFacts, v *Visit, out *VisitorCells)
 }
 
 // L is the table's contribution bound: cells per visitor-day per bucket.

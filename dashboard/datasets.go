@@ -13,8 +13,8 @@ import (
 )
 
 // A dataset is one widget's rows: what a chart or table shows, served as
-// /api/v1/<name> in JSON or CSV. Each is a GROUP BY over published daily
-// cells of the filtered range.
+// /api/v1/<name> in JSON or CSV. Each is a GROUP BY over the published
+// cells of the filtered range, of the one grain that tiles it (store.cells).
 type dataset struct {
 	roles  []Role
 	header []string

@@ -130,7 +130,9 @@ func grainNote(g string) string {
 }
 
 // store reads published rollups. Every number it returns is a sum of
-// published (k-anonymous, noised) daily cells; nothing else exists to read.
+// published (k-anonymous, noised) cells of one grain, the coarsest whose
+// buckets tile the period (days, ISO weeks or months), never a mix;
+// nothing else exists to read.
 type store struct {
 	q  Querier
 	db string

@@ -379,30 +379,30 @@ func (d *decoder) getString(v *fastjson.Value, dst *string) string {
 }
 
 func getFloat(v *fastjson.Value, dst *float64) string {
-	switch v.Type() {
-	case fastjson.TypeNull:
-		*dst = 0
-		return ""
-	case fastjson.TypeNumber:
+	return getNumber(v, dst, func(v *fastjson.Value) (float64, bool) {
 		f, err := v.Float64()
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return "not a finite JSON number"
-		}
-		*dst = f
-		return ""
-	}
-	return "wrong type: got JSON " + jsonType(v) + ", want number"
+		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+	}, "not a finite JSON number")
 }
 
 func getInt(v *fastjson.Value, dst *int) string {
+	return getNumber(v, dst, func(v *fastjson.Value) (int, bool) {
+		n, err := v.Int()
+		return n, err == nil
+	}, "want a whole number in range")
+}
+
+// getNumber reads a JSON number (null is zero) through read, which says
+// whether the number fits; bad is the reason when it does not.
+func getNumber[T float64 | int](v *fastjson.Value, dst *T, read func(*fastjson.Value) (T, bool), bad string) string {
 	switch v.Type() {
 	case fastjson.TypeNull:
 		*dst = 0
 		return ""
 	case fastjson.TypeNumber:
-		n, err := v.Int()
-		if err != nil {
-			return "want a whole number in range"
+		n, ok := read(v)
+		if !ok {
+			return bad
 		}
 		*dst = n
 		return ""

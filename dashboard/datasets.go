@@ -41,7 +41,8 @@ var datasets = map[string]dataset{
 		query: func(s *store, f filters) string {
 			// Product rows and other rows of one release and grain: a
 			// category's products below the threshold are in its total.
-			return "SELECT category, sum(views), sum(purchases), sum(revenue) AS r FROM " + s.db + ".products WHERE " + s.cellsAndOther("products", f.site, f.r) +
+			// Listed products' revenue at list price (productRevenue).
+			return "SELECT category, sum(views), sum(purchases), sum(" + productRevenue + ") AS r FROM " + s.db + ".products" + s.withListPrice(f.site) + " WHERE " + s.cellsAndOther("products", f.site, f.r) +
 				" AND category != '' GROUP BY category ORDER BY r DESC, category"
 		}},
 	"category_dayparts": {roles: []Role{Merchandiser, Manager, Admin}, header: []string{"category", "daypart", "views", "visitors"},

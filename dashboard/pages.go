@@ -534,7 +534,8 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	}
 	catTable := tableView{Title: "Revenue by category", CSV: "/api/v1/category_revenue" + f.query() + "&format=csv",
 		Header: []string{"category", "views", "purchases", "revenue", "purchases per view"},
-		Note:   "Sums of the product release: each category's published products and its products below the threshold together. " + grainNote(grain)}
+		Note: "Sums of the product release: each category's published products and its products below the threshold together. " +
+			"Revenue of products the catalog lists is their purchases at list price (discounts make it an estimate); the rest is the release's own revenue. " + grainNote(grain)}
 	for _, cr := range catRevenue {
 		rate := "–"
 		if cr.Views > 0 {
@@ -554,7 +555,7 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		page: pg, By: by, Category: category, ProductCoverage: coverage.Line(num),
 		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: views, Tables: []tableView{catTable},
 		Charts: []chart{
-			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num),
+			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num) + " Revenue is purchases at the catalog's list price where it lists one.",
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
 				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: d.note(c.UserContext(), "categories", f, "Published category × device cells."),

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herd-analytics/herd/aggregate"
+	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 )
 
@@ -27,8 +30,14 @@ func TestPeriodGrains(t *testing.T) {
 	first := time.Date(s.today.Year(), s.today.Month(), 1, 0, 0, 0, 0, time.UTC)
 	lastMonth := first.AddDate(0, -1, 0)
 	monday := s.today.AddDate(0, 0, -2)
+	monthParams, err := json.Marshal(releaseAt(t, 4, "products", aggregate.Month).Params)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []string{
-		fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'month', toDateTime(%d), 'P-MONTH', 'shirts', 900, 2400, 60, 50, 20, 700.0, 0), ('demo', 'month', toDateTime(%d), '', 'shirts', 800, 5000, 0, 0, 0, 0, 1)",
+		fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('products', 'demo', 'month', toDateTime(%d), 2, 0.8, 'published', %s)",
+			db.Names.Pub, lastMonth.Unix(), clickhouse.Quote(string(monthParams))),
+		fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'month', toDateTime(%d), 'P-MONTH', 'shirts', 900, 2400, 60, 50, 20, 24702.0, 0), ('demo', 'month', toDateTime(%d), '', 'shirts', 800, 5000, 0, 0, 0, 0, 1)",
 			db.Names.Pub, lastMonth.Unix(), lastMonth.Unix()),
 		fmt.Sprintf("INSERT INTO %s.products VALUES ('demo', 'week', toDateTime(%d), 'P-WEEK', 'shoes', 300, 700, 20, 10, 4, 90.0, 0)", db.Names.Pub, monday.AddDate(0, 0, -7).Unix()),
 		fmt.Sprintf("INSERT INTO %s.catalog VALUES ('demo', 'P-MONTH', 'Linen shirt, sand', 'shirts', 35, now()), ('demo', 'P-1', 'Oxford shirt', 'shirts', 40, now()), ('demo', 'P-9', 'Belt', 'shirts', 20, now())", db.Names.Pub),
@@ -48,8 +57,30 @@ func TestPeriodGrains(t *testing.T) {
 	if got := products("month"); strings.Join(got, ",") != "P-MONTH=Linen shirt, sand" {
 		t.Errorf("last full month: %v, want the month cell alone, named from the catalog", got)
 	}
+	// A listed product's revenue is its purchases at list price (20 × €35),
+	// not the release's noisy revenue, with the purchases' noise × price;
+	// the category's revenue sums the same figure with its other row's.
+	code, body := get(t, c, s.url+"/api/v1/products?range=month")
+	var ranked struct {
+		Data []struct {
+			Purchases float64            `json:"purchases"`
+			Revenue   float64            `json:"revenue"`
+			Basis     string             `json:"revenue_basis"`
+			Noise     map[string]float64 `json:"noise_sigma"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ranked); err != nil || code != http.StatusOK || len(ranked.Data) != 1 {
+		t.Fatalf("products for the month: %d %s %v", code, body, err)
+	}
+	if p := ranked.Data[0]; p.Revenue != 700 || p.Basis != "list_price" || p.Noise["purchases"] <= 0 || math.Abs(p.Noise["revenue"]-35*p.Noise["purchases"]) > 1e-6 {
+		t.Errorf("the month's product: revenue %v (%s), noise %v; want 20 × 35 at list price, σ 35 × the purchases'", p.Revenue, p.Basis, p.Noise)
+	}
+	code, body = get(t, c, s.url+"/api/v1/category_revenue?range=month")
+	if code != http.StatusOK || !strings.Contains(string(body), `"shirts"`) || !strings.Contains(string(body), "700") || strings.Contains(string(body), "24702") {
+		t.Errorf("category revenue for the month: %d %s, want shirts at 700 (list price)", code, body)
+	}
 	// Without a range, products are the last full month's.
-	code, body := get(t, c, s.url+"/api/v1/products")
+	code, body = get(t, c, s.url+"/api/v1/products")
 	if code != http.StatusOK || !strings.Contains(string(body), "P-MONTH") || strings.Contains(string(body), "P-WEEK") {
 		t.Errorf("products without a range: %d %s, want the last full month", code, body)
 	}

@@ -53,6 +53,9 @@ func (d *Dashboard) product(c *fiber.Ctx) error {
 	if pd.Published {
 		tiles[0].Value, tiles[1].Value = num.Count(float64(pd.Visitors)), num.Count(float64(pd.Views))
 		tiles[4].Value = num.Money(pd.Revenue)
+		if pd.RevenueBasis == "list_price" {
+			tiles[4].Label = "Revenue (purchases × list price)"
+		}
 		if pd.Views > 0 {
 			tiles[2].Value = num.Count(float64(pd.Adds)) + " · " + num.Percent(float64(pd.Adds)/float64(pd.Views))
 			tiles[3].Value = num.Count(float64(pd.Purchases)) + " · " + num.Percent(float64(pd.Purchases)/float64(pd.Views))

@@ -232,6 +232,9 @@ type ProductRow struct {
 	Adds      uint64  `json:"adds"`
 	Purchases uint64  `json:"purchases"`
 	Revenue   float64 `json:"revenue"`
+	// RevenueBasis says where Revenue comes from: "list_price" (purchases
+	// × the catalog's price) or "published" (the release's own revenue).
+	RevenueBasis string `json:"revenue_basis"`
 	// Previous is the same product's views in the previous period; Trend is
 	// the growth against it when both periods have at least minTrendBase
 	// views (noise does not trend), else 0.
@@ -248,7 +251,38 @@ type ProductRow struct {
 const minTrendBase = 200
 
 // productSort are the orders hot products can be ranked by.
-var productSort = map[string]string{"views": "views", "adds": "adds", "purchases": "purchases", "revenue": "revenue", "visitors": "visitors"}
+var productSort = map[string]string{"views": "views", "adds": "adds", "purchases": "purchases", "revenue": productRevenue, "visitors": "visitors"}
+
+// A product's revenue, where the shop's catalog lists its price, is its
+// published purchases × that price: post-processing of a released count
+// with public facts, so no budget is spent on it, and its noise is the
+// price × the purchases' (a month cell's released revenue carries σ in the
+// thousands of euros, enough to show a two-purchase €83 bag at €24,702).
+// Unlisted products, other rows and shops without a catalog keep the
+// released revenue. Discounts and quantities make it an estimate at list
+// price; the pages say so.
+const productRevenue = "if(list_price > 0, purchases * list_price, revenue)"
+
+// withListPrice joins the products' rows of site to their newest catalog
+// price (list_price, 0 where none is listed).
+func (s *store) withListPrice(site string) string {
+	return " ANY LEFT JOIN (SELECT product_id, argMax(price, loaded) AS list_price FROM " + s.db + ".catalog WHERE site = " + clickhouse.Quote(site) +
+		" GROUP BY product_id) USING product_id"
+}
+
+// priceRevenue sets p's revenue and its noise from its list price, when
+// the catalog has one.
+func (p *ProductRow) priceRevenue(price float64) {
+	p.RevenueBasis = "published"
+	if price <= 0 {
+		return
+	}
+	p.RevenueBasis = "list_price"
+	p.Revenue = math.Round(float64(p.Purchases)*price*100) / 100
+	if p.Noise != nil {
+		p.Noise["revenue"] = price * p.Noise["purchases"]
+	}
+}
 
 // products returns the top products by metric in the range, with the
 // previous period's views for the trend.
@@ -280,21 +314,23 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	for _, c := range classes {
 		counts.WriteString(", countIf(bucket IN (" + strings.Join(c.buckets, ", ") + "))")
 	}
-	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue)" + counts.String() + " FROM " + s.db +
-		".products WHERE " + cellsOf(site, r, grain) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
+	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue), any(list_price)" + counts.String() + " FROM " + s.db +
+		".products" + s.withListPrice(site) + " WHERE " + cellsOf(site, r, grain) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
 	var out []ProductRow
 	err = s.q.Select(ctx, q, func(b *proto.Block) error {
 		for i := 0; i < b.Rows(); i++ {
 			cells := make([]cellNoise, len(classes))
 			for ci, c := range classes {
-				cells[ci] = cellNoise{n: float64(clickhouse.Get[uint64](b, 7+ci, i)), sigma: c.sigma}
+				cells[ci] = cellNoise{n: float64(clickhouse.Get[uint64](b, 8+ci, i)), sigma: c.sigma}
 			}
-			out = append(out, ProductRow{
+			p := ProductRow{
 				ProductID: clickhouse.Get[string](b, 0, i), Category: clickhouse.Get[string](b, 1, i),
 				Visitors: clickhouse.Get[uint64](b, 2, i), Views: clickhouse.Get[uint64](b, 3, i),
 				Adds: clickhouse.Get[uint64](b, 4, i), Purchases: clickhouse.Get[uint64](b, 5, i),
 				Revenue: clickhouse.Get[float64](b, 6, i), Noise: sumNoise(cells),
-			})
+			}
+			p.priceRevenue(clickhouse.Get[float64](b, 7, i))
+			out = append(out, p)
 		}
 		return nil
 	})
@@ -482,6 +518,14 @@ func (s *store) product(ctx context.Context, f filters, id string) (ProductDetai
 	pd.Weeks, pd.Months = weeks, months
 	if cat.found {
 		pd.InCatalog, pd.Name, pd.Category, pd.Price = true, cat.name, cat.category, cat.price
+	}
+	pd.priceRevenue(pd.Price)
+	for _, pts := range [][]ProductPoint{pd.Weeks, pd.Months} {
+		for i := range pts {
+			if pd.Price > 0 {
+				pts[i].Revenue = math.Round(float64(pts[i].Purchases)*pd.Price*100) / 100
+			}
+		}
 	}
 	if pd.Published {
 		err = s.q.Select(ctx, "SELECT countIf(v > "+clickhouse.QuoteInt(int64(pd.Views))+"), count() FROM (SELECT sum(views) AS v FROM "+s.db+".products WHERE "+

@@ -417,15 +417,24 @@ func TestDatasetsArePublishedRows(t *testing.T) {
 			}
 		} else {
 			var ans struct {
-				Data []map[string]string `json:"data"`
+				Data []map[string]any `json:"data"`
 			}
 			if err := json.Unmarshal(body, &ans); err != nil {
 				t.Fatal(err)
 			}
 			for _, r := range ans.Data {
-				v, err := strconv.ParseFloat(r[tc.field], 64)
-				if err != nil {
-					t.Fatalf("%s %s: %v", tc.dataset, tc.field, err)
+				// Numbers are JSON numbers in every field; no text
+				// field of these fixtures reads as one.
+				for k, v := range r {
+					if text, ok := v.(string); ok {
+						if _, err := strconv.ParseFloat(text, 64); err == nil {
+							t.Errorf("%s %s: the number %q as a JSON string", tc.dataset, k, text)
+						}
+					}
+				}
+				v, ok := r[tc.field].(float64)
+				if !ok {
+					t.Fatalf("%s %s: %T, want a JSON number", tc.dataset, tc.field, r[tc.field])
 				}
 				got += v
 			}

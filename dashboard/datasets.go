@@ -2,7 +2,9 @@ package dashboard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
@@ -104,7 +106,7 @@ var datasets = map[string]dataset{
 }
 
 // rows runs a dataset's query; every value comes back as text (for tables
-// and CSV) and as a number where it is one (for charts).
+// and CSV) and as a number where it is one (for charts; NaN where not).
 func (s *store) rows(ctx context.Context, q string) ([][]string, [][]float64, error) {
 	var text [][]string
 	var nums [][]float64
@@ -115,17 +117,23 @@ func (s *store) rows(ctx context.Context, q string) ([][]string, [][]float64, er
 			for j, c := range b.Columns {
 				switch v := c.Row(i, false).(type) {
 				case string:
-					t[j] = v
+					t[j], n[j] = v, math.NaN()
 				case uint64:
 					t[j], n[j] = strconv.FormatUint(v, 10), float64(v)
 				case uint8:
 					t[j], n[j] = strconv.Itoa(int(v)), float64(v)
 				case uint16:
 					t[j], n[j] = strconv.Itoa(int(v)), float64(v)
+				case uint32:
+					t[j], n[j] = strconv.FormatUint(uint64(v), 10), float64(v)
+				case int64:
+					t[j], n[j] = strconv.FormatInt(v, 10), float64(v)
+				case int32:
+					t[j], n[j] = strconv.FormatInt(int64(v), 10), float64(v)
 				case float64:
 					t[j], n[j] = strconv.FormatFloat(v, 'f', 2, 64), v
 				default:
-					t[j] = fmt.Sprint(v)
+					t[j], n[j] = fmt.Sprint(v), math.NaN()
 				}
 			}
 			text, nums = append(text, t), append(nums, n)
@@ -148,15 +156,21 @@ func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	text, _, err := d.store.rows(c.UserContext(), ds.query(d.store, f))
+	text, nums, err := d.store.rows(c.UserContext(), ds.query(d.store, f))
 	if err != nil {
 		return err
 	}
-	var out []map[string]string
+	// Numbers are JSON numbers, text is text: a column is numeric when
+	// ClickHouse answers it as one (rows leaves text columns NaN).
+	var out []map[string]any
 	for _, r := range text {
-		m := map[string]string{}
+		m := map[string]any{}
 		for i, h := range ds.header {
-			m[h] = r[i]
+			if !math.IsNaN(nums[0][i]) {
+				m[h] = json.Number(r[i])
+			} else {
+				m[h] = r[i]
+			}
 		}
 		out = append(out, m)
 	}

@@ -92,3 +92,74 @@ func TestKPIOrdersPooledRevenueCentred(t *testing.T) {
 		t.Errorf("centred revenue: mean %g (true %g), variance %g, want ≈ %g (plain sum %g)", rSum/n, revenue, got, centred, plain)
 	}
 }
+
+// TestCountsNeverBelowTheirVisitorDays: a visitor-day counted for a search
+// term searched it, one counted in a traffic cell had a session there, and
+// every visitor-day of the kpis had a session: whatever the noise draws on
+// small cells (and the k floor, and rounding), no released cell has fewer
+// searches or sessions than visitor-days, and the chains that share
+// sessions (pageviews ≥ sessions ≥ bounces, sessions ≥ visitor-days) hold
+// together.
+func TestCountsNeverBelowTheirVisitorDays(t *testing.T) {
+	p, err := aggregate.NewPublisher(nil, clickhouse.DefaultDatabases, aggregate.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		table string
+		cell  func(i int) aggregate.Cell
+		bad   func(c aggregate.Cell) bool
+	}{
+		{"searches", func(i int) aggregate.Cell {
+			// As many searches as visitor-days: noise puts half below.
+			return aggregate.Cell{Dims: []any{"term" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, Visitors: uint64(500 + i%40), Values: []float64{float64(500 + i%40), float64(i % 9)}}
+		}, func(c aggregate.Cell) bool {
+			return c.Values[0] < float64(c.Visitors) || c.Values[1] > c.Values[0]
+		}},
+		{"traffic", func(i int) aggregate.Cell {
+			n := float64(500 + i%40)
+			return aggregate.Cell{Dims: []any{"referrer", "host" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, Visitors: uint64(n), Values: []float64{n, n, n - 5}}
+		}, func(c aggregate.Cell) bool {
+			pv, sessions, bounces := c.Values[0], c.Values[1], c.Values[2]
+			return sessions < float64(c.Visitors) || sessions > pv || bounces > sessions
+		}},
+	} {
+		tab := table(t, p, tc.table)
+		var cells []aggregate.Cell
+		for i := range 300 {
+			cells = append(cells, tc.cell(i))
+		}
+		bad, released := 0, 0
+		for range 20 {
+			rel, err := p.Release(tab, aggregate.Month, cells)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range rel {
+				released++
+				if tc.bad(c) {
+					bad++
+					if bad < 4 {
+						t.Errorf("%s: impossible cell %v: %d visitor-days, %v", tc.table, c.Dims, c.Visitors, c.Values)
+					}
+				}
+			}
+		}
+		if released < 1000 {
+			t.Errorf("%s: %d cells released, too few to tell", tc.table, released)
+		}
+	}
+	kpis := table(t, p, "kpis")
+	for i := range 2000 {
+		n := float64(12 + i%30) // sessions = visitor-days: one each
+		rel, err := p.Release(kpis, aggregate.Day, []aggregate.Cell{{Visitors: uint64(n), Values: []float64{n, n + 3, 1, 1, 80}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rel {
+			if sessions, pageviews := c.Values[0], c.Values[1]; sessions < float64(c.Visitors) || pageviews < sessions {
+				t.Fatalf("kpis: %d visitor-days, %v sessions, %v pageviews", c.Visitors, sessions, pageviews)
+			}
+		}
+	}
+}

@@ -11,7 +11,8 @@ import (
 
 // Impossible counts published rows no shop can have: fewer than k
 // visitor-days, metrics the event model orders out of order (more adds than
-// views, more clicks than impressions, more bounces than sessions…), revenue
+// views, more clicks than impressions, more bounces than sessions, fewer
+// sessions or searches than the visitor-days counted for them…), revenue
 // without an order or purchase, and funnel steps that grow. Publication
 // makes every cell consistent (docs/privacy.md), so any is a bug; herd
 // audit and the utility benchmark count them. Findings name the check, never
@@ -23,10 +24,10 @@ func (p *Publisher) Impossible(ctx context.Context) (int, []string, error) {
 		{"slots: clicks over impressions", "SELECT count() FROM " + pub + ".slots WHERE clicks > impressions"},
 		{"positions: clicks over impressions", "SELECT count() FROM " + pub + ".positions WHERE clicks > impressions"},
 		{"categories: clicks or adds over views", "SELECT count() FROM " + pub + ".categories WHERE clicks > views OR adds > views"},
-		{"traffic: sessions over pageviews or bounces over sessions", "SELECT count() FROM " + pub + ".traffic WHERE sessions > pageviews OR bounces > sessions"},
-		{"searches: zero-result searches over searches", "SELECT count() FROM " + pub + ".searches WHERE zero_results > searches"},
+		{"traffic: sessions over pageviews, bounces over sessions, or fewer sessions than visitor-days", "SELECT count() FROM " + pub + ".traffic WHERE sessions > pageviews OR bounces > sessions OR sessions < visitors"},
+		{"searches: zero-result searches over searches, or fewer searches than visitor-days", "SELECT count() FROM " + pub + ".searches WHERE zero_results > searches OR searches < visitors"},
 		{"experiments: buyers over visitor-days, or revenue without buyers", "SELECT count() FROM " + pub + ".experiments WHERE buyers > visitors OR (revenue > 0 AND buyers = 0)"},
-		{"kpis: buyers over visitor-days or orders, or revenue without orders", "SELECT count() FROM " + pub + ".kpis WHERE buyers > visitors OR buyers > orders OR (revenue > 0 AND orders = 0)"},
+		{"kpis: buyers over visitor-days or orders, fewer sessions than visitor-days, or revenue without orders", "SELECT count() FROM " + pub + ".kpis WHERE buyers > visitors OR buyers > orders OR sessions < visitors OR (revenue > 0 AND orders = 0)"},
 		{"funnel segments: a step above the step before it", "SELECT count() FROM (SELECT groupArray((step, visitors)) AS s FROM (SELECT * FROM " + pub + ".funnel_segments WHERE other = 0 ORDER BY step)" +
 			" GROUP BY site, grain, bucket, funnel, segment_kind, segment) WHERE arrayExists((x, i) -> i > 1 AND x.2 > s[i - 1].2, s, arrayEnumerate(s))"},
 		{"funnels: a step above the step before it", "SELECT count() FROM (SELECT groupArray((step, visitors)) AS s FROM (SELECT * FROM " + pub + ".funnels WHERE other = 0 ORDER BY step)" +

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -184,44 +185,81 @@ func (t *Table) pool(vals []float64, noise []noiser) {
 }
 
 // consistent makes one cell's noisy values possible: the chains the event
-// model orders hold (by isotonic regression, the least-squares fit), no value
-// is negative, a sum over a count's events is 0 when that count is, and the
-// visitor-days never read below k.
+// model orders hold (by isotonic regression, the least-squares fit, repeated
+// while chains that share a metric disturb each other), no value is
+// negative, a sum over a count's events is 0 when that count is, and the
+// visitor-days never read below k. The published integers satisfy every
+// chain exactly: where rounding or the k floor breaks one, the larger side
+// is raised (a count every counted visitor-day contributes to is never
+// published below the visitor-days).
 func (t *Table) consistent(dims []any, visitors float64, vals []float64, k uint64) released {
-	get := func(name string) *float64 {
+	get := func(xs []float64, name string) *float64 {
 		if name == "visitors" {
-			return &visitors
+			return &xs[len(xs)-1]
 		}
 		for j, m := range t.Metrics {
 			if m.Name == name {
-				return &vals[j]
+				return &xs[j]
 			}
 		}
 		panic("aggregate: chain names unknown metric " + name)
 	}
-	for _, chain := range t.Chains {
-		xs := make([]float64, len(chain))
-		for i, name := range chain {
-			xs[i] = *get(name)
+	// The metrics, then the visitor-days, in one slice the chains address.
+	xs := append(slices.Clone(vals), visitors)
+	fit := func(xs []float64, each func(chain []float64)) bool {
+		changed := false
+		for _, chain := range t.Chains {
+			c := make([]float64, len(chain))
+			for i, name := range chain {
+				c[i] = *get(xs, name)
+			}
+			each(c)
+			for i, name := range chain {
+				if p := get(xs, name); *p != c[i] {
+					*p, changed = c[i], true
+				}
+			}
 		}
-		privacy.NonIncreasing(xs)
-		for i, name := range chain {
-			*get(name) = xs[i]
+		return changed
+	}
+	for pass := 0; pass < 20; pass++ {
+		if !fit(xs, privacy.NonIncreasing) {
+			break
 		}
 	}
-	r := released{Dims: dims, Visitors: max(uint64(math.Round(math.Max(visitors, 0))), k), Values: make([]any, len(t.Metrics))}
+	for j := range xs {
+		xs[j] = math.Max(xs[j], 0)
+		if j == len(xs)-1 || !t.Metrics[j].Sum {
+			xs[j] = math.Round(xs[j])
+		}
+	}
+	xs[len(xs)-1] = math.Max(xs[len(xs)-1], float64(k))
+	// Raising only, on whole numbers: ends after at most as many passes as
+	// the chains have links.
+	for changed := true; changed; {
+		changed = fit(xs, raise)
+	}
+	r := released{Dims: dims, Visitors: uint64(xs[len(xs)-1]), Values: make([]any, len(t.Metrics))}
 	for j, m := range t.Metrics {
-		v := math.Max(vals[j], 0)
-		if m.Per != "" && math.Round(math.Max(*get(m.Per), 0)) == 0 {
+		v := xs[j]
+		if m.Per != "" && *get(xs, m.Per) == 0 {
 			v = 0
 		}
 		if m.Sum {
 			r.Values[j] = math.Round(v*100) / 100
 		} else {
-			r.Values[j] = uint64(math.Round(v))
+			r.Values[j] = uint64(v)
 		}
 	}
 	return r
+}
+
+// raise makes a chain non-increasing by raising each value to the one after
+// it where that is larger.
+func raise(chain []float64) {
+	for i := len(chain) - 1; i > 0; i-- {
+		chain[i-1] = math.Max(chain[i-1], chain[i])
+	}
 }
 
 // parentOf is the cell's other-row key: its parent dimensions, the rest

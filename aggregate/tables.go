@@ -214,7 +214,9 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 			},
 			Parts:  []Part{{Limit: 1, Cells: kpiCells}},
 			Grains: []GrainWeight{{Day, 30}}, VisitorsWeight: 0.25,
-			Chains: [][]string{{"pageviews", "sessions"}, {"visitors", "buyers"}},
+			// Every visitor-day has a session (sessions count every
+			// event's time); pageviews as before.
+			Chains: [][]string{{"pageviews", "sessions", "visitors", "buyers"}},
 			Same:   [][]string{{"orders", "buyers"}},
 		},
 		{
@@ -298,7 +300,9 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 				{Limit: 4, Cells: sessionCells("device", "browser", "os", "country")},
 			},
 			Grains: []GrainWeight{{Day, 1}, {Month, 1}}, VisitorsWeight: 2, Parent: []string{"dimension"},
-			Chains: [][]string{{"pageviews", "sessions", "bounces"}},
+			// Every cell a visitor-day is counted in holds at least one of
+			// its sessions.
+			Chains: [][]string{{"pageviews", "sessions", "bounces"}, {"sessions", "visitors"}},
 		},
 		{
 			Name:    "habits",
@@ -315,7 +319,8 @@ func Tables(funnels []schemas.Funnel, layout []schemas.Page) ([]*Table, error) {
 			},
 			Parts:  []Part{{Limit: 3, Cells: searchCells}},
 			Grains: []GrainWeight{{Week, 1}, {Month, 1}}, VisitorsWeight: 2,
-			Chains: [][]string{{"searches", "zero_results"}},
+			// A visitor-day counted for a term searched it at least once.
+			Chains: [][]string{{"searches", "zero_results"}, {"searches", "visitors"}},
 		},
 		{
 			// Layout experiments: each variant's visitor-days, buyers and

@@ -1,12 +1,8 @@
 package dashboard
 
 import (
-	"context"
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/herd-analytics/herd/internal/privacy"
 )
 
 // cacheTTL is how long the sites and the privacy statement are reused:
@@ -47,23 +43,4 @@ func (c *cache[T]) get(key string, stale bool, fetch func() (T, error)) (T, erro
 	c.m[key] = cached[T]{v, now}
 	c.mu.Unlock()
 	return v, nil
-}
-
-// sites lists the sites with published data (cached); a site asked for
-// and not in the list is looked up again, so a new site shows at once.
-func (d *Dashboard) sites(ctx context.Context, want string) ([]string, error) {
-	fetch := func() ([]string, error) { return d.store.sites(ctx) }
-	sites, err := d.siteCache.get("", false, fetch)
-	if err != nil || want == "" || slices.Contains(sites, want) {
-		return sites, err
-	}
-	return d.siteCache.get("", true, fetch)
-}
-
-// statementNow is the privacy statement (cached).
-func (d *Dashboard) statementNow(ctx context.Context) (privacy.Statement, error) {
-	if d.cfg.Statement == nil {
-		return privacy.Statement{}, nil
-	}
-	return d.stmtCache.get("", false, func() (privacy.Statement, error) { return d.cfg.Statement(ctx) })
 }

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,88 +39,6 @@ var sources = []string{"direct", "search", "referral"}
 var devices = []string{"desktop", "mobile", "tablet"}
 
 var variantName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
-
-// request reads a page or API request's filters against the sites that
-// have published data.
-func (d *Dashboard) request(c *fiber.Ctx) (filters, []string, error) {
-	sites, err := d.sites(c.UserContext(), c.Query("site"))
-	if err != nil {
-		return filters{}, nil, err
-	}
-	f, err := d.filters(c, sites)
-	return f, sites, err
-}
-
-func (d *Dashboard) filters(c *fiber.Ctx, sites []string) (filters, error) {
-	def := defaultPreset
-	if strings.HasPrefix(c.Path(), "/products") || strings.HasPrefix(c.Path(), "/api/v1/products") {
-		def = productsPreset
-	}
-	f := filters{site: c.Query("site"), preset: c.Query("range"), device: c.Query("device"), variant: c.Query("variant"), source: c.Query("source")}
-	switch {
-	case f.site == "" && len(sites) > 0:
-		f.site = sites[0]
-	case f.site != "" && !slices.Contains(sites, f.site):
-		// Only sites with published data exist here: anything else would
-		// reach report names and headers as sent.
-		return f, fiber.NewError(fiber.StatusBadRequest, "site: not a site with published data")
-	}
-	if f.device != "" && !slices.Contains(devices, f.device) {
-		return f, fiber.NewError(fiber.StatusBadRequest, "device: one of "+strings.Join(devices, ", "))
-	}
-	if f.variant != "" && !variantName.MatchString(f.variant) {
-		return f, fiber.NewError(fiber.StatusBadRequest, "variant: letters, digits, '.', '_' or '-', at most 40")
-	}
-	if f.source != "" && !slices.Contains(sources, f.source) {
-		return f, fiber.NewError(fiber.StatusBadRequest, "source: one of "+strings.Join(sources, ", "))
-	}
-	// Dates without a preset are a custom range: a link may carry from and
-	// to alone.
-	if f.preset == "" && (c.Query("from") != "" || c.Query("to") != "") {
-		f.preset = "custom"
-	}
-	f.chosen = f.preset != ""
-	if f.preset == "" {
-		f.preset = def
-	}
-	r, err := presetRange(f.preset, d.now(), c.Query("from"), c.Query("to"))
-	f.r = r
-	return f, err
-}
-
-// presetRange is the days a preset covers on the day of now; custom reads
-// from and to (inclusive days, YYYY-MM-DD; one day is a range).
-func presetRange(preset string, now time.Time, from, to string) (Range, error) {
-	today := now.UTC().Truncate(24 * time.Hour)
-	monday := today.AddDate(0, 0, -((int(today.Weekday()) + 6) % 7))
-	first := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
-	switch preset {
-	case "week":
-		return Range{From: monday.AddDate(0, 0, -7), To: monday}, nil
-	case "4w":
-		return Range{From: monday.AddDate(0, 0, -28), To: monday}, nil
-	case "month":
-		return Range{From: first.AddDate(0, -1, 0), To: first}, nil
-	case "3m":
-		return Range{From: first.AddDate(0, -3, 0), To: first}, nil
-	case "mtd":
-		if !today.After(first) { // the 1st: yesterday's month so far
-			return Range{From: first.AddDate(0, -1, 0), To: today}, nil
-		}
-		return Range{From: first, To: today}, nil
-	case "7d", "28d", "90d":
-		n, _ := strconv.Atoi(strings.TrimSuffix(preset, "d"))
-		return Range{From: today.AddDate(0, 0, -n), To: today}, nil
-	case "custom":
-		f, err1 := time.Parse(time.DateOnly, from)
-		t, err2 := time.Parse(time.DateOnly, to)
-		if err1 != nil || err2 != nil || t.Before(f) || t.Sub(f) >= 400*24*time.Hour {
-			return Range{}, fiber.NewError(fiber.StatusBadRequest, "custom range: from and to as YYYY-MM-DD, to on or after from, at most 400 days")
-		}
-		return Range{From: f, To: t.AddDate(0, 0, 1)}, nil
-	}
-	return Range{}, fiber.NewError(fiber.StatusBadRequest, "range: one of week, 4w, month, 3m, mtd, 7d, 28d, 90d, custom")
-}
 
 // values are the filters as query parameters; with range false, the period
 // is left out (each page then opens at its own default).
@@ -181,4 +98,79 @@ func (f filters) variantCells() string {
 		return ""
 	}
 	return " AND variant = " + clickhouse.Quote(f.variant)
+}
+
+// Range is a closed-open interval of UTC days [From, To).
+type Range struct {
+	From, To time.Time
+}
+
+// Previous is the range of equal length just before r.
+// A range of whole months has the same number of whole months before it.
+func (r Range) Previous() Range {
+	if r.From.Day() == 1 && r.To.Day() == 1 {
+		months := (r.To.Year()-r.From.Year())*12 + int(r.To.Month()) - int(r.From.Month())
+		return Range{From: r.From.AddDate(0, -months, 0), To: r.From}
+	}
+	return Range{From: r.From.Add(-r.To.Sub(r.From)), To: r.From}
+}
+
+// YearBefore is the same days a year earlier.
+func (r Range) YearBefore() Range {
+	return Range{From: r.From.AddDate(-1, 0, 0), To: r.To.AddDate(-1, 0, 0)}
+}
+
+// Days is the number of days in r.
+func (r Range) Days() int { return int(r.To.Sub(r.From).Hours() / 24) }
+
+// grains are the grains whose buckets tile r exactly, finest first: days
+// always; ISO weeks when r runs Monday to Monday; months when it runs from a
+// first of the month to another.
+func (r Range) grains() []string {
+	g := []string{"'day'"}
+	if r.From.Weekday() == time.Monday && r.To.Weekday() == time.Monday {
+		g = append(g, "'week'")
+	}
+	if r.From.Day() == 1 && r.To.Day() == 1 {
+		g = append(g, "'month'")
+	}
+	return g
+}
+
+func (r Range) span() string {
+	return "bucket >= toDateTime(" + clickhouse.QuoteInt(r.From.Unix()) + ") AND bucket < toDateTime(" + clickhouse.QuoteInt(r.To.Unix()) + ")"
+}
+
+// presetRange is the days a preset covers on the day of now; custom reads
+// from and to (inclusive days, YYYY-MM-DD; one day is a range).
+func presetRange(preset string, now time.Time, from, to string) (Range, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	monday := today.AddDate(0, 0, -((int(today.Weekday()) + 6) % 7))
+	first := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
+	switch preset {
+	case "week":
+		return Range{From: monday.AddDate(0, 0, -7), To: monday}, nil
+	case "4w":
+		return Range{From: monday.AddDate(0, 0, -28), To: monday}, nil
+	case "month":
+		return Range{From: first.AddDate(0, -1, 0), To: first}, nil
+	case "3m":
+		return Range{From: first.AddDate(0, -3, 0), To: first}, nil
+	case "mtd":
+		if !today.After(first) { // the 1st: yesterday's month so far
+			return Range{From: first.AddDate(0, -1, 0), To: today}, nil
+		}
+		return Range{From: first, To: today}, nil
+	case "7d", "28d", "90d":
+		n, _ := strconv.Atoi(strings.TrimSuffix(preset, "d"))
+		return Range{From: today.AddDate(0, 0, -n), To: today}, nil
+	case "custom":
+		f, err1 := time.Parse(time.DateOnly, from)
+		t, err2 := time.Parse(time.DateOnly, to)
+		if err1 != nil || err2 != nil || t.Before(f) || t.Sub(f) >= 400*24*time.Hour {
+			return Range{}, fiber.NewError(fiber.StatusBadRequest, "custom range: from and to as YYYY-MM-DD, to on or after from, at most 400 days")
+		}
+		return Range{From: f, To: t.AddDate(0, 0, 1)}, nil
+	}
+	return Range{}, fiber.NewError(fiber.StatusBadRequest, "range: one of week, 4w, month, 3m, mtd, 7d, 28d, 90d, custom")
 }

@@ -2,9 +2,9 @@ package dashboard
 
 import (
 	"math"
+	"strconv"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"golang.org/x/text/currency"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -23,12 +23,6 @@ type numbers struct {
 	p        *message.Printer
 	english  bool
 	currency string // the currency's symbol
-}
-
-// numbers is the request's number format.
-func (d *Dashboard) numbers(c *fiber.Ctx) numbers {
-	tag, _ := language.MatchStrings(languages, c.Get(fiber.HeaderAcceptLanguage))
-	return newNumbers(tag, d.cfg.Currency)
 }
 
 func newNumbers(tag language.Tag, iso string) numbers {
@@ -64,3 +58,10 @@ func (n numbers) Points(x float64) string { return n.p.Sprintf("%.2f pp", 100*x)
 
 // Date is a day as the page writes it: 4 Nov 2026.
 func (n numbers) Date(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
+
+func u(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
+
+// money2 is an amount as a CSV or API cell: two decimals, no symbol.
+func money2(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -219,7 +220,7 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		}
 	}
 
-	terms, err := s.terms(ctx, "search", f)
+	terms, err := s.terms(ctx, searchTermsDataset, f)
 	if err != nil {
 		return nil, err
 	}
@@ -490,3 +491,14 @@ func (r *Report) writeParquet(w io.Writer) error {
 	_, err = w.Write(buf.Bytes())
 	return err
 }
+
+// ReportFileName is the archive and download name of a report; a custom
+// period's name has both ends.
+func ReportFileName(site, kind string, period Range, format string) string {
+	if kind == "custom" {
+		return fmt.Sprintf("herd-%s-%s-to-%s.%s", site, period.From.Format(time.DateOnly), period.To.AddDate(0, 0, -1).Format(time.DateOnly), format)
+	}
+	return fmt.Sprintf("herd-%s-%s-%s.%s", site, kind, period.From.Format(time.DateOnly), format)
+}
+
+var archiveName = regexp.MustCompile(`^herd-[a-z0-9_-]+-(weekly|monthly)-\d{4}-\d{2}-\d{2}\.(csv|xlsx|parquet)$`)

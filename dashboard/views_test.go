@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xuri/excelize/v2"
+
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/internal/abtest"
-	"github.com/xuri/excelize/v2"
 )
 
 // getWith is get with request headers.

@@ -137,31 +137,3 @@ func rankText(pd ProductDetail, num numbers) string {
 	}
 	return "No. " + num.Count(float64(pd.Rank)) + " by views of the " + num.Count(float64(pd.RankOf)) + " published products in " + pd.Category
 }
-
-// apiProduct serves one product's detail as JSON, or its week and month
-// cells as CSV.
-func (d *Dashboard) apiProduct(c *fiber.Ctx) error {
-	f, _, err := d.request(c)
-	if err != nil {
-		return err
-	}
-	id, err := productID(c)
-	if err != nil {
-		return err
-	}
-	pd, err := d.store.product(c.UserContext(), f, id)
-	if err != nil {
-		return err
-	}
-	header := []string{"grain", "bucket", "views", "adds", "purchases", "revenue"}
-	var recs [][]string
-	for _, g := range []struct {
-		name string
-		pts  []ProductPoint
-	}{{"week", pd.Weeks}, {"month", pd.Months}} {
-		for _, p := range g.pts {
-			recs = append(recs, []string{g.name, p.Bucket.Format(time.DateOnly), u(p.Views), u(p.Adds), u(p.Purchases), money2(p.Revenue)})
-		}
-	}
-	return d.answer(c, "product", header, recs, pd)
-}

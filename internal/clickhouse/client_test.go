@@ -285,7 +285,7 @@ func TestCancelStopsServerQuery(t *testing.T) {
 		done <- db.Writer.Exec(ctx, "SELECT sleep(3) FROM system.numbers LIMIT 20 FORMAT Null",
 			clickhouse.WithQueryID(id), clickhouse.WithSetting("max_block_size", "1"))
 	}()
-	waitFor(t, 10*time.Second, func() bool { return processCount(t, db, id) == 1 })
+	chtest.WaitFor(t, 10*time.Second, func() bool { return processCount(t, db, id) == 1 })
 	cancel()
 	select {
 	case err := <-done:
@@ -296,7 +296,7 @@ func TestCancelStopsServerQuery(t *testing.T) {
 		t.Fatal("Exec did not return after cancel")
 	}
 	// The server notices a KILL between blocks, so within one 3 s sleep.
-	waitFor(t, 10*time.Second, func() bool { return processCount(t, db, id) == 0 })
+	chtest.WaitFor(t, 10*time.Second, func() bool { return processCount(t, db, id) == 0 })
 }
 
 func TestTimeoutStopsServerQuery(t *testing.T) {
@@ -313,7 +313,7 @@ func TestTimeoutStopsServerQuery(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
 	}
-	waitFor(t, 10*time.Second, func() bool { return processCount(t, db, id) == 0 })
+	chtest.WaitFor(t, 10*time.Second, func() bool { return processCount(t, db, id) == 0 })
 }
 
 func processCount(t *testing.T, db *chtest.DB, id string) uint64 {
@@ -325,17 +325,6 @@ func processCount(t *testing.T, db *chtest.DB, id string) uint64 {
 		t.Fatal(err)
 	}
 	return n
-}
-
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", limit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestGzipBothWays(t *testing.T) {

@@ -73,6 +73,18 @@ func Servers(t testing.TB) {
 	}
 }
 
+// WaitFor polls cond until it holds, failing t after limit.
+func WaitFor(t testing.TB, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Server returns the test binary's ClickHouse server, starting it if needed.
 func Server(t testing.TB) *local.Server {
 	t.Helper()

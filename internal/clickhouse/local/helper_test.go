@@ -72,15 +72,3 @@ func mustExec(t *testing.T, cfg clickhouse.Config, query string) string {
 	}
 	return out.String()
 }
-
-// waitFor polls cond until it holds, failing the test after limit.
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", limit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

@@ -153,7 +153,7 @@ func TestLocalSurvivesOwnerKill9(t *testing.T) {
 	}
 	// The old server went when its owner did (Pdeathsig) or when the new
 	// start found it (pid file); either way it is no longer running.
-	waitFor(t, 20*time.Second, func() bool {
+	chtest.WaitFor(t, 20*time.Second, func() bool {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", serverPID))
 		return err != nil || len(data) == 0 // gone, or a zombie awaiting its reaper
 	})

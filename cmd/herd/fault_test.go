@@ -149,7 +149,7 @@ func TestFrozenClickHouse(t *testing.T) {
 		t.Fatal("herd still running 30 s after SIGTERM with ClickHouse frozen")
 	}
 	_ = syscall.Kill(pid, syscall.SIGCONT) // herd killed it; let it die
-	time.Sleep(500 * time.Millisecond)
+	chtest.WaitFor(t, 10*time.Second, func() bool { return processExited(pid) })
 
 	// Started again on the same data, herd inserts what it spooled.
 	startHerdProcess(t, args...)
@@ -336,4 +336,15 @@ type refuseInsert struct{}
 
 func (refuseInsert) Insert(context.Context, string, *proto.Block, ...clickhouse.Option) error {
 	return errors.New("not in this test")
+}
+
+// processExited reports whether process pid is gone or a zombie nobody reaped yet.
+func processExited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z'
 }

@@ -58,10 +58,20 @@ func TestLockExpiredLeaseIsTakenOver(t *testing.T) {
 	if _, ok, err := clickhouse.TryLock(ctx, db.Writer, db.Names.Pub, "y", time.Second); err != nil || ok {
 		t.Fatalf("second TryLock while held: ok=%v err=%v", ok, err)
 	}
-	time.Sleep(2100 * time.Millisecond) // the holder "died": no renewal
-	next, ok, err := clickhouse.TryLock(ctx, db.Writer, db.Names.Pub, "y", time.Minute)
-	if err != nil || !ok {
-		t.Fatalf("TryLock after expiry: ok=%v err=%v", ok, err)
+	// The holder "died": no renewal. Its lease of a second ends, and then
+	// (not before) another takes the lock over.
+	start := time.Now()
+	var next *clickhouse.Lock
+	chtest.WaitFor(t, 10*time.Second, func() bool {
+		l, ok, err := clickhouse.TryLock(ctx, db.Writer, db.Names.Pub, "y", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next = l
+		return ok
+	})
+	if waited := time.Since(start); waited < 500*time.Millisecond {
+		t.Fatalf("the lock was taken over %v after its holder's last renewal, within its lease", waited)
 	}
 	if err := dead.Renew(ctx); !errors.Is(err, clickhouse.ErrLockLost) {
 		t.Fatalf("old holder Renew: got %v, want ErrLockLost", err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/herd-analytics/herd/aggregate"
 	"github.com/herd-analytics/herd/ingest/keyring"
+	"github.com/herd-analytics/herd/ingest/scrub"
 	"github.com/herd-analytics/herd/internal/clickhouse"
 	"github.com/herd-analytics/herd/internal/privacy"
 	"github.com/herd-analytics/herd/schemas"
@@ -388,19 +389,11 @@ func (a *Auditor) checkReplicas(ctx context.Context, now time.Time) Check {
 	return c
 }
 
-// personalPatterns are what must never appear in a stored string (RE2, as
-// ClickHouse's match() reads them).
-var personalPatterns = []struct{ name, re string }{
-	{"email", `[A-Za-z0-9._%+-]+(@|%40|%2540|＠|﹫|\((?i:at)\)|\[(?i:at)\]|\{(?i:at)\}|&#64;|&#x40;|&commat;)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`},
-	{"phone", `\+[0-9]{1,3}[ ./_:,*-]?\(?[0-9]{2,4}\)?[ ./_:,*-]?[0-9]{3,4}[ ./_:,*-]?[0-9]{3,5}`},
-	// Not ':' between groups: date-times ("2026-11-24 00:00:00", retention's
-	// own records) would read as card numbers. The scrubbers redact those too.
-	{"card", `(?:^|[^0-9])(?:[0-9][ ./_,*-]?){12,18}[0-9](?:[^0-9]|$)`},
-	{"jwt", `eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.`},
-	{"ipv4", `\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`},
-	{"ipv6", `\b(?:[0-9A-Fa-f]{1,4}:){4,7}[0-9A-Fa-f]{1,4}\b|\b[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){1,5}[0-9A-Fa-f]{1,4}\b`},
-	{"user agent", `Mozilla/[0-9]|AppleWebKit/|Gecko/20|Chrome/[0-9]+\.|Safari/[0-9]+\.|(?i:[a-z]bot/[0-9])|python-requests/`},
-}
+// personalPatterns are what must never appear in a stored string: the
+// scrubbers' own definition, and a raw user agent (which the pipeline
+// parses and never stores).
+var personalPatterns = append(slices.Clone(scrub.Patterns),
+	scrub.Pattern{Name: "user agent", RE: `Mozilla/[0-9]|AppleWebKit/|Gecko/20|Chrome/[0-9]+\.|Safari/[0-9]+\.|(?i:[a-z]bot/[0-9])|python-requests/`})
 
 // herdTables is a condition on system.columns' table: herd's own tables. On
 // a cluster those are the Distributed tables, which read every shard; the
@@ -436,12 +429,12 @@ func (a *Auditor) checkStrings(ctx context.Context, _ time.Time) Check {
 		ident := "`" + cl.name + "`"
 		var sel []string
 		for _, pat := range personalPatterns {
-			m := "match(" + ident + ", " + clickhouse.Quote(pat.re) + ")"
+			m := "match(" + ident + ", " + clickhouse.Quote(pat.RE) + ")"
 			switch {
 			case cl.typ == "Array(String)":
-				m = "arrayExists(x -> match(x, " + clickhouse.Quote(pat.re) + "), " + ident + ")"
+				m = "arrayExists(x -> match(x, " + clickhouse.Quote(pat.RE) + "), " + ident + ")"
 			case strings.HasPrefix(cl.typ, "FixedString"):
-				m = "match(toString(" + ident + "), " + clickhouse.Quote(pat.re) + ")"
+				m = "match(toString(" + ident + "), " + clickhouse.Quote(pat.RE) + ")"
 			}
 			sel = append(sel, "countIf("+m+")")
 		}
@@ -450,7 +443,7 @@ func (a *Auditor) checkStrings(ctx context.Context, _ time.Time) Check {
 				for j, pat := range personalPatterns {
 					if n := clickhouse.Get[uint64](b, j, i); n > 0 {
 						c.OK = false
-						c.Findings = append(c.Findings, fmt.Sprintf("%s.%s.%s: %d values look like %s", cl.db, cl.table, cl.name, n, pat.name))
+						c.Findings = append(c.Findings, fmt.Sprintf("%s.%s.%s: %d values look like %s", cl.db, cl.table, cl.name, n, pat.Name))
 					}
 				}
 			}

@@ -172,6 +172,10 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	plant("searches", "term, visitors, searches", "'write to jane.doe@example.com', 12, 12")
 	expect("email in a published term", "k floor", "personal data scan")
 	db.DeleteWhere(t, db.Names.Pub+".searches", "term LIKE '%@%'")
+	// A JWT lowercased, as an old scrubber stored it: still one.
+	plant("searches", "term, visitors, searches", "'reset eyjhbgcioijiuzi1nij9.eyjzdwiioijjyw5hcnkifq.c2lnbmf0dxjl', 12, 12")
+	expect("lowercased JWT in a published term", "k floor", "personal data scan")
+	db.DeleteWhere(t, db.Names.Pub+".searches", "term LIKE 'reset%'")
 
 	// A column nobody declared a purpose for.
 	if err := db.Writer.Exec(ctx, "ALTER TABLE "+db.Names.Raw+".events ADD COLUMN ip_address String"); err != nil {

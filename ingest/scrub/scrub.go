@@ -8,6 +8,7 @@ import (
 	"html"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -242,9 +243,13 @@ func hasWordSeparator(s string) bool {
 
 // Term prepares a site-search term: decoded, lowercased, whitespace
 // folded, every personal-looking word redacted, capped.
+//
+// Words are judged as sent, before lowercasing, which would hide what case
+// tells (a JWT's "eyJ", a token's mixed case); the detectors themselves are
+// case-blind besides.
 func Term(s string) string {
-	s = strings.ToLower(unescapeAll(strings.ReplaceAll(s, "+", " ")))
-	return scrubWords(s, maxTerm)
+	s = scrubWords(unescapeAll(strings.ReplaceAll(s, "+", " ")), maxTerm)
+	return capWords(strings.ToLower(s), maxTerm) // a few runes grow when lowercased
 }
 
 // Field prepares a short free-text value (campaign, category, list,
@@ -468,14 +473,17 @@ func isUUID(s string) bool {
 	return hex == 32
 }
 
-// isJWT matches header.payload[.signature] in base64url starting with "eyJ"
-// (a JSON object).
+// isJWT reports whether s holds a JWT (header.payload[.signature] in
+// base64url, the header a JSON object: "eyJ"), in any case: lowercased it
+// decodes no more, but it is still the credential as someone wrote it. It
+// is the audit's own pattern (Patterns), behind a cheap look for "eyj".
 func isJWT(s string) bool {
-	if !strings.HasPrefix(s, "eyJ") {
-		return false
+	for i := 0; i+3 <= len(s); i++ {
+		if (s[i] == 'e' || s[i] == 'E') && (s[i+1] == 'y' || s[i+1] == 'Y') && (s[i+2] == 'j' || s[i+2] == 'J') {
+			return jwtPattern.MatchString(s)
+		}
 	}
-	parts := strings.Split(s, ".")
-	return len(parts) >= 2 && len(parts) <= 3 && len(s) >= 20
+	return false
 }
 
 // isToken matches opaque credentials (session ids, API keys, reset tokens):
@@ -586,3 +594,28 @@ func ReferrerHost(raw string, siteDomains []string) string {
 	}
 	return reg
 }
+
+// A Pattern is a kind of personal data as RE2 (Go's regexp and
+// ClickHouse's match() read it alike): what `herd audit` looks for in every
+// stored string, and what no scrubber's output may hold (their fuzz targets
+// check it, in every case).
+type Pattern struct{ Name, RE string }
+
+// Patterns are the personal data the scrubbers remove.
+var Patterns = []Pattern{
+	jwt,
+	{"email", `[A-Za-z0-9._%+-]+(@|%40|%2540|＠|﹫|\((?i:at)\)|\[(?i:at)\]|\{(?i:at)\}|&#64;|&#x40;|&commat;)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`},
+	{"phone", `\+[0-9]{1,3}[ ./_:,*-]?\(?[0-9]{2,4}\)?[ ./_:,*-]?[0-9]{3,4}[ ./_:,*-]?[0-9]{3,5}`},
+	// Not ':' between groups: date-times ("2026-11-24 00:00:00", retention's
+	// own records) would read as card numbers. The scrubbers redact those too.
+	{"card", `(?:^|[^0-9])(?:[0-9][ ./_,*-]?){12,18}[0-9](?:[^0-9]|$)`},
+	{"ipv4", `\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`},
+	{"ipv6", `\b(?:[0-9A-Fa-f]{1,4}:){4,7}[0-9A-Fa-f]{1,4}\b|\b[0-9A-Fa-f]{1,4}::(?:[0-9A-Fa-f]{1,4}:){1,5}[0-9A-Fa-f]{1,4}\b`},
+}
+
+var (
+	// Case spelled out, not (?i): ClickHouse looks for a pattern's literal
+	// part ("eyJ") case-sensitively before it runs RE2.
+	jwt        = Pattern{"jwt", `[eE][yY][jJ][A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}`}
+	jwtPattern = regexp.MustCompile(jwt.RE)
+)

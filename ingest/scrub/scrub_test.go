@@ -3,6 +3,7 @@ package scrub
 import (
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode"
@@ -98,9 +99,14 @@ func FuzzScrubTerm(f *testing.F) {
 	for _, s := range []string{"red shoes", "a@b.c", "0170 123 4567", "%40", "eyJhbGciOiJI.eyJzdWIi.x", "ü\xff"} {
 		f.Add(s)
 	}
+	f.Add("EyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJl")
+	f.Add("token eyjhbgcioijiuzi1nij9.eyjzdwiioijjyw5hcnkifq.c2lnbmf0dxjl")
 	f.Fuzz(func(t *testing.T, raw string) {
-		checkClean(t, raw, Term(raw))
-		checkClean(t, raw, Field(raw, MaxField))
+		// Detectors are case-blind: every casing of the input is as clean.
+		for _, in := range []string{raw, strings.ToLower(raw), strings.ToUpper(raw), swapCase(raw)} {
+			checkClean(t, in, Term(in))
+			checkClean(t, in, Field(in, MaxField))
+		}
 	})
 }
 
@@ -113,10 +119,38 @@ func FuzzReferrerHost(f *testing.F) {
 	})
 }
 
+// swapCase turns every ASCII letter's case.
+func swapCase(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 32
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// patterns are Patterns compiled: what herd audit looks for.
+var patterns = func() []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, p := range Patterns {
+		out = append(out, regexp.MustCompile(p.RE))
+	}
+	return out
+}()
+
 func checkClean(t *testing.T, in, out string) {
 	t.Helper()
 	if !utf8.ValidString(out) {
 		t.Fatalf("%q → invalid UTF-8 %q", in, out)
+	}
+	for i, re := range patterns {
+		if re.MatchString(out) {
+			t.Fatalf("%q → %q, which herd audit reads as %s", in, out, Patterns[i].Name)
+		}
 	}
 	if j := judged(out); strings.Contains(j, "@") || longDigitRun(j) {
 		t.Fatalf("%q → personal-looking %q", in, out)

@@ -122,8 +122,8 @@ func startWith(t *testing.T, db *chtest.DB, timeout time.Duration, mods ...func(
 		if i > 28 {
 			params, pparams = oldKPIParams, oldProductParams
 		}
-		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s), ('products', 'demo', 'day', %s, 3, 0.8, 'published', %s)",
-			db.Names.Pub, b, clickhouse.Quote(string(params)), b, clickhouse.Quote(string(pparams))))
+		exec(fmt.Sprintf("INSERT INTO %s.rollup_runs (table_name, site, grain, bucket, cells_published, epsilon, state, params) VALUES ('kpis', 'demo', 'day', %s, 1, 0.8, 'published', %s), ('products', 'demo', 'day', %s, 3, 0.8, 'published', %s), ('funnels', 'demo', 'day', %s, 6, 0.8, 'published', '{}')",
+			db.Names.Pub, b, clickhouse.Quote(string(params)), b, clickhouse.Quote(string(pparams)), b))
 		exec(fmt.Sprintf("INSERT INTO %s.category_dayparts VALUES ('demo', 'day', %s, 'shirts', 'evening', 300, 700, 0), ('demo', 'day', %s, 'shirts', 'morning', 120, 200, 0), ('demo', 'day', %s, 'shoes', 'evening', 150, 260, 0)",
 			db.Names.Pub, b, b, b))
 		exec(fmt.Sprintf("INSERT INTO %s.searches VALUES ('demo', 'day', %s, 'linen shirt', 120, 150, 0, 0), ('demo', 'day', %s, 'rain poncho', 60, 70, 70, 0), ('demo', 'day', %s, %s, 20, 25, 25, 0)",

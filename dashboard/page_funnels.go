@@ -64,6 +64,16 @@ func (d *Dashboard) funnels(c *fiber.Ctx) error {
 	}
 	pg.Intro = "Visitor-days reaching each step in order within the funnel's window (" + who + "). Conversions are between steps published together; " +
 		"a step \"below threshold\" had too few visitor-days to publish, and so have the steps after it. " + grainNote(grain)
+	// The previous period's conversions only beside a period published as
+	// whole as this one.
+	compared, why, err := d.store.comparable(ctx, "funnels", f.site, f.r)
+	if err != nil {
+		return err
+	}
+	if !compared {
+		prev = nil
+		pg.Intro += " Previous period " + why + "."
+	}
 	for i, fn := range defs {
 		totals, ok := stepTotals(cur[fn.Name], len(fn.Steps))
 		ptotals, pok := stepTotals(prev[fn.Name], len(fn.Steps))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/url"
+	"strconv"
 
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
@@ -36,6 +37,12 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	grain, err := d.store.grainOf(c.UserContext(), "products", f.site, f.r)
 	if err != nil {
 		return err
+	}
+	trendNote := " The trend is the change in views against the previous period, where both have at least " + strconv.Itoa(minTrendBase) + " views."
+	if ok, why, err := d.store.comparable(c.UserContext(), "products", f.site, f.r); err != nil {
+		return err
+	} else if !ok {
+		trendNote = " Trend " + why + "."
 	}
 	// Horizontal bars: product names read along the bars, also on a phone.
 	bar := charts.NewBar()
@@ -155,7 +162,7 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		page: pg, By: by, Category: category, ProductCoverage: coverage.Line(num),
 		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: views, Tables: []tableView{catTable},
 		Charts: []chart{
-			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num) + " Revenue is purchases at the catalog's list price where it lists one.",
+			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num) + " Revenue is purchases at the catalog's list price where it lists one." + trendNote,
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
 				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: d.note(c.UserContext(), "categories", f, "Published category × device cells."),

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -178,4 +179,83 @@ func (s *store) rows(ctx context.Context, q string) ([][]string, [][]float64, er
 		return nil
 	})
 	return text, nums, err
+}
+
+// Coverage is how much of a period a table has published at the grain its
+// pages read: Published of Want buckets (days, weeks or months). A bucket
+// whose publication ran counts, whatever reached the threshold in it.
+type Coverage struct {
+	Grain           string
+	Published, Want int
+}
+
+// Complete reports whether every bucket of the period is published.
+func (c Coverage) Complete() bool { return c.Want > 0 && c.Published == c.Want }
+
+// String says the coverage in words ("7 of 14 days published").
+func (c Coverage) String() string {
+	g := cmp.Or(c.Grain, "day")
+	unit := g + "s"
+	if c.Want == 1 {
+		unit = g
+	}
+	return fmt.Sprintf("%d of %d %s published", c.Published, c.Want, unit)
+}
+
+// compareCoverage says whether two periods' figures of a table may be compared
+// (both complete), and if not, why.
+func compareCoverage(cur, prev Coverage) (bool, string) {
+	switch {
+	case !cur.Complete():
+		return false, "not compared: this period has " + cur.String()
+	case !prev.Complete():
+		return false, "not compared: the previous period has " + prev.String()
+	}
+	return true, ""
+}
+
+// coverage is table's coverage of r for site, at the grain cells reads.
+func (s *store) coverage(ctx context.Context, table, site string, r Range) (Coverage, error) {
+	grain, err := s.grainOf(ctx, table, site, r)
+	if err != nil {
+		return Coverage{}, err
+	}
+	c := Coverage{Grain: cmp.Or(grain, "day")}
+	switch c.Grain {
+	case "day":
+		c.Want = r.Days()
+	case "week":
+		c.Want = r.Days() / 7
+	case "month":
+		c.Want = (r.To.Year()-r.From.Year())*12 + int(r.To.Month()) - int(r.From.Month())
+	}
+	if grain == "" {
+		return c, nil
+	}
+	err = s.q.Select(ctx, "SELECT uniqExact(bucket) FROM "+s.db+".rollup_runs WHERE table_name = "+clickhouse.Quote(table)+" AND site = "+clickhouse.Quote(site)+
+		" AND grain = "+clickhouse.Quote(grain)+" AND state = 'published' AND "+r.span(), func(b *proto.Block) error {
+		if b.Rows() > 0 {
+			c.Published = int(clickhouse.Get[uint64](b, 0, 0))
+		}
+		return nil
+	})
+	if err != nil {
+		return c, fmt.Errorf("%s coverage: %w", table, err)
+	}
+	return c, nil
+}
+
+// comparable says whether table's figures for r may be compared with the
+// previous period's, and if not, why.
+func (s *store) comparable(ctx context.Context, table, site string, r Range) (bool, string, error) {
+	cur, err := s.coverage(ctx, table, site, r)
+	if err != nil {
+		return false, "", err
+	}
+	prev, err := s.coverage(ctx, table, site, r.Previous())
+	if err != nil {
+		return false, "", err
+	}
+	ok, why := compareCoverage(cur, prev)
+	return ok, why, nil
 }

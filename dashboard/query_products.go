@@ -29,7 +29,8 @@ type ProductRow struct {
 	RevenueBasis string `json:"revenue_basis"`
 	// Previous is the same product's views in the previous period; Trend is
 	// the growth against it when both periods have at least minTrendBase
-	// views (noise does not trend), else 0.
+	// views (noise does not trend), else 0. Both are 0 unless both periods
+	// are published whole: no comparison with a partly published period.
 	Previous uint64  `json:"previous_views"`
 	Trend    float64 `json:"trend"`
 	// Noise is the σ of the noise in each figure of the period (visitors,
@@ -125,6 +126,9 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	var names map[string]string
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		if ok, _, err := s.comparable(gctx, "products", site, r); err != nil || !ok {
+			return err
+		}
 		prevGrain, err := s.grainOf(gctx, "products", site, r.Previous())
 		if err != nil || prevGrain == "" {
 			return err

@@ -163,6 +163,8 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 		}
 	}
 
+	// Sections other than the KPIs compare only where both periods of
+	// their own table are published whole (store.products and funnels).
 	products, err := s.products(ctx, site, period, "views", "", 20)
 	if err != nil {
 		return nil, err
@@ -200,6 +202,11 @@ func BuildReport(ctx context.Context, q Querier, db, site, kind string, period R
 	fp, err := s.funnelCounts(ctx, prev)
 	if err != nil {
 		return nil, err
+	}
+	if ok, _, err := s.comparable(ctx, "funnels", site, period); err != nil {
+		return nil, err
+	} else if !ok {
+		fp = nil
 	}
 	// A step below the threshold is left out, never reported as 0.
 	for _, fn := range defs {

@@ -232,6 +232,17 @@ func TestProductPageFunnelsAndVariants(t *testing.T) {
 	if !strings.Contains(funnels, "Overall: ") || !strings.Contains(funnels, "Previous period: ") {
 		t.Errorf("funnels page without the overall conversion against the previous period")
 	}
+	// Against a period partly published (90 days back from today: the
+	// fixture's days reach 56 back), nothing is compared, and the pages
+	// say why.
+	_, funnels90 := getWith(t, c, s.url+"/funnels?range=90d")
+	if !strings.Contains(funnels90, "Previous period not compared: this period has 56 of 90 days published") || strings.Contains(funnels90, "Previous period: ") {
+		t.Errorf("funnels page over a partly published period compares, or does not say why it does not")
+	}
+	_, products90 := getWith(t, c, s.url+"/products?range=90d")
+	if !strings.Contains(products90, "Trend not compared: this period has 56 of 90 days published") {
+		t.Errorf("products page over a partly published period does not say why it shows no trend")
+	}
 	// Funnels by segment: the comparison table, one segment's funnel, the
 	// API narrowed to a source.
 	if !strings.Contains(funnels, "Funnels by layout variant and by traffic source") || !strings.Contains(funnels, "B beats A by 7.36 pp") {
@@ -376,6 +387,24 @@ func TestReportsForAnyPeriod(t *testing.T) {
 	recs, err := csv.NewReader(strings.NewReader(partial)).ReadAll()
 	if err != nil {
 		t.Fatal(err)
+	}
+	// 40 days, all published, against 40 of which 16 are: products and
+	// funnels are not compared either.
+	from40, to40 := s.today.AddDate(0, 0, -40).Format(time.DateOnly), s.today.AddDate(0, 0, -1).Format(time.DateOnly)
+	code, prevPartial := getWith(t, c, s.url+"/reports/download?site=demo&range=custom&from="+from40+"&to="+to40+"&kind=custom&format=csv")
+	prevRecs, err := csv.NewReader(strings.NewReader(prevPartial)).ReadAll()
+	if code != 200 || err != nil {
+		t.Fatalf("40-day report: %d %v", code, err)
+	}
+	sections := map[string]int{}
+	for _, r := range append(prevRecs, recs...) {
+		if (r[0] == "Top products" || r[0] == "Funnels") && (r[5] != "" || r[6] != "") {
+			t.Errorf("compared with a partly published period: %q", r)
+		}
+		sections[r[0]]++
+	}
+	if sections["Top products"] == 0 || sections["Funnels"] == 0 {
+		t.Errorf("the reports hold no products or funnels to check: %v", sections)
 	}
 	for _, r := range recs {
 		if r[0] == "KPIs" && (r[5] != "" || r[6] != "" || r[7] == "") {

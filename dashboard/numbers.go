@@ -8,6 +8,8 @@ import (
 	"golang.org/x/text/currency"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/herd-analytics/herd/internal/abtest"
 )
 
 // languages are the number formats offered; the reader's Accept-Language
@@ -55,6 +57,21 @@ func (n numbers) Percent(x float64) string { return n.p.Sprintf("%.1f%%", 100*x)
 
 // Points is a difference of two rates in percentage points: 1.20 pp.
 func (n numbers) Points(x float64) string { return n.p.Sprintf("%.2f pp", 100*x) }
+
+// Noisy is a published figure with the noise it carries (σ): the figure
+// when its 95% interval is within half of it, else the interval ("≈ 20–60"),
+// or "too few to tell" when the interval reaches 0. A figure whose σ is
+// unknown (0) is shown as published.
+func (n numbers) Noisy(x, sigma float64, format func(float64) string) string {
+	h := abtest.Z95 * sigma
+	switch {
+	case sigma <= 0 || h <= x/2:
+		return format(x)
+	case x-h <= 0:
+		return "too few to tell (< " + format(x+h) + ")"
+	}
+	return "≈ " + format(x-h) + "–" + format(x+h)
+}
 
 // Date is a day as the page writes it: 4 Nov 2026.
 func (n numbers) Date(t time.Time) string { return t.UTC().Format("2 Jan 2006") }

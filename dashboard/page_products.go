@@ -129,10 +129,15 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 	for _, p := range rows {
 		v := productView{Link: "/products/" + url.PathEscape(p.ProductID) + list.query(), ID: p.ProductID, Name: p.Name, Category: p.Category,
 			CategoryLink: "/products" + list.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(p.Category),
-			Visitors:     num.Count(float64(p.Visitors)), Views: num.Count(float64(p.Views)), Adds: num.Count(float64(p.Adds)),
-			Purchases: num.Count(float64(p.Purchases)), Revenue: num.Money(p.Revenue), AddRate: "–", BuyRate: "–", Trend: "–"}
+			Visitors:     num.Noisy(float64(p.Visitors), p.Noise["visitors"], num.Count),
+			Views:        num.Noisy(float64(p.Views), p.Noise["views"], num.Count),
+			Adds:         num.Noisy(float64(p.Adds), p.Noise["adds"], num.Count),
+			Purchases:    num.Noisy(float64(p.Purchases), p.Noise["purchases"], num.Count),
+			Revenue:      num.Noisy(p.Revenue, p.Noise["revenue"], num.Money), AddRate: "–", BuyRate: "–", Trend: "–"}
 		if p.Views > 0 {
-			v.AddRate, v.BuyRate = num.Percent(float64(p.Adds)/float64(p.Views)), num.Percent(float64(p.Purchases)/float64(p.Views))
+			views, sv := float64(p.Views), p.Noise["views"]
+			v.AddRate = num.Noisy(float64(p.Adds)/views, ratioNoise(float64(p.Adds), p.Noise["adds"], views, sv), num.Percent)
+			v.BuyRate = num.Noisy(float64(p.Purchases)/views, ratioNoise(float64(p.Purchases), p.Noise["purchases"], views, sv), num.Percent)
 		}
 		if p.Trend != 0 {
 			v.Trend = num.p.Sprintf("%+.0f%%", 100*p.Trend)
@@ -162,7 +167,8 @@ func (d *Dashboard) products(c *fiber.Ctx) error {
 		page: pg, By: by, Category: category, ProductCoverage: coverage.Line(num),
 		Metrics: []string{"views", "adds", "purchases", "revenue", "visitors"}, Products: views, Tables: []tableView{catTable},
 		Charts: []chart{
-			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num) + " Revenue is purchases at the catalog's list price where it lists one." + trendNote,
+			{Title: "Top products by " + by, Note: grainNote(grain) + " " + coverage.Line(num) + " Revenue is purchases at the catalog's list price where it lists one. A figure whose 95% noise interval is wider than half of it is shown as that interval, or as too few to tell;" +
+				" the order of products whose intervals overlap is not certain." + trendNote,
 				CSV:     "/api/v1/products" + f.query() + "&by=" + url.QueryEscape(by) + "&category=" + url.QueryEscape(category) + "&format=csv",
 				Element: topEl, Script: topScript},
 			{Title: "Category views by device", Note: d.note(c.UserContext(), "categories", f, "Published category × device cells."),

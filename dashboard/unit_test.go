@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/text/language"
 )
 
 // TestPresetsEveryWeekday: on each day of two weeks that cross a month's
@@ -42,5 +44,29 @@ func TestPresetsEveryWeekday(t *testing.T) {
 				t.Errorf("%s on %s tiles with %v, want week %v, month %v", c.preset, now.Format("Mon 2 Jan"), g, c.week, c.month)
 			}
 		}
+	}
+}
+
+// TestNoisyFigures: a figure is printed as published only when its 95%
+// noise interval is within half of it.
+func TestNoisyFigures(t *testing.T) {
+	num := newNumbers(language.English, "EUR")
+	for _, c := range []struct {
+		x, sigma float64
+		want     string
+	}{
+		{1000, 10, "1,000"},                 // ± 19.6
+		{100, 25, "100"},                    // ± 49: within half
+		{100, 30, "≈ 41–159"},               // ± 58.8
+		{40, 30, "too few to tell (< 99)"},  // ± 58.8 reaches 0
+		{24702, 0, "24,702"},                // σ unknown: as published
+		{83, 60, "too few to tell (< 201)"}, // the €83 bag of the issue, in count form
+	} {
+		if got := num.Noisy(c.x, c.sigma, num.Count); got != c.want {
+			t.Errorf("Noisy(%v, σ %v) = %q, want %q", c.x, c.sigma, got, c.want)
+		}
+	}
+	if got := num.Noisy(700, 200, num.Money); got != "≈ €308.01–€1,091.99" {
+		t.Errorf("money: %q", got)
 	}
 }

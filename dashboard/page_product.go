@@ -51,14 +51,18 @@ func (d *Dashboard) product(c *fiber.Ctx) error {
 		{"Purchases (per view)", belowThreshold}, {"Revenue", belowThreshold}}
 	var funnel chart
 	if pd.Published {
-		tiles[0].Value, tiles[1].Value = num.Count(float64(pd.Visitors)), num.Count(float64(pd.Views))
-		tiles[4].Value = num.Money(pd.Revenue)
+		n := pd.Noise
+		tiles[0].Value, tiles[1].Value = num.Noisy(float64(pd.Visitors), n["visitors"], num.Count), num.Noisy(float64(pd.Views), n["views"], num.Count)
+		tiles[4].Value = num.Noisy(pd.Revenue, n["revenue"], num.Money)
 		if pd.RevenueBasis == "list_price" {
 			tiles[4].Label = "Revenue (purchases × list price)"
 		}
 		if pd.Views > 0 {
-			tiles[2].Value = num.Count(float64(pd.Adds)) + " · " + num.Percent(float64(pd.Adds)/float64(pd.Views))
-			tiles[3].Value = num.Count(float64(pd.Purchases)) + " · " + num.Percent(float64(pd.Purchases)/float64(pd.Views))
+			views := float64(pd.Views)
+			tiles[2].Value = num.Noisy(float64(pd.Adds), n["adds"], num.Count) + " · " +
+				num.Noisy(float64(pd.Adds)/views, ratioNoise(float64(pd.Adds), n["adds"], views, n["views"]), num.Percent)
+			tiles[3].Value = num.Noisy(float64(pd.Purchases), n["purchases"], num.Count) + " · " +
+				num.Noisy(float64(pd.Purchases)/views, ratioNoise(float64(pd.Purchases), n["purchases"], views, n["views"]), num.Percent)
 		}
 		// Bars, not a funnel: adds and purchases are a few percent of
 		// views, too thin to read as funnel layers.

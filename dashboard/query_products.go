@@ -239,9 +239,20 @@ func (s *store) product(ctx context.Context, f filters, id string) (ProductDetai
 		}
 		weeks, months []ProductPoint
 	)
+	// The product's noise: its cells per class of buckets whose releases
+	// recorded the same σ, as for the ranking.
+	noise, err := s.releaseSigmas(ctx, "products", f.site, grain, f.r, false)
+	if err != nil {
+		return pd, err
+	}
+	classes := noiseClasses(noise)
+	var counts strings.Builder
+	for _, c := range classes {
+		counts.WriteString(", countIf(bucket IN (" + strings.Join(c.buckets, ", ") + "))")
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		err := s.q.Select(gctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue) FROM "+s.db+
+		err := s.q.Select(gctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue)"+counts.String()+" FROM "+s.db+
 			".products WHERE "+cellsOf(f.site, f.r, grain)+" AND product_id = "+q, func(b *proto.Block) error {
 			if b.Rows() == 0 || clickhouse.Get[uint64](b, 0, 0) == 0 {
 				return nil
@@ -250,6 +261,11 @@ func (s *store) product(ctx context.Context, f filters, id string) (ProductDetai
 			pd.Category = clickhouse.Get[string](b, 1, 0)
 			pd.Visitors, pd.Views, pd.Clicks = clickhouse.Get[uint64](b, 2, 0), clickhouse.Get[uint64](b, 3, 0), clickhouse.Get[uint64](b, 4, 0)
 			pd.Adds, pd.Purchases, pd.Revenue = clickhouse.Get[uint64](b, 5, 0), clickhouse.Get[uint64](b, 6, 0), clickhouse.Get[float64](b, 7, 0)
+			cells := make([]cellNoise, len(classes))
+			for ci, c := range classes {
+				cells[ci] = cellNoise{n: float64(clickhouse.Get[uint64](b, 8+ci, 0)), sigma: c.sigma}
+			}
+			pd.Noise = sumNoise(cells)
 			return nil
 		})
 		if err != nil {

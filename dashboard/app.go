@@ -95,6 +95,7 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app.Get("/api/v1/products", merch, d.apiProducts)
 	app.Get("/api/v1/products/:id", merch, d.apiProduct)
 	app.Get("/api/v1/categories", merch, d.apiCategories)
+	app.Get("/api/v1/openapi.json", everyone, d.apiOpenAPI)
 	app.Get("/api/v1/:name", everyone, d.apiDataset)
 	return app
 }

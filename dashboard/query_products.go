@@ -211,9 +211,11 @@ type ProductDetail struct {
 
 // ProductPoint is one published cell of a product.
 type ProductPoint struct {
-	Bucket                 time.Time `json:"bucket"`
-	Views, Adds, Purchases uint64
-	Revenue                float64
+	Bucket    time.Time `json:"bucket"`
+	Views     uint64    `json:"views"`
+	Adds      uint64    `json:"adds"`
+	Purchases uint64    `json:"purchases"`
+	Revenue   float64   `json:"revenue"`
 }
 
 // product reads one product's detail: the period's cells (one grain, as

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -75,6 +76,20 @@ func NewApp(cfg Config, ready *probe.Readiness, log *slog.Logger) *fiber.App {
 	app.Post("/login", d.auth.login(loginPage))
 	app.Post("/logout", d.auth.require(), d.auth.logout)
 
+	// Fail fast: while readiness knows the published database does not
+	// answer (its last ping, at most a second old, or one bounded by
+	// probe.PingTimeout), a page or API call answers 503 at once instead
+	// of waiting out its own query's timeout.
+	app.Use(func(c *fiber.Ctx) error {
+		if ready == nil || strings.HasPrefix(c.Path(), "/api/v1/openapi.json") {
+			return c.Next()
+		}
+		if err := ready.Check(c.UserContext()); err != nil {
+			c.Set(fiber.HeaderRetryAfter, "10")
+			return fiber.NewError(fiber.StatusServiceUnavailable, "ClickHouse is unavailable; retry later ("+probe.Reason(err)+")")
+		}
+		return c.Next()
+	})
 	everyone := d.auth.require()
 	merch := d.auth.require(Merchandiser, Manager, Admin)
 	app.Get("/", everyone, d.overview)

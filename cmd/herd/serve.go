@@ -196,7 +196,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		stops.add("scheduled reports", func(ctx context.Context) error { stopScheduler(); return waitFor(ctx, reportsDone) })
 	}
 	if r.ingest {
-		if ing, err = webserver.Start(edge.App(probe.NewReadiness(st.writer)), ef.addr); err != nil {
+		if ing, err = webserver.Start(edge.App(readiness(st.writer, log.With("server", "ingest"))), ef.addr); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
 		stops.add("ingest server", ing.Shutdown)
@@ -301,9 +301,16 @@ func startDashboard(st *store, pub publishFlags, addr string, hsts bool, dataDir
 		Reader: st.reader, Database: st.dbs.Pub, Users: users, Statement: statement,
 		Downloads: &dashboard.DownloadLog{Writer: st.writer, Database: st.dbs.Pub},
 		ReportDir: filepath.Join(dataDir, "reports"), HSTS: hsts,
-	}, probe.NewReadiness(st.reader), log), addr)
+	}, readiness(st.reader, log.With("server", "dashboard")), log), addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dashboard: %w", err)
 	}
 	return dash, users, nil
+}
+
+// readiness checks p, logging its changes to log.
+func readiness(p probe.Pinger, log *slog.Logger) *probe.Readiness {
+	r := probe.NewReadiness(p)
+	r.Log = log
+	return r
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,10 @@ const PingTimeout = 800 * time.Millisecond
 // ping.
 type Readiness struct {
 	p Pinger
+	// Log receives the dependency's own error when readiness changes (nil:
+	// none): /readyz is public and says only what is wrong, never where
+	// (no host, port or query id).
+	Log *slog.Logger
 
 	mu       sync.Mutex
 	checked  time.Time
@@ -70,8 +76,16 @@ func (r *Readiness) ping(done chan struct{}) {
 		err = fmt.Errorf("no answer within %v", PingTimeout)
 	}
 	r.mu.Lock()
+	changed := (err == nil) != (r.err == nil) || r.checked.IsZero()
 	r.err, r.checked, r.inflight = err, time.Now(), nil
 	r.mu.Unlock()
+	if changed && r.Log != nil {
+		if err != nil {
+			r.Log.Warn("not ready: clickhouse", "err", err)
+		} else {
+			r.Log.Info("ready: clickhouse answers")
+		}
+	}
 	close(done)
 }
 
@@ -84,9 +98,19 @@ func Register(app *fiber.App, r *Readiness) {
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		if r != nil {
 			if err := r.Check(c.UserContext()); err != nil {
-				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "clickhouse: " + err.Error()})
+				return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": Reason(err)})
 			}
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
+}
+
+// Reason is what a public answer may say of a readiness error: that
+// ClickHouse does not answer in time, or is unavailable, without the
+// address, query id or server text the error carries (those go to the log).
+func Reason(err error) string {
+	if strings.HasPrefix(err.Error(), "no answer within") || errors.Is(err, context.DeadlineExceeded) {
+		return "clickhouse: no answer within " + PingTimeout.String()
+	}
+	return "clickhouse: unavailable"
 }

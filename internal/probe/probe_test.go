@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -52,7 +53,7 @@ func TestReadyzFollowsDependency(t *testing.T) {
 	r.mu.Lock()
 	r.checked = time.Time{}
 	r.mu.Unlock()
-	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "connection refused") {
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "clickhouse: unavailable") {
 		t.Fatalf("down: %d %s", code, body)
 	}
 	if code, _ := get("/healthz"); code != 200 {
@@ -94,5 +95,38 @@ func TestReadyzAnswersWhenTheDependencyHangs(t *testing.T) {
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("%d pings for 4 concurrent checks", calls.Load())
+	}
+}
+
+// The public answer says what is wrong, never where: the address and query
+// id of the error go to the log, once per change.
+func TestReadyzHidesTheServer(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	r := NewReadiness(pingFunc(func(context.Context) error {
+		if down.Load() {
+			return errors.New(`clickhouse: Post "http://127.0.0.1:8123/?query_id=4f2a": dial tcp 127.0.0.1:8123: connect: connection refused`)
+		}
+		return nil
+	}))
+	var logs strings.Builder
+	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	app := fiber.New()
+	Register(app, r)
+	for range 3 {
+		resp, err := app.Test(httptest.NewRequest("GET", "/readyz", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "clickhouse: unavailable") || strings.Contains(string(body), "127.0.0.1") || strings.Contains(string(body), "4f2a") {
+			t.Fatalf("readyz: %d %s", resp.StatusCode, body)
+		}
+	}
+	if n := strings.Count(logs.String(), "not ready: clickhouse"); n != 1 || !strings.Contains(logs.String(), "127.0.0.1:8123") {
+		t.Errorf("the cause logged %d times, want once:\n%s", n, logs.String())
+	}
+	if got := Reason(errors.New("no answer within 800ms")); got != "clickhouse: no answer within 800ms" {
+		t.Errorf("timeout reason %q", got)
 	}
 }

@@ -72,6 +72,25 @@ func TestDemoOnLocalCluster(t *testing.T) {
 		t.Fatalf("no dashboard URL and login printed (%q): %v %v\n%s", dashURL, sc.Err(), runErr, log)
 	}
 
+	// No child of the demo carries a password on its command line (ps
+	// shows every user's): the second ingest node reads its URL from the
+	// environment.
+	children := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		children++
+		if args := strings.ReplaceAll(string(cmdline), "\x00", " "); strings.Contains(args, "://herd:") || strings.Contains(args, "--clickhouse http") {
+			t.Errorf("a password on a command line: %s", args)
+		}
+	}
+	if children == 0 {
+		t.Error("found no child of the demo to look at")
+	}
+
 	// The shop went through both ingest nodes onto both shards.
 	for _, node := range []string{"s1r1", "s2r2"} {
 		cfg := localWriter(t, filepath.Join(dir, "cluster", node))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/herd-analytics/herd/ingest/keyring"
 	"github.com/herd-analytics/herd/ingest/spool"
+	"github.com/herd-analytics/herd/internal/lograte"
 	"github.com/herd-analytics/herd/internal/probe"
 	"github.com/herd-analytics/herd/internal/webserver"
 )
@@ -50,6 +51,9 @@ type server struct {
 	writer   *Writer
 	metrics  *Metrics
 	log      *slog.Logger
+	// refusals keeps a failure that repeats on every request to a line a
+	// minute (with how many it stands for).
+	refusals lograte.Limiter
 }
 
 // newServer wires the API over a pipeline and a writer.
@@ -402,7 +406,7 @@ func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 			ans.Error = "storage is behind and the spool is full; retry later"
 			return !recycle, c.Status(fiber.StatusTooManyRequests).JSON(ans)
 		}
-		s.log.Warn("events not stored", "events", len(rows), "err", err)
+		s.refusals.Log(s.log, slog.LevelWarn, "events not stored", "events", len(rows), "err", err)
 		c.Set(fiber.HeaderRetryAfter, "10")
 		ans.Error = "storage unavailable; retry later"
 		return !recycle, c.Status(fiber.StatusServiceUnavailable).JSON(ans)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herd-analytics/herd/ingest/spool"
+	"github.com/herd-analytics/herd/internal/lograte"
 )
 
 // Spool keeps rows durably until ClickHouse has them; *spool.Disk is one.
@@ -48,6 +49,8 @@ type Writer struct {
 	metrics *Metrics
 
 	in chan *pending
+	// failures keeps a failing disk to a log line a minute.
+	failures lograte.Limiter
 	// closeMu orders Write's hand-off against Close: a Write either queues
 	// before Close begins (and Run commits it before returning) or sees
 	// closed and refuses; none can queue after Run's last look.
@@ -237,7 +240,7 @@ func (w *Writer) append(parts [][]spool.Row, n int) error {
 		if errors.Is(err, spool.ErrFull) {
 			return err
 		}
-		w.log.Warn("spool append failed", "rows", n, "err", err)
+		w.failures.Log(w.log, slog.LevelWarn, "spool append failed", "rows", n, "err", err)
 		return errors.Join(ErrUnavailable, err)
 	}
 	w.metrics.spooled.Add(int64(n))

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 
+	"github.com/herd-analytics/herd/internal/lograte"
 	"github.com/herd-analytics/herd/internal/probe"
 )
 
@@ -86,6 +87,7 @@ type AppConfig struct {
 // anything else is a 500 whose details stay out of the answer and go to
 // the log (the route, never the request's payload or address).
 func errorHandler(log *slog.Logger, unavailable func(error) bool, page func(*fiber.Ctx, int, string) error) fiber.ErrorHandler {
+	var unavailableLog lograte.Limiter // a line a minute while the dependency is away
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal error"
 		var fe *fiber.Error
@@ -93,7 +95,7 @@ func errorHandler(log *slog.Logger, unavailable func(error) bool, page func(*fib
 		case errors.As(err, &fe):
 			code, msg = fe.Code, fe.Message
 		case unavailable != nil && unavailable(err):
-			log.Warn("dependency unavailable", "method", c.Method(), "route", c.Route().Path, "err", err)
+			unavailableLog.Log(log, slog.LevelWarn, "dependency unavailable", "method", c.Method(), "route", c.Route().Path, "err", err)
 			c.Set(fiber.HeaderRetryAfter, "10")
 			code, msg = fiber.StatusServiceUnavailable, "ClickHouse is unavailable; retry later"
 		}

@@ -5,13 +5,14 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
 
 func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
-	f, _, err := d.request(c)
+	f, _, err := d.apiRequest(c)
 	if err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func (d *Dashboard) apiKPIs(c *fiber.Ctx) error {
 }
 
 func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
-	f, _, err := d.request(c)
+	f, _, err := d.apiRequest(c, "by", "limit", "category")
 	if err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func (d *Dashboard) apiProducts(c *fiber.Ctx) error {
 }
 
 func (d *Dashboard) apiCategories(c *fiber.Ctx) error {
-	f, _, err := d.request(c)
+	f, _, err := d.apiRequest(c, "device")
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
 	if s := sessionOf(c); len(ds.roles) > 0 && !slices.Contains(ds.roles, s.user.Role) {
 		return fiber.NewError(fiber.StatusForbidden, "your role ("+string(s.user.Role)+") does not include this data")
 	}
-	f, _, err := d.request(c)
+	f, _, err := d.apiRequest(c, ds.params...)
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func (d *Dashboard) apiDataset(c *fiber.Ctx) error {
 // apiProduct serves one product's detail as JSON, or its week and month
 // cells as CSV.
 func (d *Dashboard) apiProduct(c *fiber.Ctx) error {
-	f, _, err := d.request(c)
+	f, _, err := d.apiRequest(c)
 	if err != nil {
 		return err
 	}
@@ -159,4 +160,34 @@ func byName(sets ...dataset) map[string]dataset {
 		m[ds.name] = ds
 	}
 	return m
+}
+
+// apiRequest is request for an API call that takes params beyond the site,
+// the period and the format: any other parameter, a format but JSON or
+// CSV, or a variant no slot published in the period is a 400 that names
+// it, never an answer that silently ignores it.
+func (d *Dashboard) apiRequest(c *fiber.Ctx, params ...string) (filters, []string, error) {
+	allowed := append([]string{"site", "range", "from", "to", "format"}, params...)
+	for key := range c.Queries() {
+		if !slices.Contains(allowed, key) {
+			return filters{}, nil, fiber.NewError(fiber.StatusBadRequest, key+": not a parameter of "+c.Path()+" (it takes "+strings.Join(allowed, ", ")+")")
+		}
+	}
+	if format := c.Query("format"); format != "" && format != "json" && format != "csv" {
+		return filters{}, nil, fiber.NewError(fiber.StatusBadRequest, "format: json or csv")
+	}
+	f, sites, err := d.request(c)
+	if err != nil || f.variant == "" {
+		return f, sites, err
+	}
+	all := f
+	all.variant = ""
+	variants, err := d.store.variants(c.UserContext(), all)
+	if err != nil {
+		return f, sites, err
+	}
+	if !slices.Contains(variants, f.variant) {
+		return f, sites, fiber.NewError(fiber.StatusBadRequest, "variant: not a variant published in this period ("+strings.Join(variants, ", ")+")")
+	}
+	return f, sites, nil
 }

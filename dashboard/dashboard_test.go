@@ -445,3 +445,38 @@ func TestDatasetsArePublishedRows(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIRefusesWhatItDoesNotApply: a parameter an endpoint does not take,
+// a format it cannot write or a variant nothing published is a 400 that
+// names the parameter, never an answer that silently ignored it.
+func TestAPIRefusesWhatItDoesNotApply(t *testing.T) {
+	s := start(t)
+	c := client()
+	if got := s.login(t, c, "admin", password, true); got != http.StatusSeeOther {
+		t.Fatalf("login: %d", got)
+	}
+	for _, tc := range []struct{ query, name string }{
+		{"/api/v1/kpis?range=28d&device=mobile", "device"},
+		{"/api/v1/kpis?range=28d&format=xml", "format"},
+		{"/api/v1/search?range=28d&by=views", "by"},
+		{"/api/v1/search?range=28d&limit=5", "limit"},
+		{"/api/v1/positions?range=28d&category=shirts", "category"},
+		{"/api/v1/slots?range=28d&variant=-1", "variant"},
+		{"/api/v1/slots?range=28d&variant=99999999999999999999", "variant"},
+		{"/api/v1/experiments?range=28d&variant=C", "variant"},
+		{"/api/v1/habits?range=28d&source=search", "source"},
+		{"/api/v1/products?range=28d&device=mobile", "device"},
+		{"/api/v1/products?range=28d&limit=0", "limit"},
+	} {
+		code, body := get(t, c, s.url+tc.query)
+		if code != http.StatusBadRequest || !strings.Contains(string(body), `"`+tc.name+`:`) {
+			t.Errorf("%s: %d %s, want 400 naming %s", tc.query, code, body, tc.name)
+		}
+	}
+	for _, ok := range []string{"/api/v1/slots?range=28d&variant=B", "/api/v1/habits?range=28d&device=mobile", "/api/v1/funnel_segments?range=28d&source=search",
+		"/api/v1/products?range=28d&by=revenue&limit=5&category=shirts&format=csv", "/api/v1/categories?range=28d&device=tablet"} {
+		if code, body := get(t, c, s.url+ok); code != http.StatusOK {
+			t.Errorf("%s: %d %s", ok, code, body)
+		}
+	}
+}

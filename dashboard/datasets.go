@@ -16,6 +16,9 @@ type dataset struct {
 	name   string
 	roles  []Role
 	header []string // the answer's column names, in the query's order
+	// params are the filters it applies beyond the period and site
+	// (device, variant, source); the API refuses any other.
+	params []string
 	query  func(s *store, f filters) string
 }
 

@@ -45,7 +45,7 @@ func openAPI() map[string]any {
 		"/api/v1/products/{id}": get("One product over the period", append(slices.Clone(common),
 			map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}),
 			schemaOf(reflect.TypeFor[ProductDetail]())),
-		"/api/v1/categories": get("Category views by device", common, arrayOf(schemaOf(reflect.TypeFor[CategoryShare]()))),
+		"/api/v1/categories": get("Category views by device", append(slices.Clone(common), filterParams["device"]), arrayOf(schemaOf(reflect.TypeFor[CategoryShare]()))),
 		"/api/v1/openapi.json": map[string]any{"get": map[string]any{"summary": "This description", "responses": map[string]any{
 			"200": map[string]any{"description": "OpenAPI 3.0", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}}}},
 	}
@@ -59,7 +59,11 @@ func openAPI() map[string]any {
 			row["properties"].(map[string]any)[col] = t
 		}
 		summary := "The " + strings.ReplaceAll(name, "_", " ") + " widget's rows"
-		paths["/api/v1/"+name] = get(summary, common, arrayOf(row))
+		params := slices.Clone(common)
+		for _, p := range ds.params {
+			params = append(params, filterParams[p])
+		}
+		paths["/api/v1/"+name] = get(summary, params, arrayOf(row))
 	}
 	return map[string]any{
 		"openapi": "3.0.3",
@@ -67,6 +71,13 @@ func openAPI() map[string]any {
 			"description": "Published, k-anonymous and noised figures only; a logged-in session (cookie) with a role that may read them. Counts of visitor-days count a shopper once a day."},
 		"paths": paths,
 	}
+}
+
+// filterParams are the filters a dataset may apply (dataset.params).
+var filterParams = map[string]any{
+	"device":  param("device", "one device's cells", map[string]any{"type": "string", "enum": devices}),
+	"variant": param("variant", "one layout variant published in the period", map[string]any{"type": "string"}),
+	"source":  param("source", "one traffic source", map[string]any{"type": "string", "enum": sources}),
 }
 
 func param(name, desc string, schema map[string]any) map[string]any {

@@ -91,7 +91,7 @@ func sumDevices(m map[string]float64) float64 {
 }
 
 // funnelStepsDataset is the funnels dataset (/api/v1/funnels).
-var funnelStepsDataset = dataset{name: "funnels", roles: []Role{UX, Manager, Admin}, header: []string{"funnel", "step", "device", "visitors"},
+var funnelStepsDataset = dataset{name: "funnels", roles: []Role{UX, Manager, Admin}, params: []string{"device"}, header: []string{"funnel", "step", "device", "visitors"},
 	query: func(s *store, f filters) string {
 		// Other rows hold the devices below the threshold, so that a
 		// step's devices add up to the step.
@@ -100,7 +100,7 @@ var funnelStepsDataset = dataset{name: "funnels", roles: []Role{UX, Manager, Adm
 	}}
 
 // funnelSegmentsDataset is the funnel_segments dataset (/api/v1/funnel_segments).
-var funnelSegmentsDataset = dataset{name: "funnel_segments", roles: []Role{UX, Manager, Admin}, header: []string{"funnel", "step", "segment_kind", "segment", "visitors", "cells"},
+var funnelSegmentsDataset = dataset{name: "funnel_segments", roles: []Role{UX, Manager, Admin}, params: []string{"variant", "source"}, header: []string{"funnel", "step", "segment_kind", "segment", "visitors", "cells"},
 	query: func(s *store, f filters) string {
 		narrow := ""
 		if kind, value, ok := f.segment(); ok {

@@ -147,14 +147,14 @@ func (s *store) positions(ctx context.Context, f filters) ([]PositionRow, error)
 const allSlots = "all slots"
 
 // slotCellsDataset is the slots dataset (/api/v1/slots).
-var slotCellsDataset = dataset{name: "slots", roles: []Role{UX, Manager, Admin}, header: []string{"page_type", "slot", "variant", "impressions", "clicks", "cells"},
+var slotCellsDataset = dataset{name: "slots", roles: []Role{UX, Manager, Admin}, params: []string{"variant"}, header: []string{"page_type", "slot", "variant", "impressions", "clicks", "cells"},
 	query: func(s *store, f filters) string {
 		return "SELECT page_type, slot, variant, sum(impressions), sum(clicks), count() FROM " + s.db + ".slots WHERE " + s.cells("slots", f.site, f.r) + f.variantCells() +
 			" GROUP BY page_type, slot, variant ORDER BY page_type, slot, variant"
 	}}
 
 // experimentArmsDataset is the experiments dataset (/api/v1/experiments).
-var experimentArmsDataset = dataset{name: "experiments", roles: []Role{UX, Manager, Admin}, header: []string{"variant", "visitors", "buyers", "revenue", "cells"},
+var experimentArmsDataset = dataset{name: "experiments", roles: []Role{UX, Manager, Admin}, params: []string{"variant"}, header: []string{"variant", "visitors", "buyers", "revenue", "cells"},
 	query: func(s *store, f filters) string {
 		return "SELECT variant, sum(visitors), sum(buyers), sum(revenue), count() FROM " + s.db + ".experiments WHERE " + s.cells("experiments", f.site, f.r) + f.variantCells() +
 			" GROUP BY variant ORDER BY variant"

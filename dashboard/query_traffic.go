@@ -39,7 +39,7 @@ func (s *store) sources(ctx context.Context, ds dataset, f filters) ([]TrafficRo
 }
 
 // weekHoursDataset is the habits dataset (/api/v1/habits).
-var weekHoursDataset = dataset{name: "habits", header: []string{"weekday", "hour", "visitors", "pageviews"},
+var weekHoursDataset = dataset{name: "habits", params: []string{"device"}, header: []string{"weekday", "hour", "visitors", "pageviews"},
 	query: func(s *store, f filters) string {
 		return "SELECT weekday, hour, sum(visitors), sum(pageviews) FROM " + s.db + ".habits WHERE " + s.cells("habits", f.site, f.r) + f.deviceCells() +
 			" GROUP BY weekday, hour ORDER BY weekday, hour"

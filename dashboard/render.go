@@ -291,7 +291,14 @@ func (d *Dashboard) numbers(c *fiber.Ctx) numbers {
 }
 
 // record notes a download; a download that cannot be recorded is refused.
+//
+// A download is served only to a request from the dashboard itself, as
+// the login is: a page of another site that links to it (with the
+// session's cookie, SameSite aside) gets 403.
 func (d *Dashboard) record(c *fiber.Ctx, what string) error {
+	if !sameOrigin(c) {
+		return fiber.NewError(fiber.StatusForbidden, "downloads are served to the dashboard's own pages only")
+	}
 	if d.cfg.Downloads == nil {
 		return fiber.NewError(fiber.StatusServiceUnavailable, "downloads cannot be recorded, so none are served")
 	}

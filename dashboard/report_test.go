@@ -219,6 +219,18 @@ func TestReports(t *testing.T) {
 	if code, _ := get(t, m, s.url+"/reports/download?kind=weekly&format=csv"); code != http.StatusForbidden {
 		t.Errorf("merchandiser downloading a report: %d", code)
 	}
+	// A page of another site that links to a download, with the manager's
+	// cookie: refused, as the browser says where the request comes from.
+	for _, u := range []string{"/reports/download?kind=weekly&format=csv", "/api/v1/kpis?range=28d&format=csv"} {
+		for _, h := range [][2]string{{"Sec-Fetch-Site", "cross-site"}, {"Origin", "https://evil.example"}} {
+			if code, _ := getWith(t, a, s.url+u, h[0], h[1]); code != http.StatusForbidden {
+				t.Errorf("%s with %s %s: %d, want 403", u, h[0], h[1], code)
+			}
+		}
+		if code, _ := getWith(t, a, s.url+u, "Sec-Fetch-Site", "same-origin"); code != http.StatusOK {
+			t.Errorf("%s from the dashboard itself: %d", u, code)
+		}
+	}
 }
 
 func TestScheduledReports(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"compress/zlib"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/andybalholm/brotli"
@@ -49,15 +50,50 @@ func requestBody(c *fiber.Ctx) ([]byte, error) {
 	default:
 		return nil, errUnsupportedEncoding
 	}
-	var out bytes.Buffer
-	n, err := out.ReadFrom(io.LimitReader(r, MaxBodyBytes+1))
-	if n > MaxBodyBytes {
-		return nil, errBodyTooLarge
+	decompressing <- struct{}{}
+	defer func() { <-decompressing }()
+	out, err := readBounded(r, len(raw), MaxBodyBytes)
+	if errors.Is(err, errBodyTooLarge) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, badCompression(enc, err)
 	}
-	return out.Bytes(), nil
+	return out, nil
+}
+
+// decompressing bounds how many compressed bodies inflate at once: each
+// holds up to MaxBodyBytes and its decoder's state while it does, so any
+// number of concurrent bombs costs at most this many of them.
+var decompressing = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+
+// readBounded reads r to its end, refusing it past limit bytes. Its buffer
+// starts from the compressed size and never grows past limit+1, so a body
+// refused at the limit has cost about limit bytes, not the doubling
+// buffer's twice that.
+func readBounded(r io.Reader, compressed, limit int) ([]byte, error) {
+	buf := make([]byte, 0, min(max(4*compressed, 4096), limit+1))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, errBodyTooLarge
+			}
+			grown := make([]byte, len(buf), min(2*cap(buf), limit+1))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 func badCompression(enc string, err error) error {

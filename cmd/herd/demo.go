@@ -104,6 +104,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return err
 	}
+	softMemoryLimit(1 << 30)
 	return serve(ctx, "demo", allRoles, args, stdout, stderr, serveHooks{flags: flags, prepare: prepare, ready: ready})
 }
 

@@ -20,7 +20,17 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	softMemoryLimit(1 << 30) // the publisher's day pass included
 	return serve(ctx, "serve", allRoles, args, stdout, stderr, serveHooks{})
+}
+
+// softMemoryLimit sets the Go runtime's soft memory limit of a role that
+// takes requests, unless GOMEMLIMIT says otherwise: past it the collector
+// works harder instead of letting garbage (of refused bombs, say) pile up.
+func softMemoryLimit(bytes int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(bytes)
+	}
 }
 
 // runIngest runs only the event API, for deployments that scale ingest out.
@@ -38,13 +48,12 @@ func tuneGCForIngest() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(300)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(160 << 20)
-	}
+	softMemoryLimit(160 << 20)
 }
 
 // runDashboard runs only the dashboard and the scheduled reports.
 func runDashboard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	softMemoryLimit(256 << 20)
 	return serve(ctx, "dashboard", roles{dashboard: true}, args, stdout, stderr, serveHooks{})
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,4 +130,42 @@ func TestKill9MidLoadLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests acknowledged before the kill, %d events in all; every one stored once", atKill, len(acked))
+}
+
+// The managed ClickHouse killed under load (the OOM killer, say): herd
+// stays up, keeps acknowledging into its spool while ClickHouse is away,
+// starts the server again on the same ports, and every acknowledged event
+// is stored once.
+func TestManagedClickHouseIsRestarted(t *testing.T) {
+	chtest.Servers(t)
+	dir := t.TempDir()
+	ingestAddr, dashAddr := freeAddr(t), freeAddr(t)
+	herd := startHerdProcess(t, "serve", "--data-dir", dir, "--ingest-addr", ingestAddr, "--dashboard-addr", dashAddr, "--log-level", "warn")
+	url := "http://" + ingestAddr
+	waitReady(t, url)
+	load := ingesttest.StartLoad(url, "R", "product_view")
+	load.WaitRequests(t, 20, 30*time.Second)
+	first := managedPID(t, dir)
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Back on its own, a new process on the same ports, while the load
+	// went on (the spool took what ClickHouse could not).
+	chtest.WaitFor(t, 60*time.Second, func() bool {
+		pid, err := os.ReadFile(filepath.Join(dir, "clickhouse", "server.pid")) // gone while it restarts
+		return processExited(first) && err == nil && !strings.HasSuffix(strings.TrimSpace(string(pid)), " "+strconv.Itoa(first))
+	})
+	chtest.WaitFor(t, 30*time.Second, func() bool { code, _, _ := timedGet(t, url+"/readyz"); return code == 200 })
+	load.WaitRequests(t, load.Requests()+20, 30*time.Second)
+	acked := load.Stop()
+	if herd.ProcessState != nil {
+		t.Fatalf("herd exited: %s", herd.Stdout)
+	}
+	chtest.WaitFor(t, 60*time.Second, func() bool {
+		return strings.TrimSpace(sqlOut(t, dir, "SELECT count() FROM herd_raw.events WHERE startsWith(product_id, 'R')")) == strconv.Itoa(len(acked))
+	})
+	if dup := strings.TrimSpace(sqlOut(t, dir, "SELECT count() FROM (SELECT product_id FROM herd_raw.events GROUP BY product_id HAVING count() > 1)")); dup != "0" {
+		t.Fatalf("%s events stored twice", dup)
+	}
+	t.Logf("%d events acknowledged across the kill and the restart, every one stored once", len(acked))
 }

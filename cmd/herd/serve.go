@@ -233,10 +233,6 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		}()
 	}
 
-	var exited <-chan struct{}
-	if st.local != nil {
-		exited = st.local.Exited()
-	}
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -245,8 +241,6 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		return fmt.Errorf("ingest server stopped: %w", err)
 	case err := <-dash.Done():
 		return fmt.Errorf("dashboard server stopped: %w", err)
-	case <-exited:
-		return errors.New("managed clickhouse exited; see " + st.local.Dir() + "/log")
 	case err := <-published:
 		return fmt.Errorf("publisher stopped: %w", err)
 	case err := <-hookDone:

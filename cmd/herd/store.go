@@ -41,7 +41,7 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 type store struct {
 	writer *clickhouse.Client
 	reader *clickhouse.Client // nil when the command needs none
-	local  *local.Server      // nil for an external or borrowed server
+	local  *local.Supervisor  // nil for an external or borrowed server
 	dbs    clickhouse.Databases
 	// ingest inserts raw events: the writer, or on a cluster one that waits
 	// for the insert quorum.
@@ -89,7 +89,9 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger, needReader bool
 		if err != nil {
 			return nil, err
 		}
-		s.local = l
+		// Supervised: if it dies, it is started again on the same ports
+		// while ingest keeps acknowledging into its spool.
+		s.local = local.Supervise(l, 30*time.Second)
 		writerCfg, readerCfg = l.Writer(), l.Reader()
 	}
 	if f.cluster != "" {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,6 +123,27 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 
 // App is the event API: the event endpoints, herd.js, health and metrics.
 func (e *Edge) App(ready *probe.Readiness) *fiber.App { return e.server.App(ready) }
+
+// Ready is what this ingest's readiness checks: store answers, and the
+// spool's inserts into it do not fail. On a cluster a node can answer while
+// every insert fails (a replica down breaks the quorum; ZooKeeper down
+// makes the tables read-only): the spool grows, and readiness says so.
+func (e *Edge) Ready(store probe.Pinger) probe.Pinger { return spoolReady{store, e.spool} }
+
+type spoolReady struct {
+	store probe.Pinger
+	spool *spool.Disk
+}
+
+func (r spoolReady) Ping(ctx context.Context) error {
+	if err := r.store.Ping(ctx); err != nil {
+		return err
+	}
+	if err := r.spool.InsertFailing(); err != nil {
+		return &probe.Unready{Reason: "spool inserts failing: " + cmp.Or(clickhouse.Cause(err), "see the log"), Err: err}
+	}
+	return nil
+}
 
 // Spool is the write-ahead log, for the retention job's pruning.
 func (e *Edge) Spool() *spool.Disk { return e.spool }

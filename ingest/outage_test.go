@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -96,4 +98,30 @@ func TestClickHouseOutageLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged events are missing", missing, want)
 	}
 	t.Logf("%d events acknowledged (%d requests, %d refused), all stored once", want, load.Requests(), load.Refused())
+}
+
+// A server that answers while every insert fails (on a cluster: a replica
+// down breaks the quorum, ZooKeeper down makes the tables read-only; here:
+// the raw table is missing): events are still acknowledged into the spool,
+// and readiness says the spool's inserts fail, and why, instead of
+// answering ready while the spool grows.
+func TestReadinessSaysSpoolInsertsFail(t *testing.T) {
+	db := chtest.Migrated(t)
+	e := startEdgeWith(t, db, ingesttest.Options{Table: db.Names.Raw + ".no_such_table", InsertInterval: 100 * time.Millisecond})
+	if r := e.post(t, "/api/events", "application/json", `[{"type":"pageview","url":"/"}]`); r.status != 202 {
+		t.Fatalf("got %+v", r)
+	}
+	var body []byte
+	chtest.WaitFor(t, 20*time.Second, func() bool {
+		resp, err := http.Get(e.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == 503
+	})
+	if !strings.Contains(string(body), "spool inserts failing: herd's tables are missing: run herd migrate") || strings.Contains(string(body), "127.0.0.1") {
+		t.Fatalf("readyz: %s", body)
+	}
 }

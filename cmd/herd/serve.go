@@ -205,7 +205,7 @@ func serve(ctx context.Context, name string, r roles, args []string, stdout, std
 		stops.add("scheduled reports", func(ctx context.Context) error { stopScheduler(); return waitFor(ctx, reportsDone) })
 	}
 	if r.ingest {
-		if ing, err = webserver.Start(edge.App(readiness(st.writer, log.With("server", "ingest"))), ef.addr); err != nil {
+		if ing, err = webserver.Start(edge.App(readiness(edge.Ready(st.writer), log.With("server", "ingest"))), ef.addr); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
 		stops.add("ingest server", ing.Shutdown)

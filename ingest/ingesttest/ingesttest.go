@@ -80,7 +80,7 @@ func Start(t testing.TB, db *chtest.DB, o Options) *Edge {
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- e.Run(context.Background()) }()
-	ws, err := webserver.Start(e.App(probe.NewReadiness(o.Ready)), "127.0.0.1:0")
+	ws, err := webserver.Start(e.App(probe.NewReadiness(e.Ready(o.Ready))), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
@@ -104,6 +105,19 @@ type Disk struct {
 	spare   *segment   // created ahead for the next Append
 	drainMu sync.Mutex // one Drain at a time
 	block   *rawBlock  // reused by Drain: its columns keep their memory
+
+	// failing is Run's last insert error while inserts fail, nil once one
+	// succeeds: what readiness reports (InsertFailing).
+	failing atomic.Pointer[error]
+}
+
+// InsertFailing is why the spool's inserts fail, while rows wait on disk
+// and its last insert failed; nil when it is empty or inserting.
+func (s *Disk) InsertFailing() error {
+	if p := s.failing.Load(); p != nil && s.Pending() {
+		return *p
+	}
+	return nil
 }
 
 type segment struct {
@@ -722,10 +736,12 @@ func (s *Disk) Run(ctx context.Context) {
 			continue
 		}
 		if err != nil {
-			s.log.Warn("spool: insert paused; rows stay on disk", "inserted", n, "err", err)
+			s.failing.Store(&err)
+			s.log.Warn("spool: insert paused; rows stay on disk", "inserted", n, "cause", clickhouse.Cause(err), "err", err)
 			wait = min(max(wait*2, time.Second), 10*time.Second)
 			continue
 		}
+		s.failing.Store(nil)
 		if wait > s.cfg.Interval {
 			s.log.Info("spool: inserting again", "rows", n)
 		}

@@ -34,7 +34,46 @@ const (
 	// max_replica_delay_for_distributed_queries, and the caller forbade
 	// reading a stale one.
 	CodeAllReplicasStale = 369
+	// CodeTableReadOnly: a Replicated table lost its ZooKeeper session and
+	// takes no writes until it has one again.
+	CodeTableReadOnly = 242
+	// CodeKeeper: ZooKeeper (or Keeper) refused or did not answer.
+	CodeKeeper = 999
+	// CodeNoReplicas: a Distributed query or a quorum insert found no
+	// replica to use.
+	CodeNoReplicas = 279
 )
+
+// Cause names what an error means for an operator, in a few words that
+// point at the part to look at ("ZooKeeper unavailable", "ClickHouse
+// unreachable"): for logs, readiness and the publisher's errors, in place
+// of a guess. "" when herd cannot tell.
+func Cause(err error) string {
+	var te *transportError
+	switch {
+	case err == nil:
+		return ""
+	case IsCode(err, CodeKeeper):
+		return "ZooKeeper unavailable"
+	case IsCode(err, CodeTableReadOnly):
+		return "replicated tables read-only: their ZooKeeper session is lost"
+	case IsCode(err, CodeQuorumBusy):
+		return "a replica of the shard is down or behind: the insert quorum is not reached"
+	case IsCode(err, CodeAllReplicasStale):
+		return "every replica of a shard is behind"
+	case IsCode(err, CodeNoReplicas):
+		return "no replica of a shard answers"
+	case IsCode(err, CodeUnknownTable, CodeUnknownDatabase):
+		return "herd's tables are missing: run herd migrate"
+	case IsCode(err, CodeAuthFailed, CodeUnknownUser, CodeAccessDenied):
+		return "ClickHouse refused herd's user"
+	case errors.As(err, &te):
+		return "ClickHouse unreachable"
+	case errors.Is(err, context.DeadlineExceeded) || IsCode(err, CodeTimeoutExceeded):
+		return "ClickHouse did not answer in time"
+	}
+	return ""
+}
 
 // Exception is an error the ClickHouse server reported. Match it with
 // errors.As, or test a code with IsCode.

@@ -50,3 +50,22 @@ func FuzzParseException(f *testing.F) {
 		}
 	})
 }
+
+// Cause names the part to look at, and says nothing it cannot tell.
+func TestCauseNamesThePart(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&Exception{Code: CodeKeeper, Message: "Cannot allocate block number in ZooKeeper: Coordination::Exception: Connection loss"}, "ZooKeeper unavailable"},
+		{fmt.Errorf("insert: %w", &Exception{Code: CodeTableReadOnly, Message: "Table is in readonly mode"}), "replicated tables read-only: their ZooKeeper session is lost"},
+		{&Exception{Code: CodeUnknownTable, Message: "Table herd.schema_migrations doesn't exist."}, "herd's tables are missing: run herd migrate"},
+		{&transportError{err: errors.New("dial tcp 127.0.0.1:8123: connect: connection refused")}, "ClickHouse unreachable"},
+		{&Exception{Code: CodeSyntaxError}, ""},
+		{nil, ""},
+	} {
+		if got := Cause(c.err); got != c.want {
+			t.Errorf("Cause(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}

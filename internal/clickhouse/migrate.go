@@ -183,7 +183,12 @@ func MigrateOnCluster(ctx context.Context, c *Client, dbs Databases, ms []Migrat
 func CheckMigrated(ctx context.Context, c *Client, dbs Databases, ms []Migration) error {
 	applied, err := appliedMigrations(ctx, c, dbs.Pub)
 	if err != nil {
-		return fmt.Errorf("schema: %w (run herd migrate first)", err)
+		// The hint names the real cause: a missing schema only when the
+		// server says the tables are missing, not when it cannot answer.
+		if cause := Cause(err); cause != "" {
+			return fmt.Errorf("schema: %s: %w", cause, err)
+		}
+		return fmt.Errorf("schema: %w", err)
 	}
 	for _, m := range ms {
 		switch sum, ok := applied[m.Version]; {

@@ -105,10 +105,24 @@ func Register(app *fiber.App, r *Readiness) {
 	})
 }
 
+// Unready is a readiness error whose Reason may be said in public: what is
+// wrong, without the address, query id or server text Err carries.
+type Unready struct {
+	Reason string
+	Err    error
+}
+
+func (u *Unready) Error() string { return u.Reason + ": " + u.Err.Error() }
+func (u *Unready) Unwrap() error { return u.Err }
+
 // Reason is what a public answer may say of a readiness error: that
 // ClickHouse does not answer in time, or is unavailable, without the
 // address, query id or server text the error carries (those go to the log).
 func Reason(err error) string {
+	var u *Unready
+	if errors.As(err, &u) {
+		return u.Reason
+	}
 	if strings.HasPrefix(err.Error(), "no answer within") || errors.Is(err, context.DeadlineExceeded) {
 		return "clickhouse: no answer within " + PingTimeout.String()
 	}

@@ -26,12 +26,37 @@ const (
 	freeAddressFailures = 20
 	maxLockout          = time.Minute
 	// Password checks (bcrypt, ~60 ms of a core each here) run one at a
-	// time and at most checksPerSecond on average (bursts of checkBurst): a
-	// login flood from many addresses gets 429s instead of taking the cores
-	// from the users who are logged in.
+	// time and at most checksPerSecond on average (bursts of checkBurst)
+	// for each account, and as much for all names that are no account
+	// together: a login flood from many addresses gets 429s instead of
+	// taking the cores from the users who are logged in, and a flood of
+	// made-up names does not take the checks of a user who logs in
+	// correctly. An account's own attempts wait up to checkWait for a
+	// check in turn rather than being refused at once.
 	checksPerSecond = 8
 	checkBurst      = 16
+	checkWait       = 3 * time.Second
 )
+
+// bucket is a token bucket of password checks.
+type bucket struct {
+	tokens float64   // checks allowed now
+	filled time.Time // when tokens was last topped up
+}
+
+// take takes a token at now, or says how long until one is there.
+func (b *bucket) take(now time.Time) time.Duration {
+	if b.filled.IsZero() {
+		b.tokens = checkBurst
+	}
+	b.tokens = min(checkBurst, b.tokens+now.Sub(b.filled).Seconds()*checksPerSecond)
+	b.filled = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / checksPerSecond * float64(time.Second))
+	}
+	b.tokens--
+	return 0
+}
 
 type session struct {
 	user    User
@@ -55,14 +80,13 @@ type auth struct {
 	sessions map[string]*session
 	fails    map[string]*failures // by name and address, and by address ("|" + address)
 	forms    map[string]time.Time // login form tokens this server handed out, until they expire
-	tokens   float64              // password checks the global bucket allows now
-	filled   time.Time            // when tokens was last topped up
+	buckets  map[string]*bucket   // password checks by account; "" for the names that are none
 	checking chan struct{}        // one password check at a time
 }
 
 func newAuth(users *Users, log *slog.Logger) *auth {
 	return &auth{users: users, log: log, now: time.Now, sessions: map[string]*session{}, fails: map[string]*failures{},
-		forms: map[string]time.Time{}, tokens: checkBurst, checking: make(chan struct{}, 1)}
+		forms: map[string]time.Time{}, buckets: map[string]*bucket{}, checking: make(chan struct{}, 1)}
 }
 
 // lockedOut reports how long key must still wait, locked.
@@ -91,16 +115,32 @@ func (a *auth) failLocked(key string, free int) int {
 	return f.n
 }
 
-// takeCheckLocked takes a token from the global bucket of password checks.
-func (a *auth) takeCheckLocked() bool {
-	now := a.now()
-	a.tokens = min(checkBurst, a.tokens+now.Sub(a.filled).Seconds()*checksPerSecond)
-	a.filled = now
-	if a.tokens < 1 {
-		return false
+// takeCheck takes a password check from name's bucket: an account's own,
+// or the one all names that are no account share. An account's attempt
+// waits its turn up to checkWait; the others are refused at once.
+func (a *auth) takeCheck(name string) bool {
+	key := ""
+	if a.users.Has(name) {
+		key = name
 	}
-	a.tokens--
-	return true
+	deadline := a.now().Add(checkWait)
+	for {
+		a.mu.Lock()
+		b := a.buckets[key]
+		if b == nil {
+			b = &bucket{}
+			a.buckets[key] = b
+		}
+		wait := b.take(a.now())
+		a.mu.Unlock()
+		if wait == 0 {
+			return true
+		}
+		if key == "" || a.now().Add(wait).After(deadline) {
+			return false
+		}
+		time.Sleep(wait)
+	}
 }
 
 // refusedLoginDelay holds every refused login's answer: a person retyping
@@ -259,11 +299,10 @@ func (a *auth) login(render func(c *fiber.Ctx, csrf, problem string) error) fibe
 			a.mu.Unlock()
 			return lockedOutLonger(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
 		}
-		if !a.takeCheckLocked() {
-			a.mu.Unlock()
+		a.mu.Unlock()
+		if !a.takeCheck(name) {
 			return lockedOutLonger(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
-		a.mu.Unlock()
 		select {
 		case a.checking <- struct{}{}:
 		case <-time.After(2 * time.Second):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -291,4 +292,47 @@ func TestHSTS(t *testing.T) {
 			t.Fatalf("HSTS %v: header %q", on, got)
 		}
 	}
+}
+
+// clientFrom is a cookie-keeping client whose connections come from the
+// loopback address ip (127.0.0.0/8 is all this machine's).
+func clientFrom(ip string) *http.Client {
+	c := client()
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	c.Transport = &http.Transport{DialContext: dialer.DialContext}
+	return c
+}
+
+// A flood of wrong passwords for made-up names from 50 addresses does not
+// lock out a user who logs in correctly from another address: the names
+// that are no account share their own checks, not the accounts'.
+func TestLoginFloodFromManyAddresses(t *testing.T) {
+	s := start(t)
+	var stop atomic.Bool
+	var attempts, refused atomic.Int64
+	var wg sync.WaitGroup
+	for a := range 50 {
+		wg.Go(func() {
+			c := clientFrom(fmt.Sprintf("127.0.0.%d", 10+a))
+			for n := 0; !stop.Load() && n < 40; n++ {
+				code := s.login(t, c, fmt.Sprintf("flood%d-%d", a, n), "wrong password!", true)
+				attempts.Add(1)
+				if code == http.StatusTooManyRequests {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	chtest.WaitFor(t, 30*time.Second, func() bool { return refused.Load() > 20 }) // the flood is throttled
+	for _, who := range []struct{ ip, name string }{{"127.0.0.200", "admin"}, {"127.0.0.201", "manager"}} {
+		start := time.Now()
+		code := s.login(t, clientFrom(who.ip), who.name, password, true)
+		t.Logf("%s from %s during the flood: %d in %v", who.name, who.ip, code, time.Since(start).Round(time.Millisecond))
+		if code != http.StatusSeeOther {
+			t.Errorf("%s, right password, new address, during the flood: %d, want 303", who.name, code)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d attempts, %d refused with 429", attempts.Load(), refused.Load())
 }

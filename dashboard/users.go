@@ -138,6 +138,17 @@ func (u *Users) Check(name, password string) (User, error) {
 	return x, nil
 }
 
+// Has reports whether name is an account (reloading the file if it changed).
+func (u *Users) Has(name string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.reloadLocked(); err != nil {
+		return false
+	}
+	_, ok := u.m[name]
+	return ok
+}
+
 // Len is the number of users.
 func (u *Users) Len() int {
 	u.mu.Lock()

@@ -169,3 +169,36 @@ func TestManagedClickHouseIsRestarted(t *testing.T) {
 	}
 	t.Logf("%d events acknowledged across the kill and the restart, every one stored once", len(acked))
 }
+
+// An upgrade loses nothing: segments that earlier releases' code wrote
+// (ingest/spool/testdata/releases) and left in the spool are inserted by
+// this release's herd when it starts, none quarantined.
+func TestUpgradeInsertsEarlierSpoolSegments(t *testing.T) {
+	chtest.Servers(t)
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i, commit := range []string{"999e62c", "d913bbd"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "ingest", "spool", "testdata", "releases", commit+".arrows"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(spoolDir, fmt.Sprintf("seg-%020d.arrows", i+1)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := "http://" + freeAddr(t)
+	startHerdProcess(t, "ingest", "--data-dir", dir, "--ingest-addr", strings.TrimPrefix(url, "http://"), "--log-level", "warn")
+	waitReady(t, url)
+	chtest.WaitFor(t, 60*time.Second, func() bool {
+		return strings.TrimSpace(sqlOut(t, dir, "SELECT count() FROM herd_raw.events WHERE startsWith(path, '/upgrade/')")) == "6"
+	})
+	if got := strings.TrimSpace(sqlOut(t, dir, "SELECT groupArray(product_id) FROM (SELECT product_id FROM herd_raw.events WHERE startsWith(path, '/upgrade/') ORDER BY product_id)")); got != "['999e62c-P0','999e62c-P1','999e62c-P2','d913bbd-P0','d913bbd-P1','d913bbd-P2']" {
+		t.Errorf("stored %s", got)
+	}
+	if q, _ := os.ReadDir(filepath.Join(spoolDir, "quarantine")); len(q) != 0 {
+		t.Errorf("%d segments quarantined on upgrade", len(q))
+	}
+}

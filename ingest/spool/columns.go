@@ -2,7 +2,9 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
@@ -168,13 +170,71 @@ type rawColumn struct {
 	native func() nativeColumn
 }
 
+// formatKey names the schema metadata that says which format of the spool
+// a segment holds. Segments without it are format 0: every release before
+// the formats were numbered, whose columns the reader matches by name.
+const formatKey = "herd.spool.format"
+
+// format is the spool format this release writes. A release that changes
+// a column adds to upgrade what turns the old one into the new, and
+// reads every format before it.
+const format = 1
+
 var spoolSchema = func() *arrow.Schema {
 	fields := make([]arrow.Field, len(rawColumns))
 	for i, c := range rawColumns {
 		fields[i] = arrow.Field{Name: c.name, Type: c.arrow}
 	}
-	return arrow.NewSchema(fields, nil)
+	md := arrow.NewMetadata([]string{formatKey}, []string{strconv.Itoa(format)})
+	return arrow.NewSchema(fields, &md)
 }()
+
+// segmentFormat is the spool format a segment's schema says it holds.
+func segmentFormat(s *arrow.Schema) (int, error) {
+	i := s.Metadata().FindKey(formatKey)
+	if i < 0 {
+		return 0, nil
+	}
+	f, err := strconv.Atoi(s.Metadata().Values()[i])
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("spool format %q", s.Metadata().Values()[i])
+	}
+	return f, nil
+}
+
+// upgrade returns rec, written in an earlier spool format (or an unnumbered
+// release's layout), in this release's: columns matched by name, a column
+// the segment lacks (added since) filled with its zero value, one herd no
+// longer stores (dropped since) left out. A column whose type changed would
+// need its conversion here; none has. The caller releases the result.
+func upgrade(rec arrow.Record) (arrow.Record, error) {
+	n := int(rec.NumRows())
+	cols := make([]arrow.Array, len(rawColumns))
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i, c := range rawColumns {
+		idx := rec.Schema().FieldIndices(c.name)
+		if len(idx) == 0 {
+			b := array.NewBuilder(recordAlloc, c.arrow)
+			b.AppendEmptyValues(n)
+			cols[i] = b.NewArray()
+			b.Release()
+			continue
+		}
+		old := rec.Column(idx[0])
+		if !arrow.TypeEqual(old.DataType(), c.arrow) {
+			return nil, fmt.Errorf("spool column %s: %s in the segment, %s now, and no conversion", c.name, old.DataType(), c.arrow)
+		}
+		old.Retain()
+		cols[i] = old
+	}
+	return array.NewRecord(spoolSchema, cols, int64(n)), nil
+}
 
 // recordBuilders are reused: a builder is 34 column builders, and a small
 // group commit would otherwise make them all anew for a few rows.

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 )
 
 // errCorrupt marks a segment whose bytes are not what the spool writes: not
@@ -26,13 +30,39 @@ const (
 // commit is at most a few tens of thousands of rows.
 const maxSegmentRows = 1 << 24
 
-// expected is the shape of what the spool writes, taken from the writer
-// itself: the exact bytes of the schema message, and how many field nodes
-// and buffers every record batch carries.
-var expected = sync.OnceValues(func() (schemaMeta []byte, shape [2]int) {
+// A layout is what one release's segments look like: the exact bytes of
+// their schema message, and how many field nodes and buffers each record
+// batch carries, taken from an Arrow writer of that schema itself.
+type layout struct {
+	schemaMeta []byte
+	shape      [2]int
+}
+
+// layouts are the segment layouts this release reads: its own first, then
+// every earlier release's (columns matched by name and upgraded on
+// insert). A release that changes a column adds the layout it replaces.
+var layouts = sync.OnceValue(func() []layout {
+	fields := spoolSchema.Fields()
+	// Format 0 (the releases before formats were numbered): today's
+	// columns, no format in the metadata.
+	unnumbered := arrow.NewSchema(fields, nil)
+	// Before the hashed account id was dropped: user_hash after session.
+	i := slices.IndexFunc(fields, func(f arrow.Field) bool { return f.Name == "session" }) + 1
+	withUserHash := arrow.NewSchema(slices.Insert(slices.Clone(fields), i, arrow.Field{Name: "user_hash", Type: arrow.PrimitiveTypes.Uint64}), nil)
+	var out []layout
+	for _, schema := range []*arrow.Schema{spoolSchema, unnumbered, withUserHash} {
+		out = append(out, layoutOf(schema))
+	}
+	return out
+})
+
+// layoutOf writes an empty segment of schema and reads its layout back.
+func layoutOf(schema *arrow.Schema) layout {
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(spoolSchema))
-	rec := rowsToRecord(nil)
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	rec := b.NewRecord()
 	defer rec.Release()
 	if err := w.Write(rec); err != nil {
 		panic("spool: reference segment: " + err.Error())
@@ -40,17 +70,16 @@ var expected = sync.OnceValues(func() (schemaMeta []byte, shape [2]int) {
 	if err := w.Close(); err != nil {
 		panic("spool: reference segment: " + err.Error())
 	}
-	b := buf.Bytes()
-	metaLen := int(binary.LittleEndian.Uint32(b[4:]))
-	schemaMeta = b[8 : 8+metaLen]
-	next := b[8+metaLen:]
+	data := buf.Bytes()
+	metaLen := int(binary.LittleEndian.Uint32(data[4:]))
+	next := data[8+metaLen:]
 	batchMeta := next[8 : 8+int(binary.LittleEndian.Uint32(next[4:]))]
 	msg, _ := fbRoot(batchMeta)
 	batch, _ := msg.table(2)
 	_, nodes, _ := batch.vector(1)
 	_, buffers, _ := batch.vector(2)
-	return schemaMeta, [2]int{nodes, buffers}
-})
+	return layout{schemaMeta: data[8 : 8+metaLen], shape: [2]int{nodes, buffers}}
+}
 
 // checkFraming walks a segment of size bytes before any Arrow reader sees
 // it, and returns how many leading bytes hold whole, well-formed messages.
@@ -62,7 +91,7 @@ var expected = sync.OnceValues(func() (schemaMeta []byte, shape [2]int) {
 // torn tail: the bytes before it are valid. Anything else is errCorrupt,
 // with the valid prefix still returned.
 func checkFraming(r io.ReaderAt, size int64) (valid int64, err error) {
-	schemaMeta, shape := expected()
+	var known *layout // the segment's, once its schema message is read
 	var head [8]byte
 	for off := int64(0); ; {
 		if size-off < 8 {
@@ -87,7 +116,19 @@ func checkFraming(r io.ReaderAt, size int64) (valid int64, err error) {
 		if _, err := r.ReadAt(meta, off+8); err != nil {
 			return off, fmt.Errorf("spool: read segment: %w", err)
 		}
-		bodyLen, err := checkMessage(meta, off == 0, schemaMeta, shape)
+		if off == 0 {
+			for i, l := range layouts() {
+				if bytes.Equal(meta, l.schemaMeta) {
+					known = &layouts()[i]
+				}
+			}
+			if known == nil {
+				return off, fmt.Errorf("%w: not a schema any herd release's spool writes", errCorrupt)
+			}
+			off += 8 + metaLen
+			continue
+		}
+		bodyLen, err := checkMessage(meta, known.shape)
 		if err != nil {
 			return off, fmt.Errorf("%w: message at byte %d: %v", errCorrupt, off, err)
 		}
@@ -98,14 +139,9 @@ func checkFraming(r io.ReaderAt, size int64) (valid int64, err error) {
 	}
 }
 
-// checkMessage checks one message's metadata and returns its body length.
-func checkMessage(meta []byte, first bool, schemaMeta []byte, shape [2]int) (int64, error) {
-	if first {
-		if !bytes.Equal(meta, schemaMeta) {
-			return 0, errors.New("not the spool's schema")
-		}
-		return 0, nil
-	}
+// checkMessage checks one record batch message's metadata against the
+// shape of its segment's layout and returns its body length.
+func checkMessage(meta []byte, shape [2]int) (int64, error) {
 	msg, ok := fbRoot(meta)
 	if !ok {
 		return 0, errors.New("unreadable metadata")

@@ -660,13 +660,39 @@ func readRecords(r io.ReaderAt, size int64, add func(arrow.Record) error) (torn 
 			err = fmt.Errorf("%w: %v", errCorrupt, r)
 		}
 	}()
-	rd, err := ipc.NewReader(io.NewSectionReader(r, 0, valid), ipc.WithSchema(spoolSchema), ipc.WithAllocator(memory.DefaultAllocator))
+	rd, err := ipc.NewReader(io.NewSectionReader(r, 0, valid), ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		return torn, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	defer rd.Release()
+	// A segment an earlier release wrote is read in its own layout and
+	// upgraded record by record; one a later release wrote waits (the
+	// quarantine keeps it) for a herd that knows its format.
+	current := rd.Schema().Equal(spoolSchema)
+	if !current {
+		f, err := segmentFormat(rd.Schema())
+		if err != nil {
+			return torn, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if f > format {
+			return torn, fmt.Errorf("%w: spool format %d, written by a newer herd (this one reads up to %d)", errCorrupt, f, format)
+		}
+	}
 	for rd.Next() {
-		if err := add(rd.Record()); err != nil {
+		rec := rd.Record()
+		if !current {
+			up, err := upgrade(rec)
+			if err != nil {
+				return torn, fmt.Errorf("%w: %v", errCorrupt, err)
+			}
+			err = add(up)
+			up.Release()
+			if err != nil {
+				return torn, err
+			}
+			continue
+		}
+		if err := add(rec); err != nil {
 			return torn, err
 		}
 	}

@@ -196,6 +196,12 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 	}
 	_ = procs[1].Wait()
 	load([]int{5})
+	// The node that took them says its inserts fail, and why, rather than
+	// ready while its spool grows.
+	chtest.WaitFor(t, 60*time.Second, func() bool {
+		code, body, _ := timedGet(t, urls[0]+"/readyz")
+		return code == 503 && strings.Contains(body, "spool inserts failing")
+	})
 	// While the replica is down, publication and the read-only user keep
 	// working on the other replica of its shard.
 	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(26 * time.Hour).Format(time.RFC3339)
@@ -214,10 +220,12 @@ func TestClusterTwoIngestNodesOnePublisher(t *testing.T) {
 		t.Fatalf("reader with a replica down: %q %v (rollup: %s)", runs.String(), err, out)
 	}
 	startHerdProcess(t, argv[1]...)
-	waitReady(t, urls[1])
+	// Up (its spool waits for the replica, so not ready yet).
+	chtest.WaitFor(t, 60*time.Second, func() bool { code, _, _ := timedGet(t, urls[1]+"/healthz"); return code == 200 })
 	if err := c.Restart(ctx, 1, 1); err != nil {
 		t.Fatal(err)
 	}
+	waitReady(t, urls[1])
 	load([]int{6, 7})
 
 	// Every acknowledged event is stored once, on both replicas of its shard.

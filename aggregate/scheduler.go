@@ -91,7 +91,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			log.Error("rollup tick", "err", err)
+			log.Error("rollup tick", "cause", clickhouse.Cause(err), "err", err)
 		case res.Skipped:
 			log.Debug("rollup tick skipped: another process is publishing")
 		default:

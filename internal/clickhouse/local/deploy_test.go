@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
@@ -108,17 +109,8 @@ func TestDeployConfigLoadsInARealServer(t *testing.T) {
 	if err := r.Exec(ctx, "SELECT count() FROM herd.kpis"); err != nil {
 		t.Fatalf("reader with the deploy password: %v", err)
 	}
-	// The reader's profile is the deploy file's (the managed server's own
-	// users.xml caps memory at 4 GiB, the deploy file at 4 GB).
-	var limit string
-	if err := r.Select(ctx, "SELECT value FROM system.settings WHERE name = 'max_memory_usage'", func(b *proto.Block) error {
-		if b.Rows() > 0 {
-			limit = clickhouse.Get[string](b, 0, 0)
-		}
-		return nil
-	}); err != nil || limit != "4000000000" {
-		t.Fatalf("reader's max_memory_usage %q (%v): users.d/herd.xml not in force", limit, err)
-	}
+	// The reader's profile is the deploy file's, limits and all.
+	readerLimits(t, r)
 	if err := r.Exec(ctx, "SELECT count() FROM herd_raw.events"); err == nil {
 		t.Fatal("the reader read herd_raw")
 	}
@@ -127,5 +119,34 @@ func TestDeployConfigLoadsInARealServer(t *testing.T) {
 	}
 	if err := r.Exec(ctx, "SELECT 1", clickhouse.WithSetting("readonly", "0")); err == nil {
 		t.Fatal("the reader lifted readonly")
+	}
+}
+
+// readerLimits checks that r, the dashboard's user, runs under the limits
+// of what the dashboard needs, and that a runaway query is cut off.
+func readerLimits(t *testing.T, r *clickhouse.Client) {
+	t.Helper()
+	ctx := context.Background()
+	got := map[string]string{}
+	if err := r.Select(ctx, "SELECT name, value FROM system.settings WHERE name IN ('readonly', 'max_memory_usage', 'max_execution_time', 'max_rows_to_read', 'max_result_rows', 'result_overflow_mode')",
+		func(b *proto.Block) error {
+			for i := 0; i < b.Rows(); i++ {
+				got[clickhouse.Get[string](b, 0, i)] = clickhouse.Get[string](b, 1, i)
+			}
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"readonly": "1", "max_memory_usage": "1000000000", "max_execution_time": "20", "max_rows_to_read": "50000000", "max_result_rows": "200000", "result_overflow_mode": "throw"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("reader's %s = %q, want %s", k, got[k], v)
+		}
+	}
+	// 60 million rows of system.numbers: stopped at the 50 million limit.
+	start := time.Now()
+	err := r.Exec(ctx, "SELECT count() FROM system.numbers WHERE number < 60000000")
+	if err == nil || !strings.Contains(err.Error(), "158") && !strings.Contains(strings.ToLower(err.Error()), "limit for rows") {
+		t.Errorf("a runaway query ran as the reader (%v after %v)", err, time.Since(start))
 	}
 }

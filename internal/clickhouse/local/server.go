@@ -554,8 +554,12 @@ var usersXML = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
             <load_balancing>random</load_balancing>
         </default>
         <herd_reader>
-            <max_memory_usage>{{.MaxMemory}}</max_memory_usage>
             <readonly>1</readonly>
+            <max_memory_usage>1000000000</max_memory_usage>
+            <max_execution_time>20</max_execution_time>
+            <max_rows_to_read>50000000</max_rows_to_read>
+            <max_result_rows>200000</max_result_rows>
+            <result_overflow_mode>throw</result_overflow_mode>
         </herd_reader>
     </profiles>
     <users>

@@ -205,3 +205,15 @@ func TestLocalMissingBinarySaysHowToInstall(t *testing.T) {
 		t.Fatalf("got %v, want ErrNoServerBinary", err)
 	}
 }
+
+// The managed server's reader runs under the dashboard's limits too.
+func TestLocalReaderLimits(t *testing.T) {
+	chtest.Servers(t)
+	l := startLocal(t, t.TempDir())
+	r, err := clickhouse.New(l.Reader(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	readerLimits(t, r)
+}

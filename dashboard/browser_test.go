@@ -153,6 +153,10 @@ func TestBrowser(t *testing.T) {
 	if err != nil || !strings.Contains(inv, "Fifth: anonymous aggregation") || !strings.Contains(inv, "{raw}.events") {
 		t.Errorf("privacy page without the purpose inventory: %v", err)
 	}
+	// It says what the unit means for a shopper who comes often.
+	if !strings.Contains(inv, "two devices on one day") || !strings.Contains(inv, "ε ≈ 120 for a visitor on all 30 days of a month's") {
+		t.Errorf("privacy page does not say what a visitor-day means for a frequent shopper")
+	}
 
 	// Downloads from the pages arrive and parse: every CSV link of the
 	// overview, and a report in each format.

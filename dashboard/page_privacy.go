@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,9 +34,10 @@ func (d *Dashboard) privacy(c *fiber.Ctx) error {
 	})
 	data := struct {
 		page
-		Statement any
-		Inventory *schemas.Inventory
-		Columns   []col
+		Statement               any
+		Inventory               *schemas.Inventory
+		Columns                 []col
+		TwoDevices, Week, Month string // a frequent shopper's guarantee, by group privacy
 	}{page: d.page(c, "Privacy", f, sites), Inventory: inv, Columns: cols}
 	if d.cfg.Statement != nil {
 		st, err := d.statementNow(c.UserContext())
@@ -43,6 +45,8 @@ func (d *Dashboard) privacy(c *fiber.Ctx) error {
 			return err
 		}
 		data.Statement = st
+		eps := func(days int) string { return "ε ≈ " + strconv.FormatFloat(float64(days)*st.Epsilon, 'f', -1, 64) }
+		data.TwoDevices, data.Week, data.Month = eps(2), eps(7), eps(30)
 	}
 	return render(c, "privacy", data)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,21 +99,64 @@ func (c *Conn) call(ctx context.Context, f func() error) error {
 	}
 }
 
-// ensure creates dir and its parents (readable by all: names only, never
-// secrets) unless they exist.
-func (c *Conn) ensure(ctx context.Context, dir string) error {
+// ensure creates dir and its parents unless they exist. With a secret,
+// every level is this secret's (digest: everything) and the world's to
+// read (names only, never secrets) and to create under, so a publisher
+// without the secret can still make its lock directory, but nobody
+// without it can delete or re-ACL what is there; leaf is dir's own ACL. A
+// level an earlier herd created open to the world is closed the same way.
+func (c *Conn) ensure(ctx context.Context, dir string, leaf []zk.ACL) error {
+	parent := zk.WorldACL(zk.PermAll)
+	if c.private != nil {
+		parent = append(slices.Clone(c.private), zk.WorldACL(zk.PermRead|zk.PermCreate)...)
+	}
+	parts := strings.Split(strings.TrimPrefix(dir, "/"), "/")
 	p := ""
-	for _, part := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
+	for i, part := range parts {
 		p += "/" + part
+		acl := parent
+		if i == len(parts)-1 {
+			acl = leaf
+		}
 		err := c.call(ctx, func() error {
-			_, err := c.zk.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+			_, err := c.zk.Create(p, nil, 0, acl)
 			return err
 		})
+		if errors.Is(err, zk.ErrNodeExists) && c.private != nil {
+			err = c.close(ctx, p, acl)
+		}
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("zookeeper: create %s: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// close sets p's ACL to acl if the world may still change it (an earlier
+// herd created it open); one already closed is left as it is.
+func (c *Conn) close(ctx context.Context, p string, acl []zk.ACL) error {
+	return c.call(ctx, func() error {
+		have, stat, err := c.zk.GetACL(p)
+		if err != nil {
+			return err
+		}
+		if worldPerms(have)&^worldPerms(acl)&(zk.PermDelete|zk.PermAdmin|zk.PermWrite) == 0 {
+			return nil
+		}
+		_, err = c.zk.SetACL(p, acl, stat.Aversion)
+		return err
+	})
+}
+
+// worldPerms is what an ACL lets anyone do.
+func worldPerms(acl []zk.ACL) int32 {
+	var p int32
+	for _, a := range acl {
+		if a.Scheme == "world" {
+			p |= a.Perms
+		}
+	}
+	return p
 }
 
 func (c *Conn) path(parts ...string) string { return path.Join(append([]string{c.root}, parts...)...) }

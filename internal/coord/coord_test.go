@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/herd-analytics/herd/ingest/keyring"
 	"github.com/herd-analytics/herd/internal/clickhouse/chtest"
 	"github.com/herd-analytics/herd/internal/clickhouse/local"
@@ -136,6 +137,26 @@ func TestDayKeysSharedAndDestroyed(t *testing.T) {
 	}
 	if _, err := auditor.DayKeys(nil); err == nil {
 		t.Error("day keys opened without a secret")
+	}
+	// Without the secret nobody can delete a day's key, nor the directory,
+	// nor open them up: every level is the secret's, the world's to read.
+	owner := dial(t, servers, secret)
+	for _, p := range []string{"/herd/day-keys/2026-11-25", "/herd/day-keys", "/herd"} {
+		if err := auditor.DeleteForTest(ctx, p); !errors.Is(err, zk.ErrNoAuth) && !errors.Is(err, zk.ErrNotEmpty) {
+			t.Errorf("delete %s without the secret: %v, want refused", p, err)
+		}
+		acl, err := owner.ACLForTest(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, open := false, false
+		for _, a := range acl {
+			digest = digest || a.Scheme == "digest"
+			open = open || a.Scheme == "world" && a.Perms&(zk.PermDelete|zk.PermWrite|zk.PermAdmin) != 0
+		}
+		if !digest || open {
+			t.Errorf("%s's ACL %+v: want the secret's digest, the world reading only", p, acl)
+		}
 	}
 
 	// 47 h after the day ended the key is still there; at 48 h it is gone

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -57,7 +58,9 @@ func (c *Conn) DayKeys(secret []byte) (*DayKeys, error) {
 // Claim offers key as day's key and returns the day's key: key itself if
 // none existed, else the one another node made first.
 func (d *DayKeys) Claim(ctx context.Context, day string, key [32]byte) ([32]byte, error) {
-	if err := d.c.ensure(ctx, d.dir); err != nil {
+	// The directory: this secret's, read by all (the audit lists days),
+	// created under and deleted from by nobody else.
+	if err := d.c.ensure(ctx, d.dir, append(slices.Clone(d.c.private), zk.WorldACL(zk.PermRead)...)); err != nil {
 		return [32]byte{}, err
 	}
 	nonce := make([]byte, d.aead.NonceSize(), d.aead.NonceSize()+len(key)+d.aead.Overhead())
@@ -73,6 +76,9 @@ func (d *DayKeys) Claim(ctx context.Context, day string, key [32]byte) ([32]byte
 	switch {
 	case err == nil:
 		return key, nil
+	case errors.Is(err, zk.ErrNoAuth):
+		// The directory is another secret's.
+		return [32]byte{}, fmt.Errorf("day key %s: %w", day, ErrWrongSecret)
 	case !errors.Is(err, zk.ErrNodeExists):
 		return [32]byte{}, fmt.Errorf("day key %s: %w", day, err)
 	}

@@ -29,7 +29,7 @@ type Lock struct {
 func (c *Conn) TryLock(ctx context.Context, name string) (*Lock, bool, error) {
 
 	dir := c.path("locks")
-	if err := c.ensure(ctx, dir); err != nil {
+	if err := c.ensure(ctx, dir, zk.WorldACL(zk.PermAll)); err != nil {
 		return nil, false, err
 	}
 	var b [16]byte

@@ -95,6 +95,7 @@ func (d *Dashboard) buildReport(ctx context.Context, site, kind, format string, 
 	if err != nil {
 		return nil, "", err
 	}
+	rep.Currency = d.cfg.Currency
 	var buf bytes.Buffer
 	if err := rep.Write(&buf, format); err != nil {
 		return nil, "", err

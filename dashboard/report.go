@@ -103,6 +103,17 @@ type Report struct {
 	// Published is how many of the period's days have published KPIs;
 	// fewer than Period.Days() makes the report partial, and says so.
 	Published int
+	// Currency is the shop's (ISO 4217): every amount's unit, in every
+	// format. Empty is EUR.
+	Currency string
+}
+
+// unit is what a row's unit column says: the currency for amounts.
+func (r *Report) unit(u Unit) string {
+	if u == Money {
+		return cmp.Or(r.Currency, "EUR")
+	}
+	return string(u)
 }
 
 // Partial says why the figures do not cover the whole period ("" when
@@ -321,7 +332,7 @@ func (r *Report) Title() string {
 
 var reportHeader = []string{"section", "item", "metric", "unit", "value", "previous_period", "change", "noise_95"}
 
-func (r ReportRow) record() []string {
+func (r ReportRow) record(unit string) []string {
 	prev, change, noise := "", "", ""
 	if r.HasPrevious {
 		prev = r.Unit.text(r.Previous)
@@ -332,7 +343,7 @@ func (r ReportRow) record() []string {
 	if r.Noise > 0 {
 		noise = r.Unit.text(r.Noise)
 	}
-	return []string{r.Section, r.Item, r.Metric, string(r.Unit), r.Unit.text(r.Value), prev, change, noise}
+	return []string{r.Section, r.Item, r.Metric, unit, r.Unit.text(r.Value), prev, change, noise}
 }
 
 // Write writes the report in format (csv, xlsx or parquet).
@@ -352,7 +363,7 @@ func (r *Report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write(reportHeader)
 	for _, row := range r.Rows {
-		rec := row.record()
+		rec := row.record(r.unit(row.Unit))
 		rec[1] = csvSafe(rec[1])
 		_ = cw.Write(rec)
 	}
@@ -381,8 +392,10 @@ func (r *Report) writeXLSX(w io.Writer) error {
 		return err
 	}
 	whole, _ := x.NewStyle(&excelize.Style{NumFmt: 3}) // #,##0
-	cents, _ := x.NewStyle(&excelize.Style{NumFmt: 4}) // #,##0.00
-	pct, _ := x.NewStyle(&excelize.Style{NumFmt: 10})  // 0.00%
+	currency := cmp.Or(r.Currency, "EUR")
+	amount := `#,##0.00 "` + currency + `"`
+	cents, _ := x.NewStyle(&excelize.Style{CustomNumFmt: &amount})
+	pct, _ := x.NewStyle(&excelize.Style{NumFmt: 10}) // 0.00%
 	styles := map[Unit]int{Count: whole, Money: cents, Rate: pct}
 	title, _ := x.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true, Size: 14}})
 	sections := []string{}
@@ -468,7 +481,7 @@ func (r *Report) writeParquet(w io.Writer) error {
 		b.Field(0).(*array.StringBuilder).Append(row.Section)
 		b.Field(1).(*array.StringBuilder).Append(row.Item)
 		b.Field(2).(*array.StringBuilder).Append(row.Metric)
-		b.Field(3).(*array.StringBuilder).Append(string(row.Unit))
+		b.Field(3).(*array.StringBuilder).Append(r.unit(row.Unit))
 		b.Field(4).(*array.Float64Builder).Append(row.Value)
 		if row.HasPrevious {
 			b.Field(5).(*array.Float64Builder).Append(row.Previous)

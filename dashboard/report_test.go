@@ -120,6 +120,9 @@ func TestReports(t *testing.T) {
 				if r[0] == "Top products" && r[2] == "views" {
 					productNoise, _ = strconv.ParseFloat(r[7], 64)
 				}
+				if (r[2] == "revenue" || r[2] == "average order value") && r[3] != "EUR" {
+					t.Errorf("CSV amount in %q, want EUR: %v", r[3], r)
+				}
 				// Rounded as their unit writes them: no float noise.
 				if len(r) > 4 && r[0] != "Privacy" && r[0] != "section" {
 					if v := r[4]; strings.Count(v, ".") > 1 || (strings.Contains(v, ".") && len(v)-strings.Index(v, ".") > 5) {
@@ -144,7 +147,11 @@ func TestReports(t *testing.T) {
 					visitors[format], _ = strconv.ParseFloat(strings.ReplaceAll(r[2], ",", ""), 64)
 				}
 				if len(r) > 5 && r[1] == "revenue" {
-					noise[format], _ = strconv.ParseFloat(strings.ReplaceAll(r[5], ",", ""), 64)
+					// Amounts show their currency.
+					if !strings.HasSuffix(r[2], " EUR") || !strings.HasSuffix(r[5], " EUR") {
+						t.Errorf("xlsx revenue without its currency: %q", r)
+					}
+					noise[format], _ = strconv.ParseFloat(strings.ReplaceAll(strings.TrimSuffix(r[5], " EUR"), ",", ""), 64)
 				}
 			}
 			sheets := x.GetSheetList()
@@ -176,6 +183,9 @@ func TestReports(t *testing.T) {
 					}
 					if sec.Value(i) == "KPIs" && met.Value(i) == "revenue" && ns.IsValid(i) {
 						noise[format] = ns.Value(i)
+						if u := rec.Column(3).(*array.String).Value(i); u != "EUR" {
+							t.Errorf("parquet revenue in %q, want EUR", u)
+						}
 					}
 					if sec.Value(i) != "KPIs" && sec.Value(i) != "Top products" && ns.IsValid(i) {
 						t.Errorf("parquet: %s %s with a noise", sec.Value(i), met.Value(i))

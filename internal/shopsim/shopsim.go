@@ -83,7 +83,7 @@ func New(cfg Config) *Shop {
 		price := math.Round(base*math.Exp(r.NormFloat64()*0.5)*100) / 100
 		p := Product{
 			ID:       fmt.Sprintf("P%05d", i+1),
-			Name:     adjectives[r.IntN(len(adjectives))] + " " + colours[r.IntN(len(colours))] + " " + strings.TrimSuffix(cat, "s"),
+			Name:     adjectives[r.IntN(len(adjectives))] + " " + colours[r.IntN(len(colours))] + " " + singular(cat),
 			Category: cat,
 			Price:    price,
 		}
@@ -490,4 +490,18 @@ func (s *Shop) WriteCatalog(w io.Writer) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// singular names one item of a category: "dresses" → "dress", "scarves"
+// → "scarf"; names that are no plural of one ("knitwear") stay.
+func singular(cat string) string {
+	switch {
+	case strings.HasSuffix(cat, "glasses"), strings.HasSuffix(cat, "wear"), strings.HasSuffix(cat, "trousers"):
+		return cat
+	case strings.HasSuffix(cat, "ves"):
+		return strings.TrimSuffix(cat, "ves") + "f"
+	case strings.HasSuffix(cat, "sses"), strings.HasSuffix(cat, "ches"), strings.HasSuffix(cat, "shes"):
+		return strings.TrimSuffix(cat, "es")
+	}
+	return strings.TrimSuffix(cat, "s")
 }

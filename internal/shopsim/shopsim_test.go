@@ -119,3 +119,13 @@ func TestTrafficHasStructure(t *testing.T) {
 		t.Errorf("sessions at 20h: %d, at 4h: %d: evenings should be busier", hours[20], hours[4])
 	}
 }
+
+// Catalog names are spelt right: one dress, one scarf, a pair of trousers.
+func TestCatalogNamesSingular(t *testing.T) {
+	for cat, want := range map[string]string{"dresses": "dress", "scarves": "scarf", "watches": "watch", "shoes": "shoe", "bags": "bag",
+		"sunglasses": "sunglasses", "trousers": "trousers", "knitwear": "knitwear", "swimwear": "swimwear", "belts": "belt"} {
+		if got := singular(cat); got != want {
+			t.Errorf("singular(%q) = %q, want %q", cat, got, want)
+		}
+	}
+}

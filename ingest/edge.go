@@ -43,6 +43,10 @@ type Config struct {
 	SpoolMaxBytes int64
 	// RawRetention: spooled rows older than this are deleted unreplayed; default 48 h.
 	RawRetention time.Duration
+	// Imports says which history imports (herd gen --import, events with
+	// their own past times) are taken; the zero value takes none from
+	// anyone without a sites file, and none older than ImportWindow.
+	Imports ImportPolicy
 	// InsertInterval is how often the spool inserts into ClickHouse; default 1 s.
 	InsertInterval time.Duration
 	// Now is the key ring's clock; nil is time.Now.
@@ -82,6 +86,12 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 	if cfg.Sites == nil {
 		cfg.Sites = DefaultSites()
 	}
+	if cfg.Imports.Window == 0 {
+		// The raw retention plus the publication grace (aggregate's 5 min
+		// default): a day older than that is published and its raw rows
+		// on their way out.
+		cfg.Imports.Window = cmp.Or(cfg.RawRetention, 48*time.Hour) + 5*time.Minute
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -115,7 +125,7 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 	writer := NewWriter(WriterConfig{}, sp, metrics, log)
 	return &Edge{
 		cfg: cfg, log: log, keys: keys, spool: sp, writer: writer, metrics: metrics,
-		server:  newServer(serverConfig{RequestTimeout: cfg.RequestTimeout, TrustedProxies: cfg.TrustedProxies}, cfg.Sites, pipeline, writer, metrics, log),
+		server:  newServer(serverConfig{RequestTimeout: cfg.RequestTimeout, TrustedProxies: cfg.TrustedProxies, Imports: cfg.Imports}, cfg.Sites, pipeline, writer, metrics, log),
 		closing: make(chan struct{}),
 		runDone: make(chan struct{}),
 	}, nil

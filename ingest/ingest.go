@@ -41,6 +41,27 @@ type serverConfig struct {
 	// TrustedProxies may set X-Forwarded-For; empty means the peer address is
 	// the client's.
 	TrustedProxies []string
+	Imports        ImportPolicy
+}
+
+// ImportPolicy is the operator's word on history imports. With a sites
+// file a site takes imports when it says allow_import (and the request
+// carries its write key); without one, the demo site takes them only when
+// Open. Either way, an event dated further back than Window is refused
+// unless Backfill: its day's raw rows would be past their retention, and
+// the publisher would publish a day it closed long ago.
+type ImportPolicy struct {
+	Open     bool
+	Window   time.Duration // set by New: the raw retention plus the publication grace
+	Backfill bool
+}
+
+// window is how far back an import may reach, 0 for any day.
+func (p ImportPolicy) window() time.Duration {
+	if p.Backfill {
+		return 0
+	}
+	return p.Window
 }
 
 // server is the ingest API.
@@ -349,8 +370,12 @@ func (s *server) accept(c *fiber.Ctx, events []Event, problems []Problem, droppe
 		}
 		r := req
 		if importMode {
-			if !s.sites.ImportAllowed(evSite, importKey) || ev.TS.IsZero() {
-				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "imports need a site with allow_import, its write key, and a ts on every event"})
+			if !s.sites.ImportAllowed(evSite, importKey, s.cfg.Imports.Open) || ev.TS.IsZero() {
+				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "imports need a site with allow_import (or, without a sites file, herd started with --allow-imports), its write key, and a ts on every event"})
+				continue
+			}
+			if w := s.cfg.Imports.window(); w > 0 && ev.TS.Before(req.Received.Add(-w)) {
+				problems = append(problems, Problem{Index: ev.Index, Field: "ts", Reason: "older than the raw retention plus the publication grace (" + w.String() + "): a back-fill needs --import-backfill"})
 				continue
 			}
 			if ev.TS.After(req.Received.Add(keyring.MaxSkew)) {

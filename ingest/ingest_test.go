@@ -600,3 +600,28 @@ func TestImportsNeedTheSiteWriteKey(t *testing.T) {
 		t.Fatalf("import with the site's key: %+v", r)
 	}
 }
+
+// Imports are the operator's to allow: without a sites file and without
+// --allow-imports nobody imports; allowed, an import reaches back the raw
+// retention plus the publication grace (a day of 1999 is no import), unless
+// the operator says it is a back-fill.
+func TestImportsAreTheOperatorsToAllow(t *testing.T) {
+	recent := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
+	old := strconv.FormatInt(time.Date(1999, 6, 1, 12, 0, 0, 0, time.UTC).UnixMilli(), 10)
+	body := `[{"type":"pageview","url":"/recent","ts":` + recent + `},{"type":"pageview","url":"/1999","ts":` + old + `}]`
+	for _, c := range []struct {
+		policy   ingest.ImportPolicy
+		accepted int
+		reason   string
+	}{
+		{ingest.ImportPolicy{}, 0, "allow-imports"},
+		{ingest.ImportPolicy{Open: true}, 1, "a back-fill needs --import-backfill"},
+		{ingest.ImportPolicy{Open: true, Backfill: true}, 2, ""},
+	} {
+		e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Imports: &c.policy})
+		r := e.post(t, "/api/events", "application/json", body, "X-Herd-Import", "1")
+		if r.body.Accepted != c.accepted || (c.reason != "" && (len(r.body.Problems) == 0 || !strings.Contains(r.body.Problems[len(r.body.Problems)-1].Reason, c.reason))) {
+			t.Errorf("%+v: %+v", c.policy, r)
+		}
+	}
+}

@@ -49,12 +49,16 @@ var identifierFields = []string{"product_id", "category", "list", "variant"}
 // ImportAllowed reports whether a request may import history for site:
 // the site allows imports and, once sites are configured, the request
 // carries one of its write keys. The configuration-free demo site takes
-// imports from anyone (it exists for make demo and the tests).
-func (s *Sites) ImportAllowed(site *Site, key string) bool {
+// imports only when the operator opened it to them (open: herd demo, the
+// tests, --allow-imports), and then from anyone.
+func (s *Sites) ImportAllowed(site *Site, key string, open bool) bool {
 	if !site.AllowImport {
 		return false
 	}
-	return s.open || (key != "" && slices.Contains(site.WriteKeys, key))
+	if s.open {
+		return open
+	}
+	return key != "" && slices.Contains(site.WriteKeys, key)
 }
 
 // Unlisted replaces an identifier that is not the shop's.

@@ -59,7 +59,7 @@ func benchCluster(ctx context.Context, single *clickhouse.Client, dir string, ev
 	for i := range 2 {
 		n, err := startChild(ctx, "ingest", bin, []string{"ingest", "--clickhouse", cl.Nodes[i][0].Writer().URL(), "--cluster", cl.Name,
 			"--zookeeper", zk, "--key-secret-file", secret, "--data-dir", filepath.Join(dir, "cluster-ingest"+strconv.Itoa(i)),
-			"--ingest-addr", "127.0.0.1:0", "--log-level", "warn"})
+			"--ingest-addr", "127.0.0.1:0", "--log-level", "warn", "--allow-imports", "--import-backfill"})
 		if err != nil {
 			return "", err
 		}

@@ -49,7 +49,7 @@ func benchIngest(ctx context.Context, c *clickhouse.Client, srv *local.Server, d
 	if err != nil {
 		return "", err
 	}
-	herd, err := startChild(ctx, "ingest", bin, []string{"ingest", "--data-dir", filepath.Join(dir, "ingest"), "--ingest-addr", "127.0.0.1:0", "--log-level", "warn"},
+	herd, err := startChild(ctx, "ingest", bin, []string{"ingest", "--data-dir", filepath.Join(dir, "ingest"), "--ingest-addr", "127.0.0.1:0", "--log-level", "warn", "--allow-imports"},
 		"HERD_CLICKHOUSE="+srv.Writer().URL())
 	if err != nil {
 		return "", err

@@ -253,7 +253,8 @@ func importShop(ctx context.Context, c *clickhouse.Client, ms []clickhouse.Migra
 		return err
 	}
 	// herd gen says who the shopper is in X-Forwarded-For.
-	e, err := ingest.New(ingest.Config{DataDir: dataDir, Table: raw + ".events", TrustedProxies: []string{"127.0.0.1"}}, c, nil)
+	e, err := ingest.New(ingest.Config{DataDir: dataDir, Table: raw + ".events", TrustedProxies: []string{"127.0.0.1"},
+		Imports: ingest.ImportPolicy{Open: true, Backfill: true}}, c, nil)
 	if err != nil {
 		return err
 	}

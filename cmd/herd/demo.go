@@ -44,6 +44,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.BoolVar(&cluster, "local-cluster", false, "run on a local cluster under --data-dir: ZooKeeper, 2 shards × 2 replicas of ClickHouse, a second ingest node (make demo-cluster)")
 	}
 	prepare := func(ctx context.Context, base *baseFlags, ef *edgeFlags, log *slog.Logger) (func(), error) {
+		// The demo fills its shop with weeks of history: imports of any
+		// day, on this node and on the cluster's second.
+		ef.allowImports, ef.importBackfill = true, true
 		if !cluster {
 			return func() {}, nil
 		}

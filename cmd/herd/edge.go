@@ -22,6 +22,8 @@ type edgeFlags struct {
 	trustedProxies string
 	spoolMaxBytes  int64
 	keySecretFile  string
+	allowImports   bool
+	importBackfill bool
 }
 
 func (f *edgeFlags) register(fs *flag.FlagSet) {
@@ -31,6 +33,8 @@ func (f *edgeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.honorDNT, "honor-dnt", true, "drop events from browsers sending DNT: 1 (Sec-GPC: 1 is always honoured)")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "127.0.0.1,::1", "comma-separated proxy addresses whose X-Forwarded-For is believed (a reverse proxy on this host; herd gen sends its shoppers' addresses this way)")
 	fs.Int64Var(&f.spoolMaxBytes, "spool-max-bytes", 1<<30, "disk spool bound while ClickHouse is away; beyond it ingest answers 429")
+	fs.BoolVar(&f.allowImports, "allow-imports", false, "without --sites: the demo site takes history imports (herd gen --import) from anyone; with --sites, allow_import in the file decides")
+	fs.BoolVar(&f.importBackfill, "import-backfill", false, "take imported events of any past day: a back-fill (by default an import reaches back the raw retention plus the publication grace)")
 	fs.StringVar(&f.keySecretFile, "key-secret-file", "", "with --zookeeper: the secret every ingest node shares (64 hex digits, mode 0600; openssl rand -hex 32) that wraps the day keys they share through ZooKeeper")
 }
 
@@ -40,6 +44,7 @@ func (f *edgeFlags) open(ctx context.Context, dataDir string, rawRetention time.
 	cfg := ingest.Config{
 		DataDir: dataDir, Table: st.dbs.Raw + ".events", IgnoreDNT: !f.honorDNT, TrustedProxies: splitList(f.trustedProxies),
 		SpoolMaxBytes: f.spoolMaxBytes, RawRetention: rawRetention,
+		Imports: ingest.ImportPolicy{Open: f.allowImports, Backfill: f.importBackfill},
 	}
 	if f.sitesFile != "" {
 		sites, err := ingest.LoadSites(f.sitesFile)

@@ -96,7 +96,7 @@ func startLocalCluster(ctx context.Context, base *baseFlags, ef *edgeFlags, log 
 	// The writer's URL holds its password: in the child's environment,
 	// which only its user can read, never on its command line (ps).
 	lc.ingest = exec.Command(exe, "ingest", "--cluster", c.Name, "--zookeeper", zk,
-		"--key-secret-file", secret, "--data-dir", filepath.Join(dir, "ingest2"), "--ingest-addr", addr, "--log-level", "warn")
+		"--key-secret-file", secret, "--data-dir", filepath.Join(dir, "ingest2"), "--ingest-addr", addr, "--log-level", "warn", "--allow-imports", "--import-backfill")
 	lc.ingest.Env = append(os.Environ(), envName("clickhouse")+"="+c.Nodes[1][0].Writer().URL())
 	lc.ingest.Stdout, lc.ingest.Stderr = out, out
 	if err := lc.ingest.Start(); err != nil {

@@ -26,20 +26,21 @@ import (
 
 // startServe runs `herd serve` in the background on free ports and returns
 // the two base URLs once it has printed them.
-func startServe(t *testing.T, dataDir string) (ingestURL, dashURL string, stop func() error) {
+func startServe(t *testing.T, dataDir string, flags ...string) (ingestURL, dashURL string, stop func() error) {
 	t.Helper()
-	urls, stop := startRole(t, "serve", dataDir, "ingest", "dashboard")
+	urls, stop := startRole(t, append([]string{"serve"}, flags...), dataDir, "ingest", "dashboard")
 	return urls["ingest"], urls["dashboard"], stop
 }
 
 // startRole runs a serving command (serve, ingest, dashboard) in the
 // background on free ports and returns the URLs it printed, by name.
-func startRole(t *testing.T, command, dataDir string, names ...string) (map[string]string, func() error) {
+// command is the subcommand and its own flags.
+func startRole(t *testing.T, command []string, dataDir string, names ...string) (map[string]string, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
-	args := []string{command, "--data-dir", dataDir, "--log-level", "warn"}
+	args := append(slices.Clone(command), "--data-dir", dataDir, "--log-level", "warn")
 	for _, n := range names {
 		args = append(args, "--"+n+"-addr", "127.0.0.1:0")
 	}
@@ -72,7 +73,7 @@ func startRole(t *testing.T, command, dataDir string, names ...string) (map[stri
 		case err := <-done:
 			return err
 		case <-time.After(60 * time.Second):
-			return errors.New(command + " did not stop within 60 s")
+			return errors.New(command[0] + " did not stop within 60 s")
 		}
 	}
 	t.Cleanup(func() { _ = stop() })
@@ -115,7 +116,7 @@ func TestRolesRunApart(t *testing.T) {
 	if err := run(context.Background(), []string{"ingest", "--dashboard-addr", "127.0.0.1:0"}, &out, &errOut); !errors.Is(err, errUsage) {
 		t.Fatalf("herd ingest took --dashboard-addr: %v", err)
 	}
-	ing, _ := startRole(t, "ingest", dir, "ingest")
+	ing, _ := startRole(t, []string{"ingest"}, dir, "ingest")
 	req, _ := http.NewRequest(http.MethodPost, ing["ingest"]+"/api/event", strings.NewReader(`{"type":"pageview","url":"https://shop.example/"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
@@ -128,7 +129,7 @@ func TestRolesRunApart(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"accepted":1`) {
 		t.Fatalf("herd ingest answered %d %s", resp.StatusCode, body)
 	}
-	dash, _ := startRole(t, "dashboard", dir, "dashboard")
+	dash, _ := startRole(t, []string{"dashboard"}, dir, "dashboard")
 	for _, c := range []struct{ url, path string }{{dash["dashboard"], "/login"}, {ing["ingest"], "/herd.js"}} {
 		resp, err := http.Get(c.url + c.path)
 		if err != nil {
@@ -250,8 +251,18 @@ func TestUsageErrors(t *testing.T) {
 func TestGenImportsHistoryThroughIngest(t *testing.T) {
 	chtest.Servers(t)
 	dir := t.TempDir()
-	ingestURL, _, _ := startServe(t, dir)
+	// Without the operator's word, nobody imports history: the events
+	// are refused, not stored under the days they claim.
+	closed, _, stopClosed := startServe(t, t.TempDir())
 	var out, errOut bytes.Buffer
+	_ = run(context.Background(), []string{"gen", "--target", closed, "--visitors", "20", "--days", "1", "--import", "--seed", "5", "--log-level", "warn"}, &out, &errOut)
+	if !strings.Contains(out.String(), " 0 accepted") {
+		t.Errorf("an import into a herd that takes none: %s %s", out.String(), errOut.String())
+	}
+	_ = stopClosed()
+	out.Reset()
+	errOut.Reset()
+	ingestURL, _, _ := startServe(t, dir, "--allow-imports", "--import-backfill")
 	if err := run(context.Background(), []string{"gen", "--target", ingestURL, "--visitors", "300", "--days", "3", "--import", "--seed", "5", "--log-level", "warn"}, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}

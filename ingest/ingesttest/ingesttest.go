@@ -7,6 +7,7 @@ package ingesttest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -40,6 +41,9 @@ type Options struct {
 	Ready probe.Pinger
 	// SpoolMaxBytes bounds the spool; zero is the default (1 GiB).
 	SpoolMaxBytes int64
+	// Imports is the import policy; nil takes imports of any day (tests
+	// build their history that way).
+	Imports *ingest.ImportPolicy
 }
 
 // Edge is a running test ingest.
@@ -74,6 +78,7 @@ func Start(t testing.TB, db *chtest.DB, o Options) *Edge {
 	e, err := ingest.New(ingest.Config{
 		DataDir: dir, Table: o.Table, Sites: o.Sites, Country: o.Country,
 		TrustedProxies: []string{"127.0.0.1"}, InsertInterval: o.InsertInterval, SpoolMaxBytes: o.SpoolMaxBytes,
+		Imports: *cmp.Or(o.Imports, &ingest.ImportPolicy{Open: true, Backfill: true}),
 	}, o.Store, log)
 	if err != nil {
 		t.Fatal(err)

@@ -119,6 +119,7 @@ func New(cfg Config, store spool.Inserter, log *slog.Logger) (*Edge, error) {
 	}
 	metrics.SpoolBytes = sp.Bytes
 	pipeline := NewPipeline(keys)
+	metrics.Unlisted = pipeline.Unlisted
 	pipeline.HonorDNT = !cfg.IgnoreDNT
 	pipeline.Country = cfg.Country
 	pipeline.Slots = slots

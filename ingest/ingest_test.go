@@ -625,3 +625,34 @@ func TestImportsAreTheOperatorsToAllow(t *testing.T) {
 		}
 	}
 }
+
+// Free text sent where identifiers go — a name in a product id, an address
+// in a list, personal words in a campaign — is stored as "unlisted" even
+// on a site that declared no pattern for those fields (product ids, lists
+// and variants are one token), and on one that declared UTM patterns;
+// every replacement is counted in /metrics by field.
+func TestFreeTextInIdentifierFieldsIsUnlisted(t *testing.T) {
+	sites := configuredSites(t, "sites:\n  - name: shop\n    origins: ['*']\n    identifiers: {utm_campaign: '[a-z0-9_-]+', utm_source: '[a-z0-9.]+'}\n")
+	e := startEdgeWith(t, chtest.Migrated(t), ingesttest.Options{Sites: sites})
+	body := `[{"site":"shop","type":"product_view","url":"/p?utm_source=newsletter&utm_campaign=winter_sale","product":{"id":"SKU-1","list":"search"},"variant":"B"},
+	 {"site":"shop","type":"product_view","url":"/p?utm_source=Jane+Doe&utm_campaign=Jane+Doe+12+High+Street","product":{"id":"Jane Doe","list":"12 High Street, Leeds"},"variant":"Jane Doe"}]`
+	if r := e.post(t, "/api/events", "application/json", body); r.status != 202 || r.body.Accepted != 2 {
+		t.Fatalf("got %+v", r)
+	}
+	got := e.query(t, "SELECT product_id, list, variant, utm_source, utm_campaign FROM "+e.db.Names.Raw+".events ORDER BY product_id")
+	want := "SKU-1\tsearch\tB\tnewsletter\twinter_sale\nunlisted\tunlisted\tunlisted\tunlisted\tunlisted\n"
+	if got != want {
+		t.Fatalf("stored:\n%s\nwant:\n%s", got, want)
+	}
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, f := range []string{"product_id", "list", "variant", "utm_source", "utm_campaign"} {
+		if !strings.Contains(string(m), `herd_ingest_identifiers_unlisted_total{field="`+f+`"} 1`) {
+			t.Errorf("/metrics does not count the unlisted %s:\n%s", f, m)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package ingest
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,9 @@ type Metrics struct {
 
 	// SpoolBytes reports the spool's size on disk; nil when there is no spool.
 	SpoolBytes func() int64
+	// Unlisted reports the identifiers stored as "unlisted", by field; nil
+	// when there is no pipeline.
+	Unlisted func() map[string]int64
 }
 
 // NewMetrics makes an empty set.
@@ -114,6 +119,13 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("# HELP herd_ingest_events_inserted_total Spooled events inserted into ClickHouse.\n# TYPE herd_ingest_events_inserted_total counter\nherd_ingest_events_inserted_total %d\n", m.inserted.Load())
 	p("# HELP herd_ingest_spool_quarantined_total Damaged spool segments moved to spool/quarantine (their rows are not inserted).\n# TYPE herd_ingest_spool_quarantined_total counter\nherd_ingest_spool_quarantined_total %d\n", m.quarantined.Load())
 	p("# HELP herd_ingest_insert_errors_total Failed batch inserts.\n# TYPE herd_ingest_insert_errors_total counter\nherd_ingest_insert_errors_total %d\n", m.insertErrors.Load())
+	if m.Unlisted != nil {
+		p("# HELP herd_ingest_identifiers_unlisted_total Identifiers that did not fit their field (free text where a SKU, list, variant or UTM value goes), stored as \"unlisted\", by field.\n# TYPE herd_ingest_identifiers_unlisted_total counter\n")
+		counts := m.Unlisted()
+		for _, f := range slices.Sorted(maps.Keys(counts)) {
+			p("herd_ingest_identifiers_unlisted_total{field=%q} %d\n", f, counts[f])
+		}
+	}
 	if m.SpoolBytes != nil {
 		p("# HELP herd_ingest_spool_bytes Bytes in the disk spool.\n# TYPE herd_ingest_spool_bytes gauge\nherd_ingest_spool_bytes %d\n", m.SpoolBytes())
 	}

@@ -74,7 +74,13 @@ type Pipeline struct {
 
 	ua      *useragent.Parser
 	uaCache uaCache
+	// unlisted counts the identifiers stored as "unlisted" by field: free
+	// text sent where the site's identifiers go (/metrics).
+	unlisted fieldCounts
 }
+
+// Unlisted is how many identifiers were stored as "unlisted", by field.
+func (p *Pipeline) Unlisted() map[string]int64 { return p.unlisted.snapshot() }
 
 // uaCache remembers what user agents were reduced to, across requests: a
 // shop's traffic comes from a few thousand distinct browsers, and parsing
@@ -171,21 +177,24 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (spool.
 		row.Country = p.Country(ip)
 	}
 	u := req.memo.sanitizeURL(ev.URL)
-	row.Path, row.UTMSource, row.UTMMedium, row.UTMCampaign = u.Path, u.UTMSource, u.UTMMedium, u.UTMCampaign
+	row.Path = u.Path
+	row.UTMSource = site.identifier("utm_source", u.UTMSource, &p.unlisted)
+	row.UTMMedium = site.identifier("utm_medium", u.UTMMedium, &p.unlisted)
+	row.UTMCampaign = site.identifier("utm_campaign", u.UTMCampaign, &p.unlisted)
 	row.PageType = pageType(row.Path)
 	row.ReferrerHost = req.memo.referrerHost(ev.Referrer, site)
 	if ev.Product != nil {
-		row.ProductID = site.identifier("product_id", scrub.Field(ev.Product.ID, scrub.MaxField))
-		row.ProductCategory = site.identifier("category", scrub.Field(ev.Product.Category, scrub.MaxField))
+		row.ProductID = site.identifier("product_id", scrub.Field(ev.Product.ID, scrub.MaxField), &p.unlisted)
+		row.ProductCategory = site.identifier("category", scrub.Field(ev.Product.Category, scrub.MaxField), &p.unlisted)
 		row.ProductPrice = cents(ev.Product.Price)
 		row.Position = uint16(ev.Product.Position)
-		row.List = site.identifier("list", scrub.Field(ev.Product.List, scrub.MaxField))
+		row.List = site.identifier("list", scrub.Field(ev.Product.List, scrub.MaxField), &p.unlisted)
 	}
 	for _, pr := range ev.Products {
 		if len(row.Products) == 200 {
 			break
 		}
-		if id := site.identifier("product_id", scrub.Field(pr.ID, scrub.MaxField)); id != "" {
+		if id := site.identifier("product_id", scrub.Field(pr.ID, scrub.MaxField), &p.unlisted); id != "" {
 			row.Products = append(row.Products, id)
 		}
 	}
@@ -193,7 +202,7 @@ func (p *Pipeline) Process(site *Site, req *Request, ev *Event, seq int) (spool.
 	if row.Slot != "" && p.Slots != nil && !p.Slots[row.Slot] {
 		row.Slot = Unlisted // only the declared slots (schemas/layout.yaml) are the shop's
 	}
-	row.Variant = site.identifier("variant", scrub.Field(ev.Variant, scrub.MaxField))
+	row.Variant = site.identifier("variant", scrub.Field(ev.Variant, scrub.MaxField), &p.unlisted)
 	row.Step = uint8(ev.Step)
 	if ev.Order != nil {
 		row.OrderValue = cents(ev.Order.Value)

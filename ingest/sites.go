@@ -3,11 +3,13 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -44,7 +46,16 @@ type Site struct {
 }
 
 // identifierFields are the fields Identifiers may constrain.
-var identifierFields = []string{"product_id", "category", "list", "variant"}
+var identifierFields = []string{"product_id", "category", "list", "variant", "utm_source", "utm_medium", "utm_campaign"}
+
+// oneToken is what product_id, list and variant hold when the site
+// declares no pattern: an identifier is one token (a SKU, a list's name, a
+// variant's), so a value with spaces or commas ("Jane Doe", "12 High
+// Street, Leeds") is free text that was sent to the wrong field.
+var oneToken = regexp.MustCompile(`^[^\s,;]{1,128}$`)
+
+// tokenFields are the fields held to oneToken without a declared pattern.
+var tokenFields = []string{"product_id", "list", "variant"}
 
 // ImportAllowed reports whether a request may import history for site:
 // the site allows imports and, once sites are configured, the request
@@ -65,13 +76,43 @@ func (s *Sites) ImportAllowed(site *Site, key string, open bool) bool {
 const Unlisted = "unlisted"
 
 // identifier returns v if it is empty or fits the site's pattern for
-// field, else Unlisted.
-func (site *Site) identifier(field, v string) string {
+// field (or, without one, is one token where the field holds tokens), else
+// Unlisted, counted in unlisted.
+func (site *Site) identifier(field, v string, unlisted *fieldCounts) string {
 	re := site.patterns[field]
+	if re == nil && slices.Contains(tokenFields, field) {
+		re = oneToken
+	}
 	if v == "" || re == nil || re.MatchString(v) {
 		return v
 	}
+	unlisted.add(field)
 	return Unlisted
+}
+
+// fieldCounts counts by field name; the zero value is ready.
+type fieldCounts struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (c *fieldCounts) add(field string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int64{}
+	}
+	c.n[field]++
+	c.mu.Unlock()
+}
+
+// snapshot is a copy of the counts.
+func (c *fieldCounts) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }
 
 func (site *Site) compile() error {

@@ -81,16 +81,11 @@ func (s *store) products(ctx context.Context, site string, r Range, metric, cate
 	// Each product's noise: how many of its cells fall in each class of
 	// buckets whose releases recorded the same σ (one class unless the
 	// budget changed inside the period).
-	noise, err := s.releaseSigmas(ctx, "products", site, grain, r, false)
+	classes, counts, err := s.productNoiseClasses(ctx, site, grain, r)
 	if err != nil {
 		return nil, err
 	}
-	classes := noiseClasses(noise)
-	var counts strings.Builder
-	for _, c := range classes {
-		counts.WriteString(", countIf(bucket IN (" + strings.Join(c.buckets, ", ") + "))")
-	}
-	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue), any(list_price)" + counts.String() + " FROM " + s.db +
+	q := "SELECT any(product_id), any(category), sum(visitors), sum(views), sum(adds), sum(purchases), sum(revenue), any(list_price)" + counts + " FROM " + s.db +
 		".products" + s.withListPrice(site) + " WHERE " + cellsOf(site, r, grain) + filter + " GROUP BY cityHash64(product_id) ORDER BY sum(" + col + ") DESC LIMIT " + clickhouse.QuoteInt(limit)
 	var out []ProductRow
 	err = s.q.Select(ctx, q, func(b *proto.Block) error {
@@ -241,20 +236,14 @@ func (s *store) product(ctx context.Context, f filters, id string) (ProductDetai
 		}
 		weeks, months []ProductPoint
 	)
-	// The product's noise: its cells per class of buckets whose releases
-	// recorded the same σ, as for the ranking.
-	noise, err := s.releaseSigmas(ctx, "products", f.site, grain, f.r, false)
+	// The product's noise, as for the ranking.
+	classes, counts, err := s.productNoiseClasses(ctx, f.site, grain, f.r)
 	if err != nil {
 		return pd, err
 	}
-	classes := noiseClasses(noise)
-	var counts strings.Builder
-	for _, c := range classes {
-		counts.WriteString(", countIf(bucket IN (" + strings.Join(c.buckets, ", ") + "))")
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		err := s.q.Select(gctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue)"+counts.String()+" FROM "+s.db+
+		err := s.q.Select(gctx, "SELECT count(), any(category), sum(visitors), sum(views), sum(clicks), sum(adds), sum(purchases), sum(revenue)"+counts+" FROM "+s.db+
 			".products WHERE "+cellsOf(f.site, f.r, grain)+" AND product_id = "+q, func(b *proto.Block) error {
 			if b.Rows() == 0 || clickhouse.Get[uint64](b, 0, 0) == 0 {
 				return nil
@@ -498,4 +487,20 @@ const productRevenue = "if(list_price > 0, purchases * list_price, revenue)"
 func (s *store) withListPrice(site string) string {
 	return " ANY LEFT JOIN (SELECT product_id, argMax(price, loaded) AS list_price FROM " + s.db + ".catalog WHERE site = " + clickhouse.Quote(site) +
 		" GROUP BY product_id) USING product_id"
+}
+
+// productNoiseClasses are the classes of r's product buckets at grain that
+// share a recorded σ, and the SELECT columns (", countIf(…)" each) that
+// count a product's cells in each.
+func (s *store) productNoiseClasses(ctx context.Context, site, grain string, r Range) ([]noiseClass, string, error) {
+	noise, err := s.releaseSigmas(ctx, "products", site, grain, r, false)
+	if err != nil {
+		return nil, "", err
+	}
+	classes := noiseClasses(noise)
+	var counts strings.Builder
+	for _, c := range classes {
+		counts.WriteString(", countIf(bucket IN (" + strings.Join(c.buckets, ", ") + "))")
+	}
+	return classes, counts.String(), nil
 }

@@ -81,12 +81,16 @@ type auth struct {
 	fails    map[string]*failures // by name and address, and by address ("|" + address)
 	forms    map[string]time.Time // login form tokens this server handed out, until they expire
 	buckets  map[string]*bucket   // password checks by account; "" for the names that are none
-	checking chan struct{}        // one password check at a time
+	// checking lets one password check run at a time for accounts, and
+	// one for the names that are none: a flood of made-up names never
+	// makes an account's check wait behind it.
+	checking, checkingUnknown chan struct{}
 }
 
 func newAuth(users *Users, log *slog.Logger) *auth {
 	return &auth{users: users, log: log, now: time.Now, sessions: map[string]*session{}, fails: map[string]*failures{},
-		forms: map[string]time.Time{}, buckets: map[string]*bucket{}, checking: make(chan struct{}, 1)}
+		forms: map[string]time.Time{}, buckets: map[string]*bucket{},
+		checking: make(chan struct{}, 1), checkingUnknown: make(chan struct{}, 1)}
 }
 
 // lockedOut reports how long key must still wait, locked.
@@ -115,12 +119,12 @@ func (a *auth) failLocked(key string, free int) int {
 	return f.n
 }
 
-// takeCheck takes a password check from name's bucket: an account's own,
-// or the one all names that are no account share. An account's attempt
+// takeCheck takes a password check from name's bucket: an account's own
+// (account: name is one), or the one all names that are no account share. An account's attempt
 // waits its turn up to checkWait; the others are refused at once.
-func (a *auth) takeCheck(name string) bool {
+func (a *auth) takeCheck(name string, account bool) bool {
 	key := ""
-	if a.users.Has(name) {
+	if account {
 		key = name
 	}
 	deadline := a.now().Add(checkWait)
@@ -300,12 +304,17 @@ func (a *auth) login(render func(c *fiber.Ctx, csrf, problem string) error) fibe
 			return lockedOutLonger(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
 		}
 		a.mu.Unlock()
-		if !a.takeCheck(name) {
+		account := a.users.Has(name)
+		if !a.takeCheck(name, account) {
 			return lockedOutLonger(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
+		slot := a.checkingUnknown
+		if account {
+			slot = a.checking
+		}
 		select {
-		case a.checking <- struct{}{}:
-		case <-time.After(2 * time.Second):
+		case slot <- struct{}{}:
+		case <-time.After(checkWait):
 			return lockedOutLonger(tooMany(c, time.Second, "too many logins at once: try again in a second"))
 		}
 		// Checks run one at a time: looked at again now, the lockout counts
@@ -314,11 +323,11 @@ func (a *auth) login(render func(c *fiber.Ctx, csrf, problem string) error) fibe
 		wait := max(a.lockedOutLocked(key), a.lockedOutLocked(addrKey))
 		a.mu.Unlock()
 		if wait > 0 {
-			<-a.checking
+			<-slot
 			return lockedOutLonger(tooMany(c, wait, "too many wrong passwords: wait "+wait.Round(time.Second).String()))
 		}
 		u, err := a.users.Check(name, c.FormValue("password"))
-		<-a.checking
+		<-slot
 		if err != nil && !errors.Is(err, ErrBadLogin) {
 			return err // the account file could not be read: herd's fault
 		}

@@ -174,11 +174,7 @@ type DueBucket struct {
 // raw events exist; a week or month when its days' partial sums exist and
 // none of its days is still due for the table.
 func (p *Publisher) Due(ctx context.Context, now time.Time) ([]DueBucket, error) {
-	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
-	if err != nil {
-		return nil, err
-	}
-	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	hours, done, err := p.hoursAndPublished(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +245,16 @@ type partialDay struct {
 }
 
 // partialDays lists the (site, table, day) with partial sums.
+// hoursAndPublished are the raw hours of every site, and what is published.
+func (p *Publisher) hoursAndPublished(ctx context.Context) ([]siteHour, map[runKey]bool, error) {
+	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	return hours, done, err
+}
+
 func partialDays(ctx context.Context, c *clickhouse.Client, rawDB string) ([]partialDay, error) {
 	var out []partialDay
 	err := c.Select(ctx, "SELECT site, table_name, day FROM "+rawDB+".cell_partials GROUP BY site, table_name, day ORDER BY day, site, table_name",

@@ -172,11 +172,7 @@ func (p *Publisher) RawHours(ctx context.Context, now time.Time) ([]RawHour, err
 	if err != nil {
 		return nil, err
 	}
-	hours, err := rawHours(ctx, p.c, p.dbs.Raw)
-	if err != nil {
-		return nil, err
-	}
-	done, err := publishedSet(ctx, p.c, p.dbs.Pub)
+	hours, done, err := p.hoursAndPublished(ctx)
 	if err != nil {
 		return nil, err
 	}

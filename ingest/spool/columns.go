@@ -58,24 +58,12 @@ var rawColumns = []rawColumn{
 			return func(i int) chproto.DateTime { return chproto.DateTime(uint32(ia.Value(i))) }
 		})},
 	numberColumn("seq", "UInt16", arrow.PrimitiveTypes.Uint16, func(r *Row) *uint16 { return &r.Seq }, func() chproto.ColumnOf[uint16] { return new(chproto.ColUInt16) }),
-	{name: "type", ch: "Enum8('pageview' = 1, 'product_list_view' = 2, 'product_view' = 3, 'product_click' = 4, 'add_to_cart' = 5, 'remove_from_cart' = 6, 'checkout_step' = 7, 'purchase' = 8, 'search' = 9, 'slot_impression' = 10)",
-		arrow: arrow.PrimitiveTypes.Uint8,
-		put: func(b array.Builder, rows []Row) {
-			ub := b.(*array.Uint8Builder)
-			for i := range rows {
-				ub.Append(rows[i].Type)
-			}
-		},
-		get: func(a arrow.Array, rows []Row) {
-			ua := a.(*array.Uint8)
-			for i := range rows {
-				rows[i].Type = ua.Value(i)
-			}
-		},
-		native: nativeOf(func() chproto.ColumnOf[chproto.Enum8] { return new(chproto.ColEnum8) }, func(a arrow.Array) func(int) chproto.Enum8 {
+	withNative(numberColumn("type", "UInt8", arrow.PrimitiveTypes.Uint8, func(r *Row) *uint8 { return &r.Type }, func() chproto.ColumnOf[uint8] { return new(chproto.ColUInt8) }),
+		"Enum8('pageview' = 1, 'product_list_view' = 2, 'product_view' = 3, 'product_click' = 4, 'add_to_cart' = 5, 'remove_from_cart' = 6, 'checkout_step' = 7, 'purchase' = 8, 'search' = 9, 'slot_impression' = 10)",
+		nativeOf(func() chproto.ColumnOf[chproto.Enum8] { return new(chproto.ColEnum8) }, func(a arrow.Array) func(int) chproto.Enum8 {
 			ua := a.(*array.Uint8)
 			return func(i int) chproto.Enum8 { return chproto.Enum8(ua.Value(i)) }
-		})},
+		})),
 	numberColumn("visitor", "UInt64", arrow.PrimitiveTypes.Uint64, func(r *Row) *uint64 { return &r.Visitor }, func() chproto.ColumnOf[uint64] { return new(chproto.ColUInt64) }),
 	numberColumn("session", "UInt64", arrow.PrimitiveTypes.Uint64, func(r *Row) *uint64 { return &r.Session }, func() chproto.ColumnOf[uint64] { return new(chproto.ColUInt64) }),
 	stringColumn("path", func(r *Row) *string { return &r.Path }),
@@ -133,20 +121,8 @@ var rawColumns = []rawColumn{
 		}},
 	stringColumn("search_term", func(r *Row) *string { return &r.SearchTerm }),
 	numberColumn("search_results", "Int32", arrow.PrimitiveTypes.Int32, func(r *Row) *int32 { return &r.SearchResults }, func() chproto.ColumnOf[int32] { return new(chproto.ColInt32) }),
-	{name: "imported", ch: "UInt8", arrow: arrow.FixedWidthTypes.Boolean,
-		put: func(b array.Builder, rows []Row) {
-			bb := b.(*array.BooleanBuilder)
-			for i := range rows {
-				bb.Append(rows[i].Imported)
-			}
-		},
-		get: func(a arrow.Array, rows []Row) {
-			ba := a.(*array.Boolean)
-			for i := range rows {
-				rows[i].Imported = ba.Value(i)
-			}
-		},
-		native: nativeOf(func() chproto.ColumnOf[uint8] { return new(chproto.ColUInt8) }, func(a arrow.Array) func(int) uint8 {
+	withNative(numberColumn("imported", "UInt8", arrow.FixedWidthTypes.Boolean, func(r *Row) *bool { return &r.Imported }, nil),
+		"UInt8", nativeOf(func() chproto.ColumnOf[uint8] { return new(chproto.ColUInt8) }, func(a arrow.Array) func(int) uint8 {
 			ba := a.(*array.Boolean)
 			return func(i int) uint8 {
 				if ba.Value(i) {
@@ -154,7 +130,7 @@ var rawColumns = []rawColumn{
 				}
 				return 0
 			}
-		})},
+		})),
 }
 
 // rawColumn is one column of herd_raw.events in both of its formats.
@@ -440,8 +416,15 @@ type (
 	arrowValues[T any]  interface{ Value(int) T }
 )
 
-func numberColumn[T uint8 | uint16 | uint64 | int32](name string, ch column.Type, dt arrow.DataType, f func(*Row) *T, newCol func() chproto.ColumnOf[T]) rawColumn {
-	return rawColumn{name: name, ch: ch, arrow: dt,
+// numberColumn is a field stored as it is in an Arrow primitive column
+// (and in the ClickHouse column newCol makes; nil: withNative gives
+// another).
+func numberColumn[T uint8 | uint16 | uint64 | int32 | int64 | bool](name string, ch column.Type, dt arrow.DataType, f func(*Row) *T, newCol func() chproto.ColumnOf[T]) rawColumn {
+	var native func() nativeColumn
+	if newCol != nil {
+		native = nativeOf(newCol, func(a arrow.Array) func(int) T { return a.(arrowValues[T]).Value })
+	}
+	return rawColumn{name: name, ch: ch, arrow: dt, native: native,
 		put: func(b array.Builder, rows []Row) {
 			tb := b.(arrowBuilder[T])
 			for i := range rows {
@@ -454,31 +437,17 @@ func numberColumn[T uint8 | uint16 | uint64 | int32](name string, ch column.Type
 				*f(&rows[i]) = ta.Value(i)
 			}
 		},
-		native: nativeOf(newCol, func(a arrow.Array) func(int) T { return a.(arrowValues[T]).Value }),
 	}
 }
 
 // centsColumn is a money amount: int64 cents in the spool, Decimal(18, 2)
 // in ClickHouse (whose Decimal64 is the same integer of cents).
 func centsColumn(name string, f func(*Row) *int64) rawColumn {
-	return rawColumn{name: name, ch: "Decimal(18, 2)", arrow: arrow.PrimitiveTypes.Int64,
-		put: func(b array.Builder, rows []Row) {
-			ib := b.(*array.Int64Builder)
-			for i := range rows {
-				ib.Append(*f(&rows[i]))
-			}
-		},
-		get: func(a arrow.Array, rows []Row) {
-			ia := a.(*array.Int64)
-			for i := range rows {
-				*f(&rows[i]) = ia.Value(i)
-			}
-		},
-		native: nativeOf(func() chproto.ColumnOf[chproto.Decimal64] { return new(chproto.ColDecimal64) }, func(a arrow.Array) func(int) chproto.Decimal64 {
+	return withNative(numberColumn(name, "Int64", arrow.PrimitiveTypes.Int64, f, nil),
+		"Decimal(18, 2)", nativeOf(func() chproto.ColumnOf[chproto.Decimal64] { return new(chproto.ColDecimal64) }, func(a arrow.Array) func(int) chproto.Decimal64 {
 			ia := a.(*array.Int64)
 			return func(i int) chproto.Decimal64 { return chproto.Decimal64(ia.Value(i)) }
-		}),
-	}
+		}))
 }
 
 func withNative(c rawColumn, ch column.Type, native func() nativeColumn) rawColumn {

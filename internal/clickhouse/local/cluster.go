@@ -182,11 +182,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			c.Stop(context.Background())
 		}
 	}()
-	writerPW, err := secretFile(filepath.Join(dir, "writer.password"))
-	if err != nil {
-		return nil, err
-	}
-	readerPW, err := secretFile(filepath.Join(dir, "reader.password"))
+	writerPW, readerPW, err := passwords(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -133,11 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := stopOrphan(cfg.Dir, cfg.Log); err != nil {
 		return nil, err
 	}
-	writerPW, err := secretFile(filepath.Join(dir, "writer.password"))
-	if err != nil {
-		return nil, err
-	}
-	readerPW, err := secretFile(filepath.Join(dir, "reader.password"))
+	writerPW, readerPW, err := passwords(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -438,6 +434,16 @@ func cmdline(pid int) string {
 
 // secretFile returns the password stored in path, creating a random one
 // (readable by the owner only) the first time.
+// passwords are the writer's and the reader's, kept under dir (made the
+// first time).
+func passwords(dir string) (writer, reader string, err error) {
+	if writer, err = secretFile(filepath.Join(dir, "writer.password")); err != nil {
+		return "", "", err
+	}
+	reader, err = secretFile(filepath.Join(dir, "reader.password"))
+	return writer, reader, err
+}
+
 func secretFile(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err == nil && len(bytes.TrimSpace(data)) >= 16 {

@@ -79,7 +79,7 @@ func (a *Auditor) Audit(ctx context.Context) (*Report, error) {
 	if a.SharedKeys != nil {
 		checks = append(checks, a.checkSharedKeys)
 	}
-	checks = append(checks, a.checkStrings, a.checkReader,
+	checks = append(checks, a.checkStrings, a.checkRawCopies, a.checkReader,
 		func(ctx context.Context, _ time.Time) Check { return a.checkExact(ctx, inv) },
 		func(ctx context.Context, _ time.Time) Check { return a.checkInventory(ctx, inv) },
 	)
@@ -404,6 +404,45 @@ func (a *Auditor) herdTables() string {
 		return "1"
 	}
 	return "NOT endsWith(table, " + clickhouse.Quote(clickhouse.LocalSuffix) + ") AND table NOT IN ('cluster_parts', 'replica_parts')"
+}
+
+// rawColumns are columns only raw events have: a table elsewhere with two
+// of them is a copy of raw events, out of retention's reach.
+var rawColumns = []string{"event_id", "visitor", "session"}
+
+// checkRawCopies looks in every database of the server but herd's raw one
+// (and ClickHouse's own) for tables holding raw events' pseudonym columns:
+// an operator's copy ("SELECT * INTO backup…") keeps pseudonymous rows past
+// the 48 h retention the audit proves for the raw database.
+func (a *Auditor) checkRawCopies(ctx context.Context, _ time.Time) Check {
+	const name = "raw events outside the raw database"
+	raw := a.Publisher.Databases().Raw
+	quoted := make([]string, len(rawColumns))
+	for i, c := range rawColumns {
+		quoted[i] = clickhouse.Quote(c)
+	}
+	c := Check{Name: name, OK: true}
+	var dbs uint64
+	err := a.Publisher.Client().Select(ctx, "SELECT database, table, arrayStringConcat(groupArray(name), ', ') FROM system.columns WHERE database NOT IN ('system', "+clickhouse.Quote(raw)+
+		") AND name IN ("+strings.Join(quoted, ", ")+") GROUP BY database, table HAVING count() >= 2 ORDER BY database, table", func(b *proto.Block) error {
+		for i := 0; i < b.Rows(); i++ {
+			c.OK = false
+			c.Findings = append(c.Findings, fmt.Sprintf("%s.%s holds raw events' columns (%s): a copy outside %s escapes its retention",
+				clickhouse.Get[string](b, 0, i), clickhouse.Get[string](b, 1, i), clickhouse.Get[string](b, 2, i), raw))
+		}
+		return nil
+	})
+	if err == nil {
+		err = a.Publisher.Client().Select(ctx, "SELECT count() FROM system.databases WHERE name NOT IN ('system', "+clickhouse.Quote(raw)+")", func(b *proto.Block) error {
+			dbs = clickhouse.Get[uint64](b, 0, 0)
+			return nil
+		})
+	}
+	if err != nil {
+		return failed(name, err)
+	}
+	c.Detail = fmt.Sprintf("%d other databases looked through for tables with two of %s", dbs, strings.Join(rawColumns, ", "))
+	return c
 }
 
 // checkStrings scans every string column of both databases.

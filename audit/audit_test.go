@@ -177,6 +177,19 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	expect("lowercased JWT in a published term", "k floor", "personal data scan")
 	db.DeleteWhere(t, db.Names.Pub+".searches", "term LIKE 'reset%'")
 
+	// A copy of the raw events in another database, out of retention's
+	// reach.
+	copyDB := db.Names.Raw + "_copy"
+	for _, q := range []string{"CREATE DATABASE " + copyDB, "CREATE TABLE " + copyDB + ".events_backup ENGINE = Memory AS SELECT * FROM " + db.Names.Raw + ".events"} {
+		if err := db.Writer.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("a copy of raw events in another database", "raw events outside the raw database")
+	if err := db.Writer.Exec(ctx, "DROP DATABASE "+copyDB); err != nil {
+		t.Fatal(err)
+	}
+
 	// A column nobody declared a purpose for.
 	if err := db.Writer.Exec(ctx, "ALTER TABLE "+db.Names.Raw+".events ADD COLUMN ip_address String"); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -21,7 +20,6 @@ type Supervisor struct {
 	mu       sync.Mutex
 	srv      *Server
 	restarts int
-	down     error // why the server is down; nil while it runs
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -46,14 +44,10 @@ func (s *Supervisor) run() {
 			return
 		case <-srv.Exited():
 		}
-		why := fmt.Errorf("managed clickhouse exited (%v); see %s/log", srv.exitErr, s.cfg.Dir)
 		s.cfg.Log.Error("managed clickhouse exited; restarting it", "dir", s.cfg.Dir, "err", srv.exitErr)
 		_ = srv.Stop(context.Background()) // releases the directory
 		backoff := time.Second
 		for {
-			s.mu.Lock()
-			s.down = why
-			s.mu.Unlock()
 			select {
 			case <-s.stop:
 				return
@@ -71,13 +65,12 @@ func (s *Supervisor) run() {
 			cancel()
 			if err == nil {
 				s.mu.Lock()
-				s.srv, s.down = next, nil
+				s.srv = next
 				s.restarts++
 				s.mu.Unlock()
 				s.cfg.Log.Info("managed clickhouse restarted", "dir", s.cfg.Dir, "restarts", s.restarts)
 				break
 			}
-			why = fmt.Errorf("managed clickhouse down, restart failed: %w", err)
 			s.cfg.Log.Error("managed clickhouse restart failed", "dir", s.cfg.Dir, "err", err, "next_try", 2*backoff)
 			backoff = min(2*backoff, s.maxBackoff)
 		}
@@ -89,20 +82,6 @@ func (s *Supervisor) Server() *Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.srv
-}
-
-// Down says why the server is not running, nil while it does.
-func (s *Supervisor) Down() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.down
-}
-
-// Restarts is how many times the server was started again.
-func (s *Supervisor) Restarts() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.restarts
 }
 
 // Stop ends the supervision and stops the server.
